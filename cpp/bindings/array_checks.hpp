@@ -1,0 +1,69 @@
+// Checks every array once at the boundary, before any kernel runs. An in-place update must
+// never land in a converted temporary, so nothing here converts: wrong dtype, layout or
+// flags is an error that names the argument.
+#pragma once
+#include <pybind11/numpy.h>
+#include <pybind11/pybind11.h>
+
+#include <cstddef>
+#include <string>
+
+#include "fusedopt/segments.hpp"
+
+namespace fusedopt::bind {
+
+namespace py = pybind11;
+
+struct CheckedArray {
+    void* data = nullptr;
+    std::size_t size = 0;
+    DType dtype = DType::f32;
+    int ndim = 0;
+    const Py_ssize_t* shape = nullptr;
+};
+
+std::string shape_string(int ndim, const Py_ssize_t* shape);
+std::string dtype_name(DType t);
+
+// `describe()` names the array for messages, e.g. "grads for parameter 'W1'"; it is called
+// only when a check fails.
+template <class Describe>
+CheckedArray check_array(py::handle h, bool written, Describe&& describe) {
+    auto& api = py::detail::npy_api::get();
+    if (!api.PyArray_Check_(h.ptr()))
+        throw py::type_error(describe() + ": expected a numpy.ndarray of float32 or float64, got " +
+                             std::string(Py_TYPE(h.ptr())->tp_name));
+    const auto* a = py::detail::array_proxy(h.ptr());
+    const auto* d = py::detail::array_descriptor_proxy(a->descr);
+    CheckedArray c;
+    if (d->type_num == py::detail::npy_api::NPY_FLOAT_) c.dtype = DType::f32;
+    else if (d->type_num == py::detail::npy_api::NPY_DOUBLE_) c.dtype = DType::f64;
+    else
+        throw py::type_error(describe() + ": dtype " + std::string(py::str(h.attr("dtype"))) +
+                             " is not supported; use float32 or float64");
+    if (d->byteorder == '>')
+        throw py::value_error(describe() + ": byte order is not native; use arr.astype(arr.dtype.newbyteorder('='))");
+    const int flags = a->flags;
+    if (!(flags & py::detail::npy_api::NPY_ARRAY_C_CONTIGUOUS_))
+        throw py::value_error(describe() + ": must be C-contiguous (an in-place update cannot go through a copy)");
+    if (!(flags & py::detail::npy_api::NPY_ARRAY_ALIGNED_))
+        throw py::value_error(describe() + ": must be aligned");
+    if (written && !(flags & py::detail::npy_api::NPY_ARRAY_WRITEABLE_))
+        throw py::value_error(describe() + ": is read-only but is updated in place");
+    c.data = a->data;
+    c.ndim = a->nd;
+    c.shape = a->dimensions;
+    std::size_t n = 1;
+    for (int i = 0; i < a->nd; ++i) n *= static_cast<std::size_t>(a->dimensions[i]);
+    c.size = n;
+    return c;
+}
+
+inline bool same_shape(const CheckedArray& x, const CheckedArray& y) {
+    if (x.ndim != y.ndim) return false;
+    for (int i = 0; i < x.ndim; ++i)
+        if (x.shape[i] != y.shape[i]) return false;
+    return true;
+}
+
+}  // namespace fusedopt::bind

@@ -1,0 +1,33 @@
+// Which SIMD target runs, and with how many threads. Chosen once at import, forceable.
+#pragma once
+#include <cstddef>
+#include <string>
+#include <vector>
+
+#include "fusedopt/kernel_table.hpp"
+
+namespace fusedopt {
+
+struct TargetInfo {
+    std::string name;      // baseline, avx2, avx512
+    bool supported;        // this CPU (and OS) can run it
+    const KernelTable* table;
+};
+
+std::vector<TargetInfo> compiled_targets();   // lowest first
+std::string best_supported_target();
+const KernelTable& active_kernels();
+std::string active_target();
+// Makes `name` the active target. Throws std::invalid_argument if it is not compiled in
+// or this CPU cannot run it (the Python layer turns the latter into a warning and a fallback).
+void set_active_target(const std::string& name);
+
+bool openmp_enabled();
+int max_threads();                 // OpenMP's default team size (honours OMP_NUM_THREADS)
+int num_threads();
+void set_num_threads(int n);       // n >= 1
+std::size_t min_parallel_elements();
+void set_min_parallel_elements(std::size_t n);
+Exec current_exec();
+
+}  // namespace fusedopt

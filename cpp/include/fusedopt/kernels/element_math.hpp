@@ -1,0 +1,66 @@
+// Element-wise primitives that follow torch's CPU rounding model (see docs/numerics.md).
+// Included inside a per-target anonymous namespace.
+
+#if defined(__FMA__) || defined(__aarch64__)
+#define FUSEDOPT_USE_FMA 1
+#endif
+
+// a*b + c. One rounding where the target has FMA (as torch's vectorised add(alpha)/lerp/addcmul);
+// two roundings on the x86-64 baseline, which is what makes it bitwise equal to the NumPy reference.
+inline float fmadd(float a, float b, float c) {
+#ifdef FUSEDOPT_USE_FMA
+    return __builtin_fmaf(a, b, c);
+#else
+    return a * b + c;
+#endif
+}
+inline double fmadd(double a, double b, double c) {
+#ifdef FUSEDOPT_USE_FMA
+    return __builtin_fma(a, b, c);
+#else
+    return a * b + c;
+#endif
+}
+
+inline float sqrt_(float x) { return __builtin_sqrtf(x); }
+inline double sqrt_(double x) { return __builtin_sqrt(x); }
+
+inline float abs_(float x) { return __builtin_fabsf(x); }
+inline double abs_(double x) { return __builtin_fabs(x); }
+
+// torch.maximum: NaN in either argument propagates.
+template <class T>
+inline T max_nan(T a, T b) {
+    return (a != a) ? a : (a > b ? a : b);
+}
+
+// torch.lerp(a, b, w) with the branch LerpKernel.cpp takes for a scalar weight.
+template <class T>
+struct Lerp {
+    T weight;   // w when |w| < 0.5, else w - 1
+    bool small;
+    explicit Lerp(double w) : weight(static_cast<T>(w)), small(w < 0.5 && w > -0.5) {
+        if (!small) weight = weight - T(1);
+    }
+    T operator()(T a, T b) const {
+        const T diff = b - a;
+        return small ? fmadd(weight, diff, a) : fmadd(weight, diff, b);
+    }
+};
+
+// sign(x) with sign(0) = 0 and sign(NaN) = NaN, as torch.sign.
+template <class T>
+inline T sign_(T x) {
+    return x > T(0) ? T(1) : (x < T(0) ? T(-1) : x);
+}
+
+// GradTransform rounded to the buffer dtype once.
+template <class T>
+struct GradIn {
+    T scale, lo, hi;
+    explicit GradIn(const GradTransform& t) : scale(T(t.scale)), lo(T(t.lo)), hi(T(t.hi)) {}
+    T operator()(T x) const {
+        const T y = x < lo ? lo : x;
+        return (y > hi ? hi : y) * scale;
+    }
+};

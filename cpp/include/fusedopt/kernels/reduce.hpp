@@ -1,0 +1,164 @@
+// Gradient norms and the non-finite check: one read pass, float64 accumulation.
+// The element range is cut into a fixed grid of chunks (its size depends on the total only)
+// and each chunk sums into 16 fixed lanes, so the result has the same bits at any thread
+// count. Included inside a per-target anonymous namespace.
+
+constexpr std::size_t kNormLanes = 16;
+constexpr std::size_t kMaxNormChunks = 1024;
+
+inline std::size_t norm_chunk_size(std::size_t total) {
+    std::size_t c = 4096;
+    while (c * kMaxNormChunks < total) c *= 2;
+    return c;
+}
+
+struct NormLanes {
+    double sum[kNormLanes], max_abs[kNormLanes], min_abs[kNormLanes];
+};
+
+template <NormKind K>
+inline double norm_term(double y, double p) {
+    if (K == NormKind::l2) return y * y;
+    if (K == NormKind::l1) return y;
+    return __builtin_pow(y, p);
+}
+
+template <class T, NormKind K>
+inline void norm_piece(const T* __restrict x, std::size_t n, double p, double scale, NormLanes& a) {
+    std::size_t i = 0;
+    for (; i + kNormLanes <= n; i += kNormLanes) {
+        for (std::size_t k = 0; k < kNormLanes; ++k) {
+            const double y = abs_(static_cast<double>(x[i + k]));
+            a.sum[k] += norm_term<K>(y * scale, p);
+            a.max_abs[k] = y > a.max_abs[k] ? y : a.max_abs[k];
+            a.min_abs[k] = y < a.min_abs[k] ? y : a.min_abs[k];
+        }
+    }
+    for (std::size_t k = 0; i < n; ++i, ++k) {
+        const double y = abs_(static_cast<double>(x[i]));
+        a.sum[k] += norm_term<K>(y * scale, p);
+        a.max_abs[k] = y > a.max_abs[k] ? y : a.max_abs[k];
+        a.min_abs[k] = y < a.min_abs[k] ? y : a.min_abs[k];
+    }
+}
+
+template <class T, NormKind K>
+NormPartials norm_chunk(const SegmentList& l, int slot, std::size_t begin, std::size_t end, double p,
+                        double scale) {
+    NormLanes a;
+    for (std::size_t k = 0; k < kNormLanes; ++k) {
+        a.sum[k] = 0.0;
+        a.max_abs[k] = 0.0;
+        a.min_abs[k] = __builtin_inf();
+    }
+    auto body = [&](const Segment& seg, std::size_t lo, std::size_t hi) {
+        norm_piece<T, K>(operand<T>(seg, slot) + lo, hi - lo, p, scale, a);
+    };
+    walk(l, begin, end, body);
+    // Pairwise over the lanes: a fixed tree.
+    for (std::size_t width = kNormLanes / 2; width > 0; width /= 2)
+        for (std::size_t k = 0; k < width; ++k) {
+            a.sum[k] += a.sum[k + width];
+            a.max_abs[k] = a.max_abs[k + width] > a.max_abs[k] ? a.max_abs[k + width] : a.max_abs[k];
+            a.min_abs[k] = a.min_abs[k + width] < a.min_abs[k] ? a.min_abs[k + width] : a.min_abs[k];
+        }
+    NormPartials r;
+    r.sum = a.sum[0];
+    r.max_abs = a.max_abs[0];
+    r.min_abs = a.min_abs[0];
+    return r;
+}
+
+template <class T, NormKind K>
+NormPartials norm_run(const SegmentList& l, int slot, double p, double scale, const Exec& e) {
+    const std::size_t chunk = norm_chunk_size(l.total);
+    const std::size_t nchunks = (l.total + chunk - 1) / chunk;
+    NormPartials parts[kMaxNormChunks];
+    auto do_chunks = [&](std::size_t c0, std::size_t c1) {
+        for (std::size_t c = c0; c < c1; ++c) {
+            const std::size_t end = (c + 1) * chunk < l.total ? (c + 1) * chunk : l.total;
+            parts[c] = norm_chunk<T, K>(l, slot, c * chunk, end, p, scale);
+        }
+    };
+    const int nt = team_size(l, e);
+    if (nt == 1) {
+        do_chunks(0, nchunks);
+    } else {
+#ifdef _OPENMP
+#pragma omp parallel num_threads(nt)
+        {
+            const std::size_t t = static_cast<std::size_t>(omp_get_thread_num());
+            const std::size_t n = static_cast<std::size_t>(omp_get_num_threads());
+            do_chunks(nchunks * t / n, nchunks * (t + 1) / n);
+        }
+#endif
+    }
+    NormPartials total;
+    total.min_abs = __builtin_inf();
+    for (std::size_t c = 0; c < nchunks; ++c) {
+        total.sum += parts[c].sum;
+        total.max_abs = parts[c].max_abs > total.max_abs ? parts[c].max_abs : total.max_abs;
+        total.min_abs = parts[c].min_abs < total.min_abs ? parts[c].min_abs : total.min_abs;
+    }
+    // Every term is >= 0, so the sum is NaN exactly when some element is NaN.
+    total.nan = total.sum != total.sum;
+    return total;
+}
+
+template <class T>
+NormPartials norm_kernel(const SegmentList& l, int slot, NormKind kind, double p, double scale, const Exec& e) {
+    if (kind == NormKind::l2) return norm_run<T, NormKind::l2>(l, slot, p, scale, e);
+    if (kind == NormKind::l1) return norm_run<T, NormKind::l1>(l, slot, p, scale, e);
+    return norm_run<T, NormKind::pnorm>(l, slot, p, scale, e);
+}
+
+// Standalone clipping: x *= factor, and clamp(x, lo, hi) with NaN kept (torch.clamp).
+template <class T>
+void scale_kernel(const SegmentList& l, double factor, const Exec& e) {
+    const T f = T(factor);
+    parallel_walk(l, e, [=](const Segment& seg, std::size_t lo, std::size_t hi) {
+        T* __restrict x = operand<T>(seg, 0) + lo;
+        for (std::size_t i = 0, n = hi - lo; i < n; ++i) x[i] = x[i] * f;
+    });
+}
+
+template <class T>
+void clamp_kernel(const SegmentList& l, double lo_, double hi_, const Exec& e) {
+    const T lo_v = T(lo_), hi_v = T(hi_);
+    parallel_walk(l, e, [=](const Segment& seg, std::size_t lo, std::size_t hi) {
+        T* __restrict x = operand<T>(seg, 0) + lo;
+        for (std::size_t i = 0, n = hi - lo; i < n; ++i) {
+            T y = x[i] < lo_v ? lo_v : x[i];
+            x[i] = y > hi_v ? hi_v : y;
+        }
+    });
+}
+
+// Memory-traffic probe: read g (slot 1), read and write `RW` arrays (slot 0, then 2, 3, 4).
+template <class T, int RW>
+void probe_run(const SegmentList& l, const Exec& e) {
+    parallel_walk(l, e, [=](const Segment& seg, std::size_t lo, std::size_t hi) {
+        T* __restrict a = operand<T>(seg, 0) + lo;
+        const T* __restrict g = operand<T>(seg, 1) + lo;
+        T* __restrict b = RW > 1 ? operand<T>(seg, 2) + lo : nullptr;
+        T* __restrict c = RW > 2 ? operand<T>(seg, 3) + lo : nullptr;
+        T* __restrict d = RW > 3 ? operand<T>(seg, 4) + lo : nullptr;
+        for (std::size_t i = 0, n = hi - lo; i < n; ++i) {
+            const T x = g[i];
+            a[i] = a[i] + x;
+            if (RW > 1) b[i] = b[i] + x;
+            if (RW > 2) c[i] = c[i] + x;
+            if (RW > 3) d[i] = d[i] + x;
+        }
+    });
+}
+
+template <class T>
+void probe_kernel(const SegmentList& l, int rw, const Exec& e) {
+    switch (rw) {
+        case 1: return probe_run<T, 1>(l, e);
+        case 2: return probe_run<T, 2>(l, e);
+        case 3: return probe_run<T, 3>(l, e);
+        default: return probe_run<T, 4>(l, e);
+    }
+}

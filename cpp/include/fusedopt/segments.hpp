@@ -1,0 +1,32 @@
+// The multi-tensor view a kernel walks: many arrays, seen as one concatenated element range.
+// Pure data, shared by every SIMD target; no Python here.
+#pragma once
+#include <cstddef>
+
+namespace fusedopt {
+
+// Operand slots of a segment: 0 = parameter (read/write), 1 = gradient (read only),
+// 2.. = optimizer state arrays (read/write), in the order each rule documents.
+constexpr int kMaxOperands = 6;
+
+struct Segment {
+    void* data[kMaxOperands];
+    std::size_t size;  // elements
+};
+
+struct SegmentList {
+    const Segment* segments;
+    const std::size_t* starts;  // starts[i] = first element of segment i; starts[count] = total
+    std::size_t count;
+    std::size_t total;
+};
+
+// How a kernel call may use threads. Fixed by the caller so results never depend on it.
+struct Exec {
+    int threads;                 // upper bound on the OpenMP team size
+    std::size_t min_parallel;    // below this many elements, run on the calling thread
+};
+
+enum class DType { f32 = 0, f64 = 1 };
+
+}  // namespace fusedopt

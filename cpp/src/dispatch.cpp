@@ -1,0 +1,129 @@
+#include "fusedopt/dispatch.hpp"
+
+#include <atomic>
+#include <stdexcept>
+
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+namespace fusedopt {
+
+#ifdef FUSEDOPT_HAVE_BASELINE
+namespace baseline { const KernelTable& kernel_table(); }
+#endif
+#ifdef FUSEDOPT_HAVE_AVX2
+namespace avx2 { const KernelTable& kernel_table(); }
+#endif
+#ifdef FUSEDOPT_HAVE_AVX512
+namespace avx512 { const KernelTable& kernel_table(); }
+#endif
+
+namespace {
+
+#if defined(__x86_64__) || defined(_M_X64)
+// GCC's checks include the OS saving the wider registers (XGETBV), and the full
+// x86-64-v3 / -v4 feature sets (BMI, MOVBE, AVX-512 BW/DQ/VL, ...) the compiler may use.
+bool cpu_has_avx2() {
+    __builtin_cpu_init();
+    return __builtin_cpu_supports("x86-64-v3");
+}
+bool cpu_has_avx512() {
+    __builtin_cpu_init();
+    return __builtin_cpu_supports("x86-64-v4");
+}
+#else
+bool cpu_has_avx2() { return false; }
+bool cpu_has_avx512() { return false; }
+#endif
+
+std::vector<TargetInfo> make_targets() {
+    std::vector<TargetInfo> t;
+#ifdef FUSEDOPT_HAVE_BASELINE
+    t.push_back({"baseline", true, &baseline::kernel_table()});
+#endif
+#ifdef FUSEDOPT_HAVE_AVX2
+    t.push_back({"avx2", cpu_has_avx2(), &avx2::kernel_table()});
+#endif
+#ifdef FUSEDOPT_HAVE_AVX512
+    t.push_back({"avx512", cpu_has_avx512(), &avx512::kernel_table()});
+#endif
+    return t;
+}
+
+const std::vector<TargetInfo>& targets() {
+    static const std::vector<TargetInfo> t = make_targets();
+    return t;
+}
+
+const KernelTable* best_table() {
+    const KernelTable* best = nullptr;
+    for (const auto& t : targets())
+        if (t.supported) best = t.table;
+    return best;
+}
+
+std::atomic<const KernelTable*> g_active{nullptr};
+std::atomic<int> g_threads{0};  // 0: not set yet, use max_threads()
+std::atomic<std::size_t> g_min_parallel{1u << 16};
+
+}  // namespace
+
+std::vector<TargetInfo> compiled_targets() { return targets(); }
+
+std::string best_supported_target() { return best_table()->name; }
+
+const KernelTable& active_kernels() {
+    const KernelTable* t = g_active.load(std::memory_order_acquire);
+    if (!t) {
+        t = best_table();
+        g_active.store(t, std::memory_order_release);
+    }
+    return *t;
+}
+
+std::string active_target() { return active_kernels().name; }
+
+void set_active_target(const std::string& name) {
+    for (const auto& t : targets()) {
+        if (t.name != name) continue;
+        if (!t.supported) throw std::invalid_argument("target '" + name + "' is not supported by this CPU");
+        g_active.store(t.table, std::memory_order_release);
+        return;
+    }
+    throw std::invalid_argument("target '" + name + "' is not compiled into this build");
+}
+
+bool openmp_enabled() {
+#ifdef _OPENMP
+    return true;
+#else
+    return false;
+#endif
+}
+
+int max_threads() {
+#ifdef _OPENMP
+    return omp_get_max_threads();
+#else
+    return 1;
+#endif
+}
+
+int num_threads() {
+    const int n = g_threads.load(std::memory_order_relaxed);
+    return n > 0 ? n : max_threads();
+}
+
+void set_num_threads(int n) {
+    if (n < 1) throw std::invalid_argument("num_threads must be >= 1");
+    g_threads.store(openmp_enabled() ? n : 1, std::memory_order_relaxed);
+}
+
+std::size_t min_parallel_elements() { return g_min_parallel.load(std::memory_order_relaxed); }
+
+void set_min_parallel_elements(std::size_t n) { g_min_parallel.store(n, std::memory_order_relaxed); }
+
+Exec current_exec() { return Exec{num_threads(), min_parallel_elements()}; }
+
+}  // namespace fusedopt

@@ -1,0 +1,26 @@
+"""fusedopt: fused SIMD/OpenMP optimizer steps for NumPy arrays, with torch.optim's semantics.
+
+    import fusedopt as fo
+    opt = fo.AdamW({"W": w, "b": b}, lr=3e-4, weight_decay=0.01, max_grad_norm=1.0)
+    opt.step({"W": dw, "b": db})          # arrays updated in place, one native call
+"""
+
+from . import runtime as _runtime
+from ._core import runtime_info as _native_info
+from .optim import *  # noqa: F403
+from .optim import __all__ as _optim_all
+from .runtime import get_num_threads, get_target, runtime_info, set_num_threads, set_target, show_runtime
+
+__version__: str = _native_info()["version"]
+
+_runtime._apply_environment()
+
+__all__ = [
+    *_optim_all,
+    "get_num_threads",
+    "get_target",
+    "runtime_info",
+    "set_num_threads",
+    "set_target",
+    "show_runtime",
+]

@@ -1,0 +1,429 @@
+"""The optimizer base class: param groups, state, step count, state_dict, and the step itself.
+
+A step resolves each group's hyperparameters (a callable is evaluated at the step count),
+derives the kernel's scalars in float64 once per group (and per step count, since parameters
+that skipped steps have their own), then hands the whole step to one native ``Batch``: every
+array is checked and every overlap rejected before anything is written. New state arrays are
+created on the side and kept only if the step succeeds, so a step that raises changes nothing.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Mapping
+from typing import Any, ClassVar
+
+import numpy as np
+
+from .. import _core, reference
+from .._grad_transform import GradTransform
+from ._params import ParamsLike, align_grads, as_groups, split_params
+
+Key = int | str
+State = dict[str, Any]
+
+
+class NonFiniteGradientError(FloatingPointError):
+    """A step with ``nonfinite="raise"`` saw a NaN or infinite gradient; nothing was written."""
+
+
+_BACKENDS = ("native", "numpy")
+_NONFINITE = ("propagate", "skip", "raise")
+_CLIP_SCOPES = ("group", "global")
+
+
+def _resolve(value: Any, count: int) -> Any:
+    if callable(value):
+        return value(count)
+    if isinstance(value, tuple):
+        return tuple(v(count) if callable(v) else v for v in value)
+    return value
+
+
+def check_nonnegative(value: Any, name: str, where: str) -> float:
+    """A float >= 0 (NaN rejected), or ValueError naming the hyperparameter and its group."""
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.floating, np.integer)):
+        raise TypeError(f"{name}{where}: expected a number, got {type(value).__name__}")
+    v = float(value)
+    if not v >= 0.0:
+        raise ValueError(f"{name}{where}: must be >= 0, got {value!r}")
+    return v
+
+
+def check_unit_interval(value: Any, name: str, where: str) -> float:
+    """A float in [0, 1): betas, alpha and similar decay rates."""
+    v = check_nonnegative(value, name, where)
+    if not v < 1.0:
+        raise ValueError(f"{name}{where}: must be in [0, 1), got {value!r}")
+    return v
+
+
+class Optimizer:
+    """Base class. Subclasses set ``rule`` (the native ``Batch.add_<rule>`` and
+    ``reference.<rule>`` name) and implement the hooks below."""
+
+    rule: ClassVar[str]
+    has_step: ClassVar[bool] = True  # keeps a per-parameter 'step' count, as torch does
+
+    def __init__(
+        self,
+        params: ParamsLike | None,
+        defaults: Mapping[str, Any],
+        *,
+        backend: str = "native",
+        max_grad_norm: float | None = None,
+        clip_value: float | None = None,
+        clip_scope: str = "group",
+        nonfinite: str = "propagate",
+    ) -> None:
+        if backend not in _BACKENDS:
+            raise ValueError(f"backend must be one of {_BACKENDS}, got {backend!r}")
+        if nonfinite not in _NONFINITE:
+            raise ValueError(f"nonfinite must be one of {_NONFINITE}, got {nonfinite!r}")
+        if clip_scope not in _CLIP_SCOPES:
+            raise ValueError(f"clip_scope must be one of {_CLIP_SCOPES}, got {clip_scope!r}")
+        if max_grad_norm is not None:
+            max_grad_norm = check_nonnegative(max_grad_norm, "max_grad_norm", "")
+        if clip_value is not None:
+            clip_value = check_nonnegative(clip_value, "clip_value", "")
+        if max_grad_norm is not None and clip_value is not None:
+            raise ValueError("max_grad_norm and clip_value: choose one way to clip")
+        self.defaults: dict[str, Any] = dict(defaults)
+        self.backend = backend
+        self.max_grad_norm = max_grad_norm
+        self.clip_value = clip_value
+        self.clip_scope = clip_scope
+        self.nonfinite = nonfinite
+        self.param_groups: list[dict[str, Any]] = []
+        self.state: dict[Key, State] = {}
+        self.step_count = 0          # successful steps; a callable hyperparameter sees this
+        self.skipped_steps = 0       # steps skipped for non-finite gradients
+        self.last_grad_norm: float | None = None
+        self.last_group_grad_norms: list[float] = []
+        self._keys: list[Key] = []
+        self._names_given: bool | None = None
+        self._check_hyperparameters(self.defaults, "")
+        if params is not None:
+            groups = as_groups(params)
+            if not groups or not any(True for _ in groups):
+                raise ValueError("params: the optimizer got an empty parameter list")
+            for group in groups:
+                self.add_param_group(group)
+            if not self._keys:
+                raise ValueError("params: the optimizer got an empty parameter list")
+
+    # ---- hooks for subclasses -------------------------------------------------------------
+
+    def _check_hyperparameters(self, hp: Mapping[str, Any], where: str) -> None:
+        """Raise ValueError/TypeError for an invalid resolved hyperparameter set."""
+
+    def _state_slots(self, hp: Mapping[str, Any]) -> list[str | None]:
+        """Names of the state arrays the rule takes after (p, g), None for an unused slot."""
+        raise NotImplementedError
+
+    def _init_state(self, p: np.ndarray, hp: Mapping[str, Any]) -> State:
+        """Fresh state for a parameter's first step: zeros for every array slot."""
+        st: State = {"step": 0} if self.has_step else {}
+        for name in self._state_slots(hp):
+            if name is not None:
+                st[name] = np.zeros_like(p)
+        return st
+
+    def _bucket(self, st: State, new: bool) -> Any:
+        """Parameters of a group that share a bucket share the step's scalars
+        (`new`: the state was just created for this step)."""
+        return st.get("step", 0)
+
+    def _scalars(self, hp: Mapping[str, Any], st: State, new: bool) -> dict[str, Any]:
+        """The kernel's per-step scalars, in float64, for parameters in `st`'s bucket."""
+        raise NotImplementedError
+
+    def _advance(self, st: State, scalars: Mapping[str, Any]) -> None:
+        """Non-array state after a successful step."""
+        if self.has_step:
+            st["step"] += 1
+
+    # ---- param groups ---------------------------------------------------------------------
+
+    def add_param_group(self, param_group: Mapping[str, Any]) -> None:
+        """Add a group: {'params': list or dict of arrays, **hyperparameters}."""
+        if not isinstance(param_group, Mapping) or "params" not in param_group:
+            raise TypeError("param_group: expected a dict with a 'params' entry")
+        group = dict(param_group)
+        params, names = split_params(group["params"])
+        named = names is not None
+        if self._names_given is not None and named != self._names_given:
+            raise ValueError("params: all param groups must be given by name, or none")
+        known = {id(p) for g in self.param_groups for p in g["params"]}
+        seen: set[int] = set()
+        for i, p in enumerate(params):
+            label = names[i] if names else i
+            if id(p) in known:
+                raise ValueError(f"params[{label!r}]: this array is already in another param group")
+            if id(p) in seen:
+                raise ValueError(f"params[{label!r}]: the same array is listed twice")
+            seen.add(id(p))
+        if names:
+            taken = {k for k in self._keys if isinstance(k, str)}
+            for n in names:
+                if n in taken:
+                    raise ValueError(f"params: the name {n!r} is already used by another param group")
+        for key, value in self.defaults.items():
+            group.setdefault(key, value)
+        where = f" (param group {len(self.param_groups)})"
+        self._check_hyperparameters(_resolved(group, self.step_count), where)
+        group["params"] = params
+        if names:
+            group["param_names"] = names
+        self._names_given = named
+        self.param_groups.append(group)
+        self._rebuild_keys()
+        self._on_group_added(group)
+
+    def _on_group_added(self, group: dict[str, Any]) -> None:
+        """Optimizers that create state eagerly (Adagrad) do it here."""
+
+    def _rebuild_keys(self) -> None:
+        keys: list[Key] = []
+        for g in self.param_groups:
+            if "param_names" in g:
+                keys.extend(g["param_names"])
+            else:
+                keys.extend(range(len(keys), len(keys) + len(g["params"])))
+        self._keys = keys
+
+    @property
+    def params(self) -> list[np.ndarray]:
+        """Every parameter, in order over all groups."""
+        return [p for g in self.param_groups for p in g["params"]]
+
+    # ---- the step -------------------------------------------------------------------------
+
+    def step(self, grads: Any) -> None:
+        """Update every parameter in place from `grads` (same structure as the params; a None
+        gradient skips its parameter: no state, no step count, no weight decay)."""
+        flat_grads = align_grads(grads, self._keys, bool(self._names_given))
+        plan, pending = self._plan(flat_grads)
+        if self.backend == "native":
+            result = self._run_native(plan)
+        else:
+            result = self._run_reference(plan)
+        self.last_grad_norm = result["grad_norm"]
+        self.last_group_grad_norms = list(result["group_norms"])
+        if result["aborted"]:
+            if self.nonfinite == "raise":
+                raise NonFiniteGradientError(
+                    f"non-finite gradient (norm {result['grad_norm']}); nothing was updated"
+                )
+            self.skipped_steps += 1
+            return
+        self.state.update((k, st) for k, st in pending.items() if st)  # torch keeps no empty state
+        for _, _, scalars, items in plan:
+            for it in items:
+                self._advance(it[3], scalars)
+        self.step_count += 1
+
+    def update(self, params: ParamsLike, grads: Any) -> None:
+        """Course-material style: ``opt.update(params, grads)`` on an optimizer built without
+        params. The first call binds the params; later calls must pass the same arrays."""
+        if not self.param_groups:
+            self.add_param_group({"params": params})
+        else:
+            given, _ = split_params(params)
+            mine = self.params
+            if len(given) != len(mine) or any(a is not b for a, b in zip(given, mine)):
+                raise ValueError("params: update() must be called with the same arrays every time")
+        self.step(grads)
+
+    def _plan(self, flat_grads: list[Any]) -> tuple[list[Any], dict[Key, State]]:
+        plan: list[Any] = []
+        pending: dict[Key, State] = {}
+        offset = 0
+        keys = self._keys
+        for gi, group in enumerate(self.param_groups):
+            hp = _resolved(group, self.step_count)
+            self._check_hyperparameters(hp, f" (param group {gi})")
+            buckets: dict[Any, list[Any]] = {}
+            for j, p in enumerate(group["params"]):
+                g = flat_grads[offset + j]
+                if g is None:
+                    continue
+                key = keys[offset + j]
+                st = self.state.get(key)
+                new = st is None
+                if new:
+                    st = pending[key] = self._init_state(p, hp)
+                buckets.setdefault(self._bucket(st, new), []).append((key, p, g, st, new))
+            offset += len(group["params"])
+            for items in buckets.values():
+                plan.append((gi, hp, self._scalars(hp, items[0][3], items[0][4]), items))
+        return plan, pending
+
+    def _native_batch(self, plan: list[Any]) -> Any:
+        batch = _core.Batch()
+        add = getattr(batch, "add_" + self.rule)
+        for gi, hp, scalars, items in plan:
+            slots = self._state_slots(hp)
+            states = [None if name is None else [it[3][name] for it in items] for name in slots]
+            add(
+                [it[1] for it in items],
+                [it[2] for it in items],
+                *states,
+                labels=[it[0] for it in items],
+                group=gi if self.clip_scope == "group" else 0,
+                maximize=bool(hp.get("maximize", False)),
+                **scalars,
+            )
+        return batch
+
+    def _run_options(self) -> dict[str, Any]:
+        guard = self.nonfinite != "propagate"
+        return {
+            "max_norm": self.max_grad_norm,
+            "per_group": self.clip_scope == "group",
+            "clip_value": self.clip_value,
+            "check_finite": guard,
+            "abort_on_nonfinite": guard,
+        }
+
+    def _run_native(self, plan: list[Any]) -> dict[str, Any]:
+        return self._native_batch(plan).run(**self._run_options())
+
+    def _run_reference(self, plan: list[Any]) -> dict[str, Any]:
+        """The same step in NumPy: same checks (the native Batch validates without running),
+        same clipping and non-finite rules, reference math."""
+        self._native_batch(plan).check()
+        opts = self._run_options()
+        result: dict[str, Any] = {"grad_norm": None, "group_norms": [], "nonfinite": False, "aborted": False}
+        coef: dict[int, float] = {}
+        if opts["max_norm"] is not None or opts["check_finite"]:
+            scopes: dict[int, list[np.ndarray]] = {}
+            for gi, _, _, items in plan:
+                scopes.setdefault(gi if opts["per_group"] else 0, []).extend(it[2] for it in items)
+            ngroups = len(self.param_groups) if opts["per_group"] else 1
+            norms = [reference.total_norm(scopes.get(i, [])) for i in range(ngroups)]
+            result["nonfinite"] = any(not math.isfinite(n) for n in norms)
+            result["grad_norm"] = norms[0] if ngroups == 1 else math.sqrt(math.fsum(n * n for n in norms))
+            if opts["per_group"]:
+                result["group_norms"] = norms
+            if result["nonfinite"] and opts["abort_on_nonfinite"]:
+                result["aborted"] = True
+                return result
+            if opts["max_norm"] is not None:
+                for i, n in enumerate(norms):
+                    c = opts["max_norm"] / (n + 1e-6)
+                    coef[i] = c if (c < 1.0 or c != c) else 1.0
+        bound = opts["clip_value"]
+        update = getattr(reference, self.rule)
+        for gi, hp, scalars, items in plan:
+            sign = -1.0 if hp.get("maximize", False) else 1.0
+            scale = sign * coef.get(gi if opts["per_group"] else 0, 1.0)
+            transform = GradTransform(scale, -bound, bound) if bound is not None else GradTransform(scale)
+            slots = self._state_slots(hp)
+            for _, p, g, st, _ in items:
+                update(p, g, *[None if n is None else st[n] for n in slots], transform=transform, **scalars)
+        return result
+
+    # ---- state_dict -----------------------------------------------------------------------
+
+    def state_dict(self) -> dict[str, Any]:
+        """Copies (not live views): {'state': {key: {...}}, 'param_groups': [...], counters}.
+        Keys are parameter names where names were given, else positions over all groups."""
+        groups = []
+        offset = 0
+        for g in self.param_groups:
+            n = len(g["params"])
+            entry = {k: (list(v) if k == "param_names" else v) for k, v in g.items() if k != "params"}
+            entry["params"] = list(self._keys[offset : offset + n])
+            groups.append(entry)
+            offset += n
+        state = {
+            k: {name: (v.copy() if isinstance(v, np.ndarray) else v) for name, v in st.items()}
+            for k, st in self.state.items()
+        }
+        return {
+            "state": state,
+            "param_groups": groups,
+            "step_count": self.step_count,
+            "skipped_steps": self.skipped_steps,
+        }
+
+    def load_state_dict(self, state_dict: Mapping[str, Any]) -> None:
+        """Restore from state_dict(); checks everything before changing anything."""
+        saved_groups = state_dict.get("param_groups")
+        saved_state = state_dict.get("state")
+        if not isinstance(saved_groups, list) or not isinstance(saved_state, Mapping):
+            raise ValueError("state_dict: expected 'state' and 'param_groups' entries")
+        if len(saved_groups) != len(self.param_groups):
+            raise ValueError(
+                f"state_dict: has {len(saved_groups)} param groups, the optimizer has {len(self.param_groups)}"
+            )
+        key_map: dict[Any, tuple[Key, np.ndarray, dict[str, Any]]] = {}
+        new_groups = []
+        offset = 0
+        for gi, (saved, group) in enumerate(zip(saved_groups, self.param_groups)):
+            n = len(group["params"])
+            saved_keys = saved.get("params", [])
+            if len(saved_keys) != n:
+                raise ValueError(f"state_dict: param group {gi} has {len(saved_keys)} params, the optimizer's has {n}")
+            for j, sk in enumerate(saved_keys):
+                key_map[sk] = (self._keys[offset + j], group["params"][j], saved)
+            merged = {k: v for k, v in saved.items() if k != "params"}
+            merged["params"] = group["params"]
+            if "param_names" in group:
+                merged["param_names"] = group["param_names"]
+            self._check_hyperparameters(_resolved(merged, int(state_dict.get("step_count", 0))), f" (param group {gi})")
+            new_groups.append(merged)
+            offset += n
+        new_state: dict[Key, State] = {}
+        for sk, st in saved_state.items():
+            if sk not in key_map:
+                raise ValueError(f"state_dict: state for unknown parameter {sk!r}")
+            key, p, saved_group = key_map[sk]
+            new_state[key] = self._load_param_state(key, p, st, _resolved(saved_group, 0))
+        self.param_groups = new_groups
+        self.state = new_state
+        self.step_count = int(state_dict.get("step_count", 0))
+        self.skipped_steps = int(state_dict.get("skipped_steps", 0))
+
+    def _load_param_state(self, key: Key, p: np.ndarray, st: Mapping[str, Any], hp: Mapping[str, Any]) -> State:
+        expected = {n for n in self._state_slots(hp) if n is not None}
+        out: State = {}
+        for name, value in st.items():
+            if name == "step":
+                step = float(value)
+                if not (step >= 0 and step == int(step)):
+                    raise ValueError(f"state_dict: 'step' of parameter {key!r} must be a whole number >= 0, got {value!r}")
+                out["step"] = int(step)
+            elif name in expected or isinstance(value, np.ndarray):
+                arr = np.asarray(value)
+                if arr.shape != p.shape:
+                    raise ValueError(
+                        f"state_dict: {name!r} of parameter {key!r} has shape {arr.shape}, the parameter has {p.shape}"
+                    )
+                out[name] = np.array(arr, dtype=p.dtype, order="C", copy=True)
+            else:
+                out[name] = value
+        missing = expected - out.keys()
+        if missing:
+            raise ValueError(f"state_dict: parameter {key!r} lacks state {sorted(missing)}")
+        if self.has_step and "step" not in out:
+            raise ValueError(f"state_dict: parameter {key!r} lacks 'step'")
+        return out
+
+    def __repr__(self) -> str:
+        lines = [f"{type(self).__name__} ("]
+        for i, g in enumerate(self.param_groups):
+            lines.append(f"Parameter Group {i}")
+            for k in sorted(g):
+                if k not in ("params", "param_names"):
+                    lines.append(f"    {k}: {g[k]}")
+        lines.append(")")
+        return "\n".join(lines)
+
+
+def _resolved(group: Mapping[str, Any], count: int) -> dict[str, Any]:
+    return {k: _resolve(v, count) for k, v in group.items() if k not in ("params", "param_names")}
+
+
+Schedule = Callable[[int], float]
