@@ -115,7 +115,8 @@ void add_rule(PyBatch& b, RuleKernels<S> KernelTable::*rule, const S& scalars, c
     std::vector<std::string> slot_names(static_cast<std::size_t>(operands));
     slot_names[0] = "params";
     slot_names[1] = "grads";
-    for (const StateArg& s : states) slot_names[static_cast<std::size_t>(s.slot)] = s.name;
+    for (std::size_t k = 0; k < states.size(); ++k)
+        if (!state_lists[k].is_none()) slot_names[static_cast<std::size_t>(states[k].slot)] = states[k].name;
 
     for (int d = 0; d < 2; ++d) {
         if (by_dtype[d].arrays.segments.empty()) continue;

@@ -7,6 +7,8 @@
 
 from . import runtime as _runtime
 from ._core import runtime_info as _native_info
+from .clip import clip_grad_norm_, clip_grad_value_, clip_grads_with_norm_, get_total_norm
+from .flat import FlatParams
 from .optim import *  # noqa: F403
 from .optim import __all__ as _optim_all
 from .runtime import get_num_threads, get_target, runtime_info, set_num_threads, set_target, show_runtime
@@ -17,6 +19,11 @@ _runtime._apply_environment()
 
 __all__ = [
     *_optim_all,
+    "FlatParams",
+    "clip_grad_norm_",
+    "clip_grad_value_",
+    "clip_grads_with_norm_",
+    "get_total_norm",
     "get_num_threads",
     "get_target",
     "runtime_info",

@@ -1,6 +1,24 @@
 """Optimizer classes: torch.optim's parameter-group model over NumPy arrays."""
 
+from .adagrad import Adagrad
+from .adam import Adam, AdamW
+from .adam_variants import Adamax, NAdam, RAdam
+from .lion import Lion
 from .optimizer import NonFiniteGradientError, Optimizer
+from .rmsprop import RMSprop
 from .sgd import SGD, SGDMomentum
 
-__all__ = ["NonFiniteGradientError", "Optimizer", "SGD", "SGDMomentum"]
+__all__ = [
+    "Adagrad",
+    "Adam",
+    "AdamW",
+    "Adamax",
+    "Lion",
+    "NAdam",
+    "NonFiniteGradientError",
+    "Optimizer",
+    "RAdam",
+    "RMSprop",
+    "SGD",
+    "SGDMomentum",
+]

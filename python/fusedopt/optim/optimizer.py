@@ -253,11 +253,21 @@ class Optimizer:
                 new = st is None
                 if new:
                     st = pending[key] = self._init_state(p, hp)
+                elif any(n is not None and n not in st for n in self._state_slots(hp)):
+                    # An option turned on mid-run (momentum, amsgrad, ...): its state starts
+                    # fresh, on the side until the step succeeds.
+                    fresh = self._init_state(p, hp)
+                    st = pending[key] = {**{k: v for k, v in fresh.items() if k not in st}, **st}
                 buckets.setdefault(self._bucket(st, new), []).append((key, p, g, st, new))
             offset += len(group["params"])
             for items in buckets.values():
                 plan.append((gi, hp, self._scalars(hp, items[0][3], items[0][4]), items))
         return plan, pending
+
+    @staticmethod
+    def _kernel_scalars(scalars: Mapping[str, Any]) -> dict[str, Any]:
+        """Scalars named with a leading underscore are for _advance, not the kernel."""
+        return {k: v for k, v in scalars.items() if not k.startswith("_")}
 
     def _native_batch(self, plan: list[Any]) -> Any:
         batch = _core.Batch()
@@ -272,7 +282,7 @@ class Optimizer:
                 labels=[it[0] for it in items],
                 group=gi if self.clip_scope == "group" else 0,
                 maximize=bool(hp.get("maximize", False)),
-                **scalars,
+                **self._kernel_scalars(scalars),
             )
         return batch
 
@@ -320,8 +330,9 @@ class Optimizer:
             scale = sign * coef.get(gi if opts["per_group"] else 0, 1.0)
             transform = GradTransform(scale, -bound, bound) if bound is not None else GradTransform(scale)
             slots = self._state_slots(hp)
+            kernel_scalars = self._kernel_scalars(scalars)
             for _, p, g, st, _ in items:
-                update(p, g, *[None if n is None else st[n] for n in slots], transform=transform, **scalars)
+                update(p, g, *[None if n is None else st[n] for n in slots], transform=transform, **kernel_scalars)
         return result
 
     # ---- state_dict -----------------------------------------------------------------------

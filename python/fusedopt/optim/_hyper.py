@@ -1,0 +1,25 @@
+"""Hyperparameter checks shared by the adaptive optimizers (torch.optim's ValueError rules)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from .optimizer import check_nonnegative, check_unit_interval
+
+
+def check_common(hp: Mapping[str, Any], where: str, names: tuple[str, ...]) -> None:
+    """Every named hyperparameter >= 0, and 'betas' (if present) a pair in [0, 1)."""
+    for name in names:
+        check_nonnegative(hp[name], name, where)
+    if "betas" in hp:
+        betas = hp["betas"]
+        if not isinstance(betas, (tuple, list)) or len(betas) != 2:
+            raise ValueError(f"betas{where}: expected a pair (beta1, beta2), got {betas!r}")
+        check_unit_interval(betas[0], "betas[0]", where)
+        check_unit_interval(betas[1], "betas[1]", where)
+
+
+def decoupled_decay(hp: Mapping[str, Any], decoupled: bool) -> float:
+    """The factor p is multiplied by before a decoupled update: 1 - lr*weight_decay, in float64."""
+    return 1.0 - float(hp["lr"]) * float(hp["weight_decay"]) if decoupled else 1.0

@@ -1,0 +1,66 @@
+"""RMSprop (torch.optim.RMSprop)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from ._hyper import check_common
+from ._params import ParamsLike
+from .optimizer import Optimizer, State
+
+
+class RMSprop(Optimizer):
+    """RMSprop as torch.optim.RMSprop computes it::
+
+        g = -g if maximize;  g += weight_decay * p
+        v = alpha * v + (1 - alpha) * g * g
+        centered:  gavg = lerp(gavg, g, 1 - alpha);  avg = sqrt(v - gavg^2) + eps
+        else:      avg = sqrt(v) + eps                     # eps outside the sqrt
+        momentum:  buf = momentum * buf + g / avg;  p -= lr * buf    (buf starts at zero)
+        else:      p -= lr * g / avg
+
+    Differs from Keras/TF (and Hinton's lecture notes): eps outside the sqrt, alpha (rho)
+    defaults to 0.99 rather than 0.9, and lr to 1e-2.
+    """
+
+    rule = "rmsprop"
+
+    def __init__(
+        self,
+        params: ParamsLike | None = None,
+        lr: Any = 1e-2,
+        alpha: Any = 0.99,
+        eps: Any = 1e-8,
+        weight_decay: Any = 0.0,
+        momentum: Any = 0.0,
+        centered: bool = False,
+        *,
+        maximize: bool = False,
+        **options: Any,
+    ) -> None:
+        defaults = dict(
+            lr=lr, alpha=alpha, eps=eps, weight_decay=weight_decay, momentum=momentum, centered=centered,
+            maximize=maximize,
+        )
+        super().__init__(params, defaults, **options)
+
+    def _check_hyperparameters(self, hp: Mapping[str, Any], where: str) -> None:
+        check_common(hp, where, ("lr", "alpha", "eps", "weight_decay", "momentum"))
+
+    def _state_slots(self, hp: Mapping[str, Any]) -> list[str | None]:
+        return [
+            "square_avg",
+            "momentum_buffer" if hp["momentum"] > 0 else None,
+            "grad_avg" if hp["centered"] else None,
+        ]
+
+    def _scalars(self, hp: Mapping[str, Any], st: State, new: bool) -> dict[str, Any]:
+        return {
+            "lr": float(hp["lr"]),
+            "alpha": float(hp["alpha"]),
+            "eps": float(hp["eps"]),
+            "weight_decay": float(hp["weight_decay"]),
+            "momentum": float(hp["momentum"]),
+            "centered": bool(hp["centered"]),
+        }
