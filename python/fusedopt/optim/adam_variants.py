@@ -69,6 +69,7 @@ class NAdam(Optimizer):
     """
 
     rule = "nadam"
+    _advance_only_scalars = frozenset({"mu_product"})
 
     def __init__(
         self,
@@ -121,12 +122,12 @@ class NAdam(Optimizer):
             "avg_coef": (-lr * mu_next) / (1.0 - mu_product * mu_next),
             "decay": decoupled_decay(hp, decoupled),
             "decoupled": decoupled,
-            "_mu_product": mu_product,
+            "mu_product": mu_product,
         }
 
     def _advance(self, st: State, scalars: Mapping[str, Any]) -> None:
         super()._advance(st, scalars)
-        st["mu_product"] = scalars["_mu_product"]
+        st["mu_product"] = scalars["mu_product"]
 
 
 class RAdam(Optimizer):

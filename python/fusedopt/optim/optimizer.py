@@ -28,16 +28,13 @@ class NonFiniteGradientError(FloatingPointError):
 
 
 _BACKENDS = ("native", "numpy")
+_CHECKED: set[Any] = set()  # (optimizer class, resolved hyperparameters) that passed the checks
 _NONFINITE = ("propagate", "skip", "raise")
 _CLIP_SCOPES = ("group", "global")
 
 
-def _resolve(value: Any, count: int) -> Any:
-    if callable(value):
-        return value(count)
-    if isinstance(value, tuple):
-        return tuple(v(count) if callable(v) else v for v in value)
-    return value
+def _resolve_tuple(value: tuple[Any, ...], count: int) -> tuple[Any, ...]:
+    return tuple(v(count) if callable(v) else v for v in value)
 
 
 def check_nonnegative(value: Any, name: str, where: str) -> float:
@@ -64,6 +61,7 @@ class Optimizer:
 
     rule: ClassVar[str]
     has_step: ClassVar[bool] = True  # keeps a per-parameter 'step' count, as torch does
+    _advance_only_scalars: ClassVar[frozenset[str]] = frozenset()  # for _advance, not the kernel
 
     def __init__(
         self,
@@ -235,6 +233,20 @@ class Optimizer:
                 raise ValueError("params: update() must be called with the same arrays every time")
         self.step(grads)
 
+    def _check_cached(self, hp: dict[str, Any], gi: int) -> None:
+        """_check_hyperparameters, skipped when this exact set of values already passed."""
+        try:
+            signature = (type(self), tuple(hp.items()))
+            if signature in _CHECKED:
+                return
+        except TypeError:  # an unhashable value: just check it
+            signature = None
+        self._check_hyperparameters(hp, f" (param group {gi})")
+        if signature is not None:
+            if len(_CHECKED) > 4096:
+                _CHECKED.clear()
+            _CHECKED.add(signature)
+
     def _plan(self, flat_grads: list[Any]) -> tuple[list[Any], dict[Key, State]]:
         plan: list[Any] = []
         pending: dict[Key, State] = {}
@@ -242,8 +254,9 @@ class Optimizer:
         keys = self._keys
         for gi, group in enumerate(self.param_groups):
             hp = _resolved(group, self.step_count)
-            self._check_hyperparameters(hp, f" (param group {gi})")
+            self._check_cached(hp, gi)
             buckets: dict[Any, list[Any]] = {}
+            slots = [n for n in self._state_slots(hp) if n is not None]
             for j, p in enumerate(group["params"]):
                 g = flat_grads[offset + j]
                 if g is None:
@@ -253,7 +266,7 @@ class Optimizer:
                 new = st is None
                 if new:
                     st = pending[key] = self._init_state(p, hp)
-                elif any(n is not None and n not in st for n in self._state_slots(hp)):
+                elif not all(n in st for n in slots):
                     # An option turned on mid-run (momentum, amsgrad, ...): its state starts
                     # fresh, on the side until the step succeeds.
                     fresh = self._init_state(p, hp)
@@ -264,10 +277,11 @@ class Optimizer:
                 plan.append((gi, hp, self._scalars(hp, items[0][3], items[0][4]), items))
         return plan, pending
 
-    @staticmethod
-    def _kernel_scalars(scalars: Mapping[str, Any]) -> dict[str, Any]:
-        """Scalars named with a leading underscore are for _advance, not the kernel."""
-        return {k: v for k, v in scalars.items() if not k.startswith("_")}
+    def _kernel_scalars(self, scalars: dict[str, Any]) -> dict[str, Any]:
+        """The scalars the kernel takes: all but those listed in _advance_only_scalars."""
+        if not self._advance_only_scalars:
+            return scalars
+        return {k: v for k, v in scalars.items() if k not in self._advance_only_scalars}
 
     def _native_batch(self, plan: list[Any]) -> Any:
         batch = _core.Batch()
@@ -434,7 +448,12 @@ class Optimizer:
 
 
 def _resolved(group: Mapping[str, Any], count: int) -> dict[str, Any]:
-    return {k: _resolve(v, count) for k, v in group.items() if k not in ("params", "param_names")}
+    """A group's hyperparameters with callables evaluated at `count` (runs every step: keep it lean)."""
+    return {
+        k: v(count) if callable(v) else (_resolve_tuple(v, count) if type(v) is tuple else v)
+        for k, v in group.items()
+        if k != "params" and k != "param_names"
+    }
 
 
 Schedule = Callable[[int], float]

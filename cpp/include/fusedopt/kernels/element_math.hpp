@@ -1,4 +1,4 @@
-// Element-wise primitives that follow torch's CPU rounding model (see docs/numerics.md).
+// Element-wise primitives that follow torch's CPU rounding model (docs/architecture.md, Numerics).
 // Included inside a per-target anonymous namespace.
 
 #if defined(__FMA__) || defined(__aarch64__)
