@@ -5,6 +5,7 @@
     opt.step({"W": dw, "b": db})          # arrays updated in place, one native call
 """
 
+from . import init, interop, reference, schedules
 from . import runtime as _runtime
 from ._core import runtime_info as _native_info
 from .clip import clip_grad_norm_, clip_grad_value_, clip_grads_with_norm_, get_total_norm
@@ -24,6 +25,10 @@ __all__ = [
     "clip_grad_value_",
     "clip_grads_with_norm_",
     "get_total_norm",
+    "init",
+    "interop",
+    "reference",
+    "schedules",
     "get_num_threads",
     "get_target",
     "runtime_info",

@@ -30,8 +30,8 @@ def _as_list(grads: Any) -> list[np.ndarray]:
 
 def _check_norm_type(norm_type: Any) -> float:
     p = float(norm_type)
-    if not (p > 0 or p == -math.inf):
-        raise ValueError(f"norm_type must be > 0, inf or -inf, got {norm_type!r}")
+    if not (p >= 0 or p == -math.inf):
+        raise ValueError(f"norm_type must be >= 0, inf or -inf, got {norm_type!r}")
     return p
 
 
@@ -55,10 +55,16 @@ def get_total_norm(grads: GradList, norm_type: float = 2.0, error_if_nonfinite: 
 
     float64 accumulation (also for float32 gradients), scaled so that values near the float
     overflow or underflow thresholds give the correctly rounded answer. An empty list gives 0.
-    ``inf`` is max |g|, ``-inf`` min |g|. NaN anywhere gives NaN.
+    ``inf`` is max |g|, ``-inf`` min |g|. NaN anywhere gives NaN. ``norm_type=0`` follows
+    torch's norm-of-norms quirk: it counts the *arrays* holding any nonzero (or NaN) element,
+    not the elements.
     """
     p = _check_norm_type(norm_type)
-    norm, _ = _core.total_norm(_as_list(grads), p)
+    arrays = _as_list(grads)
+    if p == 0:
+        norm = float(sum(1 for a in arrays if np.any(np.asarray(a) != 0)))
+    else:
+        norm, _ = _core.total_norm(arrays, p)
     if error_if_nonfinite and not math.isfinite(norm):
         raise _nonfinite_error(p)
     return norm

@@ -100,7 +100,7 @@ class Optimizer:
         self.last_group_grad_norms: list[float] = []
         self._keys: list[Key] = []
         self._names_given: bool | None = None
-        self._check_hyperparameters(self.defaults, "")
+        self._check_hyperparameters(_resolved(self.defaults, 0), "")
         if params is not None:
             groups = as_groups(params)
             if not groups or not any(True for _ in groups):

@@ -1,0 +1,444 @@
+"""``python -m fusedopt bench``: every optimizer x layout x {native (2 threads and 1), memory
+probe, NumPy reference, torch for-loop, torch fused}, in one run, medians of repeats.
+
+    python -m fusedopt bench --quick                      # < 1 minute
+    python -m fusedopt bench --json out.json --plot out.png --markdown out.md
+    python -m fusedopt bench --threshold-sweep --simd-compare --memory   # the extra analyses
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import importlib.util
+import os
+import platform
+import sys
+import time
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+
+import fusedopt
+from fusedopt import _core
+
+from . import report
+from .cases import CASES, LAYOUTS, Case, Layout, select_cases, select_layouts
+from .timing import Contender, measure, memory_over_steps
+
+# ---- settings -------------------------------------------------------------------------------
+
+QUICK = {"repeats": 5, "repeats_torch": 3, "repeats_numpy": 3, "min_time": 0.002}
+FULL = {"repeats": 15, "repeats_torch": 7, "repeats_numpy": 5, "min_time": 0.010}
+
+
+class Progress:
+    """tqdm if installed, else a plain counter on stderr."""
+
+    def __init__(self, total: int, enabled: bool) -> None:
+        self.total, self.n, self.enabled = total, 0, enabled
+        self.bar = None
+        self._last = 0.0
+        if enabled:
+            try:
+                from tqdm import tqdm
+
+                self.bar = tqdm(total=total, unit="run", dynamic_ncols=True, file=sys.stderr, leave=False)
+            except ImportError:
+                self.bar = None
+
+    def describe(self, text: str) -> None:
+        self.text = text
+        if self.bar is not None:
+            self.bar.set_description_str(text, refresh=False)
+
+    def update(self, n: int = 1) -> None:
+        self.n += n
+        if not self.enabled:
+            return
+        if self.bar is not None:
+            self.bar.update(n)
+        elif time.monotonic() - self._last > 0.5 or self.n == self.total:
+            self._last = time.monotonic()
+            sys.stderr.write(f"\r[{self.n}/{self.total}] {getattr(self, 'text', '')[:60]:<60}")
+            sys.stderr.flush()
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+        elif self.enabled:
+            sys.stderr.write("\n")
+
+
+def _torch() -> Any:
+    """torch, or None when it is not installed (imported lazily: it takes a second or two)."""
+    if importlib.util.find_spec("torch") is None:
+        return None
+    import torch
+
+    return torch
+
+
+# ---- building the contenders ----------------------------------------------------------------
+
+def make_data(layout: Layout, seed: int = 0) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """Initial parameters and (fixed) gradients of a layout."""
+    rng = np.random.default_rng(seed)
+    dt = layout.dtype
+    p0 = [rng.standard_normal(n, dtype=dt) for n in layout.sizes]
+    g = [rng.standard_normal(n, dtype=dt) * dt(0.1) for n in layout.sizes]
+    return p0, g
+
+
+def _flat(layout: Layout, p0: Sequence[np.ndarray], g: Sequence[np.ndarray]) -> tuple[Any, np.ndarray, np.ndarray, str]:
+    """The arena case: (owner, flat params, flat grads, note). Uses fusedopt.FlatParams when the
+    package has it, else one plain NumPy buffer (what the arena amounts to for the step)."""
+    if hasattr(fusedopt, "FlatParams"):
+        spec = {f"p{i}": (n,) for i, n in enumerate(layout.sizes)}
+        arena = fusedopt.FlatParams(spec, dtype=layout.dtype)
+        for i, (a, b) in enumerate(zip(p0, g)):
+            arena.params[f"p{i}"][...] = a
+            arena.grads[f"p{i}"][...] = b
+        return arena, arena.flat_params, arena.flat_grads, "fusedopt.FlatParams"
+    return None, np.concatenate(p0), np.concatenate(g), "plain NumPy buffer (fusedopt.FlatParams not available)"
+
+
+def _param_copies(layout: Layout, p0: Sequence[np.ndarray], g: Sequence[np.ndarray]) -> tuple[list[np.ndarray], list[np.ndarray], Any]:
+    if layout.arena:
+        owner, fp, fg, _ = _flat(layout, p0, g)
+        return [fp], [fg], owner
+    return [a.copy() for a in p0], list(g), None
+
+
+def native_opt(case: Case, params: list[np.ndarray], backend: str = "native") -> Any:
+    return getattr(fusedopt, case.cls)(params, backend=backend, **dict(case.kwargs))
+
+
+def torch_opt(torch: Any, case: Case, params: list[np.ndarray], grads: list[np.ndarray], fused: bool) -> Any:
+    tensors = []
+    for p, g in zip(params, grads):
+        t = torch.from_numpy(p)
+        t.requires_grad_(True)
+        t.grad = torch.from_numpy(g)
+        tensors.append(t)
+    cls = getattr(torch.optim, case.torch_cls)
+    kw = dict(case.kwargs)
+    if fused:
+        return cls(tensors, fused=True, **kw)
+    return cls(tensors, foreach=False, **kw)
+
+
+def probe_arrays(case: Case, layout: Layout, p0: Sequence[np.ndarray], g: Sequence[np.ndarray]) -> tuple[list[list[np.ndarray]], list[np.ndarray]]:
+    """What the probe of this case reads and writes: `pattern` lists, like the optimizer's."""
+    if layout.arena:  # the same buffers the arena step walks (padding included)
+        _, fp, fg, _ = _flat(layout, p0, g)
+        base, grads = [fp], [fg]
+    else:
+        base = [a.copy() for a in p0]
+        grads = list(g)
+    written = [base] + [[np.zeros_like(a) for a in base] for _ in range(case.pattern - 1)]
+    return written, grads
+
+
+def bench_one(case: Case, layout: Layout, data: tuple[list[np.ndarray], list[np.ndarray]], cfg: dict[str, Any],
+              threads: int, torch: Any, with_numpy: bool, tick: Callable[[], Any]) -> dict[str, Any]:
+    """Time one (case, layout): native (threads, then 1 thread) and probe interleaved; then
+    torch fused and for-loop interleaved; then the NumPy reference."""
+    p0, g = data
+    out: dict[str, Any] = {"case": case.key, "layout": layout.key, "params": layout.total,
+                           "arrays": layout.n_arrays, "dtype": layout.dtype_name,
+                           "pattern": case.pattern, "bytes_per_param": case.bytes_per_param(layout.itemsize),
+                           "times": {}, "stats": {}, "notes": []}
+    if layout.arena:
+        out["notes"].append("fusedopt.FlatParams" if hasattr(fusedopt, "FlatParams")
+                            else "plain NumPy buffer (fusedopt.FlatParams not available)")
+
+    def record(stats: dict[str, Any]) -> None:
+        for name, s in stats.items():
+            out["times"][name] = s.median
+            out["stats"][name] = s.as_dict()
+
+    # --- native and the probe
+    params, grads, owner = _param_copies(layout, p0, g)
+    opt = native_opt(case, params)
+    written, pgrads = probe_arrays(case, layout, p0, g)
+
+    def one_thread() -> None:
+        fusedopt.set_num_threads(1)
+
+    def restore() -> None:
+        fusedopt.set_num_threads(threads)
+
+    contenders = [
+        Contender("native", lambda: opt.step(grads), warmup_steps=case.warmup_steps),
+        Contender("probe", lambda: _core.probe(written, pgrads)),
+    ]
+    if threads > 1:
+        contenders.append(Contender("native_1t", lambda: opt.step(grads), one_thread, restore,
+                                    warmup_steps=case.warmup_steps))
+    record(measure(contenders, cfg["repeats"], cfg["min_time"]))
+    del opt, params, grads, owner, written, pgrads, contenders
+    gc.collect()
+    tick()
+
+    # --- torch
+    if torch is not None and case.torch_cls is not None:
+        contenders = []
+        keep = []
+        for fused in ((True, False) if case.torch_fused else (False,)):
+            params, grads, owner = _param_copies(layout, p0, g)
+            try:
+                topt = torch_opt(torch, case, params, grads, fused)
+            except (RuntimeError, ValueError, TypeError) as e:  # pragma: no cover - torch version drift
+                out["notes"].append(f"torch {'fused' if fused else 'for-loop'}: {e}")
+                continue
+            keep.append((topt, params, grads, owner))
+            contenders.append(Contender("torch_fused" if fused else "torch_loop", topt.step,
+                                        warmup_steps=case.warmup_steps))
+        if contenders:
+            record(measure(contenders, cfg["repeats_torch"], cfg["min_time"]))
+        del keep, contenders
+        gc.collect()
+    tick()
+
+    # --- NumPy reference (the same class, backend="numpy")
+    if with_numpy:
+        params, grads, owner = _param_copies(layout, p0, g)
+        ref = native_opt(case, params, backend="numpy")
+        record(measure([Contender("numpy", lambda: ref.step(grads), warmup_steps=case.warmup_steps)],
+                       cfg["repeats_numpy"], cfg["min_time"]))
+        del ref, params, grads, owner
+        gc.collect()
+    tick()
+    return out
+
+
+# ---- the extra analyses ---------------------------------------------------------------------
+
+SWEEP_SIZES = (4 * 1024, 8 * 1024, 16 * 1024, 32 * 1024, 64 * 1024, 128 * 1024, 256 * 1024, 512 * 1024, 1024 * 1024)
+SWEEP_CASES = ("SGD", "Adam", "RAdam")
+
+
+def threshold_sweep(threads: int, cfg: dict[str, Any], tick: Callable[[], Any]) -> dict[str, Any]:
+    """Serial vs parallel (``threads``) native step at sizes around the default threshold, with
+    the threshold forced each way; the best threshold is the smallest size from which the
+    parallel step is faster at every larger size swept."""
+    saved = _core.get_min_parallel_elements()
+    rows = []
+    try:
+        for key in SWEEP_CASES:
+            case = next(c for c in CASES if c.key == key)
+            for n in SWEEP_SIZES:
+                lay = Layout(f"{n}", (n,))
+                params, grads = make_data(lay)
+                opt = native_opt(case, params)
+                serial = Contender("serial", lambda: opt.step(grads),
+                                   lambda: _core.set_min_parallel_elements(1 << 62),
+                                   lambda: _core.set_min_parallel_elements(saved), case.warmup_steps)
+                par = Contender("parallel", lambda: opt.step(grads),
+                                lambda: _core.set_min_parallel_elements(0),
+                                lambda: _core.set_min_parallel_elements(saved), case.warmup_steps)
+                st = measure([serial, par], cfg["repeats"], cfg["min_time"])
+                rows.append({"case": key, "params": n, "serial_s": st["serial"].median,
+                             "parallel_s": st["parallel"].median,
+                             "speedup": st["serial"].median / st["parallel"].median})
+                tick()
+    finally:
+        _core.set_min_parallel_elements(saved)
+    best: dict[str, int | None] = {}
+    for key in SWEEP_CASES:
+        rs = [r for r in rows if r["case"] == key]
+        choice = None
+        for i, r in enumerate(rs):
+            if all(x["speedup"] > 1.0 for x in rs[i:]):
+                choice = r["params"]
+                break
+        best[key] = choice
+    return {"threads": threads, "default": saved, "rows": rows, "best": best}
+
+
+SIMD_CASES = ("SGD+mom", "Adam", "RAdam", "Lion")
+
+
+def simd_compare(layout_keys: Sequence[str], cfg: dict[str, Any], tick: Callable[[], Any]) -> dict[str, Any]:
+    """The native step under each SIMD target the CPU supports, interleaved."""
+    info = fusedopt.runtime_info()
+    targets = [t for t in ("baseline", "avx2", "avx512") if t in info["supported_targets"]]
+    saved = fusedopt.get_target()
+    rows = []
+    try:
+        for key in SIMD_CASES:
+            case = next(c for c in CASES if c.key == key)
+            for lk in layout_keys:
+                lay = next(x for x in LAYOUTS if x.key == lk)
+                params, grads = make_data(lay)
+                opt = native_opt(case, params)
+                cs = [Contender(t, lambda: opt.step(grads), (lambda t=t: _core.set_target(t)),
+                                (lambda: _core.set_target(saved)), case.warmup_steps) for t in targets]
+                st = measure(cs, cfg["repeats"], cfg["min_time"])
+                rows.append({"case": key, "layout": lk, "params": lay.total,
+                             **{t: st[t].median for t in targets}})
+                del opt, params, grads
+                gc.collect()
+                tick()
+    finally:
+        _core.set_target(saved)
+    return {"targets": targets, "rows": rows}
+
+
+def memory_check(steps: int = 1000) -> dict[str, Any]:
+    """1000 native Adam steps on a small model of 8 arrays (about 1.1M parameters)."""
+    shapes = [(784, 512), (512,), (512, 512), (512,), (512, 256), (256,), (256, 10), (10,)]
+    rng = np.random.default_rng(0)
+    params = [rng.standard_normal(s, dtype=np.float32) for s in shapes]
+    grads = [rng.standard_normal(s, dtype=np.float32) * np.float32(0.01) for s in shapes]
+    out = {}
+    for key in ("Adam", "SGD+mom"):
+        case = next(c for c in CASES if c.key == key)
+        opt = native_opt(case, [p.copy() for p in params])
+        out[key] = memory_over_steps(lambda: opt.step(grads), steps=steps)
+    return out
+
+
+# ---- main -----------------------------------------------------------------------------------
+
+def build_parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(prog="python -m fusedopt bench", description=__doc__.split("\n\n")[0],
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--quick", action="store_true", help="fewer layouts (no 32M) and repeats: under a minute")
+    ap.add_argument("--optimizers", metavar="A,B", help="cases to run (default all): " +
+                    ", ".join(c.key for c in CASES))
+    ap.add_argument("--layouts", metavar="A,B", help="layouts to run (default all; --quick: a subset): " +
+                    ", ".join(lay.key for lay in LAYOUTS))
+    ap.add_argument("--threads", type=int, default=None, help="threads for native and torch (default: fusedopt's)")
+    ap.add_argument("--repeats", type=int, default=None, help="samples per contender (median taken)")
+    ap.add_argument("--min-time", type=float, default=None, help="seconds per sample (steps are looped)")
+    ap.add_argument("--no-torch", action="store_true", help="skip torch even if installed")
+    ap.add_argument("--no-numpy", action="store_true", help="skip the NumPy reference")
+    ap.add_argument("--threshold-sweep", action="store_true", help="also sweep the serial/parallel threshold")
+    ap.add_argument("--simd-compare", action="store_true", help="also compare the SIMD targets")
+    ap.add_argument("--memory", action="store_true", help="also check memory stays flat over 1000 steps")
+    ap.add_argument("--all", action="store_true", help="= --threshold-sweep --simd-compare --memory")
+    ap.add_argument("--json", metavar="FILE", help="write every figure as JSON")
+    ap.add_argument("--plot", metavar="FILE.png", help="log-log ns/parameter vs size (needs matplotlib)")
+    ap.add_argument("--markdown", metavar="FILE.md", help="write the tables as Markdown")
+    ap.add_argument("--no-progress", action="store_true", help="no progress bar")
+    return ap
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        cases = select_cases(args.optimizers)
+        layouts = select_layouts(args.layouts, args.quick)
+    except ValueError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    cfg = dict(QUICK if args.quick else FULL)
+    if args.repeats:
+        cfg["repeats"] = args.repeats
+        cfg["repeats_torch"] = max(3, args.repeats // 2)
+        cfg["repeats_numpy"] = max(3, args.repeats // 3)
+    if args.min_time:
+        cfg["min_time"] = args.min_time
+    if args.all:
+        args.threshold_sweep = args.simd_compare = args.memory = True
+
+    saved_threads = fusedopt.get_num_threads()
+    threads = args.threads or saved_threads
+    if threads < 1:
+        print("error: --threads must be >= 1", file=sys.stderr)
+        return 2
+    fusedopt.set_num_threads(threads)
+    notes: list[str] = []
+    torch = None if args.no_torch else _torch()
+    if torch is None:
+        notes.append("torch not installed (or --no-torch): torch columns skipped" if not args.no_torch
+                     else "--no-torch: torch columns skipped")
+    else:
+        torch.set_num_threads(threads)
+    if not hasattr(fusedopt, "FlatParams"):
+        notes.append("fusedopt.FlatParams not available: the arena row steps one plain NumPy buffer "
+                     "of the same size (what an arena step amounts to)")
+
+    simd_layouts = ("256K", "1M") if args.quick else ("256K", "32M")
+    total = 3 * len(cases) * len(layouts)
+    if args.threshold_sweep:
+        total += len(SWEEP_CASES) * len(SWEEP_SIZES)
+    if args.simd_compare:
+        total += len(SIMD_CASES) * len(simd_layouts)
+    progress = Progress(total, not args.no_progress)
+    load_before = os.getloadavg() if hasattr(os, "getloadavg") else None
+    t_start = time.perf_counter()
+    results: list[dict[str, Any]] = []
+    extras: dict[str, Any] = {}
+    try:
+        for layout in layouts:
+            data = make_data(layout)
+            for case in cases:
+                progress.describe(f"{case.key} {layout.key}")
+                results.append(bench_one(case, layout, data, cfg, threads, torch, not args.no_numpy,
+                                         progress.update))
+            del data
+            gc.collect()
+        if args.threshold_sweep:
+            progress.describe("threshold sweep")
+            extras["threshold_sweep"] = threshold_sweep(threads, cfg, progress.update)
+        if args.simd_compare:
+            progress.describe("SIMD targets")
+            extras["simd_compare"] = simd_compare(simd_layouts, cfg, progress.update)
+        if args.memory:
+            progress.describe("memory over 1000 steps")
+            extras["memory"] = memory_check()
+    finally:
+        progress.close()
+        fusedopt.set_num_threads(saved_threads)
+    elapsed = time.perf_counter() - t_start
+
+    info = fusedopt.runtime_info()
+    meta = {
+        "fusedopt": fusedopt.__version__,
+        "target": info.get("active_target"),
+        "threads": threads,
+        "min_parallel_elements": _core.get_min_parallel_elements(),
+        "numpy": np.__version__,
+        "torch": getattr(torch, "__version__", None),
+        "python": platform.python_version(),
+        "machine": _cpu_name(),
+        "cpus": os.cpu_count(),
+        "mode": "quick" if args.quick else "full",
+        "config": cfg,
+        "seconds": elapsed,
+        "loadavg_before": load_before,
+        "loadavg_after": os.getloadavg() if hasattr(os, "getloadavg") else None,
+        "date": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
+        "notes": notes,
+    }
+    doc = report.build(meta, results, extras)
+    print(report.text(doc))
+    if args.json:
+        report.write_json(doc, args.json)
+    if args.markdown:
+        with open(args.markdown, "w") as f:
+            f.write(report.markdown(doc))
+    if args.plot:
+        msg = report.plot(doc, args.plot)
+        if msg:
+            print(msg, file=sys.stderr)
+    return 0
+
+
+def _cpu_name() -> str:
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+if __name__ == "__main__":  # pragma: no cover
+    raise SystemExit(main())

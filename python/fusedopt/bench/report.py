@@ -1,0 +1,341 @@
+"""Turning timings into the report: derived figures per row, the issue-8 targets, the text and
+Markdown tables, JSON, and the log-log plot."""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from .cases import CASES, LAYOUTS, TORCH_FUSED_TARGETS
+
+NaN = math.nan
+
+# Targets of issue 8 (float32, one run).
+PROBE_LIMIT_LARGE = 1.10      # 32M: native / probe
+PROBE_LIMIT_MID = 1.25        # 256K, 1M: native / probe
+ADAM_VS_TORCH_FUSED = 2.0     # 256K, 1M: torch fused / native, Adam
+VS_NUMPY = 15.0               # 256K, 1M: numpy / native, every optimizer
+MANY_ARRAYS_LIMIT = 1.5       # 1000 x 1000: ns/param vs one 1M array
+ARENA_LIMIT = 1.1             # flat arena: ns/param vs one 1M array
+THREAD_TOLERANCE = 1.05       # "no slowdown from threading": 2 threads <= 1.05 x 1 thread (noise)
+
+
+def _ns(seconds: float | None, n: int) -> float:
+    return NaN if seconds is None else seconds * 1e9 / n
+
+
+def _ratio(a: float, b: float) -> float:
+    if a is None or b is None or not (b == b) or b == 0:
+        return NaN
+    return a / b
+
+
+def derive(r: Mapping[str, Any]) -> dict[str, Any]:
+    """Per-row figures: ns per parameter of every contender, ratios, GB/s."""
+    n = r["params"]
+    t = r["times"]
+    d = {k: v for k, v in r.items() if k not in ("times",)}
+    for name in ("native", "native_1t", "probe", "numpy", "torch_loop", "torch_fused"):
+        d[f"{name}_ns"] = _ns(t.get(name), n)
+    d["step_us"] = t.get("native", NaN) * 1e6
+    d["vs_probe"] = _ratio(t.get("native"), t.get("probe"))
+    d["gbps"] = _ratio(r["bytes_per_param"], d["native_ns"])
+    d["probe_gbps"] = _ratio(r["bytes_per_param"], d["probe_ns"])
+    d["thread_speedup"] = _ratio(t.get("native_1t"), t.get("native"))
+    d["x_numpy"] = _ratio(t.get("numpy"), t.get("native"))
+    d["x_torch_loop"] = _ratio(t.get("torch_loop"), t.get("native"))
+    d["x_torch_fused"] = _ratio(t.get("torch_fused"), t.get("native"))
+    return d
+
+
+def _find(rows: Iterable[Mapping[str, Any]], case: str, layout: str) -> Mapping[str, Any] | None:
+    for r in rows:
+        if r["case"] == case and r["layout"] == layout:
+            return r
+    return None
+
+
+def targets(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Every check of issue 8 that the run has figures for: one entry per (target, row)."""
+    out: list[dict[str, Any]] = []
+
+    def add(target: str, case: str, layout: str, value: float, limit: float, higher_is_better: bool) -> None:
+        if value != value:
+            return
+        ok = value >= limit if higher_is_better else value <= limit
+        out.append({"target": target, "case": case, "layout": layout, "value": value, "limit": limit,
+                    "met": bool(ok), "higher_is_better": higher_is_better})
+
+    for r in rows:
+        if r["dtype"] != "float32":
+            continue
+        c, lay = r["case"], r["layout"]
+        if lay == "32M":
+            add("32M: native <= 1.10x probe", c, lay, r["vs_probe"], PROBE_LIMIT_LARGE, False)
+            if c in TORCH_FUSED_TARGETS:
+                add("32M: native <= torch fused (time ratio)", c, lay,
+                    _ratio(r["native_ns"], r["torch_fused_ns"]), 1.0, False)
+        if lay in ("256K", "1M"):
+            add("256K/1M: native <= 1.25x probe", c, lay, r["vs_probe"], PROBE_LIMIT_MID, False)
+            add("256K/1M: >= 15x faster than NumPy reference", c, lay, r["x_numpy"], VS_NUMPY, True)
+            if c == "Adam":
+                add("256K/1M: Adam >= 2x faster than torch fused", c, lay, r["x_torch_fused"],
+                    ADAM_VS_TORCH_FUSED, True)
+        if lay in ("1000x1000", "arena 1000x1000"):
+            one = _find(rows, c, "1M")
+            if one is not None:
+                v = _ratio(r["native_ns"], one["native_ns"])
+                if lay == "1000x1000":
+                    add("1000 arrays of 1000: <= 1.5x one 1M array (per param)", c, lay, v, MANY_ARRAYS_LIMIT, False)
+                else:
+                    add("flat arena: <= 1.1x one 1M array (per param)", c, lay, v, ARENA_LIMIT, False)
+        if r["native_1t_ns"] == r["native_1t_ns"]:
+            add("threads: no slowdown (2t <= 1.05 x 1t)", c, lay,
+                _ratio(r["native_ns"], r["native_1t_ns"]), THREAD_TOLERANCE, False)
+    return out
+
+
+def summarize(checks: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    by: dict[str, dict[str, Any]] = {}
+    for chk in checks:
+        s = by.setdefault(chk["target"], {"target": chk["target"], "met": 0, "total": 0, "missed": []})
+        s["total"] += 1
+        if chk["met"]:
+            s["met"] += 1
+        else:
+            s["missed"].append(f"{chk['case']} {chk['layout']} ({chk['value']:.3g})")
+    return list(by.values())
+
+
+def per_array_overhead(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """(step time of 1000 arrays - step time of the same elements as one arena buffer) / 999."""
+    out = []
+    for r in rows:
+        if r["layout"] != "1000x1000":
+            continue
+        flat = _find(rows, r["case"], "arena 1000x1000")
+        if flat is None:
+            continue
+        entry = {"case": r["case"]}
+        for name in ("native", "numpy", "torch_loop", "torch_fused"):
+            a, b = r["times"].get(name), flat["times"].get(name)
+            entry[name] = NaN if a is None or b is None else (a - b) / (r["arrays"] - 1) * 1e9
+        out.append(entry)
+    return out
+
+
+def build(meta: Mapping[str, Any], results: list[dict[str, Any]], extras: Mapping[str, Any]) -> dict[str, Any]:
+    rows = [derive(r) for r in results]
+    for r, raw in zip(rows, results):
+        r["times"] = raw["times"]
+    checks = targets(rows)
+    return {"meta": dict(meta), "rows": rows, "targets": checks, "target_summary": summarize(checks),
+            "per_array_overhead_ns": per_array_overhead(rows), **dict(extras)}
+
+
+# ---- formatting -----------------------------------------------------------------------------
+
+def _f(x: float | None, digits: int = 3) -> str:
+    if x is None or x != x:
+        return "-"
+    if x == 0:
+        return "0"
+    if abs(x) >= 10 ** digits:
+        return f"{x:.0f}"
+    return f"{x:.{digits}g}"
+
+
+def _x(x: float | None) -> str:
+    return "-" if x is None or x != x else f"{_f(x)}x"
+
+
+def _pct(x: float | None) -> str:
+    return "-" if x is None or x != x else f"{100 * x:.0f}%"
+
+
+COLUMNS = (
+    ("layout", "layout"), ("optimizer", "optimizer"), ("B/p", "bytes per parameter moved"),
+    ("native", "ns/param"), ("us/step", "microseconds per step"), ("probe", "ns/param"),
+    ("nat/probe", "native time as % of probe time"), ("GB/s", "native"),
+    ("1-thr", "ns/param, 1 thread"), ("thr x", "1-thread time / threaded time"),
+    ("NumPy", "ns/param"), ("x NumPy", "speedup"), ("torch loop", "ns/param"), ("x loop", "speedup"),
+    ("torch fused", "ns/param"), ("x fused", "speedup"),
+)
+
+
+def table_rows(doc: Mapping[str, Any]) -> list[list[str]]:
+    out = []
+    for r in doc["rows"]:
+        out.append([
+            r["layout"], r["case"], str(r["bytes_per_param"]),
+            _f(r["native_ns"]), _f(r["step_us"]), _f(r["probe_ns"]), _pct(r["vs_probe"]), _f(r["gbps"]),
+            _f(r["native_1t_ns"]), _x(r["thread_speedup"]),
+            _f(r["numpy_ns"]), _x(r["x_numpy"]),
+            _f(r["torch_loop_ns"]), _x(r["x_torch_loop"]), _f(r["torch_fused_ns"]), _x(r["x_torch_fused"]),
+        ])
+    return out
+
+
+def _stamp(meta: Mapping[str, Any]) -> list[str]:
+    la = meta.get("loadavg_before")
+    lb = meta.get("loadavg_after")
+    lines = [
+        f"fusedopt {meta['fusedopt']}  target {meta['target']}  threads {meta['threads']}  "
+        f"min_parallel_elements {meta['min_parallel_elements']}  numpy {meta['numpy']}  torch {meta['torch'] or '-'}",
+        f"{meta['machine']}, {meta['cpus']} CPUs; {meta['mode']} run, {meta['date']}, {meta['seconds']:.0f} s; "
+        f"samples: {meta['config']['repeats']} native/probe, {meta['config']['repeats_torch']} torch, "
+        f"{meta['config']['repeats_numpy']} NumPy, >= {meta['config']['min_time'] * 1e3:g} ms each"
+        + (f"; load avg {la[0]:.2f} -> {lb[0]:.2f}" if la and lb else ""),
+    ]
+    lines += [f"note: {n}" for n in meta.get("notes", [])]
+    return lines
+
+
+def text(doc: Mapping[str, Any]) -> str:
+    head = [c[0] for c in COLUMNS]
+    body = table_rows(doc)
+    widths = [max(len(h), *(len(row[i]) for row in body)) if body else len(h) for i, h in enumerate(head)]
+    lines = _stamp(doc["meta"])
+    lines.append("median ns per parameter; 'nat/probe' = native time / memory-probe time; speedups = other / native")
+    lines.append("  ".join(h.rjust(w) if i > 1 else h.ljust(w) for i, (h, w) in enumerate(zip(head, widths))))
+    prev = None
+    for row in body:
+        if prev is not None and row[0] != prev:
+            lines.append("")
+        prev = row[0]
+        lines.append("  ".join(c.rjust(w) if i > 1 else c.ljust(w) for i, (c, w) in enumerate(zip(row, widths))))
+    lines.append("")
+    lines += _extras_text(doc)
+    lines.append("targets (issue 8):")
+    for s in doc["target_summary"]:
+        mark = "MET " if s["met"] == s["total"] else "MISS"
+        miss = "" if not s["missed"] else "  missed: " + ", ".join(s["missed"][:8]) + (" ..." if len(s["missed"]) > 8 else "")
+        lines.append(f"  [{mark}] {s['target']}: {s['met']}/{s['total']}{miss}")
+    return "\n".join(lines)
+
+
+def _extras_text(doc: Mapping[str, Any]) -> list[str]:
+    lines: list[str] = []
+    pa = doc.get("per_array_overhead_ns") or []
+    if pa:
+        lines.append("per-array overhead, ns per extra array ((1000x1000 - arena) / 999):")
+        for e in pa:
+            lines.append(f"  {e['case']:<12} native {_f(e['native'])}  NumPy {_f(e['numpy'])}  "
+                         f"torch loop {_f(e['torch_loop'])}  torch fused {_f(e['torch_fused'])}")
+        lines.append("")
+    ts = doc.get("threshold_sweep")
+    if ts:
+        lines.append(f"serial vs parallel ({ts['threads']} threads) native step, ns/param "
+                     f"(default threshold {ts['default']}):")
+        for r in ts["rows"]:
+            lines.append(f"  {r['case']:<8} {r['params']:>8}  serial {_f(_ns(r['serial_s'], r['params']))}  "
+                         f"parallel {_f(_ns(r['parallel_s'], r['params']))}  speedup {_x(r['speedup'])}")
+        lines.append("  best threshold (smallest size from which parallel wins at every larger size): " +
+                     ", ".join(f"{k} {v}" for k, v in ts["best"].items()))
+        lines.append("")
+    sc = doc.get("simd_compare")
+    if sc:
+        lines.append("SIMD targets, native ns/param: " + ", ".join(sc["targets"]))
+        for r in sc["rows"]:
+            lines.append(f"  {r['case']:<8} {r['layout']:<5} " +
+                         "  ".join(f"{t} {_f(_ns(r[t], r['params']))}" for t in sc["targets"]))
+        lines.append("")
+    mem = doc.get("memory")
+    if mem:
+        lines.append("memory over 1000 native steps (after warm-up):")
+        for k, m in mem.items():
+            lines.append(f"  {k:<8} tracemalloc growth {m['traced_growth_bytes']} B, peak above start "
+                         f"{m['traced_peak_above_start_bytes']} B; RSS growth {m['rss_growth_bytes'] // 1024} KiB "
+                         f"(max {m['rss_max_growth_bytes'] // 1024} KiB)")
+        lines.append("")
+    return lines
+
+
+def markdown(doc: Mapping[str, Any]) -> str:
+    head = [c[0] for c in COLUMNS]
+    lines = ["```", *_stamp(doc["meta"]), "```", "",
+             "| " + " | ".join(head) + " |", "|" + "|".join("---" if i < 2 else "---:" for i in range(len(head))) + "|"]
+    for row in table_rows(doc):
+        lines.append("| " + " | ".join(row) + " |")
+    lines.append("")
+    lines.append("| target | met | missed (value) |")
+    lines.append("|---|---|---|")
+    for s in doc["target_summary"]:
+        lines.append(f"| {s['target']} | {s['met']}/{s['total']} | {', '.join(s['missed']) or '-'} |")
+    lines.append("")
+    extra = _extras_text(doc)
+    if extra:
+        lines += ["```", *extra, "```", ""]
+    return "\n".join(lines)
+
+
+def write_json(doc: Mapping[str, Any], path: str) -> None:
+    def clean(o: Any) -> Any:
+        if isinstance(o, float) and o != o:
+            return None
+        if isinstance(o, dict):
+            return {k: clean(v) for k, v in o.items()}
+        if isinstance(o, (list, tuple)):
+            return [clean(v) for v in o]
+        return o
+
+    with open(path, "w") as f:
+        json.dump(clean(doc), f, indent=1)
+
+
+def plot(doc: Mapping[str, Any], path: str) -> str | None:
+    """Log-log ns/param vs size: every optimizer (left) with the probe of each access pattern as
+    dashed lines; Adam against NumPy and torch (right). Returns a message when it cannot."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return "--plot: matplotlib is not installed (pip install matplotlib); no plot written"
+    single = [lay for lay in LAYOUTS if lay.single_f32]
+    rows = [r for r in doc["rows"] if any(r["layout"] == lay.key for lay in single)]
+    if not rows:
+        return "--plot: no single-array float32 rows to plot"
+    size_of = {lay.key: lay.total for lay in single}
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(12, 5), sharey=True)
+    cmap = plt.get_cmap("tab20")
+    for i, case in enumerate(CASES):
+        pts = sorted((size_of[r["layout"]], r["native_ns"]) for r in rows if r["case"] == case.key)
+        if pts:
+            ax1.plot(*zip(*pts), marker="o", ms=3, lw=1.2, color=cmap(i), label=case.key)
+    grays = {1: "0.75", 2: "0.55", 3: "0.35", 4: "0.1"}
+    for pat, col in grays.items():
+        pts = {}
+        for r in rows:
+            if r["pattern"] == pat and r["probe_ns"] == r["probe_ns"]:
+                pts.setdefault(size_of[r["layout"]], []).append(r["probe_ns"])
+        if pts:
+            xs = sorted(pts)
+            ys = [sorted(pts[x])[len(pts[x]) // 2] for x in xs]
+            ax1.plot(xs, ys, ls="--", lw=2.2, color=col, label=f"probe {pat} rw")
+    ax1.set_title("native step, every optimizer (float32, one array)")
+    for name, label, style in (("native", "fusedopt native", "-o"), ("probe", "memory probe (3 rw)", "--"),
+                               ("numpy", "NumPy reference", "-s"), ("torch_loop", "torch for-loop", "-^"),
+                               ("torch_fused", "torch fused", "-v")):
+        pts = sorted((size_of[r["layout"]], r[f"{name}_ns"]) for r in rows
+                     if r["case"] == "Adam" and r[f"{name}_ns"] == r[f"{name}_ns"])
+        if pts:
+            ax2.plot(*zip(*pts), style, ms=4, lw=2.2 if name == "probe" else 1.5,
+                     color="0.35" if name == "probe" else None, label=label)
+    ax2.set_title("Adam (float32, one array)")
+    for ax in (ax1, ax2):
+        ax.set_xscale("log", base=2)
+        ax.set_yscale("log")
+        ax.set_xlabel("parameters")
+        ax.grid(True, which="both", alpha=0.3)
+        ax.legend(fontsize=7, ncol=2 if ax is ax1 else 1)
+    ax1.set_ylabel("ns per parameter (median)")
+    m = doc["meta"]
+    fig.suptitle(f"fusedopt {m['fusedopt']}, {m['target']}, {m['threads']} threads; {m['machine']}", fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path, dpi=80)
+    plt.close(fig)
+    return None

@@ -1,0 +1,232 @@
+"""Moving a run between torch.optim and fusedopt: state_dict conversion.
+
+torch keys optimizer state by parameter *position* over all param groups and
+keeps ``step`` (and NAdam's ``mu_product``) as float32 0-d tensors; fusedopt
+keys it by position or by parameter name, keeps ``step`` as an exact Python
+int and array state as NumPy arrays of the parameter's dtype.  The state
+names are the same (``exp_avg``, ``momentum_buffer``, ...).
+
+    tsd = torch_opt.state_dict()
+    fusedopt.interop.from_torch_state_dict(fo_opt, tsd)     # continue in fusedopt
+    torch_opt.load_state_dict(fusedopt.interop.to_torch_state_dict(fo_opt))  # ... or in torch
+
+Parameters themselves are not part of either state_dict: copy their values
+across as you would for a model checkpoint.  fusedopt's in-optimizer clipping
+(``max_grad_norm``, ``clip_value``) is not a torch.optim option: after moving
+to torch, clip with ``torch.nn.utils.clip_grad_norm_`` yourself.
+
+torch is imported lazily, and only by :func:`to_torch_state_dict`; without
+torch it returns NumPy values (a float32 0-d array for ``step``).
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+
+__all__ = ["from_torch_state_dict", "to_torch_state_dict", "TORCH_GROUP_DEFAULTS"]
+
+# torch 2.13's param-group keys and defaults per optimizer, in torch's order
+# (what ``torch.optim.<Name>(params).state_dict()["param_groups"][0]`` holds).
+TORCH_GROUP_DEFAULTS: dict[str, dict[str, Any]] = {
+    "SGD": {"lr": 1e-3, "momentum": 0, "dampening": 0, "weight_decay": 0, "nesterov": False, "maximize": False,
+            "foreach": None, "differentiable": False, "fused": None},
+    "Adagrad": {"lr": 1e-2, "lr_decay": 0, "eps": 1e-10, "weight_decay": 0, "initial_accumulator_value": 0,
+                "foreach": None, "maximize": False, "differentiable": False, "fused": None},
+    "RMSprop": {"lr": 1e-2, "momentum": 0, "alpha": 0.99, "eps": 1e-8, "centered": False, "weight_decay": 0,
+                "capturable": False, "foreach": None, "maximize": False, "differentiable": False},
+    "Adam": {"lr": 1e-3, "betas": (0.9, 0.999), "eps": 1e-8, "weight_decay": 0, "amsgrad": False, "maximize": False,
+             "foreach": None, "capturable": False, "differentiable": False, "fused": None,
+             "decoupled_weight_decay": False},
+    "AdamW": {"lr": 1e-3, "betas": (0.9, 0.999), "eps": 1e-8, "weight_decay": 1e-2, "amsgrad": False,
+              "maximize": False, "foreach": None, "capturable": False, "differentiable": False, "fused": None,
+              "decoupled_weight_decay": True},
+    "Adamax": {"lr": 2e-3, "betas": (0.9, 0.999), "eps": 1e-8, "weight_decay": 0, "foreach": None,
+               "maximize": False, "differentiable": False, "capturable": False},
+    "NAdam": {"lr": 2e-3, "betas": (0.9, 0.999), "eps": 1e-8, "weight_decay": 0, "momentum_decay": 4e-3,
+              "decoupled_weight_decay": False, "maximize": False, "foreach": None, "capturable": False,
+              "differentiable": False},
+    "RAdam": {"lr": 1e-3, "betas": (0.9, 0.999), "eps": 1e-8, "weight_decay": 0, "maximize": False,
+              "foreach": None, "capturable": False, "decoupled_weight_decay": False, "differentiable": False},
+}
+
+# Implementation switches of torch.optim: they change how torch computes, not what.
+_TORCH_FLAGS = frozenset({"foreach", "fused", "capturable", "differentiable"})
+# Keys torch's lr schedulers add to param groups; carried both ways.
+_SCHEDULER_KEYS = ("initial_lr", "max_lr", "min_lr", "max_momentum", "base_momentum")
+# State torch keeps as 0-d float32 tensors (whatever the parameter dtype).
+_FLOAT32_SCALARS = frozenset({"step", "mu_product"})
+
+
+def _torch_name(optimizer: Any) -> str:
+    for cls in type(optimizer).__mro__:
+        if cls.__name__ in TORCH_GROUP_DEFAULTS:
+            return cls.__name__
+    raise ValueError(f"{type(optimizer).__name__} has no torch.optim counterpart")
+
+
+def _to_numpy(value: Any) -> np.ndarray:
+    """A torch tensor (any device, with or without grad) or array-like as a NumPy array."""
+    if hasattr(value, "detach") and hasattr(value, "cpu"):
+        return value.detach().cpu().numpy()
+    return np.asarray(value)
+
+
+def _plain(value: Any) -> Any:
+    """A hyperparameter from torch as a Python value: 0-d/1-element tensors become floats,
+    tuples/lists of them tuples (torch keeps betas as a tuple)."""
+    if isinstance(value, (tuple, list)):
+        return tuple(_plain(v) for v in value)
+    if hasattr(value, "detach") and hasattr(value, "numel"):
+        return float(value.detach().cpu().reshape(-1)[0])
+    if isinstance(value, np.ndarray):
+        return float(value.reshape(-1)[0])
+    return value
+
+
+def _flat_keys(groups: list[Mapping[str, Any]]) -> list[Any]:
+    return [k for g in groups for k in g["params"]]
+
+
+def from_torch_state_dict(optimizer: Any, torch_state_dict: Mapping[str, Any]) -> None:
+    """Load a ``torch.optim`` state_dict into a fusedopt optimizer of the same kind.
+
+    Parameters are matched by position over all param groups (as torch's own
+    load_state_dict does); the group structure must be the same.  Tensors
+    become NumPy arrays of the parameter's dtype, the float32 ``step`` tensor
+    an exact int, ``mu_product`` a float (float32-rounded, as torch keeps it).
+    Each group's hyperparameters (and the keys lr schedulers add, such as
+    ``initial_lr``) are taken from the torch groups; torch's implementation
+    flags (foreach, fused, capturable, differentiable) are dropped and
+    fusedopt-only options (backend, clipping) are kept.  Values may also be
+    NumPy arrays instead of tensors, so no torch is needed.
+    """
+    _torch_name(optimizer)  # refuse optimizers torch does not have
+    if not isinstance(torch_state_dict, Mapping) or "state" not in torch_state_dict or "param_groups" not in torch_state_dict:
+        raise ValueError("torch_state_dict: expected a dict with 'state' and 'param_groups'")
+    t_groups = list(torch_state_dict["param_groups"])
+    ours = optimizer.state_dict()
+    o_groups = ours["param_groups"]
+    if len(t_groups) != len(o_groups):
+        raise ValueError(f"torch_state_dict has {len(t_groups)} param groups, the optimizer has {len(o_groups)}")
+    for gi, (tg, og) in enumerate(zip(t_groups, o_groups)):
+        if len(tg["params"]) != len(og["params"]):
+            raise ValueError(
+                f"param group {gi}: torch_state_dict has {len(tg['params'])} parameters, the optimizer has {len(og['params'])}"
+            )
+    t_keys = _flat_keys(t_groups)
+    o_keys = _flat_keys(o_groups)
+    params = [p for g in optimizer.param_groups for p in g["params"]]
+    position = {tk: i for i, tk in enumerate(t_keys)}
+
+    state: dict[Any, dict[str, Any]] = {}
+    max_step = None
+    for tk, t_st in torch_state_dict["state"].items():
+        if tk not in position:
+            raise ValueError(f"torch_state_dict: state for parameter {tk!r}, which no param group lists")
+        i = position[tk]
+        p = params[i]
+        st: dict[str, Any] = {}
+        for name, value in t_st.items():
+            arr = _to_numpy(value)
+            if name == "step":
+                step = float(arr)
+                if not (step >= 0 and step == int(step)):
+                    raise ValueError(f"torch_state_dict: 'step' of parameter {tk!r} is {step!r}, not a whole number")
+                st["step"] = int(step)
+                max_step = st["step"] if max_step is None else max(max_step, st["step"])
+            elif name in _FLOAT32_SCALARS:
+                st[name] = float(np.float32(arr))
+            else:
+                if arr.shape != p.shape:
+                    raise ValueError(
+                        f"torch_state_dict: {name!r} of parameter {tk!r} has shape {tuple(arr.shape)}, "
+                        f"the parameter has {p.shape}"
+                    )
+                st[name] = np.array(arr, dtype=p.dtype, order="C", copy=True)
+        state[o_keys[i]] = st
+
+    groups = []
+    for tg, og in zip(t_groups, o_groups):
+        g = {k: v for k, v in og.items()}
+        for k, v in tg.items():
+            if k in ("params", "param_names") or k in _TORCH_FLAGS:
+                continue
+            if k in og or k in _SCHEDULER_KEYS:
+                g[k] = _plain(v)
+        groups.append(g)
+
+    new_sd = dict(ours)
+    new_sd["state"] = state
+    new_sd["param_groups"] = groups
+    if "step_count" in new_sd and max_step is not None:
+        new_sd["step_count"] = max_step
+    optimizer.load_state_dict(new_sd)
+
+
+def _resolve(value: Any, count: int) -> Any:
+    if callable(value):
+        return value(count)
+    if isinstance(value, (tuple, list)):
+        return tuple(v(count) if callable(v) else v for v in value)
+    return value
+
+
+def to_torch_state_dict(optimizer: Any) -> dict[str, Any]:
+    """The optimizer's state as a dict ``torch.optim.<Same>.load_state_dict`` accepts.
+
+    State is keyed by position over all groups; arrays become tensors (NumPy
+    copies without torch), ``step`` and ``mu_product`` float32 0-d tensors.
+    Param groups carry torch's keys for that optimizer, with torch's defaults
+    for its implementation flags; callable hyperparameters are evaluated at
+    the optimizer's current step count; fusedopt-only options are left out.
+    """
+    name = _torch_name(optimizer)
+    try:
+        import torch
+    except ImportError:
+        torch = None
+
+    def tensor(value: Any, float32: bool = False) -> Any:
+        if float32:
+            arr = np.array(value, dtype=np.float32)
+        else:
+            arr = np.array(value, copy=True)
+        return torch.from_numpy(arr) if torch is not None else arr
+
+    sd = optimizer.state_dict()
+    keys = _flat_keys(sd["param_groups"])
+    position = {k: i for i, k in enumerate(keys)}
+    count = int(getattr(optimizer, "step_count", 0))
+
+    state: dict[int, dict[str, Any]] = {}
+    for key, st in sd["state"].items():
+        out: dict[str, Any] = {}
+        for sname, value in st.items():
+            if isinstance(value, np.ndarray):
+                out[sname] = tensor(value)
+            elif sname in _FLOAT32_SCALARS or isinstance(value, (int, float, np.number)):
+                out[sname] = tensor(float(value), float32=True)
+            else:
+                out[sname] = copy.deepcopy(value)
+        state[position[key]] = out
+
+    defaults = TORCH_GROUP_DEFAULTS[name]
+    groups = []
+    for g in sd["param_groups"]:
+        tg: dict[str, Any] = {}
+        for k, default in defaults.items():
+            tg[k] = _resolve(g[k], count) if k in g else default
+        if isinstance(tg.get("betas"), list):
+            tg["betas"] = tuple(tg["betas"])
+        for k in _SCHEDULER_KEYS:
+            if k in g:
+                tg[k] = _resolve(g[k], count)
+        tg["params"] = [position[k] for k in g["params"]]
+        if "param_names" in g:
+            tg["param_names"] = list(g["param_names"])
+        groups.append(tg)
+    return {"state": state, "param_groups": groups}

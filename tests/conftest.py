@@ -1,0 +1,339 @@
+"""Shared fixtures and helpers of the core suite (tests/test_core_*.py).
+
+* ``target``: a fixture parametrized over every SIMD target this CPU supports; it makes the
+  target active for the test and restores the previous one afterwards.
+* ``using_target`` / ``using_threads``: the same as context managers (threads also restores
+  the minimum parallel size).
+* ``Pair``: two optimizers of one class and configuration, side by side on copies of the same
+  parameters (by default the native kernels and the NumPy reference), stepped with the same
+  gradients, compared bitwise (``assert_bitwise``) or to a per-element ulp bound
+  (``assert_within_ulp``), and re-synchronised (``resync``: teacher forcing).
+* ``snapshot`` / ``assert_snapshot_equal``: every parameter and every state entry of an
+  optimizer (plus its counters), copied, and compared bit for bit.
+
+Everything that compares "bitwise" compares the raw bytes, so -0.0 vs 0.0 and different NaN
+payloads count as differences (``np.testing.assert_array_equal`` does not see those); on a
+mismatch the assertion message comes from ``np.testing.assert_array_equal`` (or names the
+first differing element when only the bits differ).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any
+
+import numpy as np
+import pytest
+
+import fusedopt
+from fusedopt import _core
+
+SUPPORTED_TARGETS: list[str] = list(fusedopt.runtime_info()["supported_targets"])
+FMA_TARGETS: list[str] = [t for t in SUPPORTED_TARGETS if t != "baseline"]
+DTYPES = (np.float32, np.float64)
+
+# Every optimizer class of the package, by name.
+OPTIMIZERS: dict[str, type] = {
+    name: getattr(fusedopt, name)
+    for name in ("SGD", "Adagrad", "RMSprop", "Adam", "AdamW", "Adamax", "NAdam", "RAdam", "Lion")
+}
+
+# One configuration per optimizer that switches on (nearly) every option at once, with
+# learning rates small enough that parameters drawn in +-[0.5, 2] never come near zero over
+# 50 steps (see test_core_parity.py for why that matters to the ulp bounds).
+RICH_CONFIGS: dict[str, dict[str, Any]] = {
+    "SGD": dict(lr=1e-3, momentum=0.9, nesterov=True, weight_decay=0.05, maximize=True),
+    "Adagrad": dict(lr=1e-2, lr_decay=0.05, initial_accumulator_value=0.1, weight_decay=0.05, maximize=True),
+    "RMSprop": dict(lr=1e-3, momentum=0.9, centered=True, weight_decay=0.05, maximize=True),
+    "Adam": dict(lr=1e-3, amsgrad=True, weight_decay=0.05, maximize=True),
+    "AdamW": dict(lr=1e-3, amsgrad=True, weight_decay=0.05, maximize=True),
+    "Adamax": dict(lr=1e-3, weight_decay=0.05, maximize=True),
+    "NAdam": dict(lr=1e-3, weight_decay=0.05, momentum_decay=2e-2, decoupled_weight_decay=True, maximize=True),
+    "RAdam": dict(lr=1e-3, weight_decay=0.05, decoupled_weight_decay=True, maximize=True),
+    "Lion": dict(lr=1e-3, weight_decay=0.05, maximize=True),
+}
+
+
+# ---------------------------------------------------------------------------------------------
+# Targets and threads
+# ---------------------------------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def using_target(name: str) -> Iterator[str]:
+    """Make SIMD target `name` active for the block (it must be supported), then restore."""
+    before = fusedopt.get_target()
+    fusedopt.set_target(name)
+    try:
+        assert fusedopt.get_target() == name
+        yield name
+    finally:
+        fusedopt.set_target(before)
+
+
+@contextlib.contextmanager
+def using_threads(n: int, min_parallel: int | None = None) -> Iterator[None]:
+    """Run the block with `n` threads (and, if given, that minimum parallel size), then restore."""
+    threads_before = fusedopt.get_num_threads()
+    min_before = _core.get_min_parallel_elements()
+    fusedopt.set_num_threads(n)
+    if min_parallel is not None:
+        _core.set_min_parallel_elements(min_parallel)
+    try:
+        yield
+    finally:
+        fusedopt.set_num_threads(threads_before)
+        _core.set_min_parallel_elements(min_before)
+
+
+@pytest.fixture(params=SUPPORTED_TARGETS)
+def target(request: pytest.FixtureRequest) -> Iterator[str]:
+    """Each SIMD target this CPU supports, active for the test (restored afterwards)."""
+    with using_target(request.param) as name:
+        yield name
+
+
+@pytest.fixture
+def baseline_target() -> Iterator[str]:
+    """The baseline target (no FMA: native == NumPy reference bit for bit), restored after."""
+    with using_target("baseline") as name:
+        yield name
+
+
+# ---------------------------------------------------------------------------------------------
+# Data
+# ---------------------------------------------------------------------------------------------
+
+
+def signed_uniform(rng: np.random.Generator, shape: Any, dtype: Any, low: float, high: float) -> np.ndarray:
+    """Magnitudes uniform in [low, high), random signs, C-contiguous, rounded to `dtype`."""
+    x = rng.uniform(low, high, size=shape) * rng.choice((-1.0, 1.0), size=shape)
+    return np.array(x, dtype=np.float64).astype(dtype, order="C")  # (ascontiguousarray makes 0-d 1-d)
+
+
+def make_params(shapes: Sequence[Any], dtype: Any, seed: int) -> list[np.ndarray]:
+    """Parameters with magnitudes in [0.5, 2): away from zero, so small steps never cross it."""
+    rng = np.random.default_rng(seed)
+    return [signed_uniform(rng, s, dtype, 0.5, 2.0) for s in shapes]
+
+
+def make_grad_stream(shapes: Sequence[Any], dtype: Any, steps: int, seed: int) -> list[list[np.ndarray]]:
+    """`steps` lists of gradients, magnitudes in [0.25, 2) with random signs (so momenta and
+    moving averages change sign, and amsgrad / Adamax's running max switch). They are views into
+    one buffer per step (C-contiguous, read only by the optimizers)."""
+    rng = np.random.default_rng(seed)
+    sizes = [int(np.prod(s, dtype=np.int64)) for s in shapes]
+    total = sum(sizes)
+    stream = []
+    for _ in range(steps):
+        flat = signed_uniform(rng, total, dtype, 0.25, 2.0)
+        row, at = [], 0
+        for s, n in zip(shapes, sizes):
+            row.append(flat[at : at + n].reshape(s))
+            at += n
+        stream.append(row)
+    return stream
+
+
+def copies(arrays: Sequence[np.ndarray]) -> list[np.ndarray]:
+    return [a.copy() for a in arrays]
+
+
+# ---------------------------------------------------------------------------------------------
+# Snapshots and bitwise comparison
+# ---------------------------------------------------------------------------------------------
+
+
+def state_items(opt: Any) -> list[tuple[str, Any]]:
+    """(label, value) for every state entry of `opt`, in a fixed order."""
+    out = []
+    for key in sorted(opt.state, key=repr):
+        st = opt.state[key]
+        for name in sorted(st):
+            out.append((f"state[{key!r}][{name!r}]", st[name]))
+    return out
+
+
+def state_arrays(opt: Any) -> list[tuple[str, np.ndarray]]:
+    return [(label, v) for label, v in state_items(opt) if isinstance(v, np.ndarray)]
+
+
+def snapshot(opt: Any) -> dict[str, Any]:
+    """A deep copy of everything a step may change: params, state (arrays and scalars), counters."""
+    return {
+        "params": [p.copy() for p in opt.params],
+        "state": {k: {n: (v.copy() if isinstance(v, np.ndarray) else copy.deepcopy(v)) for n, v in st.items()}
+                  for k, st in opt.state.items()},
+        "step_count": opt.step_count,
+        "skipped_steps": opt.skipped_steps,
+    }
+
+
+def same_bits(a: np.ndarray, b: np.ndarray) -> bool:
+    return a.dtype == b.dtype and a.shape == b.shape and a.tobytes() == b.tobytes()
+
+
+def assert_same_bits(got: np.ndarray, expected: np.ndarray, what: str) -> None:
+    """Bitwise equality (dtype, shape and every byte)."""
+    got, expected = np.asarray(got), np.asarray(expected)
+    if same_bits(got, expected):
+        return
+    assert got.dtype == expected.dtype, f"{what}: dtype {got.dtype} != {expected.dtype}"
+    assert got.shape == expected.shape, f"{what}: shape {got.shape} != {expected.shape}"
+    np.testing.assert_array_equal(got, expected, err_msg=what, strict=True)
+    # Equal as numbers but not as bits: -0.0 vs 0.0, or NaN payloads.
+    g, e = got.reshape(-1), expected.reshape(-1)
+    width = {4: np.uint32, 8: np.uint64}[got.dtype.itemsize]
+    i = int(np.flatnonzero(g.view(width) != e.view(width))[0])
+    raise AssertionError(f"{what}: equal values but different bits at flat index {i}: {g[i]!r} vs {e[i]!r}")
+
+
+def assert_scalar_equal(got: Any, expected: Any, what: str) -> None:
+    assert type(got) is type(expected), f"{what}: {type(got).__name__} != {type(expected).__name__}"
+    if isinstance(got, float) and np.isnan(got) and np.isnan(expected):
+        return
+    assert got == expected, f"{what}: {got!r} != {expected!r}"
+
+
+def assert_state_equal(got: dict, expected: dict, what: str = "") -> None:
+    """Two optimizer state dicts ({key: {name: value}}) equal: same keys, names, types, bits."""
+    assert set(got) == set(expected), f"{what}state keys {sorted(got, key=repr)} != {sorted(expected, key=repr)}"
+    for key in expected:
+        g, e = got[key], expected[key]
+        assert set(g) == set(e), f"{what}state[{key!r}] names {sorted(g)} != {sorted(e)}"
+        for name in e:
+            label = f"{what}state[{key!r}][{name!r}]"
+            if isinstance(e[name], np.ndarray):
+                assert isinstance(g[name], np.ndarray), f"{label}: not an array"
+                assert_same_bits(g[name], e[name], label)
+            else:
+                assert_scalar_equal(g[name], e[name], label)
+
+
+def assert_snapshot_equal(got: dict, expected: dict, what: str = "") -> None:
+    assert len(got["params"]) == len(expected["params"])
+    for i, (g, e) in enumerate(zip(got["params"], expected["params"])):
+        assert_same_bits(g, e, f"{what}param {i}")
+    assert_state_equal(got["state"], expected["state"], what)
+    assert got["step_count"] == expected["step_count"], f"{what}step_count"
+    assert got["skipped_steps"] == expected["skipped_steps"], f"{what}skipped_steps"
+
+
+def assert_unchanged(opt: Any, before: dict, what: str = "") -> None:
+    """`opt` holds exactly what `snapshot(opt)` captured in `before`."""
+    assert_snapshot_equal(snapshot(opt), before, what)
+
+
+# ---------------------------------------------------------------------------------------------
+# Two optimizers side by side
+# ---------------------------------------------------------------------------------------------
+
+
+class Pair:
+    """Optimizer `cls(**config)` twice on copies of `params`: `a` (backend `backend_a`, default
+    native) and `b` (default the NumPy reference). Step both with the same gradients and compare
+    parameters and every state entry."""
+
+    def __init__(
+        self,
+        cls: type,
+        params: Sequence[np.ndarray],
+        config: dict[str, Any] | None = None,
+        backend_a: str = "native",
+        backend_b: str = "numpy",
+        **options: Any,
+    ) -> None:
+        config = dict(config or {})
+        self.a = cls(copies(params), backend=backend_a, **config, **options)
+        self.b = cls(copies(params), backend=backend_b, **config, **options)
+
+    def step(self, grads: Any) -> None:
+        self.a.step(grads)
+        self.b.step(grads)
+
+    # -- pairs of corresponding arrays ----------------------------------------------------------
+
+    def arrays(self) -> list[tuple[str, np.ndarray, np.ndarray]]:
+        """(label, array of a, array of b) for every parameter and every state array."""
+        out = [(f"param {i}", pa, pb) for i, (pa, pb) in enumerate(zip(self.a.params, self.b.params))]
+        sa, sb = state_items(self.a), state_items(self.b)
+        assert [l for l, _ in sa] == [l for l, _ in sb], f"state entries differ: {sa} vs {sb}"
+        for (label, va), (_, vb) in zip(sa, sb):
+            if isinstance(va, np.ndarray):
+                out.append((label, va, vb))
+            else:
+                assert_scalar_equal(va, vb, label)
+        return out
+
+    def copy_arrays(self) -> dict[str, np.ndarray]:
+        """Copies of b's arrays by label: the 'old' values for the next step's bound."""
+        return {label: vb.copy() for label, _, vb in self.arrays()}
+
+    def assert_bitwise(self, where: str = "") -> None:
+        assert self.a.step_count == self.b.step_count
+        for label, va, vb in self.arrays():
+            if not same_bits(va, vb):
+                assert_same_bits(va, vb, f"{where}{label}")
+
+    def assert_within_ulp(self, ulps: float, old: dict[str, np.ndarray] | None = None, where: str = "") -> float:
+        """|a - b| <= ulps * spacing(max(|a|, |b|, |old|)) element-wise, NaN where NaN; `old`
+        (from `copy_arrays()`) by label, zero for arrays that did not exist. Returns the
+        largest ratio seen, in ulp."""
+        items = self.arrays()
+        if not items:
+            return 0.0
+        old = old or {}
+        ravel = lambda xs: np.concatenate([np.asarray(x).reshape(-1) for x in xs])  # noqa: E731
+        a = ravel([va for _, va, _ in items])
+        b = ravel([vb for _, _, vb in items])
+        o = ravel([old.get(label, np.zeros_like(va)) for label, va, _ in items])
+        return check_ulp_bound(a, b, o, ulps, lambda i: _locate(items, i), where)
+
+    def resync(self) -> None:
+        """Teacher forcing: copy a's parameters and state arrays into b, so the next step of
+        both starts from identical values and its difference is that step's alone."""
+        for _, va, vb in self.arrays():
+            vb[...] = va
+
+
+def _locate(items: list[tuple[str, np.ndarray, np.ndarray]], flat_index: int) -> str:
+    at = 0
+    for label, va, _ in items:
+        if flat_index < at + va.size:
+            return f"{label}, flat index {flat_index - at}"
+        at += va.size
+    return f"flat index {flat_index}"
+
+
+def check_ulp_bound(
+    a: np.ndarray,
+    b: np.ndarray,
+    old: np.ndarray,
+    ulps: float,
+    locate: Callable[[int], str] = str,
+    where: str = "",
+) -> float:
+    """Assert |a - b| <= ulps * spacing(max(|a|, |b|, |old|)) element-wise (spacing in the
+    arrays' dtype); NaN must sit at the same places. Returns the largest ratio seen."""
+    nan_a, nan_b = np.isnan(a), np.isnan(b)
+    if not np.array_equal(nan_a, nan_b):
+        i = int(np.flatnonzero(nan_a != nan_b)[0])
+        raise AssertionError(f"{where}NaN mismatch at {locate(i)}: {a[i]!r} vs {b[i]!r}")
+    ok = ~nan_a
+    a, b, old = a[ok], b[ok], old[ok]
+    scale = np.maximum(np.maximum(np.abs(a), np.abs(b)), np.abs(old))
+    unit = np.spacing(scale).astype(np.float64)
+    err = np.abs(a.astype(np.float64) - b.astype(np.float64))
+    ratio = err / unit
+    if ratio.size == 0:
+        return 0.0
+    worst = int(np.argmax(ratio))
+    if ratio[worst] > ulps:
+        index = int(np.flatnonzero(ok)[worst])
+        raise AssertionError(
+            f"{where}{locate(index)}: {a[worst]!r} vs {b[worst]!r} differ by {ratio[worst]:.3g} ulp "
+            f"(of {scale[worst]!r}); bound {ulps:g} ulp"
+        )
+    return float(ratio[worst])
