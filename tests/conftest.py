@@ -171,8 +171,17 @@ def snapshot(opt: Any) -> dict[str, Any]:
     }
 
 
+_UINT = {4: np.uint32, 8: np.uint64}
+
+
 def same_bits(a: np.ndarray, b: np.ndarray) -> bool:
-    return a.dtype == b.dtype and a.shape == b.shape and a.tobytes() == b.tobytes()
+    """Same dtype, shape and bytes (so -0.0 != 0.0, and NaN payloads count)."""
+    if a.dtype != b.dtype or a.shape != b.shape:
+        return False
+    if a.size < 4096 or a.dtype.itemsize not in _UINT:
+        return a.tobytes() == b.tobytes()
+    u = _UINT[a.dtype.itemsize]
+    return bool(np.array_equal(a.reshape(-1).view(u), b.reshape(-1).view(u)))
 
 
 def assert_same_bits(got: np.ndarray, expected: np.ndarray, what: str) -> None:
@@ -248,48 +257,86 @@ class Pair:
         config = dict(config or {})
         self.a = cls(copies(params), backend=backend_a, **config, **options)
         self.b = cls(copies(params), backend=backend_b, **config, **options)
+        self._signature: Any = None
+        self._arrays: list[tuple[str, np.ndarray, np.ndarray]] = []
+        self._scalars: list[tuple[str, Any, str]] = []
 
     def step(self, grads: Any) -> None:
         self.a.step(grads)
         self.b.step(grads)
+        self.refresh()
 
     # -- pairs of corresponding arrays ----------------------------------------------------------
 
-    def arrays(self) -> list[tuple[str, np.ndarray, np.ndarray]]:
-        """(label, array of a, array of b) for every parameter and every state array."""
-        out = [(f"param {i}", pa, pb) for i, (pa, pb) in enumerate(zip(self.a.params, self.b.params))]
-        sa, sb = state_items(self.a), state_items(self.b)
-        assert [l for l, _ in sa] == [l for l, _ in sb], f"state entries differ: {sa} vs {sb}"
-        for (label, va), (_, vb) in zip(sa, sb):
-            if isinstance(va, np.ndarray):
-                out.append((label, va, vb))
-            else:
-                assert_scalar_equal(va, vb, label)
-        return out
+    def refresh(self) -> None:
+        """Re-read the state's layout (new entries appear on a parameter's first step) and
+        compare the scalar entries ('step', 'mu_product') and step counts exactly."""
+        sa, sb = self.a.state, self.b.state
+        signature = (
+            tuple((k, id(st), len(st)) for k, st in sa.items()),
+            tuple((k, id(st), len(st)) for k, st in sb.items()),
+        )
+        if signature != self._signature:
+            la, lb = state_items(self.a), state_items(self.b)
+            assert [l for l, _ in la] == [l for l, _ in lb], (
+                f"state entries differ: {[l for l, _ in la]} vs {[l for l, _ in lb]}"
+            )
+            self._arrays = [(f"param {i}", pa, pb) for i, (pa, pb) in enumerate(zip(self.a.params, self.b.params))]
+            self._scalars = []
+            for key in sorted(sa, key=repr):
+                for name in sorted(sa[key]):
+                    label = f"state[{key!r}][{name!r}]"
+                    if isinstance(sa[key][name], np.ndarray):
+                        self._arrays.append((label, sa[key][name], sb[key][name]))
+                    else:
+                        self._scalars.append((label, key, name))
+            self._signature = signature
+        for label, key, name in self._scalars:
+            assert_scalar_equal(sa[key][name], sb[key][name], label)
+        assert self.a.step_count == self.b.step_count, "step_count"
 
-    def copy_arrays(self) -> dict[str, np.ndarray]:
-        """Copies of b's arrays by label: the 'old' values for the next step's bound."""
+    def arrays(self) -> list[tuple[str, np.ndarray, np.ndarray]]:
+        """(label, array of a, array of b) for every parameter and every state array, as of
+        the last `step()` / `refresh()` (the arrays are updated in place)."""
+        if self._signature is None:
+            self.refresh()
+        return self._arrays
+
+    def copy_b(self) -> dict[str, np.ndarray]:
+        """Copies of b's arrays by label: the 'old' values before the next step."""
         return {label: vb.copy() for label, _, vb in self.arrays()}
 
     def assert_bitwise(self, where: str = "") -> None:
-        assert self.a.step_count == self.b.step_count
         for label, va, vb in self.arrays():
             if not same_bits(va, vb):
                 assert_same_bits(va, vb, f"{where}{label}")
 
-    def assert_within_ulp(self, ulps: float, old: dict[str, np.ndarray] | None = None, where: str = "") -> float:
-        """|a - b| <= ulps * spacing(max(|a|, |b|, |old|)) element-wise, NaN where NaN; `old`
-        (from `copy_arrays()`) by label, zero for arrays that did not exist. Returns the
-        largest ratio seen, in ulp."""
+    def assert_within_ulp(
+        self,
+        ulps: float,
+        old: dict[str, np.ndarray] | None = None,
+        floor: dict[str, np.ndarray] | None = None,
+        where: str = "",
+    ) -> None:
+        """Element-wise |a - b| <= ulps * spacing(S) in the arrays' dtype, NaN exactly where
+        NaN, with S = max(|a|, |b|, |old|, |b - old|, |floor|): `old` (from `copy_b()` before
+        the step) makes S cover both terms of every update new = c*old + delta (c <= 1) that
+        the kernels round; `floor` (e.g. a running max) is added as is. Both by label; an
+        array without an entry (state created by this step) gets 0."""
         items = self.arrays()
         if not items:
-            return 0.0
-        old = old or {}
+            return
         ravel = lambda xs: np.concatenate([np.asarray(x).reshape(-1) for x in xs])  # noqa: E731
         a = ravel([va for _, va, _ in items])
         b = ravel([vb for _, _, vb in items])
-        o = ravel([old.get(label, np.zeros_like(va)) for label, va, _ in items])
-        return check_ulp_bound(a, b, o, ulps, lambda i: _locate(items, i), where)
+        f = np.zeros_like(b)
+        if old is not None:
+            o = ravel([old[label] if label in old else np.zeros_like(vb) for label, _, vb in items])
+            f = np.maximum(np.abs(o), np.abs(b - o))
+        if floor is not None:
+            fl = ravel([floor[label] if label in floor else np.zeros_like(vb) for label, _, vb in items])
+            f = np.maximum(f, np.abs(fl))
+        check_ulp_bound(a, b, f, ulps, lambda i: _locate(items, i), where)
 
     def resync(self) -> None:
         """Teacher forcing: copy a's parameters and state arrays into b, so the next step of
@@ -310,30 +357,31 @@ def _locate(items: list[tuple[str, np.ndarray, np.ndarray]], flat_index: int) ->
 def check_ulp_bound(
     a: np.ndarray,
     b: np.ndarray,
-    old: np.ndarray,
+    floor: np.ndarray,
     ulps: float,
     locate: Callable[[int], str] = str,
     where: str = "",
-) -> float:
-    """Assert |a - b| <= ulps * spacing(max(|a|, |b|, |old|)) element-wise (spacing in the
-    arrays' dtype); NaN must sit at the same places. Returns the largest ratio seen."""
+) -> None:
+    """Assert |a - b| <= ulps * spacing(max(|a|, |b|, |floor|)) element-wise (spacing in the
+    arrays' dtype); NaN must sit at the same places."""
+    diff = np.abs(a - b)  # exact when a, b are within a factor 2 (Sterbenz), else huge anyway
+    scale = np.maximum(np.abs(a), np.abs(b))
+    np.maximum(scale, np.abs(floor), out=scale)
+    limit = np.spacing(scale)
+    limit *= ulps
+    bad = ~(diff <= limit)  # NaN differences are "bad" here, sorted out below
+    if not bad.any():
+        return
     nan_a, nan_b = np.isnan(a), np.isnan(b)
     if not np.array_equal(nan_a, nan_b):
         i = int(np.flatnonzero(nan_a != nan_b)[0])
         raise AssertionError(f"{where}NaN mismatch at {locate(i)}: {a[i]!r} vs {b[i]!r}")
-    ok = ~nan_a
-    a, b, old = a[ok], b[ok], old[ok]
-    scale = np.maximum(np.maximum(np.abs(a), np.abs(b)), np.abs(old))
-    unit = np.spacing(scale).astype(np.float64)
-    err = np.abs(a.astype(np.float64) - b.astype(np.float64))
-    ratio = err / unit
-    if ratio.size == 0:
-        return 0.0
-    worst = int(np.argmax(ratio))
-    if ratio[worst] > ulps:
-        index = int(np.flatnonzero(ok)[worst])
-        raise AssertionError(
-            f"{where}{locate(index)}: {a[worst]!r} vs {b[worst]!r} differ by {ratio[worst]:.3g} ulp "
-            f"(of {scale[worst]!r}); bound {ulps:g} ulp"
-        )
-    return float(ratio[worst])
+    bad &= ~nan_a
+    if not bad.any():
+        return
+    ratio = np.where(bad, diff.astype(np.float64) / limit.astype(np.float64) * ulps, 0.0)
+    i = int(np.argmax(ratio))
+    raise AssertionError(
+        f"{where}{locate(i)}: {a[i]!r} vs {b[i]!r} differ by {ratio[i]:.3g} ulp (of {scale[i]!r}); "
+        f"bound {ulps:g} ulp; {int(bad.sum())} elements out of bound"
+    )

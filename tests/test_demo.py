@@ -7,10 +7,15 @@ import sys
 
 import numpy as np
 import pytest
-
 from fusedopt.demo import cli
 from fusedopt.demo import runs as R
-from fusedopt.demo.functions import BEALE, FUNCTIONS, QUADRATIC, QUADRATIC_HESSIAN, ROSENBROCK
+from fusedopt.demo.functions import (
+    BEALE,
+    FUNCTIONS,
+    QUADRATIC,
+    QUADRATIC_HESSIAN,
+    ROSENBROCK,
+)
 
 
 # --------------------------------------------------------------------------- #
@@ -154,7 +159,8 @@ def test_init_activation_stats():
     tiny = next(s for s in stats if "N(0" in s.label)
     assert tiny.stds[-1] < 1e-6  # small weights: the signal vanishes
     assert 0.3 < by["Kaiming"].stds[-1] < 3.0  # He keeps ReLU activations' scale
-    assert by["Xavier"].stds[-1] < 0.2 * by["Kaiming"].stds[-1]  # Xavier on ReLU halves the power per layer
+    # Xavier's gain 1 on ReLU halves the signal's power at every layer
+    assert by["Xavier"].stds[-1] < 0.2 * by["Kaiming"].stds[-1]
 
 
 # --------------------------------------------------------------------------- #
@@ -203,5 +209,5 @@ def test_cli_writes_the_pngs(capsys, tmp_path):
     for name in written:
         path = out_dir / name
         assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-        assert 10_000 < path.stat().st_size < 400_000
+        assert 5_000 < path.stat().st_size < 200_000
         assert str(path) in out  # tells the user where each plot went

@@ -6,7 +6,6 @@ import math
 
 import numpy as np
 import pytest
-
 from fusedopt import init
 
 FLOATS = [np.float32, np.float64]

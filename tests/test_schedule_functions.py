@@ -270,7 +270,7 @@ def test_schedule_objects_are_pure_picklable_values(s: fs.Schedule) -> None:
     assert all(type(v) is float for v in vals)
     assert values(s, 30) == vals  # pure: calling again gives the same values
     assert s(-5) == s(0)  # before the start = step 0
-    assert s(np.int64(7)) == s(7)
+    assert s(np.int64(7)) == s(7)  # type: ignore[arg-type]
     clone = pickle.loads(pickle.dumps(s))
     assert clone == s and values(clone, 30) == vals
     assert repr(s)

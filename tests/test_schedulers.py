@@ -140,8 +140,7 @@ def test_golden_covers_every_class() -> None:
     """The issue's bar: >= 3 argument sets, 100+ steps, groups with different base lrs."""
     for cls in CLASSES:
         runs = [c for c in STEP_CASES if c["cls"] == cls]
-        assert len(runs) >= 3, cls
-        assert all(c["steps"] >= 99 for c in runs), cls
+        assert len([c for c in runs if c["steps"] >= 100]) >= 3, cls
         assert any(len({g["lr"] for g in c["optimizer"]["groups"]}) > 1 for c in runs), cls
     assert GOLDEN.stat().st_size < 1_000_000
     assert DATA["torch"].startswith("2.13")
@@ -373,7 +372,7 @@ def test_state_dict_is_a_copy_and_saves_callable_objects() -> None:
     o2 = make_optimizer([{"lr": 1.0}, {"lr": 0.5}])
     s2 = fs.LambdaLR(o2, [Decay(0.5), lambda e: 1.0])
     s2.load_state_dict(s.state_dict())
-    assert s2.lr_lambdas[0].rate == 0.9 and s2.last_epoch == 1
+    assert s2.lr_lambdas[0].rate == 0.9 and s2.last_epoch == 1  # type: ignore[attr-defined]
     s.step()
     s2.step()
     assert o.param_groups[0]["lr"] == o2.param_groups[0]["lr"] == pytest.approx(0.81, abs=ATOL)
@@ -391,10 +390,11 @@ def test_cyclic_custom_scale_fn_state() -> None:
     s = fs.CyclicLR(o, 0.0, 1.0, step_size_up=2, scale_fn=Scale(), cycle_momentum=False)
     sd = s.state_dict()
     assert sd["_scale_fn_custom"] == {"k": 0.5}
-    s2 = fs.CyclicLR(one(), 0.0, 1.0, step_size_up=2, scale_fn=Scale(), cycle_momentum=False)
-    s2._scale_fn_custom.k = 0.1
+    fn = Scale()
+    fn.k = 0.1
+    s2 = fs.CyclicLR(one(), 0.0, 1.0, step_size_up=2, scale_fn=fn, cycle_momentum=False)
     s2.load_state_dict(sd)
-    assert s2._scale_fn_custom.k == 0.5
+    assert fn.k == 0.5 and s2.scale_fn(3) == 0.5
 
 
 def test_get_last_lr_is_a_copy_and_subclassing_works() -> None:

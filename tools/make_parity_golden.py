@@ -28,7 +28,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
 
-from parity import cases  # noqa: E402
+from parity import cases
 
 REQUIRED_TORCH = "2.13.0"
 
@@ -133,7 +133,7 @@ def main(argv=None) -> int:
         data = _bytes(arrays)
         path.write_bytes(data)
         total += len(data)
-        n = sum(1 for k in arrays if k.endswith(".config") or k.endswith(".norm"))
+        n = sum(1 for k in arrays if k.endswith((".config", ".norm")))
         print(f"wrote {path.relative_to(ROOT)}: {n} cases, {len(data) / 1024:.1f} KiB")
     if args.check:
         for d in diffs:

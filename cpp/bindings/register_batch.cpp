@@ -185,6 +185,15 @@ std::string shape_string(int ndim, const Py_ssize_t* shape) {
 std::string dtype_name(DType t) { return t == DType::f32 ? "float32" : "float64"; }
 
 void register_batch(py::module_& m) {
+    m.def(
+        "first_none",
+        [](const py::list& items) -> Py_ssize_t {
+            const Py_ssize_t n = PyList_GET_SIZE(items.ptr());
+            for (Py_ssize_t i = 0; i < n; ++i)
+                if (PyList_GET_ITEM(items.ptr(), i) == Py_None) return i;
+            return -1;
+        },
+        py::arg("items"), "Index of the first None in a list, or -1 (no == comparisons on arrays).");
     py::class_<PyBatch>(m, "Batch", "One optimizer step: add_* per param group, then run().")
         .def(py::init<>())
         .def(

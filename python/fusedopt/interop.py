@@ -27,7 +27,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["from_torch_state_dict", "to_torch_state_dict", "TORCH_GROUP_DEFAULTS"]
+__all__ = ["TORCH_GROUP_DEFAULTS", "from_torch_state_dict", "to_torch_state_dict"]
 
 # torch 2.13's param-group keys and defaults per optimizer, in torch's order
 # (what ``torch.optim.<Name>(params).state_dict()["param_groups"][0]`` holds).
@@ -151,7 +151,7 @@ def from_torch_state_dict(optimizer: Any, torch_state_dict: Mapping[str, Any]) -
 
     groups = []
     for tg, og in zip(t_groups, o_groups):
-        g = {k: v for k, v in og.items()}
+        g = dict(og)
         for k, v in tg.items():
             if k in ("params", "param_names") or k in _TORCH_FLAGS:
                 continue

@@ -52,9 +52,10 @@ OPTIMIZERS = ("SGD", "Adagrad", "RMSprop", "Adam", "AdamW", "Adamax", "NAdam", "
 
 # --------------------------------------------------------------------------
 # The gradient schedule: which parameter gets a gradient at which step.
+# Step indices here are 0-based (index t is the (t+1)-th call to step()).
 # --------------------------------------------------------------------------
 ALL_NONE_STEP = 2  # every gradient is None: step() must be a no-op
-LATE_PARAM, LATE_UNTIL = 3, 2  # the 0-d parameter gets its first gradient at step 3
+LATE_PARAM, LATE_UNTIL = 3, 2  # the 0-d parameter: None before index 2, first grad at index 3
 FROZEN_PARAM, FROZEN_STEPS = 0, range(5, 9)  # frozen (grad None) for 4 steps, then resumes
 PARTIAL_NONE_STEP, PARTIAL_NONE_PARAMS = 12, (1, 4)  # some gradients None
 ZERO_GRAD_STEP, ZERO_GRAD_PARAM = 10, 1  # an all-zero gradient (not None: the step happens)
@@ -68,9 +69,7 @@ def grad_present(step: int, i: int) -> bool:
         return False
     if i == FROZEN_PARAM and step in FROZEN_STEPS:
         return False
-    if step == PARTIAL_NONE_STEP and i in PARTIAL_NONE_PARAMS:
-        return False
-    return True
+    return not (step == PARTIAL_NONE_STEP and i in PARTIAL_NONE_PARAMS)
 
 
 def _seed(text: str) -> int:
@@ -154,7 +153,7 @@ class OptCase:
         )
 
 
-_GROUPS = lambda **over: ((0, 3, {}), (3, N_PARAMS, over))  # noqa: E731
+_GROUPS = lambda **over: ((0, 3, {}), (3, N_PARAMS, over))
 
 # (desc, kwargs, extra) per optimizer.  The upstream configs are exactly the
 # CPU, non-Tensor-lr inputs of torch 2.13's common_optimizers.py
@@ -454,7 +453,7 @@ def unpack_case(data, case: OptCase):
     mask = data[f"{p}.grad_mask"]
     has = data[f"{p}.has_state"]
     step = data[f"{p}.step"]
-    mu = data[f"{p}.mu_product"] if f"{p}.mu_product" in data else None
+    mu = data.get(f"{p}.mu_product")
     prefix = f"{p}.s."
     names = [k[len(prefix) :] for k in data if k.startswith(prefix)]
     arrays = {k: data[prefix + k] for k in names}
@@ -722,7 +721,7 @@ def run_torch_sched(case: SchedCase, init, grads):
 
 
 def run_fusedopt_sched(fusedopt, case: SchedCase, init, grads, backend: str = "native"):
-    import fusedopt.schedules as schedules
+    from fusedopt import schedules
 
     params = [a.copy() for a in init]
     opt = getattr(fusedopt, case.optimizer)(params, backend=backend, **case.opt_kwargs)

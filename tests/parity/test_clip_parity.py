@@ -8,10 +8,9 @@ import functools
 import importlib.util
 import math
 
+import fusedopt
 import numpy as np
 import pytest
-
-import fusedopt
 
 from . import cases
 from .conftest import TOLERANCES, record_error
@@ -19,7 +18,7 @@ from .conftest import TOLERANCES, record_error
 HAVE_TORCH = importlib.util.find_spec("torch") is not None
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _golden():
     if not cases.CLIP_GOLDEN.exists():
         pytest.fail(f"{cases.CLIP_GOLDEN} is missing: run `python tools/make_parity_golden.py`")

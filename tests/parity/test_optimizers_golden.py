@@ -11,16 +11,15 @@ from __future__ import annotations
 import functools
 import json
 
+import fusedopt
 import numpy as np
 import pytest
-
-import fusedopt
 
 from . import cases
 from .conftest import compare_trajectory
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _golden_file(optimizer: str):
     path = cases.golden_path(optimizer)
     if not path.exists():
@@ -29,7 +28,7 @@ def _golden_file(optimizer: str):
         return {k: data[k] for k in data.files}
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _golden_case(case: cases.OptCase):
     data = _golden_file(case.optimizer)
     meta = json.loads(str(data["__meta__"]))

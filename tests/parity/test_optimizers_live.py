@@ -13,16 +13,16 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-import fusedopt  # noqa: E402
+import fusedopt
 
-from . import cases  # noqa: E402
-from .conftest import compare_trajectory  # noqa: E402
-from .test_optimizers_golden import _golden_case  # noqa: E402
+from . import cases
+from .conftest import compare_trajectory
+from .test_optimizers_golden import _golden_case
 
 pytestmark = pytest.mark.torch
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _torch_run(case: cases.OptCase):
     init, grads = case.stream()
     return init, grads, cases.run_torch_case(case, init, grads)

@@ -11,10 +11,9 @@ import functools
 import importlib.util
 import json
 
+import fusedopt
 import numpy as np
 import pytest
-
-import fusedopt
 
 from . import cases
 from .conftest import SCHEDULE_TOLERANCE, TOLERANCES, record_error
@@ -24,7 +23,7 @@ HAVE_TORCH = importlib.util.find_spec("torch") is not None
 _PARAMS = [pytest.param(c, id=c.id) for c in cases.SCHED_CASES]
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _golden():
     if not cases.SCHED_GOLDEN.exists():
         pytest.fail(f"{cases.SCHED_GOLDEN} is missing: run `python tools/make_parity_golden.py`")
@@ -58,7 +57,7 @@ def test_golden_covers_every_scheduler_class():
     data = _golden()
     stored = {k.rsplit(".", 1)[0] for k in data if k.endswith(".config")}
     assert stored == {c.id for c in cases.SCHED_CASES}, "stale golden data: run tools/make_parity_golden.py"
-    import fusedopt.schedules as schedules
+    from fusedopt import schedules
 
     wanted = {
         "LambdaLR", "MultiplicativeLR", "StepLR", "MultiStepLR", "ConstantLR", "LinearLR", "ExponentialLR",

@@ -137,7 +137,8 @@ def main(argv: list[str] | None = None) -> int:
         P.plot_lr_momentum_grid(grid, out / PLOT_FILES["grid"]),
         P.plot_curves(
             reg, out / PLOT_FILES["regression"],
-            title="SGD-momentum vs Adam vs RMSprop on mini-batch linear regression"),
+            title="SGD-momentum vs Adam vs RMSprop on mini-batch linear regression\n"
+                  f"({len(data.y)} noisy samples, {data.X.shape[1]} features, batch 32)"),
         P.plot_schedules(sch, out / PLOT_FILES["schedules"]),
         P.plot_init_stats(stats, out / PLOT_FILES["init"]),
     ]

@@ -8,6 +8,7 @@ window ever opens. Every function writes one PNG and returns its path.
 
 from __future__ import annotations
 
+import io
 import math
 import os
 from collections.abc import Sequence
@@ -48,9 +49,23 @@ def _figure(width: float, height: float) -> Any:
 
 
 def _save(fig: Any, path: str | os.PathLike[str]) -> Path:
+    """Write ``fig`` as a PNG, palettised to 256 colours (a third of the size,
+    no visible difference for line plots and filled contours)."""
     p = Path(path)
     p.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(p, dpi=DPI)
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=DPI)
+    try:
+        from PIL import Image  # matplotlib depends on Pillow
+
+        buf.seek(0)
+        with Image.open(buf) as im:
+            octree: Any = getattr(getattr(Image, "Quantize", Image), "FASTOCTREE", 2)
+            none: Any = getattr(getattr(Image, "Dither", Image), "NONE", 0)
+            im.convert("RGB").quantize(256, method=octree, dither=none).save(
+                p, format="PNG", optimize=True)
+    except Exception:  # pragma: no cover - any Pillow trouble: keep the plain PNG
+        p.write_bytes(buf.getvalue())
     return p
 
 
@@ -153,7 +168,7 @@ def plot_loss_curves(results: dict[str, list[Run]], path: str | os.PathLike[str]
     """Loss vs step (log y) for every optimizer, one panel per function."""
     fig = _figure(15.0, 4.8)
     axes = fig.subplots(1, len(results))
-    for ax, (name, runs) in zip(np.atleast_1d(axes), results.items()):
+    for ax, runs in zip(np.atleast_1d(axes), results.values()):
         for r in runs:
             y = np.maximum(r.losses, 1e-300)
             ax.semilogy(y, _style(r.spec.name), color=r.spec.color, linewidth=1.5,

@@ -88,7 +88,7 @@ class OptimizerSpec:
     def color(self) -> str:
         return COLORS.get(self.name, "#17becf")
 
-    def make(self, params: list[np.ndarray]) -> Any:
+    def make(self, params: list[np.ndarray] | dict[str, np.ndarray]) -> Any:
         cls = getattr(_fusedopt(), self.kind)
         return cls(params, **self.kwargs)
 
@@ -113,7 +113,6 @@ class Run:
     path: np.ndarray  # (steps_done + 1, 2): start point first
     losses: np.ndarray  # (steps + 1,): nan after divergence
     diverged: bool
-    lrs: np.ndarray | None = None  # learning rate used at each step, if scheduled
 
     @property
     def final_loss(self) -> float:
@@ -151,14 +150,15 @@ def run_path(
     losses[0] = function.value(xy)
     diverged = False
     done = 0
-    for i in range(1, steps + 1):
-        opt.step([function.grad(xy)])
-        if not np.all(np.isfinite(xy)) or np.hypot(*xy) > DIVERGENCE_RADIUS:
-            diverged = True
-            break
-        path[i] = xy
-        losses[i] = function.value(xy)
-        done = i
+    with np.errstate(over="ignore", invalid="ignore"):  # divergence is reported, not warned
+        for i in range(1, steps + 1):
+            opt.step([function.grad(xy)])
+            if not np.all(np.isfinite(xy)) or np.hypot(*xy) > DIVERGENCE_RADIUS:
+                diverged = True
+                break
+            path[i] = xy
+            losses[i] = function.value(xy)
+            done = i
     return Run(spec, function, path[: done + 1].copy(), losses, diverged)
 
 
@@ -372,10 +372,7 @@ def regression_runs(
     data = make_regression(seed=seed)
     runs = []
     for spec in REGRESSION_SPECS:
-        losses, lrs, div = _train_regression(
-            data, lambda p, s=spec: getattr(_fusedopt(), s.kind)(p, **s.kwargs),
-            epochs, batch_size, seed + 1,
-        )
+        losses, lrs, div = _train_regression(data, spec.make, epochs, batch_size, seed + 1)
         runs.append(
             CurveRun(spec.label, spec.color, losses, losses - data.min_loss, lrs, div)
         )
@@ -459,14 +456,22 @@ def init_activation_stats(
 
     rng = np.random.default_rng(seed)
     x0 = rng.normal(size=(batch, width))
-    configs = [
-        ("tanh, N(0, 0.01²)", "#9467bd", np.tanh,
-         lambda W, r: W.__setitem__(Ellipsis, r.normal(0.0, 0.01, W.shape))),
+    def relu(z: np.ndarray) -> np.ndarray:
+        return np.maximum(z, 0.0)
+
+    def small_normal(W: np.ndarray, r: np.random.Generator) -> np.ndarray:
+        W[...] = r.normal(0.0, 0.01, W.shape)
+        return W
+
+    Act = Callable[[np.ndarray], np.ndarray]
+    Fill = Callable[[np.ndarray, np.random.Generator], np.ndarray]
+    configs: list[tuple[str, str, Act, Fill]] = [
+        ("tanh, N(0, 0.01²)", "#9467bd", np.tanh, small_normal),
         ("tanh, Xavier normal (gain 5/3)", "#ff7f0e", np.tanh,
          lambda W, r: init.xavier_normal(W, gain="tanh", rng=r)),
-        ("ReLU, Xavier normal (gain 1)", "#7f7f7f", lambda z: np.maximum(z, 0.0),
+        ("ReLU, Xavier normal (gain 1)", "#7f7f7f", relu,
          lambda W, r: init.xavier_normal(W, rng=r)),
-        ("ReLU, Kaiming normal", "#1f77b4", lambda z: np.maximum(z, 0.0),
+        ("ReLU, Kaiming normal", "#1f77b4", relu,
          lambda W, r: init.kaiming_normal(W, nonlinearity="relu", rng=r)),
     ]
     out = []

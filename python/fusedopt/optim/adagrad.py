@@ -61,7 +61,7 @@ class Adagrad(Optimizer):
     def _on_group_added(self, group: dict[str, Any]) -> None:
         start = len(self._keys) - len(group["params"])
         for key, p in zip(self._keys[start:], group["params"]):
-            self.state[key] = self._init_state(p, group)
+            self._state[key] = self._init_state(p, group)
 
     def _scalars(self, hp: Mapping[str, Any], st: State, new: bool) -> dict[str, Any]:
         t = float(st["step"] + 1)

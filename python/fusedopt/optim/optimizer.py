@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass, replace
 from typing import Any, ClassVar
 
 import numpy as np
@@ -21,6 +22,29 @@ from ._params import ParamsLike, align_grads, as_groups, split_params
 
 Key = int | str
 State = dict[str, Any]
+
+
+@dataclass(slots=True)
+class _Entry:
+    """One native call's worth of a step: parameters of one group sharing the step's scalars."""
+
+    group: int
+    hp: dict[str, Any]
+    scalars: dict[str, Any]
+    keys: list[Any]
+    params: list[np.ndarray]
+    grads: list[Any]
+    states: list[dict[str, Any]]
+    state_lists: list[list[np.ndarray] | None]  # per slot of the rule, None where unused
+
+
+@dataclass(slots=True)
+class _SteadyGroup:
+    params_ref: list[np.ndarray]  # the group's own params list, to notice a replaced one
+    offset: int                   # of the group's first parameter in the flat order
+    slot_names: tuple[str | None, ...]
+    leader: dict[str, Any]        # the group's shared counters (step, mu_product), advanced per step
+    template: _Entry
 
 
 class NonFiniteGradientError(FloatingPointError):
@@ -93,7 +117,8 @@ class Optimizer:
         self.clip_scope = clip_scope
         self.nonfinite = nonfinite
         self.param_groups: list[dict[str, Any]] = []
-        self.state: dict[Key, State] = {}
+        self._state: dict[Key, State] = {}
+        self._steady: list[_SteadyGroup] | None = None
         self.step_count = 0          # successful steps; a callable hyperparameter sees this
         self.skipped_steps = 0       # steps skipped for non-finite gradients
         self.last_grad_norm: float | None = None
@@ -173,6 +198,7 @@ class Optimizer:
         group["params"] = params
         if names:
             group["param_names"] = names
+        self._flush_steady()
         self._names_given = named
         self.param_groups.append(group)
         self._rebuild_keys()
@@ -201,11 +227,16 @@ class Optimizer:
         """Update every parameter in place from `grads` (same structure as the params; a None
         gradient skips its parameter: no state, no step count, no weight decay)."""
         flat_grads = align_grads(grads, self._keys, bool(self._names_given))
-        plan, pending = self._plan(flat_grads)
+        entries = self._steady_entries(flat_grads) if self._steady is not None else None
+        steady = entries is not None
+        pending: dict[Key, State] = {}
+        if entries is None:
+            self._flush_steady()
+            entries, pending = self._plan(flat_grads)
         if self.backend == "native":
-            result = self._run_native(plan)
+            result = self._run_native(entries)
         else:
-            result = self._run_reference(plan)
+            result = self._run_reference(entries)
         self.last_grad_norm = result["grad_norm"]
         self.last_group_grad_norms = list(result["group_norms"])
         if result["aborted"]:
@@ -215,15 +246,22 @@ class Optimizer:
                 )
             self.skipped_steps += 1
             return
-        self.state.update((k, st) for k, st in pending.items() if st)  # torch keeps no empty state
-        for _, _, scalars, items in plan:
-            for it in items:
-                self._advance(it[3], scalars)
         self.step_count += 1
+        if steady:
+            assert self._steady is not None
+            for sg, e in zip(self._steady, entries):
+                self._advance(sg.leader, e.scalars)
+            return
+        self._state.update((k, st) for k, st in pending.items() if st)  # torch keeps no empty state
+        for e in entries:
+            for st in e.states:
+                self._advance(st, e.scalars)
+        self._steady = self._build_steady()
 
-    def update(self, params: ParamsLike, grads: Any) -> None:
+    def update(self, params: ParamsLike, grads: Any) -> ParamsLike:
         """Course-material style: ``opt.update(params, grads)`` on an optimizer built without
-        params. The first call binds the params; later calls must pass the same arrays."""
+        params. The first call binds the params; later calls must pass the same arrays.
+        Returns `params` (updated in place), so ``params = opt.update(params, grads)`` works too."""
         if not self.param_groups:
             self.add_param_group({"params": params})
         else:
@@ -232,6 +270,7 @@ class Optimizer:
             if len(given) != len(mine) or any(a is not b for a, b in zip(given, mine)):
                 raise ValueError("params: update() must be called with the same arrays every time")
         self.step(grads)
+        return params
 
     def _check_cached(self, hp: dict[str, Any], gi: int) -> None:
         """_check_hyperparameters, skipped when this exact set of values already passed."""
@@ -247,22 +286,25 @@ class Optimizer:
                 _CHECKED.clear()
             _CHECKED.add(signature)
 
-    def _plan(self, flat_grads: list[Any]) -> tuple[list[Any], dict[Key, State]]:
-        plan: list[Any] = []
+    def _plan(self, flat_grads: list[Any]) -> tuple[list[_Entry], dict[Key, State]]:
+        """The general step: per group, the parameters with a gradient, bucketed by step
+        count; state for first steps created on the side (`pending`)."""
+        entries: list[_Entry] = []
         pending: dict[Key, State] = {}
         offset = 0
         keys = self._keys
         for gi, group in enumerate(self.param_groups):
             hp = _resolved(group, self.step_count)
             self._check_cached(hp, gi)
+            slot_names = self._state_slots(hp)
+            slots = [n for n in slot_names if n is not None]
             buckets: dict[Any, list[Any]] = {}
-            slots = [n for n in self._state_slots(hp) if n is not None]
             for j, p in enumerate(group["params"]):
                 g = flat_grads[offset + j]
                 if g is None:
                     continue
                 key = keys[offset + j]
-                st = self.state.get(key)
+                st = self._state.get(key)
                 new = st is None
                 if new:
                     st = pending[key] = self._init_state(p, hp)
@@ -274,8 +316,109 @@ class Optimizer:
                 buckets.setdefault(self._bucket(st, new), []).append((key, p, g, st, new))
             offset += len(group["params"])
             for items in buckets.values():
-                plan.append((gi, hp, self._scalars(hp, items[0][3], items[0][4]), items))
-        return plan, pending
+                states = [it[3] for it in items]
+                entries.append(
+                    _Entry(
+                        group=gi,
+                        hp=hp,
+                        scalars=self._scalars(hp, items[0][3], items[0][4]),
+                        keys=[it[0] for it in items],
+                        params=[it[1] for it in items],
+                        grads=[it[2] for it in items],
+                        states=states,
+                        state_lists=[None if n is None else [st[n] for st in states] for n in slot_names],
+                    )
+                )
+        return entries, pending
+
+    # ---- the steady path: every parameter has state and its group's step count -------------
+    # After a general step, when every parameter of every group has its state and all of a
+    # group's parameters share the same non-array state (step, mu_product), the per-group lists
+    # are kept. Later steps reuse them: only gradients, hyperparameters and scalars are new, and
+    # the shared counters advance once per group (the "leader"), written back into every
+    # parameter's state when anyone looks (the `state` property, state_dict).
+
+    def _build_steady(self) -> list[_SteadyGroup] | None:
+        steady: list[_SteadyGroup] = []
+        offset = 0
+        for group in self.param_groups:
+            params = group["params"]
+            n = len(params)
+            hp = _resolved(group, self.step_count)
+            slot_names = self._state_slots(hp)
+            slots = [x for x in slot_names if x is not None]
+            keys = self._keys[offset : offset + n]
+            if slots or self.has_step:
+                states = [self._state.get(k) for k in keys]
+                if any(st is None or not all(x in st for x in slots) for st in states):
+                    return None
+                leader = {k: v for k, v in states[0].items() if not isinstance(v, np.ndarray)} if states else {}
+                for st in states:
+                    for k, v in leader.items():
+                        if st.get(k) != v:
+                            return None
+            else:  # nothing to keep (SGD without momentum)
+                states, leader = [], {}
+            steady.append(
+                _SteadyGroup(
+                    params_ref=params,
+                    offset=offset,
+                    slot_names=tuple(slot_names),
+                    leader=dict(leader),
+                    template=_Entry(
+                        group=len(steady),
+                        hp={},
+                        scalars={},
+                        keys=list(keys),
+                        params=list(params),
+                        grads=[],
+                        states=states,
+                        state_lists=[None if x is None else [st[x] for st in states] for x in slot_names],
+                    ),
+                )
+            )
+            offset += n
+        return steady
+
+    def _steady_entries(self, flat_grads: list[Any]) -> list[_Entry] | None:
+        """This step's entries from the steady lists, or None when it needs the general path
+        (a None gradient, changed params lists, an option that changes the state arrays)."""
+        assert self._steady is not None
+        if len(self._steady) != len(self.param_groups):
+            return None
+        entries = []
+        for sg, group in zip(self._steady, self.param_groups):
+            t = sg.template
+            if group["params"] is not sg.params_ref or len(sg.params_ref) != len(t.params):
+                return None
+            grads = flat_grads[sg.offset : sg.offset + len(t.params)]
+            if _core.first_none(grads) >= 0:
+                return None
+            hp = _resolved(group, self.step_count)
+            self._check_cached(hp, t.group)
+            if tuple(self._state_slots(hp)) != sg.slot_names:
+                return None
+            scalars = self._scalars(hp, sg.leader, False)
+            entries.append(replace(t, hp=hp, scalars=scalars, grads=grads))
+        return entries
+
+    def _flush_steady(self) -> None:
+        """Write the steady leaders' counters back into every parameter's state."""
+        if self._steady is None:
+            return
+        for sg in self._steady:
+            if sg.leader:
+                for st in sg.template.states:
+                    st.update(sg.leader)
+        self._steady = None
+
+    @property
+    def state(self) -> dict[Key, State]:
+        """Per-parameter state (torch's names), keyed like state_dict. Live arrays."""
+        self._flush_steady()
+        return self._state
+
+    # ---- running a step ---------------------------------------------------------------------
 
     def _kernel_scalars(self, scalars: dict[str, Any]) -> dict[str, Any]:
         """The scalars the kernel takes: all but those listed in _advance_only_scalars."""
@@ -283,20 +426,19 @@ class Optimizer:
             return scalars
         return {k: v for k, v in scalars.items() if k not in self._advance_only_scalars}
 
-    def _native_batch(self, plan: list[Any]) -> Any:
+    def _native_batch(self, entries: list[_Entry]) -> Any:
         batch = _core.Batch()
         add = getattr(batch, "add_" + self.rule)
-        for gi, hp, scalars, items in plan:
-            slots = self._state_slots(hp)
-            states = [None if name is None else [it[3][name] for it in items] for name in slots]
+        per_group = self.clip_scope == "group"
+        for e in entries:
             add(
-                [it[1] for it in items],
-                [it[2] for it in items],
-                *states,
-                labels=[it[0] for it in items],
-                group=gi if self.clip_scope == "group" else 0,
-                maximize=bool(hp.get("maximize", False)),
-                **self._kernel_scalars(scalars),
+                e.params,
+                e.grads,
+                *e.state_lists,
+                labels=e.keys,
+                group=e.group if per_group else 0,
+                maximize=bool(e.hp.get("maximize", False)),
+                **self._kernel_scalars(e.scalars),
             )
         return batch
 
@@ -310,20 +452,20 @@ class Optimizer:
             "abort_on_nonfinite": guard,
         }
 
-    def _run_native(self, plan: list[Any]) -> dict[str, Any]:
-        return self._native_batch(plan).run(**self._run_options())
+    def _run_native(self, entries: list[_Entry]) -> dict[str, Any]:
+        return self._native_batch(entries).run(**self._run_options())
 
-    def _run_reference(self, plan: list[Any]) -> dict[str, Any]:
+    def _run_reference(self, entries: list[_Entry]) -> dict[str, Any]:
         """The same step in NumPy: same checks (the native Batch validates without running),
         same clipping and non-finite rules, reference math."""
-        self._native_batch(plan).check()
+        self._native_batch(entries).check()
         opts = self._run_options()
         result: dict[str, Any] = {"grad_norm": None, "group_norms": [], "nonfinite": False, "aborted": False}
         coef: dict[int, float] = {}
         if opts["max_norm"] is not None or opts["check_finite"]:
             scopes: dict[int, list[np.ndarray]] = {}
-            for gi, _, _, items in plan:
-                scopes.setdefault(gi if opts["per_group"] else 0, []).extend(it[2] for it in items)
+            for e in entries:
+                scopes.setdefault(e.group if opts["per_group"] else 0, []).extend(e.grads)
             ngroups = len(self.param_groups) if opts["per_group"] else 1
             norms = [reference.total_norm(scopes.get(i, [])) for i in range(ngroups)]
             result["nonfinite"] = any(not math.isfinite(n) for n in norms)
@@ -339,14 +481,14 @@ class Optimizer:
                     coef[i] = c if (c < 1.0 or c != c) else 1.0
         bound = opts["clip_value"]
         update = getattr(reference, self.rule)
-        for gi, hp, scalars, items in plan:
-            sign = -1.0 if hp.get("maximize", False) else 1.0
-            scale = sign * coef.get(gi if opts["per_group"] else 0, 1.0)
+        for e in entries:
+            sign = -1.0 if e.hp.get("maximize", False) else 1.0
+            scale = sign * coef.get(e.group if opts["per_group"] else 0, 1.0)
             transform = GradTransform(scale, -bound, bound) if bound is not None else GradTransform(scale)
-            slots = self._state_slots(hp)
-            kernel_scalars = self._kernel_scalars(scalars)
-            for _, p, g, st, _ in items:
-                update(p, g, *[None if n is None else st[n] for n in slots], transform=transform, **kernel_scalars)
+            kernel_scalars = self._kernel_scalars(e.scalars)
+            for i, (p, g) in enumerate(zip(e.params, e.grads)):
+                arrays = [None if lst is None else lst[i] for lst in e.state_lists]
+                update(p, g, *arrays, transform=transform, **kernel_scalars)
         return result
 
     # ---- state_dict -----------------------------------------------------------------------
@@ -406,8 +548,9 @@ class Optimizer:
                 raise ValueError(f"state_dict: state for unknown parameter {sk!r}")
             key, p, saved_group = key_map[sk]
             new_state[key] = self._load_param_state(key, p, st, _resolved(saved_group, 0))
+        self._steady = None
         self.param_groups = new_groups
-        self.state = new_state
+        self._state = new_state
         self.step_count = int(state_dict.get("step_count", 0))
         self.skipped_steps = int(state_dict.get("skipped_steps", 0))
 
