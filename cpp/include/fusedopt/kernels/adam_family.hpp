@@ -3,26 +3,42 @@
 //   Adam: 3 exp_avg_sq, 4 max_exp_avg_sq (amsgrad);  Adamax: 3 exp_inf;
 //   NAdam, RAdam: 3 exp_avg_sq;  Lion: nothing more.
 
-// Weight decay, shared by the Adam family: decoupled multiplies p by (1 - lr*wd) before
-// anything else; coupled adds wd*p to the (already negated, already clipped) gradient.
+// The gradient as the Adam family sees it, with weight decay: decoupled multiplies p by
+// (1 - lr*wd) before anything else; coupled adds wd*p to the (negated, clipped) gradient.
 template <class T, bool CWD, bool DEC>
-inline T decay_and_grad(T& p, T g, GradIn<T> gin, T wd, T decay) {
-    T d = gin(g);
-    if (DEC) p = p * decay;
-    if (CWD) d = fmadd(p, wd, d);
-    return d;
-}
+struct DecayedGrad {
+    GradIn<T> gin;
+    T wd, decay;
+    DecayedGrad(const GradTransform& gt, double weight_decay, double decay_)
+        : gin(gt), wd(T(weight_decay)), decay(T(decay_)) {}
+    T operator()(T& p, T g) const {
+        T d = gin(g);
+        if (DEC) p = p * decay;
+        if (CWD) d = fmadd(p, wd, d);
+        return d;
+    }
+};
+
+// torch's moment updates: m = lerp(m, g, 1 - beta1); v = beta2*v + (1 - beta2)*g*g (mul_, addcmul_).
+template <class T>
+struct Moments {
+    Lerp<T> m_lerp;
+    T beta2, one_minus_beta2;
+    Moments(double beta1, double beta2_) : m_lerp(1.0 - beta1), beta2(T(beta2_)), one_minus_beta2(T(1.0 - beta2_)) {}
+    T first(T m, T d) const { return m_lerp(m, d); }
+    T second(T v, T d) const { return fmadd(one_minus_beta2 * d, d, v * beta2); }
+};
 
 template <class T, bool AMS, bool CWD, bool DEC>
 inline void adam_loop(T* __restrict p, const T* __restrict g, T* __restrict m, T* __restrict v,
-                      T* __restrict vmax, std::size_t n, GradIn<T> gin, T wd, T decay, Lerp<T> m_lerp, T beta2,
-                      T one_minus_beta2, T bc2_sqrt, T eps, T neg_step) {
+                      T* __restrict vmax, std::size_t n, DecayedGrad<T, CWD, DEC> grad, Moments<T> mom,
+                      T bc2_sqrt, T eps, T neg_step) {
     for (std::size_t i = 0; i < n; ++i) {
         T pi = p[i];
-        const T d = decay_and_grad<T, CWD, DEC>(pi, g[i], gin, wd, decay);
-        const T mi = m_lerp(m[i], d);
+        const T d = grad(pi, g[i]);
+        const T mi = mom.first(m[i], d);
         m[i] = mi;
-        T vi = fmadd(one_minus_beta2 * d, d, v[i] * beta2);
+        T vi = mom.second(v[i], d);
         v[i] = vi;
         if (AMS) {
             vi = max_nan(vmax[i], vi);
@@ -35,15 +51,13 @@ inline void adam_loop(T* __restrict p, const T* __restrict g, T* __restrict m, T
 
 template <class T, bool AMS, bool CWD, bool DEC>
 void adam_run(const SegmentList& l, const AdamScalars& s, const GradTransform& gt, const Exec& e) {
-    const GradIn<T> gin(gt);
-    const T wd = T(s.weight_decay), decay = T(s.decay), beta2 = T(s.beta2);
-    const T one_minus_beta2 = T(1.0 - s.beta2), bc2_sqrt = T(s.bc2_sqrt), eps = T(s.eps);
-    const T neg_step = T(-s.step_size);
-    const Lerp<T> m_lerp(1.0 - s.beta1);
+    const DecayedGrad<T, CWD, DEC> grad(gt, s.weight_decay, s.decay);
+    const Moments<T> mom(s.beta1, s.beta2);
+    const T bc2_sqrt = T(s.bc2_sqrt), eps = T(s.eps), neg_step = T(-s.step_size);
     parallel_walk(l, e, [=](const Segment& seg, std::size_t lo, std::size_t hi) {
         adam_loop<T, AMS, CWD, DEC>(operand<T>(seg, 0) + lo, operand<T>(seg, 1) + lo, operand<T>(seg, 2) + lo,
                                     operand<T>(seg, 3) + lo, AMS ? operand<T>(seg, 4) + lo : nullptr, hi - lo,
-                                    gin, wd, decay, m_lerp, beta2, one_minus_beta2, bc2_sqrt, eps, neg_step);
+                                    grad, mom, bc2_sqrt, eps, neg_step);
     });
 }
 
@@ -62,9 +76,8 @@ void adam_kernel(const SegmentList& l, const AdamScalars& s, const GradTransform
 
 template <class T, bool CWD>
 void adamax_run(const SegmentList& l, const AdamaxScalars& s, const GradTransform& gt, const Exec& e) {
-    const GradIn<T> gin(gt);
-    const T wd = T(s.weight_decay), beta2 = T(s.beta2), eps = T(s.eps);
-    const T neg_clr = T(-s.clr);
+    const DecayedGrad<T, CWD, false> grad(gt, s.weight_decay, 1.0);
+    const T beta2 = T(s.beta2), eps = T(s.eps), neg_clr = T(-s.clr);
     const Lerp<T> m_lerp(1.0 - s.beta1);
     parallel_walk(l, e, [=](const Segment& seg, std::size_t lo, std::size_t hi) {
         T* __restrict p = operand<T>(seg, 0) + lo;
@@ -73,7 +86,7 @@ void adamax_run(const SegmentList& l, const AdamaxScalars& s, const GradTransfor
         T* __restrict u = operand<T>(seg, 3) + lo;
         for (std::size_t i = 0, n = hi - lo; i < n; ++i) {
             T pi = p[i];
-            const T d = decay_and_grad<T, CWD, false>(pi, g[i], gin, wd, T(1));
+            const T d = grad(pi, g[i]);
             const T mi = m_lerp(m[i], d);
             m[i] = mi;
             const T ui = max_nan(u[i] * beta2, abs_(d) + eps);
@@ -91,11 +104,9 @@ void adamax_kernel(const SegmentList& l, const AdamaxScalars& s, const GradTrans
 
 template <class T, bool CWD, bool DEC>
 void nadam_run(const SegmentList& l, const NadamScalars& s, const GradTransform& gt, const Exec& e) {
-    const GradIn<T> gin(gt);
-    const T wd = T(s.weight_decay), decay = T(s.decay), beta2 = T(s.beta2);
-    const T one_minus_beta2 = T(1.0 - s.beta2), bc2 = T(s.bc2), eps = T(s.eps);
-    const T grad_coef = T(s.grad_coef), avg_coef = T(s.avg_coef);
-    const Lerp<T> m_lerp(1.0 - s.beta1);
+    const DecayedGrad<T, CWD, DEC> grad(gt, s.weight_decay, s.decay);
+    const Moments<T> mom(s.beta1, s.beta2);
+    const T bc2 = T(s.bc2), eps = T(s.eps), grad_coef = T(s.grad_coef), avg_coef = T(s.avg_coef);
     parallel_walk(l, e, [=](const Segment& seg, std::size_t lo, std::size_t hi) {
         T* __restrict p = operand<T>(seg, 0) + lo;
         const T* __restrict g = operand<T>(seg, 1) + lo;
@@ -103,10 +114,10 @@ void nadam_run(const SegmentList& l, const NadamScalars& s, const GradTransform&
         T* __restrict v = operand<T>(seg, 3) + lo;
         for (std::size_t i = 0, n = hi - lo; i < n; ++i) {
             T pi = p[i];
-            const T d = decay_and_grad<T, CWD, DEC>(pi, g[i], gin, wd, decay);
-            const T mi = m_lerp(m[i], d);
+            const T d = grad(pi, g[i]);
+            const T mi = mom.first(m[i], d);
             m[i] = mi;
-            const T vi = fmadd(one_minus_beta2 * d, d, v[i] * beta2);
+            const T vi = mom.second(v[i], d);
             v[i] = vi;
             const T denom = sqrt_(vi / bc2) + eps;
             pi = pi + (grad_coef * d) / denom;
@@ -124,11 +135,9 @@ void nadam_kernel(const SegmentList& l, const NadamScalars& s, const GradTransfo
 
 template <class T, bool CWD, bool DEC, bool RECT>
 void radam_run(const SegmentList& l, const RadamScalars& s, const GradTransform& gt, const Exec& e) {
-    const GradIn<T> gin(gt);
-    const T wd = T(s.weight_decay), decay = T(s.decay), beta2 = T(s.beta2);
-    const T one_minus_beta2 = T(1.0 - s.beta2), eps = T(s.eps), lr = T(s.lr), bc1 = T(s.bc1);
-    const T bc2_sqrt = T(s.bc2_sqrt), rect = T(s.rect);
-    const Lerp<T> m_lerp(1.0 - s.beta1);
+    const DecayedGrad<T, CWD, DEC> grad(gt, s.weight_decay, s.decay);
+    const Moments<T> mom(s.beta1, s.beta2);
+    const T eps = T(s.eps), lr = T(s.lr), bc1 = T(s.bc1), bc2_sqrt = T(s.bc2_sqrt), rect = T(s.rect);
     parallel_walk(l, e, [=](const Segment& seg, std::size_t lo, std::size_t hi) {
         T* __restrict p = operand<T>(seg, 0) + lo;
         const T* __restrict g = operand<T>(seg, 1) + lo;
@@ -136,10 +145,10 @@ void radam_run(const SegmentList& l, const RadamScalars& s, const GradTransform&
         T* __restrict v = operand<T>(seg, 3) + lo;
         for (std::size_t i = 0, n = hi - lo; i < n; ++i) {
             T pi = p[i];
-            const T d = decay_and_grad<T, CWD, DEC>(pi, g[i], gin, wd, decay);
-            const T mi = m_lerp(m[i], d);
+            const T d = grad(pi, g[i]);
+            const T mi = mom.first(m[i], d);
             m[i] = mi;
-            const T vi = fmadd(one_minus_beta2 * d, d, v[i] * beta2);
+            const T vi = mom.second(v[i], d);
             v[i] = vi;
             T x = (mi / bc1) * lr;
             if (RECT) x = (x * ((T(1) / (sqrt_(vi) + eps)) * bc2_sqrt)) * rect;
