@@ -10,6 +10,10 @@
   (``assert_within_ulp``), and re-synchronised (``resync``: teacher forcing).
 * ``snapshot`` / ``assert_snapshot_equal``: every parameter and every state entry of an
   optimizer (plus its counters), copied, and compared bit for bit.
+* ``Armed`` / ``armed`` and the ``path`` fixture: an optimizer with two param groups and a
+  twin, for proving that a rejected (or skipped) call wrote nothing, on the optimizer's steady
+  path (state not read since the last step: cached per-group lists) and its general path.
+* ``check_ulp_bound``: the element-wise ulp bound used on the FMA targets.
 
 Everything that compares "bitwise" compares the raw bytes, so -0.0 vs 0.0 and different NaN
 payloads count as differences (``np.testing.assert_array_equal`` does not see those); on a
@@ -24,10 +28,9 @@ import copy
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
+import fusedopt
 import numpy as np
 import pytest
-
-import fusedopt
 from fusedopt import _core
 
 SUPPORTED_TARGETS: list[str] = list(fusedopt.runtime_info()["supported_targets"])
@@ -44,15 +47,15 @@ OPTIMIZERS: dict[str, type] = {
 # learning rates small enough that parameters drawn in +-[0.5, 2] never come near zero over
 # 50 steps (see test_core_parity.py for why that matters to the ulp bounds).
 RICH_CONFIGS: dict[str, dict[str, Any]] = {
-    "SGD": dict(lr=1e-3, momentum=0.9, nesterov=True, weight_decay=0.05, maximize=True),
-    "Adagrad": dict(lr=1e-2, lr_decay=0.05, initial_accumulator_value=0.1, weight_decay=0.05, maximize=True),
-    "RMSprop": dict(lr=1e-3, momentum=0.9, centered=True, weight_decay=0.05, maximize=True),
-    "Adam": dict(lr=1e-3, amsgrad=True, weight_decay=0.05, maximize=True),
-    "AdamW": dict(lr=1e-3, amsgrad=True, weight_decay=0.05, maximize=True),
-    "Adamax": dict(lr=1e-3, weight_decay=0.05, maximize=True),
-    "NAdam": dict(lr=1e-3, weight_decay=0.05, momentum_decay=2e-2, decoupled_weight_decay=True, maximize=True),
-    "RAdam": dict(lr=1e-3, weight_decay=0.05, decoupled_weight_decay=True, maximize=True),
-    "Lion": dict(lr=1e-3, weight_decay=0.05, maximize=True),
+    "SGD": {"lr": 1e-3, "momentum": 0.9, "nesterov": True, "weight_decay": 0.05, "maximize": True},
+    "Adagrad": {"lr": 1e-2, "lr_decay": 0.05, "initial_accumulator_value": 0.1, "weight_decay": 0.05, "maximize": True},
+    "RMSprop": {"lr": 1e-3, "momentum": 0.9, "centered": True, "weight_decay": 0.05, "maximize": True},
+    "Adam": {"lr": 1e-3, "amsgrad": True, "weight_decay": 0.05, "maximize": True},
+    "AdamW": {"lr": 1e-3, "amsgrad": True, "weight_decay": 0.05, "maximize": True},
+    "Adamax": {"lr": 1e-3, "weight_decay": 0.05, "maximize": True},
+    "NAdam": {"lr": 1e-3, "weight_decay": 0.05, "momentum_decay": 2e-2, "decoupled_weight_decay": True, "maximize": True},
+    "RAdam": {"lr": 1e-3, "weight_decay": 0.05, "decoupled_weight_decay": True, "maximize": True},
+    "Lion": {"lr": 1e-3, "weight_decay": 0.05, "maximize": True},
 }
 
 
@@ -209,8 +212,8 @@ def assert_scalar_equal(got: Any, expected: Any, what: str) -> None:
 def assert_state_equal(got: dict, expected: dict, what: str = "") -> None:
     """Two optimizer state dicts ({key: {name: value}}) equal: same keys, names, types, bits."""
     assert set(got) == set(expected), f"{what}state keys {sorted(got, key=repr)} != {sorted(expected, key=repr)}"
-    for key in expected:
-        g, e = got[key], expected[key]
+    for key, e in expected.items():
+        g = got[key]
         assert set(g) == set(e), f"{what}state[{key!r}] names {sorted(g)} != {sorted(e)}"
         for name in e:
             label = f"{what}state[{key!r}][{name!r}]"
@@ -257,48 +260,41 @@ class Pair:
         config = dict(config or {})
         self.a = cls(copies(params), backend=backend_a, **config, **options)
         self.b = cls(copies(params), backend=backend_b, **config, **options)
-        self._signature: Any = None
         self._arrays: list[tuple[str, np.ndarray, np.ndarray]] = []
-        self._scalars: list[tuple[str, Any, str]] = []
 
-    def step(self, grads: Any) -> None:
+    def step(self, grads: Any, look: bool = True) -> None:
+        """Step both. `look`: read the state afterwards (`refresh`). Reading ``opt.state``
+        writes the optimizers' cached counters back and sends their next step down the general
+        path; not looking lets them take the steady path (per-group lists reused, counters
+        advanced once per group), while the arrays from the last look, updated in place, are
+        still compared."""
         self.a.step(grads)
         self.b.step(grads)
-        self.refresh()
+        if look or not self._arrays:
+            self.refresh()
 
     # -- pairs of corresponding arrays ----------------------------------------------------------
 
     def refresh(self) -> None:
-        """Re-read the state's layout (new entries appear on a parameter's first step) and
-        compare the scalar entries ('step', 'mu_product') and step counts exactly."""
-        sa, sb = self.a.state, self.b.state
-        signature = (
-            tuple((k, id(st), len(st)) for k, st in sa.items()),
-            tuple((k, id(st), len(st)) for k, st in sb.items()),
+        """Re-read every parameter and state entry (new entries appear on a parameter's first
+        step), and compare the scalar entries ('step', 'mu_product') and counters exactly."""
+        la, lb = state_items(self.a), state_items(self.b)
+        assert [l for l, _ in la] == [l for l, _ in lb], (
+            f"state entries differ: {[l for l, _ in la]} vs {[l for l, _ in lb]}"
         )
-        if signature != self._signature:
-            la, lb = state_items(self.a), state_items(self.b)
-            assert [l for l, _ in la] == [l for l, _ in lb], (
-                f"state entries differ: {[l for l, _ in la]} vs {[l for l, _ in lb]}"
-            )
-            self._arrays = [(f"param {i}", pa, pb) for i, (pa, pb) in enumerate(zip(self.a.params, self.b.params))]
-            self._scalars = []
-            for key in sorted(sa, key=repr):
-                for name in sorted(sa[key]):
-                    label = f"state[{key!r}][{name!r}]"
-                    if isinstance(sa[key][name], np.ndarray):
-                        self._arrays.append((label, sa[key][name], sb[key][name]))
-                    else:
-                        self._scalars.append((label, key, name))
-            self._signature = signature
-        for label, key, name in self._scalars:
-            assert_scalar_equal(sa[key][name], sb[key][name], label)
+        self._arrays = [(f"param {i}", pa, pb) for i, (pa, pb) in enumerate(zip(self.a.params, self.b.params))]
+        for (label, va), (_, vb) in zip(la, lb):
+            if isinstance(va, np.ndarray):
+                self._arrays.append((label, va, vb))
+            else:
+                assert_scalar_equal(va, vb, label)
         assert self.a.step_count == self.b.step_count, "step_count"
+        assert self.a.skipped_steps == self.b.skipped_steps, "skipped_steps"
 
     def arrays(self) -> list[tuple[str, np.ndarray, np.ndarray]]:
         """(label, array of a, array of b) for every parameter and every state array, as of
-        the last `step()` / `refresh()` (the arrays are updated in place)."""
-        if self._signature is None:
+        the last `refresh()` (the arrays are updated in place)."""
+        if not self._arrays:
             self.refresh()
         return self._arrays
 
@@ -326,7 +322,7 @@ class Pair:
         items = self.arrays()
         if not items:
             return
-        ravel = lambda xs: np.concatenate([np.asarray(x).reshape(-1) for x in xs])  # noqa: E731
+        ravel = lambda xs: np.concatenate([np.asarray(x).reshape(-1) for x in xs])
         a = ravel([va for _, va, _ in items])
         b = ravel([vb for _, _, vb in items])
         f = np.zeros_like(b)
@@ -364,6 +360,7 @@ def check_ulp_bound(
 ) -> None:
     """Assert |a - b| <= ulps * spacing(max(|a|, |b|, |floor|)) element-wise (spacing in the
     arrays' dtype); NaN must sit at the same places."""
+    a, b, floor = (np.asarray(x).reshape(-1) for x in (a, b, floor))
     diff = np.abs(a - b)  # exact when a, b are within a factor 2 (Sterbenz), else huge anyway
     scale = np.maximum(np.abs(a), np.abs(b))
     np.maximum(scale, np.abs(floor), out=scale)
@@ -385,3 +382,130 @@ def check_ulp_bound(
         f"{where}{locate(i)}: {a[i]!r} vs {b[i]!r} differ by {ratio[i]:.3g} ulp (of {scale[i]!r}); "
         f"bound {ulps:g} ulp; {int(bad.sum())} elements out of bound"
     )
+
+
+# ---------------------------------------------------------------------------------------------
+# Checking that a call changes nothing
+# ---------------------------------------------------------------------------------------------
+
+
+ARMED_ARMED_SHAPES_G0 = [(7,), (3, 4)]
+ARMED_ARMED_SHAPES_G1 = [(5,), (2, 3), (9,)]
+ARMED_SHAPES = ARMED_ARMED_SHAPES_G0 + ARMED_ARMED_SHAPES_G1
+ARMED_SPLIT = len(ARMED_ARMED_SHAPES_G0)
+
+
+class Armed:
+    """An optimizer (`opt`) with two param groups (shapes ARMED_SHAPES, the first ARMED_SPLIT
+    in group 0; group 1 at half the lr), stepped twice, plus an identical `twin`, for checking
+    that a rejected (or skipped) call changes nothing:
+
+    * `live`: every parameter and state array, captured once after the first step (arrays are
+      updated in place), compared bitwise with copies taken just before the call;
+    * the twin never sees the call; afterwards both must be equal in every parameter, state
+      entry and counter, and still step identically.
+
+    Not reading the state after the second step leaves both optimizers on their steady path;
+    `general()` reads it, so that their next step plans from scratch."""
+
+    def __init__(self, name: str, dtype: Any = np.float32, named: bool = False, **options: Any) -> None:
+        self.name = name
+        self.named = named
+        cfg = dict(RICH_CONFIGS[name])
+        params = make_params(ARMED_SHAPES, dtype, 1)
+        self.stream = make_grad_stream(ARMED_SHAPES, dtype, 4, 2)
+
+        def build() -> Any:
+            ps = copies(params)
+            if named:
+                groups = [{"params": {f"w{i}": ps[i] for i in range(ARMED_SPLIT)}},
+                          {"params": {f"w{i}": ps[i] for i in range(ARMED_SPLIT, len(ps))}, "lr": cfg["lr"] / 2}]
+            else:
+                groups = [{"params": ps[:ARMED_SPLIT]}, {"params": ps[ARMED_SPLIT:], "lr": cfg["lr"] / 2}]
+            return OPTIMIZERS[name](groups, **cfg, **options)
+
+        self.opt = build()
+        self.twin = build()
+        self.opt.step(self.grads(0))
+        self.twin.step(self.grads(0))
+        # live arrays, captured once (reading .state); updated in place from now on
+        self.live = list(self.opt.params) + [a for _, a in state_arrays(self.opt)]
+        _ = self.twin.state  # same history of state reads for both
+        self.opt.step(self.grads(1))
+        self.twin.step(self.grads(1))
+
+    def grads(self, k: int) -> Any:
+        row = self.stream[k]
+        if self.named:
+            return {f"w{i}": g for i, g in enumerate(row)}
+        return list(row)
+
+    def general(self) -> None:
+        """Read the state of both: their next step takes the general path."""
+        _ = self.opt.state
+        _ = self.twin.state
+
+    def assert_rejected(self, bad: Any, exc: type[BaseException], match: str,
+                        call: Callable[[Any], Any] | None = None) -> pytest.ExceptionInfo:
+        """`call(bad)` (default: opt.step) raises `exc` matching `match` and changes nothing."""
+        with self._unchanged(bad, skipped=0), pytest.raises(exc, match=match) as info:
+            (call or self.opt.step)(bad)
+        return info
+
+    def assert_skipped(self, bad: Any) -> None:
+        """opt.step(bad) returns normally, counts one skipped step, and changes nothing else."""
+        with self._unchanged(bad, skipped=1):
+            self.opt.step(bad)
+
+    @contextlib.contextmanager
+    def _unchanged(self, bad: Any, skipped: int) -> Iterator[None]:
+        before = [a.copy() for a in self.live]
+        grad_copies = _grad_copies(bad)
+        yield
+        for i, (a, b) in enumerate(zip(self.live, before)):
+            assert_same_bits(a, b, f"live array {i} after the call")
+        for i, (g, c) in enumerate(zip(_grad_list(bad), grad_copies)):
+            if c is not None:
+                assert_same_bits(g, c, f"grad {i} after the call")
+        assert self.opt.skipped_steps == self.twin.skipped_steps + skipped
+        self.twin.skipped_steps = self.opt.skipped_steps
+        self.assert_same_as_twin("after the call: ")
+        # and both still work, identically
+        self.opt.step(self.grads(2))
+        self.twin.step(self.grads(2))
+        self.assert_same_as_twin("after the next good step: ")
+
+    def assert_same_as_twin(self, what: str) -> None:
+        assert_snapshot_equal(snapshot(self.opt), snapshot(self.twin), what)
+        for g, t in zip(self.opt.param_groups, self.twin.param_groups):
+            assert {k: v for k, v in g.items() if k != "params"} == {k: v for k, v in t.items() if k != "params"}
+
+
+def _grad_list(grads: Any) -> list:
+    if isinstance(grads, dict):
+        return list(grads.values())
+    if isinstance(grads, np.ndarray):
+        return [grads]
+    if isinstance(grads, (list, tuple)):
+        return list(grads)
+    return []
+
+
+def _grad_copies(grads: Any) -> list:
+    return [g.copy() if isinstance(g, np.ndarray) else None for g in _grad_list(grads)]
+
+
+PATHS = ["steady", "general"]
+
+
+@pytest.fixture(params=PATHS)
+def path(request: pytest.FixtureRequest) -> str:
+    """The optimizer path a checked call meets: 'steady' or 'general' (see Armed)."""
+    return request.param
+
+
+def armed(name: str, path: str, **kw: Any) -> Armed:
+    a = Armed(name, **kw)
+    if path == "general":
+        a.general()
+    return a

@@ -2,8 +2,12 @@
 option combination, both dtypes, every SIMD target this CPU supports, and sizes 0, 1, 15, 16,
 17, 1000 (alone, and together with 0-d and 2-D arrays in one group) and 100003.
 
-Every step compares the parameters and every state entry (arrays and scalars such as 'step'
-and NAdam's 'mu_product').
+After every step the parameters and every state array are compared; the scalar state entries
+('step', NAdam's 'mu_product') and the counters are compared, exactly, whenever the state is
+read, which the runner does after steps 1, 2, 3, the middle one and the last only: reading
+``opt.state`` sends the next step down the optimizers' general path, not reading it lets them
+take their steady path (cached per-group lists, counters advanced per group), and both paths
+must agree with the reference.
 
 * ``baseline`` target: the kernels use no FMA and the reference mirrors them op for op, so the
   two must agree **bit for bit** after every step (raw bytes: -0.0 vs 0.0 counts).
@@ -33,10 +37,9 @@ import sys
 import warnings
 from typing import Any
 
+import fusedopt
 import numpy as np
 import pytest
-
-import fusedopt
 from conftest import (
     DTYPES,
     FMA_TARGETS,
@@ -53,8 +56,8 @@ STEPS = 50
 SIZES = (0, 1, 15, 16, 17, 1000)
 BIG = 100003
 BIG_STEPS = 8  # RAdam is rectified (rho_t > 5) from step 6 on: 3 rectified steps at this size
-# Many arrays of mixed sizes in one group: 0-d, empty, each SIMD-tail size, 2-D, 3-D.
-MIXED_SHAPES: list[tuple[int, ...]] = [(), (0,), (1,), (15,), (16,), (17,), (1000,), (3, 5), (2, 1, 9)]
+# Many arrays of mixed sizes in one group: 0-d, empty, each SIMD-tail size, 2-D.
+MIXED_SHAPES: list[tuple[int, ...]] = [(), (0,), (1,), (15,), (16,), (17,), (1000,), (3, 5)]
 
 # ---------------------------------------------------------------------------------------------
 # The per-step bound on FMA targets
@@ -116,11 +119,11 @@ def option_matrix() -> list[tuple[str, dict[str, Any]]]:
     cases: list[tuple[str, dict[str, Any]]] = []
     for wd, mx in itertools.product((0.0, 0.05), (False, True)):
         for mom, damp, nest in ((0.0, 0.0, False), (0.9, 0.0, False), (0.9, 0.5, False), (0.9, 0.0, True)):
-            cases.append(("SGD", dict(lr=1e-3, momentum=mom, dampening=damp, nesterov=nest, weight_decay=wd, maximize=mx,
-                                      formulation="torch")))
+            cases.append(("SGD", {"lr": 1e-3, "momentum": mom, "dampening": damp, "nesterov": nest, "weight_decay": wd, "maximize": mx,
+                                      "formulation": "torch"}))
         for mom, nest in ((0.0, False), (0.9, False), (0.9, True)):
             cases.append(
-                ("SGD", dict(lr=1e-3, momentum=mom, nesterov=nest, weight_decay=wd, maximize=mx, formulation="classic"))
+                ("SGD", {"lr": 1e-3, "momentum": mom, "nesterov": nest, "weight_decay": wd, "maximize": mx, "formulation": "classic"})
             )
     for c in _grid(lr_decay=(0.0, 0.05), initial_accumulator_value=(0.0, 0.1), weight_decay=(0.0, 0.05),
                    maximize=(False, True)):
@@ -183,16 +186,22 @@ def test_matrix_covers_every_optimizer_and_option() -> None:
 
 def run_parity(name: str, cfg: dict[str, Any], shapes: list[tuple[int, ...]], dtype: Any, target: str,
                steps: int, seed: int) -> Pair:
-    """Step native and reference side by side; bitwise on baseline, else teacher-forced ulp bound."""
+    """Step native and reference side by side; bitwise on baseline, else teacher-forced ulp bound.
+
+    The state is read through ``opt.state`` (all entries re-listed, scalars compared) only after
+    steps 1, 2, 3, steps/2 and the last: reading it sends the next step down the optimizers'
+    general path, so in between they run their steady path (cached per-group lists, counters
+    advanced per group) and both paths get compared, every step, on the live arrays."""
     params = make_params(shapes, dtype, seed)
     grads = make_grad_stream(shapes, dtype, steps, seed + 1)
     pair = Pair(OPTIMIZERS[name], params, cfg)
     exact = target == "baseline"
     prefix = f"{name} {cfg} {np.dtype(dtype).name} [{target}] step"
+    look_at = {1, 2, 3, steps // 2, steps}
     for t, g in enumerate(grads):
         where = f"{prefix} {t + 1}: "
         old = None if exact else pair.copy_b()
-        pair.step(g)
+        pair.step(g, look=t + 1 in look_at)
         if exact:
             pair.assert_bitwise(where)
         else:
@@ -209,7 +218,7 @@ def run_parity(name: str, cfg: dict[str, Any], shapes: list[tuple[int, ...]], dt
 @pytest.mark.parametrize("name, cfg", MATRIX_PARAMS)
 def test_option_matrix_mixed_sizes_one_group(name: str, cfg: dict, dtype: Any, target: str) -> None:
     """Every option combination, 50 steps, many arrays of mixed sizes (0-d, 0, 1, 15, 16, 17,
-    1000, 2-D, 3-D) in one group: one native call per step covers them all."""
+    1000, 2-D) in one group: one native call per step covers them all."""
     run_parity(name, cfg, MIXED_SHAPES, dtype, target, STEPS, seed=11)
 
 
@@ -256,7 +265,7 @@ def test_free_running_fma_within_linear_bound(name: str, variant: str, dtype: An
         pair = Pair(OPTIMIZERS[name], params, cfg)
         running: dict[str, np.ndarray] = {}
         for t, g in enumerate(grads, start=1):
-            pair.step(g)
+            pair.step(g, look=t in (1, 2, STEPS // 2, STEPS))
             for label, va, vb in pair.arrays():
                 m = np.maximum(np.abs(va), np.abs(vb))
                 running[label] = np.maximum(running[label], m) if label in running else m
@@ -272,7 +281,7 @@ def test_fma_targets_do_differ_from_reference() -> None:
     grads = make_grad_stream([(1000,)], np.float32, 3, 6)
     for t in SUPPORTED_TARGETS:
         with using_target(t):
-            pair = Pair(OPTIMIZERS["Adam"], params, dict(lr=1e-3, weight_decay=0.05))
+            pair = Pair(OPTIMIZERS["Adam"], params, {"lr": 1e-3, "weight_decay": 0.05})
             for g in grads:
                 pair.step(g)
             differs = any(va.tobytes() != vb.tobytes() for _, va, vb in pair.arrays())
@@ -291,10 +300,15 @@ def _python(code: str, **env_changes: str | None) -> subprocess.CompletedProcess
             env.pop(k, None)
         else:
             env[k] = v
-    return subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
+    return subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120,
+                          check=False)
 
 
 def test_default_target_is_best_supported() -> None:
+    info = fusedopt.runtime_info()
+    if not os.environ.get("FUSEDOPT_TARGET", "").strip():
+        # this process too (every test that changes the target restores it)
+        assert info["active_target"] == info["best_target"]
     proc = _python(
         "import fusedopt; i = fusedopt.runtime_info(); "
         "print(i['active_target'], i['best_target'], fusedopt.get_target(), ','.join(i['supported_targets']))",

@@ -25,12 +25,12 @@ from fusedopt import _core
 
 from . import report
 from .cases import CASES, LAYOUTS, Case, Layout, select_cases, select_layouts
-from .timing import Contender, measure, memory_over_steps
+from .timing import Contender, CpuWatch, measure_quiet, memory_over_steps
 
 # ---- settings -------------------------------------------------------------------------------
 
-QUICK = {"repeats": 5, "repeats_torch": 3, "repeats_numpy": 3, "min_time": 0.002}
-FULL = {"repeats": 15, "repeats_torch": 7, "repeats_numpy": 5, "min_time": 0.010}
+QUICK = {"repeats": 5, "repeats_torch": 3, "repeats_numpy": 3, "min_time": 0.002, "tries": 1, "max_others": 0.15}
+FULL = {"repeats": 15, "repeats_torch": 7, "repeats_numpy": 5, "min_time": 0.010, "tries": 4, "max_others": 0.15}
 
 
 class Progress:
@@ -146,6 +146,7 @@ def bench_one(case: Case, layout: Layout, data: tuple[list[np.ndarray], list[np.
     """Time one (case, layout): native (threads, then 1 thread) and probe interleaved; then
     torch fused and for-loop interleaved; then the NumPy reference."""
     p0, g = data
+    t_start = time.perf_counter()
     out: dict[str, Any] = {"case": case.key, "layout": layout.key, "params": layout.total,
                            "arrays": layout.n_arrays, "dtype": layout.dtype_name,
                            "pattern": case.pattern, "bytes_per_param": case.bytes_per_param(layout.itemsize),
@@ -154,10 +155,14 @@ def bench_one(case: Case, layout: Layout, data: tuple[list[np.ndarray], list[np.
         out["notes"].append("fusedopt.FlatParams" if hasattr(fusedopt, "FlatParams")
                             else "plain NumPy buffer (fusedopt.FlatParams not available)")
 
-    def record(stats: dict[str, Any]) -> None:
+    def record(stats_attempts: tuple[dict[str, Any], int]) -> None:
+        stats, attempts = stats_attempts
         for name, s in stats.items():
             out["times"][name] = s.median
-            out["stats"][name] = s.as_dict()
+            out["stats"][name] = {**s.as_dict(), "attempts": attempts}
+
+    def timed(contenders: list[Contender], repeats: int) -> tuple[dict[str, Any], int]:
+        return measure_quiet(contenders, repeats, cfg["min_time"], tries=cfg["tries"], max_others=cfg["max_others"])
 
     # --- native and the probe
     params, grads, owner = _param_copies(layout, p0, g)
@@ -177,7 +182,8 @@ def bench_one(case: Case, layout: Layout, data: tuple[list[np.ndarray], list[np.
     if threads > 1:
         contenders.append(Contender("native_1t", lambda: opt.step(grads), one_thread, restore,
                                     warmup_steps=case.warmup_steps))
-    record(measure(contenders, cfg["repeats"], cfg["min_time"]))
+    record(timed(contenders, cfg["repeats"]))
+    out["seconds_native"] = time.perf_counter() - t_start
     del opt, params, grads, owner, written, pgrads, contenders
     gc.collect()
     tick()
@@ -197,7 +203,9 @@ def bench_one(case: Case, layout: Layout, data: tuple[list[np.ndarray], list[np.
             contenders.append(Contender("torch_fused" if fused else "torch_loop", topt.step,
                                         warmup_steps=case.warmup_steps))
         if contenders:
-            record(measure(contenders, cfg["repeats_torch"], cfg["min_time"]))
+            t0 = time.perf_counter()
+            record(timed(contenders, cfg["repeats_torch"]))
+            out["seconds_torch"] = time.perf_counter() - t0
         del keep, contenders
         gc.collect()
     tick()
@@ -206,11 +214,12 @@ def bench_one(case: Case, layout: Layout, data: tuple[list[np.ndarray], list[np.
     if with_numpy:
         params, grads, owner = _param_copies(layout, p0, g)
         ref = native_opt(case, params, backend="numpy")
-        record(measure([Contender("numpy", lambda: ref.step(grads), warmup_steps=case.warmup_steps)],
-                       cfg["repeats_numpy"], cfg["min_time"]))
+        record(timed([Contender("numpy", lambda: ref.step(grads), warmup_steps=case.warmup_steps)],
+                     cfg["repeats_numpy"]))
         del ref, params, grads, owner
         gc.collect()
     tick()
+    out["seconds"] = time.perf_counter() - t_start
     return out
 
 
@@ -239,9 +248,10 @@ def threshold_sweep(threads: int, cfg: dict[str, Any], tick: Callable[[], Any]) 
                 par = Contender("parallel", lambda: opt.step(grads),
                                 lambda: _core.set_min_parallel_elements(0),
                                 lambda: _core.set_min_parallel_elements(saved), case.warmup_steps)
-                st = measure([serial, par], cfg["repeats"], cfg["min_time"])
+                st, _ = measure_quiet([serial, par], cfg["repeats"], cfg["min_time"], tries=cfg["tries"],
+                                      max_others=cfg["max_others"])
                 rows.append({"case": key, "params": n, "serial_s": st["serial"].median,
-                             "parallel_s": st["parallel"].median,
+                             "parallel_s": st["parallel"].median, "others_cores": st["serial"].others,
                              "speedup": st["serial"].median / st["parallel"].median})
                 tick()
     finally:
@@ -276,8 +286,9 @@ def simd_compare(layout_keys: Sequence[str], cfg: dict[str, Any], tick: Callable
                 opt = native_opt(case, params)
                 cs = [Contender(t, lambda: opt.step(grads), (lambda t=t: _core.set_target(t)),
                                 (lambda: _core.set_target(saved)), case.warmup_steps) for t in targets]
-                st = measure(cs, cfg["repeats"], cfg["min_time"])
-                rows.append({"case": key, "layout": lk, "params": lay.total,
+                st, _ = measure_quiet(cs, cfg["repeats"], cfg["min_time"], tries=cfg["tries"],
+                                      max_others=cfg["max_others"])
+                rows.append({"case": key, "layout": lk, "params": lay.total, "others_cores": st[targets[0]].others,
                              **{t: st[t].median for t in targets}})
                 del opt, params, grads
                 gc.collect()
@@ -323,6 +334,11 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--json", metavar="FILE", help="write every figure as JSON")
     ap.add_argument("--plot", metavar="FILE.png", help="log-log ns/parameter vs size (needs matplotlib)")
     ap.add_argument("--markdown", metavar="FILE.md", help="write the tables as Markdown")
+    ap.add_argument("--tries", type=int, default=None,
+                    help="re-measure a block up to this many times while other processes keep the CPUs busy "
+                         "(default: 2 quick, 4 full)")
+    ap.add_argument("--wait-quiet", type=float, default=0.0, metavar="SECONDS",
+                    help="before starting, wait up to this long for 3 s with the CPUs idle")
     ap.add_argument("--no-progress", action="store_true", help="no progress bar")
     return ap
 
@@ -342,6 +358,8 @@ def main(argv: list[str] | None = None) -> int:
         cfg["repeats_numpy"] = max(3, args.repeats // 3)
     if args.min_time:
         cfg["min_time"] = args.min_time
+    if args.tries:
+        cfg["tries"] = max(1, args.tries)
     if args.all:
         args.threshold_sweep = args.simd_compare = args.memory = True
 
@@ -358,6 +376,9 @@ def main(argv: list[str] | None = None) -> int:
                      else "--no-torch: torch columns skipped")
     else:
         torch.set_num_threads(threads)
+    # torch brings ~150k objects: a full gc.collect() would cost ~0.1 s each time; freeze them
+    gc.collect()
+    gc.freeze()
     if not hasattr(fusedopt, "FlatParams"):
         notes.append("fusedopt.FlatParams not available: the arena row steps one plain NumPy buffer "
                      "of the same size (what an arena step amounts to)")
@@ -369,6 +390,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.simd_compare:
         total += len(SIMD_CASES) * len(simd_layouts)
     progress = Progress(total, not args.no_progress)
+    if args.wait_quiet > 0:
+        waited = wait_quiet(args.wait_quiet)
+        notes.append(f"waited {waited[0]:.0f} s for an idle machine ({'found' if waited[1] else 'not found'})")
     load_before = os.getloadavg() if hasattr(os, "getloadavg") else None
     t_start = time.perf_counter()
     results: list[dict[str, Any]] = []
@@ -427,6 +451,17 @@ def main(argv: list[str] | None = None) -> int:
         if msg:
             print(msg, file=sys.stderr)
     return 0
+
+
+def wait_quiet(limit: float, need: float = 3.0) -> tuple[float, bool]:
+    """Wait (up to ``limit`` s) until other processes have used < 0.1 core for ``need`` s."""
+    t0 = time.monotonic()
+    while time.monotonic() - t0 < limit:
+        w = CpuWatch()
+        time.sleep(need)
+        if w.others() < 0.1:
+            return time.monotonic() - t0, True
+    return time.monotonic() - t0, False
 
 
 def _cpu_name() -> str:

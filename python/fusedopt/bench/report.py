@@ -20,6 +20,7 @@ VS_NUMPY = 15.0               # 256K, 1M: numpy / native, every optimizer
 MANY_ARRAYS_LIMIT = 1.5       # 1000 x 1000: ns/param vs one 1M array
 ARENA_LIMIT = 1.1             # flat arena: ns/param vs one 1M array
 THREAD_TOLERANCE = 1.05       # "no slowdown from threading": 2 threads <= 1.05 x 1 thread (noise)
+BUSY = 0.15                   # a row measured while other processes used more cores than this is marked *
 
 
 def _ns(seconds: float | None, n: int) -> float:
@@ -36,7 +37,8 @@ def derive(r: Mapping[str, Any]) -> dict[str, Any]:
     """Per-row figures: ns per parameter of every contender, ratios, GB/s."""
     n = r["params"]
     t = r["times"]
-    d = {k: v for k, v in r.items() if k not in ("times",)}
+    d = {k: v for k, v in r.items() if k not in ("times", "stats")}
+    d["stats"] = r.get("stats", {})
     for name in ("native", "native_1t", "probe", "numpy", "torch_loop", "torch_fused"):
         d[f"{name}_ns"] = _ns(t.get(name), n)
     d["step_us"] = t.get("native", NaN) * 1e6
@@ -47,6 +49,9 @@ def derive(r: Mapping[str, Any]) -> dict[str, Any]:
     d["x_numpy"] = _ratio(t.get("numpy"), t.get("native"))
     d["x_torch_loop"] = _ratio(t.get("torch_loop"), t.get("native"))
     d["x_torch_fused"] = _ratio(t.get("torch_fused"), t.get("native"))
+    st = r.get("stats", {}).get("native", {})
+    d["busy"] = st.get("others_cores", NaN)  # cores other processes used during the native samples
+    d["attempts"] = st.get("attempts", 1)
     return d
 
 
@@ -66,12 +71,13 @@ def targets(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
             return
         ok = value >= limit if higher_is_better else value <= limit
         out.append({"target": target, "case": case, "layout": layout, "value": value, "limit": limit,
-                    "met": bool(ok), "higher_is_better": higher_is_better})
+                    "met": bool(ok), "higher_is_better": higher_is_better, "busy": busy})
 
     for r in rows:
         if r["dtype"] != "float32":
             continue
         c, lay = r["case"], r["layout"]
+        busy = bool(r.get("busy", 0) > BUSY)
         if lay == "32M":
             add("32M: native <= 1.10x probe", c, lay, r["vs_probe"], PROBE_LIMIT_LARGE, False)
             if c in TORCH_FUSED_TARGETS:
@@ -105,7 +111,7 @@ def summarize(checks: list[dict[str, Any]]) -> list[dict[str, Any]]:
         if chk["met"]:
             s["met"] += 1
         else:
-            s["missed"].append(f"{chk['case']} {chk['layout']} ({chk['value']:.3g})")
+            s["missed"].append(f"{chk['case']} {chk['layout']} ({chk['value']:.3g}){'*' if chk.get('busy') else ''}")
     return list(by.values())
 
 
@@ -162,6 +168,7 @@ COLUMNS = (
     ("1-thr", "ns/param, 1 thread"), ("thr x", "1-thread time / threaded time"),
     ("NumPy", "ns/param"), ("x NumPy", "speedup"), ("torch loop", "ns/param"), ("x loop", "speedup"),
     ("torch fused", "ns/param"), ("x fused", "speedup"),
+    ("busy", "cores used by other processes while native/probe were timed (* > 0.15)"),
 )
 
 
@@ -174,6 +181,7 @@ def table_rows(doc: Mapping[str, Any]) -> list[list[str]]:
             _f(r["native_1t_ns"]), _x(r["thread_speedup"]),
             _f(r["numpy_ns"]), _x(r["x_numpy"]),
             _f(r["torch_loop_ns"]), _x(r["x_torch_loop"]), _f(r["torch_fused_ns"]), _x(r["x_torch_fused"]),
+            "-" if r["busy"] != r["busy"] else f"{r['busy']:.2f}{'*' if r['busy'] > BUSY else ''}",
         ])
     return out
 
@@ -198,7 +206,8 @@ def text(doc: Mapping[str, Any]) -> str:
     body = table_rows(doc)
     widths = [max(len(h), *(len(row[i]) for row in body)) if body else len(h) for i, h in enumerate(head)]
     lines = _stamp(doc["meta"])
-    lines.append("median ns per parameter; 'nat/probe' = native time / memory-probe time; speedups = other / native")
+    lines.append("median ns per parameter; 'nat/probe' = native time / memory-probe time; speedups = other / native; "
+                 "busy = cores other processes used meanwhile (* : disturbed)")
     lines.append("  ".join(h.rjust(w) if i > 1 else h.ljust(w) for i, (h, w) in enumerate(zip(head, widths))))
     prev = None
     for row in body:

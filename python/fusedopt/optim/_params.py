@@ -15,8 +15,10 @@ GradsLike = Sequence["np.ndarray | None"] | Mapping[str, "np.ndarray | None"]
 def _check_param(p: Any, where: str) -> np.ndarray:
     if not isinstance(p, np.ndarray):
         raise TypeError(f"{where}: expected a numpy.ndarray, got {type(p).__name__}")
-    if p.dtype not in (np.float32, np.float64):
+    if p.dtype.kind != "f" or p.dtype.itemsize not in (4, 8):
         raise TypeError(f"{where}: dtype {p.dtype} is not supported; use float32 or float64")
+    if not p.dtype.isnative:
+        raise ValueError(f"{where}: byte order is not native; use arr.astype(arr.dtype.newbyteorder('='))")
     if not p.flags.c_contiguous:
         raise ValueError(f"{where}: must be C-contiguous (an in-place update cannot go through a copy)")
     if not p.flags.writeable:

@@ -34,7 +34,7 @@ class Adamax(Optimizer):
         maximize: bool = False,
         **options: Any,
     ) -> None:
-        defaults = dict(lr=lr, betas=tuple(betas), eps=eps, weight_decay=weight_decay, maximize=maximize)
+        defaults = dict(lr=lr, betas=tuple(betas) if isinstance(betas, list) else betas, eps=eps, weight_decay=weight_decay, maximize=maximize)
         super().__init__(params, defaults, **options)
 
     def _check_hyperparameters(self, hp: Mapping[str, Any], where: str) -> None:
@@ -85,7 +85,7 @@ class NAdam(Optimizer):
         **options: Any,
     ) -> None:
         defaults = dict(
-            lr=lr, betas=tuple(betas), eps=eps, weight_decay=weight_decay, momentum_decay=momentum_decay,
+            lr=lr, betas=tuple(betas) if isinstance(betas, list) else betas, eps=eps, weight_decay=weight_decay, momentum_decay=momentum_decay,
             decoupled_weight_decay=decoupled_weight_decay, maximize=maximize,
         )
         super().__init__(params, defaults, **options)
@@ -154,7 +154,7 @@ class RAdam(Optimizer):
         **options: Any,
     ) -> None:
         defaults = dict(
-            lr=lr, betas=tuple(betas), eps=eps, weight_decay=weight_decay,
+            lr=lr, betas=tuple(betas) if isinstance(betas, list) else betas, eps=eps, weight_decay=weight_decay,
             decoupled_weight_decay=decoupled_weight_decay, maximize=maximize,
         )
         super().__init__(params, defaults, **options)

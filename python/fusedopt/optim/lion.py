@@ -33,7 +33,7 @@ class Lion(Optimizer):
         maximize: bool = False,
         **options: Any,
     ) -> None:
-        defaults = dict(lr=lr, betas=tuple(betas), weight_decay=weight_decay, maximize=maximize)
+        defaults = dict(lr=lr, betas=tuple(betas) if isinstance(betas, list) else betas, weight_decay=weight_decay, maximize=maximize)
         super().__init__(params, defaults, **options)
 
     def _check_hyperparameters(self, hp: Mapping[str, Any], where: str) -> None:

@@ -10,6 +10,7 @@ created on the side and kept only if the step succeeds, so a step that raises ch
 from __future__ import annotations
 
 import math
+import sys
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from typing import Any, ClassVar
@@ -57,6 +58,20 @@ _NONFINITE = ("propagate", "skip", "raise")
 _CLIP_SCOPES = ("group", "global")
 
 
+def _whole_step(value: Any, key: Any) -> int:
+    """A saved step count as an exact int (ints pass as they are: no rounding above 2**53)."""
+    if isinstance(value, (int, np.integer)) and not isinstance(value, bool):
+        step = int(value)
+    else:
+        f = float(np.asarray(value))  # also a float, a 0-d array or a torch-style scalar
+        if not (math.isfinite(f) and f == int(f)):
+            raise ValueError(f"state_dict: 'step' of parameter {key!r} must be a whole number >= 0, got {value!r}")
+        step = int(f)
+    if step < 0:
+        raise ValueError(f"state_dict: 'step' of parameter {key!r} must be a whole number >= 0, got {value!r}")
+    return step
+
+
 def _resolve_tuple(value: tuple[Any, ...], count: int) -> tuple[Any, ...]:
     return tuple(v(count) if callable(v) else v for v in value)
 
@@ -84,8 +99,14 @@ class Optimizer:
     ``reference.<rule>`` name) and implement the hooks below."""
 
     rule: ClassVar[str]
+    _add_method: ClassVar[str]
     has_step: ClassVar[bool] = True  # keeps a per-parameter 'step' count, as torch does
     _advance_only_scalars: ClassVar[frozenset[str]] = frozenset()  # for _advance, not the kernel
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if "rule" in cls.__dict__:
+            cls._add_method = sys.intern("add_" + cls.rule)  # one string, not one per step
 
     def __init__(
         self,
@@ -198,7 +219,7 @@ class Optimizer:
         group["params"] = params
         if names:
             group["param_names"] = names
-        self._flush_steady()
+        self._drop_steady()
         self._names_given = named
         self.param_groups.append(group)
         self._rebuild_keys()
@@ -231,7 +252,7 @@ class Optimizer:
         steady = entries is not None
         pending: dict[Key, State] = {}
         if entries is None:
-            self._flush_steady()
+            self._drop_steady()
             entries, pending = self._plan(flat_grads)
         if self.backend == "native":
             result = self._run_native(entries)
@@ -250,13 +271,16 @@ class Optimizer:
         if steady:
             assert self._steady is not None
             for sg, e in zip(self._steady, entries):
-                self._advance(sg.leader, e.scalars)
+                if sg.leader:
+                    self._advance(sg.leader, e.scalars)
+                    for st in e.states:  # a few dict updates: state stays current for holders
+                        st.update(sg.leader)
             return
         self._state.update((k, st) for k, st in pending.items() if st)  # torch keeps no empty state
         for e in entries:
             for st in e.states:
                 self._advance(st, e.scalars)
-        self._steady = self._build_steady()
+        self._steady = self._build_steady({e.group: e.hp for e in entries})
 
     def update(self, params: ParamsLike, grads: Any) -> ParamsLike:
         """Course-material style: ``opt.update(params, grads)`` on an optimizer built without
@@ -275,7 +299,7 @@ class Optimizer:
     def _check_cached(self, hp: dict[str, Any], gi: int) -> None:
         """_check_hyperparameters, skipped when this exact set of values already passed."""
         try:
-            signature = (type(self), tuple(hp.items()))
+            signature = (type(self), tuple((k, type(v), v) for k, v in hp.items()))
             if signature in _CHECKED:
                 return
         except TypeError:  # an unhashable value: just check it
@@ -338,13 +362,17 @@ class Optimizer:
     # the shared counters advance once per group (the "leader"), written back into every
     # parameter's state when anyone looks (the `state` property, state_dict).
 
-    def _build_steady(self) -> list[_SteadyGroup] | None:
+    def _build_steady(self, hps: dict[int, dict[str, Any]]) -> list[_SteadyGroup] | None:
+        """The steady lists, from the hyperparameters of the step just taken (`hps`, by group;
+        a group that took no part keeps the general path)."""
         steady: list[_SteadyGroup] = []
         offset = 0
-        for group in self.param_groups:
+        for gi, group in enumerate(self.param_groups):
             params = group["params"]
             n = len(params)
-            hp = _resolved(group, self.step_count)
+            hp = hps.get(gi)
+            if hp is None:
+                return None
             slot_names = self._state_slots(hp)
             slots = [x for x in slot_names if x is not None]
             keys = self._keys[offset : offset + n]
@@ -389,7 +417,10 @@ class Optimizer:
         entries = []
         for sg, group in zip(self._steady, self.param_groups):
             t = sg.template
-            if group["params"] is not sg.params_ref or len(sg.params_ref) != len(t.params):
+            params = group["params"]
+            if params is not sg.params_ref or len(params) != len(t.params):
+                return None
+            if any(a is not b for a, b in zip(params, t.params)):
                 return None
             grads = flat_grads[sg.offset : sg.offset + len(t.params)]
             if _core.first_none(grads) >= 0:
@@ -402,20 +433,15 @@ class Optimizer:
             entries.append(replace(t, hp=hp, scalars=scalars, grads=grads))
         return entries
 
-    def _flush_steady(self) -> None:
-        """Write the steady leaders' counters back into every parameter's state."""
-        if self._steady is None:
-            return
-        for sg in self._steady:
-            if sg.leader:
-                for st in sg.template.states:
-                    st.update(sg.leader)
+    def _drop_steady(self) -> None:
+        """Back to the general path (someone may replace state arrays, or groups changed)."""
         self._steady = None
 
     @property
     def state(self) -> dict[Key, State]:
-        """Per-parameter state (torch's names), keyed like state_dict. Live arrays."""
-        self._flush_steady()
+        """Per-parameter state (torch's names), keyed like state_dict. Live arrays: reading it
+        sends the next step down the general path, which notices replaced arrays."""
+        self._drop_steady()
         return self._state
 
     # ---- running a step ---------------------------------------------------------------------
@@ -428,7 +454,7 @@ class Optimizer:
 
     def _native_batch(self, entries: list[_Entry]) -> Any:
         batch = _core.Batch()
-        add = getattr(batch, "add_" + self.rule)
+        add = getattr(batch, self._add_method)
         per_group = self.clip_scope == "group"
         for e in entries:
             add(
@@ -453,7 +479,12 @@ class Optimizer:
         }
 
     def _run_native(self, entries: list[_Entry]) -> dict[str, Any]:
-        return self._native_batch(entries).run(**self._run_options())
+        result = self._native_batch(entries).run(**self._run_options())
+        norms = result["group_norms"]
+        if self.clip_scope == "group" and result["grad_norm"] is not None:
+            # Groups after the last one with gradients had none: their norm is 0.
+            result["group_norms"] = list(norms) + [0.0] * (len(self.param_groups) - len(norms))
+        return result
 
     def _run_reference(self, entries: list[_Entry]) -> dict[str, Any]:
         """The same step in NumPy: same checks (the native Batch validates without running),
@@ -481,15 +512,21 @@ class Optimizer:
                     coef[i] = c if (c < 1.0 or c != c) else 1.0
         bound = opts["clip_value"]
         update = getattr(reference, self.rule)
+        with np.errstate(all="ignore"):  # NaN/Inf propagate silently, as in torch and the kernels
+            self._reference_updates(entries, update, coef, bound, opts["per_group"])
+        return result
+
+    def _reference_updates(
+        self, entries: list[_Entry], update: Callable[..., None], coef: dict[int, float], bound: Any, per_group: bool
+    ) -> None:
         for e in entries:
             sign = -1.0 if e.hp.get("maximize", False) else 1.0
-            scale = sign * coef.get(e.group if opts["per_group"] else 0, 1.0)
+            scale = sign * coef.get(e.group if per_group else 0, 1.0)
             transform = GradTransform(scale, -bound, bound) if bound is not None else GradTransform(scale)
             kernel_scalars = self._kernel_scalars(e.scalars)
             for i, (p, g) in enumerate(zip(e.params, e.grads)):
                 arrays = [None if lst is None else lst[i] for lst in e.state_lists]
                 update(p, g, *arrays, transform=transform, **kernel_scalars)
-        return result
 
     # ---- state_dict -----------------------------------------------------------------------
 
@@ -559,10 +596,7 @@ class Optimizer:
         out: State = {}
         for name, value in st.items():
             if name == "step":
-                step = float(value)
-                if not (step >= 0 and step == int(step)):
-                    raise ValueError(f"state_dict: 'step' of parameter {key!r} must be a whole number >= 0, got {value!r}")
-                out["step"] = int(step)
+                out["step"] = _whole_step(value, key)
             elif name in expected or isinstance(value, np.ndarray):
                 arr = np.asarray(value)
                 if arr.shape != p.shape:
