@@ -194,6 +194,16 @@ void register_batch(py::module_& m) {
             return -1;
         },
         py::arg("items"), "Index of the first None in a list, or -1 (no == comparisons on arrays).");
+    m.def(
+        "same_objects",
+        [](const py::list& a, const py::list& b) {
+            const Py_ssize_t n = PyList_GET_SIZE(a.ptr());
+            if (n != PyList_GET_SIZE(b.ptr())) return false;
+            for (Py_ssize_t i = 0; i < n; ++i)
+                if (PyList_GET_ITEM(a.ptr(), i) != PyList_GET_ITEM(b.ptr(), i)) return false;
+            return true;
+        },
+        py::arg("a"), py::arg("b"), "Whether two lists hold the very same objects, in order (identity, not ==).");
     py::class_<PyBatch>(m, "Batch", "One optimizer step: add_* per param group, then run().")
         .def(py::init<>())
         .def(

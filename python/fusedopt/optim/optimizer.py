@@ -418,9 +418,7 @@ class Optimizer:
         for sg, group in zip(self._steady, self.param_groups):
             t = sg.template
             params = group["params"]
-            if params is not sg.params_ref or len(params) != len(t.params):
-                return None
-            if any(a is not b for a, b in zip(params, t.params)):
+            if params is not sg.params_ref or not _core.same_objects(params, t.params):
                 return None
             grads = flat_grads[sg.offset : sg.offset + len(t.params)]
             if _core.first_none(grads) >= 0:
