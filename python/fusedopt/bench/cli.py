@@ -25,12 +25,12 @@ from fusedopt import _core
 
 from . import report
 from .cases import CASES, LAYOUTS, Case, Layout, select_cases, select_layouts
-from .timing import Contender, CpuWatch, measure_quiet, memory_over_steps
+from .timing import Contender, CpuWatch, measure_quiet, memory_over_steps, set_malloc_mode
 
 # ---- settings -------------------------------------------------------------------------------
 
-QUICK = {"repeats": 5, "repeats_torch": 3, "repeats_numpy": 3, "min_time": 0.002, "tries": 1, "max_others": 0.15}
-FULL = {"repeats": 15, "repeats_torch": 7, "repeats_numpy": 5, "min_time": 0.010, "tries": 4, "max_others": 0.15}
+QUICK = {"repeats": 7, "repeats_torch": 5, "repeats_numpy": 3, "min_time": 0.003, "tries": 1, "max_others": 0.15}
+FULL = {"repeats": 21, "repeats_torch": 9, "repeats_numpy": 5, "min_time": 0.010, "tries": 4, "max_others": 0.15}
 
 
 class Progress:
@@ -129,16 +129,23 @@ def torch_opt(torch: Any, case: Case, params: list[np.ndarray], grads: list[np.n
     return cls(tensors, foreach=False, **kw)
 
 
-def probe_arrays(case: Case, layout: Layout, p0: Sequence[np.ndarray], g: Sequence[np.ndarray]) -> tuple[list[list[np.ndarray]], list[np.ndarray]]:
-    """What the probe of this case reads and writes: `pattern` lists, like the optimizer's."""
-    if layout.arena:  # the same buffers the arena step walks (padding included)
-        _, fp, fg, _ = _flat(layout, p0, g)
-        base, grads = [fp], [fg]
-    else:
-        base = [a.copy() for a in p0]
-        grads = list(g)
-    written = [base] + [[np.zeros_like(a) for a in base] for _ in range(case.pattern - 1)]
-    return written, grads
+def probe_arrays(case: Case, opt: Any, params: list[np.ndarray]) -> tuple[list[list[np.ndarray]], list[np.ndarray]]:
+    """What the probe of this case reads and writes: the optimizer's own parameter and state
+    arrays (same pages, alignment and cache state as the step it is compared with), and a
+    gradient-sized buffer of zeros, so that ``a += 0`` leaves the optimizer's values unchanged.
+    Call after a first step (state exists)."""
+    states = opt.state
+    written: list[list[np.ndarray]] = [list(params)]
+    for i, p in enumerate(params):
+        arrays = [v for v in states.get(i, {}).values() if isinstance(v, np.ndarray)]
+        if len(arrays) != case.pattern - 1:
+            raise RuntimeError(f"{case.key}: expected {case.pattern - 1} state arrays, found {len(arrays)}")
+        for k, a in enumerate(arrays):
+            if i == 0:
+                written.append([])
+            written[k + 1].append(a)
+    zeros = [np.full(p.shape, 0, dtype=p.dtype) for p in params]  # written: real pages, not the zero page
+    return written, zeros
 
 
 def bench_one(case: Case, layout: Layout, data: tuple[list[np.ndarray], list[np.ndarray]], cfg: dict[str, Any],
@@ -167,7 +174,8 @@ def bench_one(case: Case, layout: Layout, data: tuple[list[np.ndarray], list[np.
     # --- native and the probe
     params, grads, owner = _param_copies(layout, p0, g)
     opt = native_opt(case, params)
-    written, pgrads = probe_arrays(case, layout, p0, g)
+    opt.step(grads)  # creates the state the probe walks too
+    written, pgrads = probe_arrays(case, opt, params)
 
     def one_thread() -> None:
         fusedopt.set_num_threads(1)
@@ -185,7 +193,6 @@ def bench_one(case: Case, layout: Layout, data: tuple[list[np.ndarray], list[np.
     record(timed(contenders, cfg["repeats"]))
     out["seconds_native"] = time.perf_counter() - t_start
     del opt, params, grads, owner, written, pgrads, contenders
-    gc.collect()
     tick()
 
     # --- torch
@@ -207,7 +214,6 @@ def bench_one(case: Case, layout: Layout, data: tuple[list[np.ndarray], list[np.
             record(timed(contenders, cfg["repeats_torch"]))
             out["seconds_torch"] = time.perf_counter() - t0
         del keep, contenders
-        gc.collect()
     tick()
 
     # --- NumPy reference (the same class, backend="numpy")
@@ -217,7 +223,6 @@ def bench_one(case: Case, layout: Layout, data: tuple[list[np.ndarray], list[np.
         record(timed([Contender("numpy", lambda: ref.step(grads), warmup_steps=case.warmup_steps)],
                      cfg["repeats_numpy"]))
         del ref, params, grads, owner
-        gc.collect()
     tick()
     out["seconds"] = time.perf_counter() - t_start
     return out
@@ -268,7 +273,7 @@ def threshold_sweep(threads: int, cfg: dict[str, Any], tick: Callable[[], Any]) 
     return {"threads": threads, "default": saved, "rows": rows, "best": best}
 
 
-SIMD_CASES = ("SGD+mom", "Adam", "RAdam", "Lion")
+SIMD_CASES = tuple(c.key for c in CASES)
 
 
 def simd_compare(layout_keys: Sequence[str], cfg: dict[str, Any], tick: Callable[[], Any]) -> dict[str, Any]:
@@ -339,6 +344,10 @@ def build_parser() -> argparse.ArgumentParser:
                          "(default: 2 quick, 4 full)")
     ap.add_argument("--wait-quiet", type=float, default=0.0, metavar="SECONDS",
                     help="before starting, wait up to this long for 3 s with the CPUs idle")
+    ap.add_argument("--malloc", choices=("fresh", "warm", "default"), default="fresh",
+                    help="glibc malloc policy for the baselines' temporaries: fresh (default: page faults every "
+                         "step, as in a process running only this step), warm (heap reuse: NumPy's best case), "
+                         "default (untouched: depends on the order of the rows)")
     ap.add_argument("--no-progress", action="store_true", help="no progress bar")
     return ap
 
@@ -370,6 +379,9 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     fusedopt.set_num_threads(threads)
     notes: list[str] = []
+    note = set_malloc_mode(args.malloc)
+    if note:
+        notes.append(note)
     torch = None if args.no_torch else _torch()
     if torch is None:
         notes.append("torch not installed (or --no-torch): torch columns skipped" if not args.no_torch

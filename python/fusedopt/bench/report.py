@@ -309,7 +309,7 @@ def plot(doc: Mapping[str, Any], path: str) -> str | None:
     if not rows:
         return "--plot: no single-array float32 rows to plot"
     size_of = {lay.key: lay.total for lay in single}
-    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(12, 5), sharey=True)
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(12, 6.2), sharey=True)
     cmap = plt.get_cmap("tab20")
     for i, case in enumerate(CASES):
         pts = sorted((size_of[r["layout"]], r["native_ns"]) for r in rows if r["case"] == case.key)
@@ -340,7 +340,7 @@ def plot(doc: Mapping[str, Any], path: str) -> str | None:
         ax.set_yscale("log")
         ax.set_xlabel("parameters")
         ax.grid(True, which="both", alpha=0.3)
-        ax.legend(fontsize=7, ncol=2 if ax is ax1 else 1)
+        ax.legend(fontsize=7, ncol=4 if ax is ax1 else 2, loc="upper center", bbox_to_anchor=(0.5, -0.13))
     ax1.set_ylabel("ns per parameter (median)")
     m = doc["meta"]
     fig.suptitle(f"fusedopt {m['fusedopt']}, {m['target']}, {m['threads']} threads; {m['machine']}", fontsize=9)

@@ -1,11 +1,29 @@
-"""Hyperparameter checks shared by the adaptive optimizers (torch.optim's ValueError rules)."""
+"""Hyperparameter checks (torch.optim's ValueError rules) and helpers shared by the optimizers."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from typing import Any
 
-from .optimizer import check_nonnegative, check_unit_interval
+import numpy as np
+
+
+def check_nonnegative(value: Any, name: str, where: str) -> float:
+    """A float >= 0 (NaN rejected), or ValueError naming the hyperparameter and its group."""
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.floating, np.integer)):
+        raise TypeError(f"{name}{where}: expected a number, got {type(value).__name__}")
+    v = float(value)
+    if not v >= 0.0:
+        raise ValueError(f"{name}{where}: must be >= 0, got {value!r}")
+    return v
+
+
+def check_unit_interval(value: Any, name: str, where: str) -> float:
+    """A float in [0, 1): betas, alpha and similar decay rates."""
+    v = check_nonnegative(value, name, where)
+    if not v < 1.0:
+        raise ValueError(f"{name}{where}: must be in [0, 1), got {value!r}")
+    return v
 
 
 def check_common(hp: Mapping[str, Any], where: str, names: tuple[str, ...]) -> None:

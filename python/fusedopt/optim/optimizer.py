@@ -19,6 +19,7 @@ import numpy as np
 
 from .. import _core, reference
 from .._grad_transform import GradTransform
+from ._hyper import check_nonnegative
 from ._params import ParamsLike, align_grads, as_groups, split_params
 
 Key = int | str
@@ -74,24 +75,6 @@ def _whole_step(value: Any, key: Any) -> int:
 
 def _resolve_tuple(value: tuple[Any, ...], count: int) -> tuple[Any, ...]:
     return tuple(v(count) if callable(v) else v for v in value)
-
-
-def check_nonnegative(value: Any, name: str, where: str) -> float:
-    """A float >= 0 (NaN rejected), or ValueError naming the hyperparameter and its group."""
-    if isinstance(value, bool) or not isinstance(value, (int, float, np.floating, np.integer)):
-        raise TypeError(f"{name}{where}: expected a number, got {type(value).__name__}")
-    v = float(value)
-    if not v >= 0.0:
-        raise ValueError(f"{name}{where}: must be >= 0, got {value!r}")
-    return v
-
-
-def check_unit_interval(value: Any, name: str, where: str) -> float:
-    """A float in [0, 1): betas, alpha and similar decay rates."""
-    v = check_nonnegative(value, name, where)
-    if not v < 1.0:
-        raise ValueError(f"{name}{where}: must be in [0, 1), got {value!r}")
-    return v
 
 
 class Optimizer:
@@ -630,5 +613,3 @@ def _resolved(group: Mapping[str, Any], count: int) -> dict[str, Any]:
         if k != "params" and k != "param_names"
     }
 
-
-Schedule = Callable[[int], float]

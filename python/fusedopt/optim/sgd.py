@@ -10,7 +10,8 @@ from typing import Any
 import numpy as np
 
 from ._params import ParamsLike
-from .optimizer import Optimizer, State, check_nonnegative
+from ._hyper import check_nonnegative
+from .optimizer import Optimizer, State
 
 _FORMULATIONS = ("torch", "classic")
 
