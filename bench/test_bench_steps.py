@@ -7,10 +7,9 @@ timed steps, the parameters equal those of the NumPy reference run for as many s
 
 from __future__ import annotations
 
+import fusedopt
 import numpy as np
 import pytest
-
-import fusedopt
 from fusedopt import _core
 from fusedopt.bench.cases import CASES, Case, Layout
 from fusedopt.bench.cli import make_data, native_opt
@@ -117,3 +116,17 @@ def test_report_and_targets_from_a_tiny_run(tmp_path) -> None:
         assert r["bytes_per_param"] == {"Adam": 28, "SGD": 12}[r["case"]]
     assert any(t["target"].startswith("256K/1M") for t in doc["targets"])
     assert "| layout |" in md.read_text()
+    md2 = tmp_path / "again.md"
+    assert main(["--from-json", str(out), "--markdown", str(md2)]) == 0
+    assert md2.read_text() == md.read_text()
+
+
+@pytest.mark.parametrize("case", CASES, ids=lambda c: c.key)
+def test_case_pattern_matches_the_optimizer_state(case: Case) -> None:
+    """The probe pattern of a case = the parameter + the state arrays its optimizer keeps."""
+    p0, grads = make_data(Layout("small", (64,)))
+    opt = native_opt(case, [a.copy() for a in p0])
+    opt.step(grads)
+    states = list(opt.state.values())  # torch keeps no state for plain SGD
+    arrays = sum(isinstance(v, np.ndarray) for v in states[0].values()) if states else 0
+    assert case.pattern == 1 + arrays

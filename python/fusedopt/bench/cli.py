@@ -25,7 +25,13 @@ from fusedopt import _core
 
 from . import report
 from .cases import CASES, LAYOUTS, Case, Layout, select_cases, select_layouts
-from .timing import Contender, CpuWatch, measure_quiet, memory_over_steps, set_malloc_mode
+from .timing import (
+    Contender,
+    CpuWatch,
+    measure_quiet,
+    memory_over_steps,
+    set_malloc_mode,
+)
 
 # ---- settings -------------------------------------------------------------------------------
 
@@ -42,7 +48,7 @@ class Progress:
         self._last = 0.0
         if enabled:
             try:
-                from tqdm import tqdm
+                from tqdm import tqdm  # type: ignore[import-untyped,unused-ignore]
 
                 self.bar = tqdm(total=total, unit="run", dynamic_ncols=True, file=sys.stderr, leave=False)
             except ImportError:
@@ -122,6 +128,7 @@ def torch_opt(torch: Any, case: Case, params: list[np.ndarray], grads: list[np.n
         t.requires_grad_(True)
         t.grad = torch.from_numpy(g)
         tensors.append(t)
+    assert case.torch_cls is not None
     cls = getattr(torch.optim, case.torch_cls)
     kw = dict(case.kwargs)
     if fused:
@@ -148,10 +155,71 @@ def probe_arrays(case: Case, opt: Any, params: list[np.ndarray]) -> tuple[list[l
     return written, zeros
 
 
+def _torch_contender(torch: Any, case: Case, layout: Layout, p0: Sequence[np.ndarray], g: Sequence[np.ndarray],
+                     fused: bool, keep: list[Any], notes: list[str]) -> Contender | None:
+    params, grads, owner = _param_copies(layout, p0, g)
+    try:
+        topt = torch_opt(torch, case, params, grads, fused)
+    except (RuntimeError, ValueError, TypeError) as e:  # pragma: no cover - torch version drift
+        notes.append(f"torch {'fused' if fused else 'for-loop'}: {e}")
+        return None
+    keep.append((topt, params, grads, owner))
+    return Contender("torch_fused" if fused else "torch_loop", topt.step, warmup_steps=case.warmup_steps)
+
+
+def _step_of(opt: Any, grads: list[np.ndarray]) -> Callable[[], None]:
+    return lambda: opt.step(grads)
+
+
+def _set_threads(n: int) -> Callable[[], None]:
+    return lambda: fusedopt.set_num_threads(n)
+
+
+def _set_min_parallel(n: int) -> Callable[[], None]:
+    return lambda: _core.set_min_parallel_elements(n)
+
+
+def _set_target(name: str) -> Callable[[], None]:
+    return lambda: _core.set_target(name)
+
+
+def _block_one(case: Case, layout: Layout, p0: Sequence[np.ndarray], g: Sequence[np.ndarray], threads: int,
+               torch: Any, notes: list[str]) -> list[Contender]:
+    """The contenders the targets compare (they own their arrays; dropped with the list)."""
+    params, grads, _owner = _param_copies(layout, p0, g)
+    opt = native_opt(case, params)
+    opt.step(grads)  # creates the state the probe walks too
+    written, pgrads = probe_arrays(case, opt, params)
+    step = _step_of(opt, grads)
+    contenders = [
+        Contender("native", step, warmup_steps=case.warmup_steps),
+        Contender("probe", lambda: _core.probe(written, pgrads)),
+    ]
+    if threads > 1:
+        contenders.append(Contender("native_1t", step, _set_threads(1), _set_threads(threads),
+                                    warmup_steps=case.warmup_steps))
+    keep: list[Any] = [_owner]
+    if torch is not None and case.torch_fused:
+        c = _torch_contender(torch, case, layout, p0, g, True, keep, notes)
+        if c is not None:
+            contenders.append(c)
+    if layout.n_arrays > 1:
+        one = [np.concatenate(p0)]
+        ref_opt = native_opt(case, one)
+        contenders.append(Contender("native_one_array", _step_of(ref_opt, [np.concatenate(g)]),
+                                    warmup_steps=case.warmup_steps))
+    contenders[0].keep = keep  # owners of arrays (an arena, torch tensors) live as long as the block
+    return contenders
+
+
 def bench_one(case: Case, layout: Layout, data: tuple[list[np.ndarray], list[np.ndarray]], cfg: dict[str, Any],
               threads: int, torch: Any, with_numpy: bool, tick: Callable[[], Any]) -> dict[str, Any]:
-    """Time one (case, layout): native (threads, then 1 thread) and probe interleaved; then
-    torch fused and for-loop interleaved; then the NumPy reference."""
+    """Time one (case, layout), in three blocks whose contenders take turns sample by sample:
+
+    1. native (``threads``), the probe on the native step's own arrays, native on 1 thread,
+       torch fused (the comparisons the targets make, so they see the same machine state), and,
+       for a layout of many arrays, native on one array of as many parameters;
+    2. the torch for-loop; 3. the NumPy reference (slow: fewer samples)."""
     p0, g = data
     t_start = time.perf_counter()
     out: dict[str, Any] = {"case": case.key, "layout": layout.key, "params": layout.total,
@@ -171,52 +239,23 @@ def bench_one(case: Case, layout: Layout, data: tuple[list[np.ndarray], list[np.
     def timed(contenders: list[Contender], repeats: int) -> tuple[dict[str, Any], int]:
         return measure_quiet(contenders, repeats, cfg["min_time"], tries=cfg["tries"], max_others=cfg["max_others"])
 
-    # --- native and the probe
-    params, grads, owner = _param_copies(layout, p0, g)
-    opt = native_opt(case, params)
-    opt.step(grads)  # creates the state the probe walks too
-    written, pgrads = probe_arrays(case, opt, params)
-
-    def one_thread() -> None:
-        fusedopt.set_num_threads(1)
-
-    def restore() -> None:
-        fusedopt.set_num_threads(threads)
-
-    contenders = [
-        Contender("native", lambda: opt.step(grads), warmup_steps=case.warmup_steps),
-        Contender("probe", lambda: _core.probe(written, pgrads)),
-    ]
-    if threads > 1:
-        contenders.append(Contender("native_1t", lambda: opt.step(grads), one_thread, restore,
-                                    warmup_steps=case.warmup_steps))
-    record(timed(contenders, cfg["repeats"]))
+    # --- block 1: native, probe, native 1 thread, torch fused, one-array reference
+    record(timed(_block_one(case, layout, p0, g, threads, torch, out["notes"]), cfg["repeats"]))
     out["seconds_native"] = time.perf_counter() - t_start
-    del opt, params, grads, owner, written, pgrads, contenders
     tick()
 
-    # --- torch
+    # --- block 2: torch for-loop
     if torch is not None and case.torch_cls is not None:
-        contenders = []
-        keep = []
-        for fused in ((True, False) if case.torch_fused else (False,)):
-            params, grads, owner = _param_copies(layout, p0, g)
-            try:
-                topt = torch_opt(torch, case, params, grads, fused)
-            except (RuntimeError, ValueError, TypeError) as e:  # pragma: no cover - torch version drift
-                out["notes"].append(f"torch {'fused' if fused else 'for-loop'}: {e}")
-                continue
-            keep.append((topt, params, grads, owner))
-            contenders.append(Contender("torch_fused" if fused else "torch_loop", topt.step,
-                                        warmup_steps=case.warmup_steps))
-        if contenders:
+        keep: list[Any] = []
+        c = _torch_contender(torch, case, layout, p0, g, False, keep, out["notes"])
+        if c is not None:
             t0 = time.perf_counter()
-            record(timed(contenders, cfg["repeats_torch"]))
+            record(timed([c], cfg["repeats_torch"]))
             out["seconds_torch"] = time.perf_counter() - t0
-        del keep, contenders
+        del keep
     tick()
 
-    # --- NumPy reference (the same class, backend="numpy")
+    # --- block 3: NumPy reference (the same class, backend="numpy")
     if with_numpy:
         params, grads, owner = _param_copies(layout, p0, g)
         ref = native_opt(case, params, backend="numpy")
@@ -239,20 +278,17 @@ def threshold_sweep(threads: int, cfg: dict[str, Any], tick: Callable[[], Any]) 
     the threshold forced each way; the best threshold is the smallest size from which the
     parallel step is faster at every larger size swept."""
     saved = _core.get_min_parallel_elements()
-    rows = []
+    rows: list[dict[str, Any]] = []
     try:
         for key in SWEEP_CASES:
             case = next(c for c in CASES if c.key == key)
             for n in SWEEP_SIZES:
                 lay = Layout(f"{n}", (n,))
                 params, grads = make_data(lay)
-                opt = native_opt(case, params)
-                serial = Contender("serial", lambda: opt.step(grads),
-                                   lambda: _core.set_min_parallel_elements(1 << 62),
-                                   lambda: _core.set_min_parallel_elements(saved), case.warmup_steps)
-                par = Contender("parallel", lambda: opt.step(grads),
-                                lambda: _core.set_min_parallel_elements(0),
-                                lambda: _core.set_min_parallel_elements(saved), case.warmup_steps)
+                step = _step_of(native_opt(case, params), grads)
+                serial = Contender("serial", step, _set_min_parallel(1 << 62), _set_min_parallel(saved),
+                                   case.warmup_steps)
+                par = Contender("parallel", step, _set_min_parallel(0), _set_min_parallel(saved), case.warmup_steps)
                 st, _ = measure_quiet([serial, par], cfg["repeats"], cfg["min_time"], tries=cfg["tries"],
                                       max_others=cfg["max_others"])
                 rows.append({"case": key, "params": n, "serial_s": st["serial"].median,
@@ -261,9 +297,9 @@ def threshold_sweep(threads: int, cfg: dict[str, Any], tick: Callable[[], Any]) 
                 tick()
     finally:
         _core.set_min_parallel_elements(saved)
-    best: dict[str, int | None] = {}
+    best: dict[str, Any] = {}
     for key in SWEEP_CASES:
-        rs = [r for r in rows if r["case"] == key]
+        rs: list[dict[str, Any]] = [r for r in rows if r["case"] == key]
         choice = None
         for i, r in enumerate(rs):
             if all(x["speedup"] > 1.0 for x in rs[i:]):
@@ -288,15 +324,13 @@ def simd_compare(layout_keys: Sequence[str], cfg: dict[str, Any], tick: Callable
             for lk in layout_keys:
                 lay = next(x for x in LAYOUTS if x.key == lk)
                 params, grads = make_data(lay)
-                opt = native_opt(case, params)
-                cs = [Contender(t, lambda: opt.step(grads), (lambda t=t: _core.set_target(t)),
-                                (lambda: _core.set_target(saved)), case.warmup_steps) for t in targets]
+                step = _step_of(native_opt(case, params), grads)
+                cs = [Contender(t, step, _set_target(t), _set_target(saved), case.warmup_steps) for t in targets]
                 st, _ = measure_quiet(cs, cfg["repeats"], cfg["min_time"], tries=cfg["tries"],
                                       max_others=cfg["max_others"])
                 rows.append({"case": key, "layout": lk, "params": lay.total, "others_cores": st[targets[0]].others,
                              **{t: st[t].median for t in targets}})
-                del opt, params, grads
-                gc.collect()
+                del step, cs, params, grads
                 tick()
     finally:
         _core.set_target(saved)
@@ -312,8 +346,7 @@ def memory_check(steps: int = 1000) -> dict[str, Any]:
     out = {}
     for key in ("Adam", "SGD+mom"):
         case = next(c for c in CASES if c.key == key)
-        opt = native_opt(case, [p.copy() for p in params])
-        out[key] = memory_over_steps(lambda: opt.step(grads), steps=steps)
+        out[key] = memory_over_steps(_step_of(native_opt(case, [p.copy() for p in params]), grads), steps=steps)
     return out
 
 
@@ -337,6 +370,7 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--memory", action="store_true", help="also check memory stays flat over 1000 steps")
     ap.add_argument("--all", action="store_true", help="= --threshold-sweep --simd-compare --memory")
     ap.add_argument("--json", metavar="FILE", help="write every figure as JSON")
+    ap.add_argument("--from-json", metavar="FILE", help="no run: render the report of a run saved with --json")
     ap.add_argument("--plot", metavar="FILE.png", help="log-log ns/parameter vs size (needs matplotlib)")
     ap.add_argument("--markdown", metavar="FILE.md", help="write the tables as Markdown")
     ap.add_argument("--tries", type=int, default=None,
@@ -352,8 +386,27 @@ def build_parser() -> argparse.ArgumentParser:
     return ap
 
 
+def _outputs(doc: dict[str, Any], args: argparse.Namespace) -> None:
+    print(report.text(doc))
+    if args.json:
+        report.write_json(doc, args.json)
+    if args.markdown:
+        with open(args.markdown, "w") as f:
+            f.write(report.markdown(doc))
+    if args.plot:
+        msg = report.plot(doc, args.plot)
+        if msg:
+            print(msg, file=sys.stderr)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if args.from_json:
+        import json
+
+        with open(args.from_json) as f:
+            _outputs(report.rebuild(json.load(f)), args)
+        return 0
     try:
         cases = select_cases(args.optimizers)
         layouts = select_layouts(args.layouts, args.quick)
@@ -451,17 +504,7 @@ def main(argv: list[str] | None = None) -> int:
         "date": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
         "notes": notes,
     }
-    doc = report.build(meta, results, extras)
-    print(report.text(doc))
-    if args.json:
-        report.write_json(doc, args.json)
-    if args.markdown:
-        with open(args.markdown, "w") as f:
-            f.write(report.markdown(doc))
-    if args.plot:
-        msg = report.plot(doc, args.plot)
-        if msg:
-            print(msg, file=sys.stderr)
+    _outputs(report.build(meta, results, extras), args)
     return 0
 
 

@@ -10,6 +10,7 @@ the median over ``repeats`` samples. Contenders of one measurement take turns sa
 from __future__ import annotations
 
 import gc
+import itertools
 import math
 import os
 import statistics
@@ -32,6 +33,7 @@ class Contender:
     enter: Callable[[], Any] | None = None
     exit: Callable[[], Any] | None = None
     warmup_steps: int = 2
+    keep: Any = None  # objects that must live as long as the step (an arena, torch tensors)
 
 
 @dataclass
@@ -267,7 +269,7 @@ def memory_over_steps(step: Step, steps: int = 1000, warmup: int = 10, chunks: i
     return {
         "steps": steps,
         "traced_growth_bytes": end_current - start_current,
-        "traced_growth_per_chunk_bytes": [b - a for a, b in zip(marks, marks[1:])],
+        "traced_growth_per_chunk_bytes": [b - a for a, b in itertools.pairwise(marks)],
         "traced_peak_above_start_bytes": peak_above,
         "rss_start_bytes": rss0,
         "rss_growth_bytes": rss1 - rss0,

@@ -43,8 +43,10 @@ struct Lerp {
         if (!small) weight = weight - T(1);
     }
     T operator()(T a, T b) const {
-        const T diff = b - a;
-        return small ? fmadd(weight, diff, a) : fmadd(weight, diff, b);
+        // One fmadd with a selected addend (not a branch between two fmadds): GCC if-converts
+        // this select and vectorizes the loop; the two-call form kept every loop that holds a
+        // lerp scalar unless the compiler happened to unswitch it.
+        return fmadd(weight, b - a, small ? a : b);
     }
 };
 

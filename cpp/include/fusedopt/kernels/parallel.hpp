@@ -47,7 +47,11 @@ template <class Body>
 inline void parallel_walk(const SegmentList& l, const Exec& e, Body body) {
     const int nt = team_size(l, e);
     if (nt == 1) {
-        walk(l, 0, l.total, body);
+        // A local copy, as in the parallel branch: GCC then keeps the captured scalars in
+        // registers; walking `body` itself left the serial loops unvectorized (a store to the
+        // arrays might alias them).
+        Body local = body;
+        walk(l, 0, l.total, local);
         return;
     }
 #ifdef _OPENMP
