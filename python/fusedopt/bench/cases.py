@@ -44,6 +44,9 @@ CASES: tuple[Case, ...] = (
     Case("Adam", "Adam", {"lr": 1e-3}, 3, "Adam", True),
     Case("Adam+ams", "Adam", {"lr": 1e-3, "amsgrad": True}, 4, "Adam", True, variant=True),
     Case("AdamW", "AdamW", {"lr": 1e-3, "weight_decay": 1e-2}, 3, "AdamW", True),
+    # Issue 4: global-norm clipping fused into the step (one extra read of the gradients) vs
+    # the "Adam" row; torch needs clip_grad_norm_ + a step, so no torch column.
+    Case("Adam+clip", "Adam", {"lr": 1e-3, "max_grad_norm": 1.0}, 3, None, False, variant=True),
     Case("Adamax", "Adamax", {"lr": 2e-3}, 3, "Adamax", False),
     Case("NAdam", "NAdam", {"lr": 2e-3}, 3, "NAdam", False),
     Case("RAdam", "RAdam", {"lr": 1e-3}, 3, "RAdam", False, warmup_steps=8),

@@ -1,9 +1,9 @@
 // Gradient norms and the non-finite check: one read pass, float64 accumulation.
-// The element range is cut into a fixed grid of chunks (its size depends on the total only)
-// and each chunk sums into 16 fixed lanes, so the result has the same bits at any thread
-// count. Included inside a per-target anonymous namespace.
+// The element range is cut into a fixed grid of chunks (its size depends on the total only);
+// each chunk is one `omp simd` reduction and the chunks are summed in order, so the result has
+// the same bits at any thread count (a SIMD target's lane order is its own, so targets may
+// differ in the last bit). Included inside a per-target anonymous namespace.
 
-constexpr std::size_t kNormLanes = 16;
 constexpr std::size_t kMaxNormChunks = 1024;
 
 inline std::size_t norm_chunk_size(std::size_t total) {
@@ -11,10 +11,6 @@ inline std::size_t norm_chunk_size(std::size_t total) {
     while (c * kMaxNormChunks < total) c *= 2;
     return c;
 }
-
-struct NormLanes {
-    double sum[kNormLanes], max_abs[kNormLanes], min_abs[kNormLanes];
-};
 
 template <NormKind K>
 inline double norm_term(double y, double p) {
@@ -24,48 +20,29 @@ inline double norm_term(double y, double p) {
 }
 
 template <class T, NormKind K>
-inline void norm_piece(const T* __restrict x, std::size_t n, double p, double scale, NormLanes& a) {
-    std::size_t i = 0;
-    for (; i + kNormLanes <= n; i += kNormLanes) {
-        for (std::size_t k = 0; k < kNormLanes; ++k) {
-            const double y = abs_(static_cast<double>(x[i + k]));
-            a.sum[k] += norm_term<K>(y * scale, p);
-            a.max_abs[k] = y > a.max_abs[k] ? y : a.max_abs[k];
-            a.min_abs[k] = y < a.min_abs[k] ? y : a.min_abs[k];
-        }
-    }
-    for (std::size_t k = 0; i < n; ++i, ++k) {
+inline void norm_piece(const T* __restrict x, std::size_t n, double p, double scale, NormPartials& a) {
+    double sum = 0.0, hi = a.max_abs, lo = a.min_abs;
+#pragma omp simd reduction(+ : sum) reduction(max : hi) reduction(min : lo)
+    for (std::size_t i = 0; i < n; ++i) {
         const double y = abs_(static_cast<double>(x[i]));
-        a.sum[k] += norm_term<K>(y * scale, p);
-        a.max_abs[k] = y > a.max_abs[k] ? y : a.max_abs[k];
-        a.min_abs[k] = y < a.min_abs[k] ? y : a.min_abs[k];
+        sum += norm_term<K>(y * scale, p);
+        hi = y > hi ? y : hi;
+        lo = y < lo ? y : lo;
     }
+    a.sum += sum;
+    a.max_abs = hi;
+    a.min_abs = lo;
 }
 
 template <class T, NormKind K>
 NormPartials norm_chunk(const SegmentList& l, int slot, std::size_t begin, std::size_t end, double p,
                         double scale) {
-    NormLanes a;
-    for (std::size_t k = 0; k < kNormLanes; ++k) {
-        a.sum[k] = 0.0;
-        a.max_abs[k] = 0.0;
-        a.min_abs[k] = __builtin_inf();
-    }
+    NormPartials r;
+    r.min_abs = __builtin_inf();
     auto body = [&](const Segment& seg, std::size_t lo, std::size_t hi) {
-        norm_piece<T, K>(operand<T>(seg, slot) + lo, hi - lo, p, scale, a);
+        norm_piece<T, K>(operand<T>(seg, slot) + lo, hi - lo, p, scale, r);
     };
     walk(l, begin, end, body);
-    // Pairwise over the lanes: a fixed tree.
-    for (std::size_t width = kNormLanes / 2; width > 0; width /= 2)
-        for (std::size_t k = 0; k < width; ++k) {
-            a.sum[k] += a.sum[k + width];
-            a.max_abs[k] = a.max_abs[k + width] > a.max_abs[k] ? a.max_abs[k + width] : a.max_abs[k];
-            a.min_abs[k] = a.min_abs[k + width] < a.min_abs[k] ? a.min_abs[k + width] : a.min_abs[k];
-        }
-    NormPartials r;
-    r.sum = a.sum[0];
-    r.max_abs = a.max_abs[0];
-    r.min_abs = a.min_abs[0];
     return r;
 }
 
