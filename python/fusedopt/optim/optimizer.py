@@ -12,7 +12,7 @@ from __future__ import annotations
 import math
 import sys
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import numpy as np
@@ -411,7 +411,7 @@ class Optimizer:
             if tuple(self._state_slots(hp)) != sg.slot_names:
                 return None
             scalars = self._scalars(hp, sg.leader, False)
-            entries.append(replace(t, hp=hp, scalars=scalars, grads=grads))
+            entries.append(_Entry(t.group, hp, scalars, t.keys, t.params, grads, t.states, t.state_lists))
         return entries
 
     def _drop_steady(self) -> None:
