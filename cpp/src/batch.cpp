@@ -73,28 +73,29 @@ NormResult total_norm(const std::vector<const ArraySet*>& sets, int slot, double
     return r;
 }
 
-Overlap Batch::find_overlap() const {
-    struct Span {
-        std::uintptr_t begin, end;
-        bool written;
-        std::size_t entry, segment;
-        int slot;
-    };
+namespace {
+
+std::vector<Span> collect_spans(const std::vector<BatchEntry>& entries, bool written_only) {
     std::vector<Span> spans;
-    for (std::size_t ei = 0; ei < entries_.size(); ++ei) {
-        const BatchEntry& en = entries_[ei];
+    for (std::size_t ei = 0; ei < entries.size(); ++ei) {
+        const BatchEntry& en = entries[ei];
         const std::size_t esz = element_size(en.arrays.dtype);
         for (std::size_t si = 0; si < en.arrays.segments.size(); ++si) {
             const Segment& s = en.arrays.segments[si];
             if (s.size == 0) continue;
             for (int slot = 0; slot < en.operands; ++slot) {
-                if (!s.data[slot]) continue;
+                if (!s.data[slot] || (written_only && slot == 1)) continue;
                 const auto b = reinterpret_cast<std::uintptr_t>(s.data[slot]);
                 spans.push_back({b, b + s.size * esz, slot != 1, ei, si, slot});
             }
         }
     }
     std::sort(spans.begin(), spans.end(), [](const Span& x, const Span& y) { return x.begin < y.begin; });
+    return spans;
+}
+
+// Sorted spans: the first pair sharing memory where at least one side is written.
+Overlap first_overlap(const std::vector<Span>& spans) {
     Overlap o;
     const Span* widest_written = nullptr;  // written span reaching furthest so far
     const Span* widest_any = nullptr;
@@ -110,6 +111,35 @@ Overlap Batch::find_overlap() const {
         }
         if (s.written && (!widest_written || s.end > widest_written->end)) widest_written = &s;
         if (!widest_any || s.end > widest_any->end) widest_any = &s;
+    }
+    return o;
+}
+
+}  // namespace
+
+Overlap Batch::find_overlap() const { return first_overlap(collect_spans(entries_, false)); }
+
+Overlap Batch::freeze() {
+    written_ = collect_spans(entries_, true);
+    return first_overlap(written_);
+}
+
+Overlap Batch::find_grad_overlap(std::size_t entry, std::size_t segment) const {
+    Overlap o;
+    const BatchEntry& en = entries_[entry];
+    const Segment& s = en.arrays.segments[segment];
+    if (s.size == 0 || !s.data[1]) return o;
+    const auto b = reinterpret_cast<std::uintptr_t>(s.data[1]);
+    const auto e = b + s.size * element_size(en.arrays.dtype);
+    // written_ is sorted and disjoint: only the last span starting before `e` can overlap.
+    auto it = std::lower_bound(written_.begin(), written_.end(), e,
+                               [](const Span& x, std::uintptr_t v) { return x.begin < v; });
+    if (it == written_.begin()) return o;
+    --it;
+    if (it->end > b) {
+        o.found = true;
+        o.entry_a = it->entry; o.segment_a = it->segment; o.slot_a = it->slot;
+        o.entry_b = entry; o.segment_b = segment; o.slot_b = 1;
     }
     return o;
 }

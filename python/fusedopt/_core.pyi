@@ -8,53 +8,24 @@ ArrayList = list[np.ndarray]
 Labels = list[Any] | None
 
 class Batch:
-    """One optimizer step. add_* per param group (checks every array, records pointers);
-    run() checks overlaps, runs the optional norm pass and every kernel without the GIL."""
+    """One optimizer step: add() per param group (checks every array, records pointers), then
+    run() (checks overlaps, runs the optional norm pass and every kernel without the GIL).
+    Or a plan: add() with grads=None, freeze() once, then step() with new grads and scalars."""
 
     def __init__(self) -> None: ...
-    def add_sgd(
-        self, params: ArrayList, grads: ArrayList, momentum_buffer: ArrayList | None, *,
-        labels: Labels = None, group: int = 0, maximize: bool = False, lr: float, momentum: float,
-        dampening: float, weight_decay: float, nesterov: bool, first_step: bool, classic: bool,
-    ) -> None: ...
-    def add_adagrad(
-        self, params: ArrayList, grads: ArrayList, sum: ArrayList, *, labels: Labels = None, group: int = 0,
-        maximize: bool = False, clr: float, weight_decay: float, eps: float,
-    ) -> None: ...
-    def add_rmsprop(
-        self, params: ArrayList, grads: ArrayList, square_avg: ArrayList, momentum_buffer: ArrayList | None,
-        grad_avg: ArrayList | None, *, labels: Labels = None, group: int = 0, maximize: bool = False, lr: float,
-        alpha: float, eps: float, weight_decay: float, momentum: float, centered: bool,
-    ) -> None: ...
-    def add_adam(
-        self, params: ArrayList, grads: ArrayList, exp_avg: ArrayList, exp_avg_sq: ArrayList,
-        max_exp_avg_sq: ArrayList | None, *, labels: Labels = None, group: int = 0, maximize: bool = False,
-        beta1: float, beta2: float, eps: float, weight_decay: float, step_size: float, bc2_sqrt: float,
-        decay: float, amsgrad: bool, decoupled: bool,
-    ) -> None: ...
-    def add_adamax(
-        self, params: ArrayList, grads: ArrayList, exp_avg: ArrayList, exp_inf: ArrayList, *,
-        labels: Labels = None, group: int = 0, maximize: bool = False, beta1: float, beta2: float, eps: float,
-        weight_decay: float, clr: float,
-    ) -> None: ...
-    def add_nadam(
-        self, params: ArrayList, grads: ArrayList, exp_avg: ArrayList, exp_avg_sq: ArrayList, *,
-        labels: Labels = None, group: int = 0, maximize: bool = False, beta1: float, beta2: float, eps: float,
-        weight_decay: float, bc2: float, grad_coef: float, avg_coef: float, decay: float, decoupled: bool,
-    ) -> None: ...
-    def add_radam(
-        self, params: ArrayList, grads: ArrayList, exp_avg: ArrayList, exp_avg_sq: ArrayList, *,
-        labels: Labels = None, group: int = 0, maximize: bool = False, beta1: float, beta2: float, eps: float,
-        weight_decay: float, lr: float, bc1: float, bc2_sqrt: float, rect: float, decay: float,
-        rectified: bool, decoupled: bool,
-    ) -> None: ...
-    def add_lion(
-        self, params: ArrayList, grads: ArrayList, exp_avg: ArrayList, *, labels: Labels = None, group: int = 0,
-        maximize: bool = False, lr: float, beta1: float, beta2: float, decay: float,
+    def add(
+        self, rule: str, params: ArrayList, grads: ArrayList | None, states: list[ArrayList | None], *,
+        scalars: dict[str, float | bool], labels: Labels = None, group: int = 0, maximize: bool = False,
     ) -> None: ...
     def check(self) -> None: ...
     def run(
         self, *, max_norm: float | None = None, per_group: bool = False, clip_value: float | None = None,
+        check_finite: bool = False, abort_on_nonfinite: bool = False,
+    ) -> dict[str, Any]: ...
+    def freeze(self) -> None: ...
+    def step(
+        self, grads: list[ArrayList], scalars: list[dict[str, float | bool]], maximize: list[bool], *,
+        max_norm: float | None = None, per_group: bool = False, clip_value: float | None = None,
         check_finite: bool = False, abort_on_nonfinite: bool = False,
     ) -> dict[str, Any]: ...
 

@@ -3,6 +3,7 @@
 // Pure C++: the bindings fill it from Python lists and call run() without the GIL.
 #pragma once
 #include <cstddef>
+#include <cstdint>
 #include <functional>
 #include <vector>
 
@@ -69,15 +70,30 @@ struct Overlap {
     int slot_a = 0, slot_b = 0;
 };
 
+// A buffer of one operand of one segment, for overlap checks.
+struct Span {
+    std::uintptr_t begin, end;
+    bool written;
+    std::size_t entry, segment;
+    int slot;
+};
+
 class Batch {
 public:
     void add(BatchEntry e) { entries_.push_back(std::move(e)); }
     const std::vector<BatchEntry>& entries() const { return entries_; }
+    std::vector<BatchEntry>& entries() { return entries_; }
     Overlap find_overlap() const;
     StepResult run(const StepOptions& opt, const KernelTable& k, const Exec& e) const;
 
+    // A batch kept across steps (a plan): the written buffers (parameters, state), sorted once;
+    // then only the gradients are new each step and are checked against them.
+    Overlap freeze();
+    Overlap find_grad_overlap(std::size_t entry, std::size_t segment) const;
+
 private:
     std::vector<BatchEntry> entries_;
+    std::vector<Span> written_;  // sorted by begin, disjoint (freeze)
 };
 
 }  // namespace fusedopt

@@ -10,7 +10,6 @@ created on the side and kept only if the step succeeds, so a step that raises ch
 from __future__ import annotations
 
 import math
-import sys
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar
@@ -82,14 +81,8 @@ class Optimizer:
     ``reference.<rule>`` name) and implement the hooks below."""
 
     rule: ClassVar[str]
-    _add_method: ClassVar[str]
     has_step: ClassVar[bool] = True  # keeps a per-parameter 'step' count, as torch does
     _advance_only_scalars: ClassVar[frozenset[str]] = frozenset()  # for _advance, not the kernel
-
-    def __init_subclass__(cls, **kwargs: Any) -> None:
-        super().__init_subclass__(**kwargs)
-        if "rule" in cls.__dict__:
-            cls._add_method = sys.intern("add_" + cls.rule)  # one string, not one per step
 
     def __init__(
         self,
@@ -123,6 +116,7 @@ class Optimizer:
         self.param_groups: list[dict[str, Any]] = []
         self._state: dict[Key, State] = {}
         self._steady: list[_SteadyGroup] | None = None
+        self._steady_plan: Any = None  # native plan (frozen _core.Batch) for the steady lists
         self.step_count = 0          # successful steps; a callable hyperparameter sees this
         self.skipped_steps = 0       # steps skipped for non-finite gradients
         self.last_grad_norm: float | None = None
@@ -238,7 +232,7 @@ class Optimizer:
             self._drop_steady()
             entries, pending = self._plan(flat_grads)
         if self.backend == "native":
-            result = self._run_native(entries)
+            result = self._run_native(entries, self._steady_plan if steady else None)
         else:
             result = self._run_reference(entries)
         self.last_grad_norm = result["grad_norm"]
@@ -263,7 +257,9 @@ class Optimizer:
         for e in entries:
             for st in e.states:
                 self._advance(st, e.scalars)
-        self._steady = self._build_steady({e.group: e.hp for e in entries})
+        hps = {e.group: e.hp for e in entries}
+        self._steady = self._build_steady(hps)
+        self._steady_plan = self._build_plan(self._steady, hps) if self._steady and self.backend == "native" else None
 
     def update(self, params: ParamsLike, grads: Any) -> ParamsLike:
         """Course-material style: ``opt.update(params, grads)`` on an optimizer built without
@@ -391,6 +387,19 @@ class Optimizer:
             offset += n
         return steady
 
+    def _build_plan(self, steady: list[_SteadyGroup], hps: dict[int, dict[str, Any]]) -> Any:
+        """A frozen native batch over the steady lists: parameters, state and their overlaps are
+        checked once here; each later step passes only gradients and scalars. (The scalars given
+        here, from the step just taken, only tell which state arrays the options use.)"""
+        entries = []
+        for sg in steady:
+            t, hp = sg.template, hps[sg.template.group]
+            scalars = self._scalars(hp, sg.leader, False)
+            entries.append(_Entry(t.group, hp, scalars, t.keys, t.params, [], t.states, t.state_lists))
+        plan = self._native_batch(entries, with_grads=False)
+        plan.freeze()
+        return plan
+
     def _steady_entries(self, flat_grads: list[Any]) -> list[_Entry] | None:
         """This step's entries from the steady lists, or None when it needs the general path
         (a None gradient, changed params lists, an option that changes the state arrays)."""
@@ -417,6 +426,7 @@ class Optimizer:
     def _drop_steady(self) -> None:
         """Back to the general path (someone may replace state arrays, or groups changed)."""
         self._steady = None
+        self._steady_plan = None
 
     @property
     def state(self) -> dict[Key, State]:
@@ -433,19 +443,19 @@ class Optimizer:
             return scalars
         return {k: v for k, v in scalars.items() if k not in self._advance_only_scalars}
 
-    def _native_batch(self, entries: list[_Entry]) -> Any:
+    def _native_batch(self, entries: list[_Entry], with_grads: bool = True) -> Any:
         batch = _core.Batch()
-        add = getattr(batch, self._add_method)
         per_group = self.clip_scope == "group"
         for e in entries:
-            add(
+            batch.add(
+                self.rule,
                 e.params,
-                e.grads,
-                *e.state_lists,
+                e.grads if with_grads else None,
+                e.state_lists,
+                scalars=self._kernel_scalars(e.scalars),
                 labels=e.keys,
                 group=e.group if per_group else 0,
                 maximize=bool(e.hp.get("maximize", False)),
-                **self._kernel_scalars(e.scalars),
             )
         return batch
 
@@ -459,8 +469,16 @@ class Optimizer:
             "abort_on_nonfinite": guard,
         }
 
-    def _run_native(self, entries: list[_Entry]) -> dict[str, Any]:
-        result = self._native_batch(entries).run(**self._run_options())
+    def _run_native(self, entries: list[_Entry], plan: Any = None) -> dict[str, Any]:
+        if plan is not None:  # the steady path: params and state were checked when it was built
+            result = plan.step(
+                [e.grads for e in entries],
+                [self._kernel_scalars(e.scalars) for e in entries],
+                [bool(e.hp.get("maximize", False)) for e in entries],
+                **self._run_options(),
+            )
+        else:
+            result = self._native_batch(entries).run(**self._run_options())
         norms = result["group_norms"]
         if self.clip_scope == "group" and result["grad_norm"] is not None:
             # Groups after the last one with gradients had none: their norm is 0.
@@ -566,7 +584,7 @@ class Optimizer:
                 raise ValueError(f"state_dict: state for unknown parameter {sk!r}")
             key, p, saved_group = key_map[sk]
             new_state[key] = self._load_param_state(key, p, st, _resolved(saved_group, 0))
-        self._steady = None
+        self._drop_steady()
         self.param_groups = new_groups
         self._state = new_state
         self.step_count = int(state_dict.get("step_count", 0))
