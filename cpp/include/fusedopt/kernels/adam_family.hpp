@@ -29,16 +29,24 @@ struct Moments {
     T second(T v, T d) const { return fmadd(one_minus_beta2 * d, d, v * beta2); }
 };
 
+// The prologue the Adam family shares: the (decayed) gradient, then both moments, written back.
+// Returns the gradient the update uses; `m` and `v` hold the new moments.
+template <class T, bool CWD, bool DEC>
+inline T step_moments(T& p, T g, T& m, T& v, const DecayedGrad<T, CWD, DEC>& grad, const Moments<T>& mom) {
+    const T d = grad(p, g);
+    m = mom.first(m, d);
+    v = mom.second(v, d);
+    return d;
+}
+
 template <class T, bool AMS, bool CWD, bool DEC>
 inline void adam_loop(T* __restrict p, const T* __restrict g, T* __restrict m, T* __restrict v,
                       T* __restrict vmax, std::size_t n, DecayedGrad<T, CWD, DEC> grad, Moments<T> mom,
                       T bc2_sqrt, T eps, T neg_step) {
     for (std::size_t i = 0; i < n; ++i) {
-        T pi = p[i];
-        const T d = grad(pi, g[i]);
-        const T mi = mom.first(m[i], d);
+        T pi = p[i], mi = m[i], vi = v[i];
+        step_moments(pi, g[i], mi, vi, grad, mom);
         m[i] = mi;
-        T vi = mom.second(v[i], d);
         v[i] = vi;
         if (AMS) {
             vi = max_nan(vmax[i], vi);
@@ -113,11 +121,9 @@ void nadam_run(const SegmentList& l, const NadamScalars& s, const GradTransform&
         T* __restrict m = operand<T>(seg, 2) + lo;
         T* __restrict v = operand<T>(seg, 3) + lo;
         for (std::size_t i = 0, n = hi - lo; i < n; ++i) {
-            T pi = p[i];
-            const T d = grad(pi, g[i]);
-            const T mi = mom.first(m[i], d);
+            T pi = p[i], mi = m[i], vi = v[i];
+            const T d = step_moments(pi, g[i], mi, vi, grad, mom);
             m[i] = mi;
-            const T vi = mom.second(v[i], d);
             v[i] = vi;
             const T denom = sqrt_(vi / bc2) + eps;
             pi = pi + (grad_coef * d) / denom;
@@ -144,11 +150,9 @@ void radam_run(const SegmentList& l, const RadamScalars& s, const GradTransform&
         T* __restrict m = operand<T>(seg, 2) + lo;
         T* __restrict v = operand<T>(seg, 3) + lo;
         for (std::size_t i = 0, n = hi - lo; i < n; ++i) {
-            T pi = p[i];
-            const T d = grad(pi, g[i]);
-            const T mi = mom.first(m[i], d);
+            T pi = p[i], mi = m[i], vi = v[i];
+            const T d = step_moments(pi, g[i], mi, vi, grad, mom);
             m[i] = mi;
-            const T vi = mom.second(v[i], d);
             v[i] = vi;
             T x = (mi / bc1) * lr;
             if (RECT) x = (x * ((T(1) / (sqrt_(vi) + eps)) * bc2_sqrt)) * rect;
