@@ -337,9 +337,9 @@ class Optimizer:
     # ---- the steady path: every parameter has state and its group's step count -------------
     # After a general step, when every parameter of every group has its state and all of a
     # group's parameters share the same non-array state (step, mu_product), the per-group lists
-    # are kept. Later steps reuse them: only gradients, hyperparameters and scalars are new, and
-    # the shared counters advance once per group (the "leader"), written back into every
-    # parameter's state when anyone looks (the `state` property, state_dict).
+    # are kept, and (native backend) a frozen native plan over them. Later steps reuse them:
+    # only gradients, hyperparameters and scalars are new; the shared counters advance once per
+    # group (the "leader") and are copied into every parameter's state dict.
 
     def _build_steady(self, hps: dict[int, dict[str, Any]]) -> list[_SteadyGroup] | None:
         """The steady lists, from the hyperparameters of the step just taken (`hps`, by group;
