@@ -257,10 +257,20 @@ class LRScheduler:
 
 
 class _LambdaBase(LRScheduler):
-    """Saving rule shared by LambdaLR and MultiplicativeLR (torch's)."""
+    """Construction and saving rule shared by LambdaLR and MultiplicativeLR (torch's)."""
 
     lr_lambdas: list[Callable[[int], float]]
     _not_saved = ("optimizer", "lr_lambdas")
+
+    def __init__(
+        self,
+        optimizer: OptimizerLike,
+        lr_lambda: Callable[[int], float] | Sequence[Callable[[int], float]],
+        last_epoch: int = -1,
+    ) -> None:
+        self.optimizer = optimizer
+        self.lr_lambdas = _lambdas(optimizer, lr_lambda)
+        super().__init__(optimizer, last_epoch)
 
     def state_dict(self) -> dict[str, Any]:
         """Plain functions are saved as None, callable objects by ``__dict__``."""
@@ -298,16 +308,6 @@ class LambdaLR(_LambdaBase):
     objects save their ``__dict__``.
     """
 
-    def __init__(
-        self,
-        optimizer: OptimizerLike,
-        lr_lambda: Callable[[int], float] | Sequence[Callable[[int], float]],
-        last_epoch: int = -1,
-    ) -> None:
-        self.optimizer = optimizer
-        self.lr_lambdas = _lambdas(optimizer, lr_lambda)
-        super().__init__(optimizer, last_epoch)
-
     def get_lr(self) -> list[float]:
         return [base * fn(self.last_epoch) for fn, base in zip(self.lr_lambdas, self.base_lrs, strict=True)]
 
@@ -320,16 +320,6 @@ class MultiplicativeLR(_LambdaBase):
     unchanged. There is no closed form: ``step(epoch)`` multiplies once by
     ``lr_lambda(epoch)``.
     """
-
-    def __init__(
-        self,
-        optimizer: OptimizerLike,
-        lr_lambda: Callable[[int], float] | Sequence[Callable[[int], float]],
-        last_epoch: int = -1,
-    ) -> None:
-        self.optimizer = optimizer
-        self.lr_lambdas = _lambdas(optimizer, lr_lambda)
-        super().__init__(optimizer, last_epoch)
 
     def get_lr(self) -> list[float]:
         if self._is_initial:
