@@ -12,12 +12,12 @@ import copy
 import json
 import math
 import random
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import fusedopt.schedules as fs
 import pytest
+from scheduler_specs import decode
 
 GOLDEN = Path(__file__).parent / "data" / "scheduler_golden.json"
 DATA = json.loads(GOLDEN.read_text())
@@ -58,17 +58,6 @@ class StandIn:
 
 def make_optimizer(groups: list[dict[str, Any]], kind: str = "sgd") -> StandIn:
     return StandIn({"kind": kind, "lr": 0.1, "momentum": 0.9, "betas": [0.9, 0.999], "groups": groups})
-
-
-def decode(value: Any, build_sub: Callable[[str, dict[str, Any]], Any]) -> Any:
-    if isinstance(value, dict) and set(value) == {"$fn"}:
-        return eval(value["$fn"], {"math": math})
-    if isinstance(value, dict) and set(value) == {"$sched"}:
-        name, kwargs = value["$sched"]
-        return build_sub(name, kwargs)
-    if isinstance(value, list):
-        return [decode(v, build_sub) for v in value]
-    return value
 
 
 def build(module: Any, optimizer: Any, name: str, kwargs: dict[str, Any]) -> Any:

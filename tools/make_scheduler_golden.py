@@ -39,6 +39,10 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 OUT = ROOT / "tests" / "data" / "scheduler_golden.json"
+sys.path.insert(0, str(ROOT / "tests"))  # the spec format, shared with tests/test_schedulers.py
+
+from scheduler_specs import decode  # noqa: E402
+
 REQUIRED_TORCH = "2.13.0"
 FORMAT = 1
 
@@ -240,17 +244,6 @@ CASES: list[dict[str, Any]] = [
 # --------------------------------------------------------------------------
 # Running torch.
 # --------------------------------------------------------------------------
-def decode(value: Any, build_sub: Any) -> Any:
-    if isinstance(value, dict) and set(value) == {"$fn"}:
-        return eval(value["$fn"], {"math": math})
-    if isinstance(value, dict) and set(value) == {"$sched"}:
-        name, kwargs = value["$sched"]
-        return build_sub(name, kwargs)
-    if isinstance(value, list):
-        return [decode(v, build_sub) for v in value]
-    return value
-
-
 def torch_optimizer(torch: Any, spec: dict[str, Any]) -> Any:
     groups = [{"params": [torch.zeros(1)], **g} for g in spec["groups"]]
     if spec["kind"] == "sgd":

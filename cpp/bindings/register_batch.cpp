@@ -272,12 +272,16 @@ std::string overlap_side(const PyBatch& b, std::size_t entry, std::size_t segmen
     return describe(info.slot_names[static_cast<std::size_t>(slot)], info.labels, info.index[segment]);
 }
 
+[[noreturn]] void throw_overlap(const PyBatch& b, const Overlap& o) {
+    throw py::value_error(overlap_side(b, o.entry_a, o.segment_a, o.slot_a) + " and " +
+                          overlap_side(b, o.entry_b, o.segment_b, o.slot_b) +
+                          " share memory; every updated array must have its own buffer");
+}
+
 void check_batch(const PyBatch& b) {
     const Overlap o = b.core.find_overlap();
     if (o.found)
-        throw py::value_error(overlap_side(b, o.entry_a, o.segment_a, o.slot_a) + " and " +
-                              overlap_side(b, o.entry_b, o.segment_b, o.slot_b) +
-                              " share memory; every updated array must have its own buffer");
+        throw_overlap(b, o);
 }
 
 StepOptions step_options(const py::object& max_norm, bool per_group, const py::object& clip_value,
@@ -320,9 +324,7 @@ py::dict run_batch(PyBatch& b, py::object max_norm, bool per_group, py::object c
 void freeze_batch(PyBatch& b) {
     const Overlap o = b.core.freeze();
     if (o.found)
-        throw py::value_error(overlap_side(b, o.entry_a, o.segment_a, o.slot_a) + " and " +
-                              overlap_side(b, o.entry_b, o.segment_b, o.slot_b) +
-                              " share memory; every updated array must have its own buffer");
+        throw_overlap(b, o);
     b.frozen = true;
 }
 
@@ -351,9 +353,7 @@ py::dict step_batch(PyBatch& b, const py::list& grads, const py::list& scalars, 
             b.core.entries()[e].arrays.segments[seg].data[1] = g.data;
             const Overlap o = b.core.find_grad_overlap(e, seg);
             if (o.found)
-                throw py::value_error(overlap_side(b, o.entry_a, o.segment_a, o.slot_a) + " and " +
-                                      overlap_side(b, o.entry_b, o.segment_b, o.slot_b) +
-                                      " share memory; every updated array must have its own buffer");
+                throw_overlap(b, o);
         }
         rec.set_scalars(py::reinterpret_borrow<py::dict>(scalars[k]));
         const double sign = py::cast<bool>(maximize[k]) ? -1.0 : 1.0;

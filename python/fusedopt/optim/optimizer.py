@@ -329,7 +329,7 @@ class Optimizer:
                         params=[it[1] for it in items],
                         grads=[it[2] for it in items],
                         states=states,
-                        state_lists=[None if n is None else [st[n] for st in states] for n in slot_names],
+                        state_lists=_state_lists(states, slot_names),
                     )
                 )
         return entries, pending
@@ -380,7 +380,7 @@ class Optimizer:
                         params=list(params),
                         grads=[],
                         states=states,
-                        state_lists=[None if x is None else [st[x] for st in states] for x in slot_names],
+                        state_lists=_state_lists(states, slot_names),
                     ),
                 )
             )
@@ -621,6 +621,11 @@ class Optimizer:
                     lines.append(f"    {k}: {g[k]}")
         lines.append(")")
         return "\n".join(lines)
+
+
+def _state_lists(states: list[State], slot_names: list[str | None]) -> list[list[np.ndarray] | None]:
+    """Per slot of the rule, that state array of every parameter (None for an unused slot)."""
+    return [None if n is None else [st[n] for st in states] for n in slot_names]
 
 
 def _resolved(group: Mapping[str, Any], count: int) -> dict[str, Any]:
