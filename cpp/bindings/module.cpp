@@ -5,7 +5,7 @@ namespace py = pybind11;
 
 namespace fusedopt::bind {
 void register_runtime(py::module_& m);
-void register_batch(py::module_& m);
+void register_optimizer(py::module_& m);
 void register_clip(py::module_& m);
 void register_probe(py::module_& m);
 }  // namespace fusedopt::bind
@@ -13,7 +13,7 @@ void register_probe(py::module_& m);
 PYBIND11_MODULE(_core, m) {
     m.doc() = "fusedopt native kernels: fused optimizer steps over NumPy arrays (see fusedopt/_core.pyi)";
     fusedopt::bind::register_runtime(m);
-    fusedopt::bind::register_batch(m);
+    fusedopt::bind::register_optimizer(m);
     fusedopt::bind::register_clip(m);
     fusedopt::bind::register_probe(m);
 }

@@ -7,7 +7,8 @@
 #include <vector>
 
 #include "array_checks.hpp"
-#include "fusedopt/batch.hpp"
+#include "fusedopt/norm.hpp"
+#include "fusedopt/overlap.hpp"
 #include "fusedopt/dispatch.hpp"
 
 namespace py = pybind11;
@@ -45,15 +46,13 @@ SplitArrays split(const py::list& arrays, bool written, const char* name) {
 }
 
 void check_distinct(const SplitArrays& s, const char* name) {
-    Batch b;
-    for (const ArraySet& set : s.sets) {
-        if (set.segments.empty()) continue;
-        BatchEntry e;
-        e.arrays = set;
-        e.operands = 1;
-        b.add(std::move(e));
-    }
-    if (b.find_overlap().found)
+    std::vector<Span> spans;
+    for (const ArraySet& set : s.sets)
+        for (const Segment& seg : set.segments) {
+            const auto b = reinterpret_cast<std::uintptr_t>(seg.data[0]);
+            if (seg.size) spans.push_back({b, b + seg.size * (set.dtype == DType::f32 ? 4 : 8), true, 0, 0});
+        }
+    if (first_overlap(spans).found)
         throw py::value_error(std::string(name) + ": two arrays share memory; each must be updated once");
 }
 

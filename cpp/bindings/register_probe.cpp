@@ -5,7 +5,7 @@
 #include <string>
 
 #include "array_checks.hpp"
-#include "fusedopt/batch.hpp"
+#include "fusedopt/norm.hpp"
 #include "fusedopt/dispatch.hpp"
 
 namespace py = pybind11;

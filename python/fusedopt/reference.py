@@ -1,11 +1,17 @@
 """Every update rule in plain NumPy: the reference the native kernels are tested against and
 the baseline they are benchmarked against (``backend="numpy"`` on any optimizer runs it).
 
-Each function updates its arrays in place and takes exactly the per-step scalars the native
-kernel takes (derived once, in float64, by the optimizer classes). The operations follow
-torch.optim's order; where torch uses a fused multiply-add this computes ``a*b + c`` with two
-roundings, which is what the x86-64 baseline kernels do, so on that target the two backends
-agree bit for bit. Every scalar is rounded to the array dtype once, as the kernels do.
+Each function updates its arrays in place from the param group's hyperparameters (as resolved
+at the step: ``lr``, ``betas``, ...) and the parameter's counters (``step``: steps taken before
+this one; ``fresh``: its state was just created; NAdam's ``mu_product``). It derives its own
+float64 scalars from them, independently of the native rule headers, so a mistake in either
+derivation shows as a difference. ``maximize`` arrives folded into ``transform``; hyperparameters
+a rule does not use (``maximize``, ``initial_accumulator_value``) are ignored.
+
+The operations follow torch.optim's order; where torch uses a fused multiply-add this computes
+``a*b + c`` with two roundings, which is what the x86-64 baseline kernels do, so on that target
+the two backends agree bit for bit. Every scalar is rounded to the array dtype once, as the
+kernels do.
 """
 
 from __future__ import annotations
@@ -33,25 +39,32 @@ def _maximum(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return np.maximum(a, b)  # propagates NaN, like torch.maximum
 
 
+def _decay(lr: float, weight_decay: float, decoupled: bool) -> float:
+    """The factor p is multiplied by before a decoupled update: 1 - lr*weight_decay."""
+    return 1.0 - float(lr) * float(weight_decay) if decoupled else 1.0
+
+
 def sgd(
     p: np.ndarray,
     g: np.ndarray,
     momentum_buffer: np.ndarray | None,
     *,
     transform: GradTransform = _IDENTITY,
+    fresh: bool,
     lr: float,
     momentum: float,
     dampening: float,
     weight_decay: float,
     nesterov: bool,
-    first_step: bool,
-    classic: bool,
+    formulation: str,
+    **_unused: object,
 ) -> None:
     t = p.dtype.type
+    lr, momentum, dampening = float(lr), float(momentum), float(dampening)
     d = transform.apply(g)
     if weight_decay != 0:
         d = p * t(weight_decay) + d
-    if classic:  # v = mu*v - lr*g; p += v (Nesterov: p += -mu*v_prev + (1+mu)*v)
+    if formulation == "classic":  # v = mu*v - lr*g; p += v (Nesterov: p += -mu*v_prev + (1+mu)*v)
         assert momentum_buffer is not None
         mom = t(momentum)
         prev = momentum_buffer.copy()
@@ -62,7 +75,7 @@ def sgd(
     if momentum != 0:
         assert momentum_buffer is not None
         mom = t(momentum)
-        buf = d.copy() if first_step else d * t(1.0 - dampening) + momentum_buffer * mom
+        buf = d.copy() if fresh else d * t(1.0 - dampening) + momentum_buffer * mom
         momentum_buffer[...] = buf
         d = buf * mom + d if nesterov else buf
     p[...] = d * t(-lr) + p
@@ -74,11 +87,15 @@ def adagrad(
     sum: np.ndarray,
     *,
     transform: GradTransform = _IDENTITY,
-    clr: float,
+    step: int,
+    lr: float,
+    lr_decay: float,
     weight_decay: float,
     eps: float,
+    **_unused: object,
 ) -> None:
     t = p.dtype.type
+    clr = float(lr) / (1 + (float(step + 1) - 1) * float(lr_decay))
     d = transform.apply(g)
     if weight_decay != 0:
         d = p * t(weight_decay) + d
@@ -100,8 +117,10 @@ def rmsprop(
     weight_decay: float,
     momentum: float,
     centered: bool,
+    **_unused: object,
 ) -> None:
     t = p.dtype.type
+    alpha = float(alpha)
     d = transform.apply(g)
     if weight_decay != 0:
         d = p * t(weight_decay) + d
@@ -115,9 +134,9 @@ def rmsprop(
     if momentum > 0:
         assert momentum_buffer is not None
         momentum_buffer[...] = momentum_buffer * t(momentum) + d / avg
-        p[...] = momentum_buffer * t(-lr) + p
+        p[...] = momentum_buffer * t(-float(lr)) + p
     else:
-        p[...] = p + (t(-lr) * d) / avg
+        p[...] = p + (t(-float(lr)) * d) / avg
 
 
 def _weight_decay(p: np.ndarray, d: np.ndarray, weight_decay: float, decay: float, decoupled: bool) -> np.ndarray:
@@ -144,18 +163,22 @@ def adam(
     max_exp_avg_sq: np.ndarray | None,
     *,
     transform: GradTransform = _IDENTITY,
-    beta1: float,
-    beta2: float,
+    step: int,
+    lr: float,
+    betas: tuple[float, float],
     eps: float,
     weight_decay: float,
-    step_size: float,
-    bc2_sqrt: float,
-    decay: float,
     amsgrad: bool,
-    decoupled: bool,
+    decoupled_weight_decay: bool,
+    **_unused: object,
 ) -> None:
     t = p.dtype.type
-    d = _weight_decay(p, transform.apply(g), weight_decay, decay, decoupled)
+    tt = float(step + 1)
+    beta1, beta2 = float(betas[0]), float(betas[1])
+    step_size = float(lr) / (1 - beta1**tt)
+    bc2_sqrt = (1 - beta2**tt) ** 0.5
+    decay = _decay(lr, weight_decay, decoupled_weight_decay)
+    d = _weight_decay(p, transform.apply(g), weight_decay, decay, decoupled_weight_decay)
     exp_avg[...] = _lerp(exp_avg, d, 1.0 - beta1)
     _second_moment(exp_avg_sq, d, beta2)
     v = exp_avg_sq
@@ -174,17 +197,25 @@ def adamax(
     exp_inf: np.ndarray,
     *,
     transform: GradTransform = _IDENTITY,
-    beta1: float,
-    beta2: float,
+    step: int,
+    lr: float,
+    betas: tuple[float, float],
     eps: float,
     weight_decay: float,
-    clr: float,
+    **_unused: object,
 ) -> None:
     t = p.dtype.type
+    beta1, beta2 = float(betas[0]), float(betas[1])
+    clr = float(lr) / (1 - beta1 ** float(step + 1))
     d = _weight_decay(p, transform.apply(g), weight_decay, 1.0, False)
     exp_avg[...] = _lerp(exp_avg, d, 1.0 - beta1)
     exp_inf[...] = _maximum(exp_inf * t(beta2), np.abs(d) + t(eps))
     p[...] = p + (t(-clr) * exp_avg) / exp_inf
+
+
+def nadam_mu(beta1: float, momentum_decay: float, t: float) -> float:
+    """NAdam's momentum schedule: mu_t = beta1 * (1 - 0.5 * 0.96^(t * momentum_decay))."""
+    return beta1 * (1.0 - 0.5 * 0.96 ** (t * momentum_decay))
 
 
 def nadam(
@@ -194,21 +225,28 @@ def nadam(
     exp_avg_sq: np.ndarray,
     *,
     transform: GradTransform = _IDENTITY,
-    beta1: float,
-    beta2: float,
+    step: int,
+    mu_product: float,
+    lr: float,
+    betas: tuple[float, float],
     eps: float,
     weight_decay: float,
-    bc2: float,
-    grad_coef: float,
-    avg_coef: float,
-    decay: float,
-    decoupled: bool,
+    momentum_decay: float,
+    decoupled_weight_decay: bool,
+    **_unused: object,
 ) -> None:
     t = p.dtype.type
-    d = _weight_decay(p, transform.apply(g), weight_decay, decay, decoupled)
+    tt = float(step + 1)
+    beta1, beta2, lr, psi = float(betas[0]), float(betas[1]), float(lr), float(momentum_decay)
+    mu, mu_next = nadam_mu(beta1, psi, tt), nadam_mu(beta1, psi, tt + 1)
+    mu_product = float(np.float32(mu_product) * np.float32(mu))  # torch keeps it in float32
+    grad_coef = -lr * (1.0 - mu) / (1.0 - mu_product)
+    avg_coef = (-lr * mu_next) / (1.0 - mu_product * mu_next)
+    decay = _decay(lr, weight_decay, decoupled_weight_decay)
+    d = _weight_decay(p, transform.apply(g), weight_decay, decay, decoupled_weight_decay)
     exp_avg[...] = _lerp(exp_avg, d, 1.0 - beta1)
     _second_moment(exp_avg_sq, d, beta2)
-    denom = np.sqrt(exp_avg_sq / t(bc2)) + t(eps)
+    denom = np.sqrt(exp_avg_sq / t(1 - beta2**tt)) + t(eps)
     p[...] = p + (t(grad_coef) * d) / denom
     p[...] = p + (t(avg_coef) * exp_avg) / denom
 
@@ -220,25 +258,28 @@ def radam(
     exp_avg_sq: np.ndarray,
     *,
     transform: GradTransform = _IDENTITY,
-    beta1: float,
-    beta2: float,
+    step: int,
+    lr: float,
+    betas: tuple[float, float],
     eps: float,
     weight_decay: float,
-    lr: float,
-    bc1: float,
-    bc2_sqrt: float,
-    rect: float,
-    decay: float,
-    rectified: bool,
-    decoupled: bool,
+    decoupled_weight_decay: bool,
+    **_unused: object,
 ) -> None:
     t = p.dtype.type
-    d = _weight_decay(p, transform.apply(g), weight_decay, decay, decoupled)
+    tt = float(step + 1)
+    beta1, beta2 = float(betas[0]), float(betas[1])
+    bc1, bc2 = 1 - beta1**tt, 1 - beta2**tt
+    rho_inf = 2 / (1 - beta2) - 1
+    rho_t = rho_inf - 2 * tt * (beta2**tt) / bc2
+    decay = _decay(lr, weight_decay, decoupled_weight_decay)
+    d = _weight_decay(p, transform.apply(g), weight_decay, decay, decoupled_weight_decay)
     exp_avg[...] = _lerp(exp_avg, d, 1.0 - beta1)
     _second_moment(exp_avg_sq, d, beta2)
     x = (exp_avg / t(bc1)) * t(lr)
-    if rectified:
-        adaptive = (t(1) / (np.sqrt(exp_avg_sq) + t(eps))) * t(bc2_sqrt)
+    if rho_t > 5.0:  # variance is tractable: rectified adaptive step
+        rect = ((rho_t - 4) * (rho_t - 2) * rho_inf / ((rho_inf - 4) * (rho_inf - 2) * rho_t)) ** 0.5
+        adaptive = (t(1) / (np.sqrt(exp_avg_sq) + t(eps))) * t(bc2**0.5)
         x = (x * adaptive) * t(rect)
     p[...] = p - x
 
@@ -250,15 +291,15 @@ def lion(
     *,
     transform: GradTransform = _IDENTITY,
     lr: float,
-    beta1: float,
-    beta2: float,
-    decay: float,
+    betas: tuple[float, float],
+    weight_decay: float,
+    **_unused: object,
 ) -> None:
     t = p.dtype.type
     d = transform.apply(g)
-    c = _lerp(exp_avg, d, 1.0 - beta1)
-    p[...] = np.sign(c) * t(-lr) + p * t(decay)
-    exp_avg[...] = _lerp(exp_avg, d, 1.0 - beta2)
+    c = _lerp(exp_avg, d, 1.0 - float(betas[0]))
+    p[...] = np.sign(c) * t(-float(lr)) + p * t(_decay(lr, weight_decay, True))
+    exp_avg[...] = _lerp(exp_avg, d, 1.0 - float(betas[1]))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -284,3 +325,49 @@ def total_norm(arrays: Sequence[np.ndarray], norm_type: float = 2.0) -> float:
     scale = math.ldexp(1.0, -math.frexp(top)[1])
     s = math.fsum(float(np.sum((f * scale) ** p)) for f in flat)
     return s ** (1.0 / p) / scale
+
+
+# ---------------------------------------------------------------------------------------------
+# A whole step in NumPy (``backend="numpy"``): the native engine checks everything and keeps the
+# state and counters, and hands each unit (parameters of one group sharing their counters) here.
+
+
+def run_step(
+    units: Sequence[tuple[int, dict, dict, list, list, list]],
+    group_count: int,
+    *,
+    rule: str,
+    max_norm: float | None,
+    per_group: bool,
+    clip_value: float | None,
+    check_finite: bool,
+) -> dict:
+    """Norm clipping, the non-finite check and every rule update; returns what the native step
+    reports: {grad_norm, group_norms, aborted} (aborted: nothing was written)."""
+    result: dict = {"grad_norm": None, "group_norms": [], "aborted": False}
+    coef: dict[int, float] = {}
+    if max_norm is not None or check_finite:
+        scopes: dict[int, list[np.ndarray]] = {}
+        for group, _, _, _, grads, _ in units:
+            scopes.setdefault(group if per_group else 0, []).extend(grads)
+        count = group_count if per_group else 1
+        norms = [total_norm(scopes.get(i, [])) for i in range(count)]
+        result["grad_norm"] = norms[0] if count == 1 else math.sqrt(math.fsum(n * n for n in norms))
+        if per_group:
+            result["group_norms"] = norms
+        if check_finite and any(not math.isfinite(n) for n in norms):
+            result["aborted"] = True
+            return result
+        if max_norm is not None:
+            for i, n in enumerate(norms):
+                c = max_norm / (n + 1e-6)  # torch: clamp(max_norm / (norm + 1e-6), max=1)
+                coef[i] = c if (c < 1.0 or c != c) else 1.0
+    update = globals()[rule]
+    with np.errstate(all="ignore"):  # NaN/Inf propagate silently, as in torch and the kernels
+        for group, hp, counters, params, grads, slots in units:
+            scale = (-1.0 if hp.get("maximize") else 1.0) * coef.get(group if per_group else 0, 1.0)
+            transform = GradTransform(scale, -clip_value, clip_value) if clip_value is not None else GradTransform(scale)
+            for i, (p, g) in enumerate(zip(params, grads)):
+                arrays = [None if lst is None else lst[i] for lst in slots]
+                update(p, g, *arrays, transform=transform, **counters, **hp)
+    return result

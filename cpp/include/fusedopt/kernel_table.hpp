@@ -1,15 +1,17 @@
 // The table of kernels one SIMD target provides. Chosen once at import (dispatch.cpp).
 #pragma once
-#include "fusedopt/scalars.hpp"
+#include "fusedopt/rule.hpp"
 #include "fusedopt/segments.hpp"
 
 namespace fusedopt {
 
-template <class Scalars>
-struct RuleKernels {
-    void (*f32)(const SegmentList&, const Scalars&, const GradTransform&, const Exec&);
-    void (*f64)(const SegmentList&, const Scalars&, const GradTransform&, const Exec&);
-    auto get(DType t) const { return t == DType::f32 ? f32 : f64; }
+// One pass over the gradients (operand 1): what global-norm clipping and the
+// non-finite check need, accumulated in float64 over fixed chunks.
+struct NormPartials {
+    double sum = 0;         // sum of |g|^p (p = 2 unless a kernel says otherwise)
+    double max_abs = 0;
+    double min_abs = 0;     // +inf for an empty range
+    bool nan = false;
 };
 
 enum class NormKind { l2 = 0, l1 = 1, pnorm = 2 };
@@ -39,14 +41,8 @@ struct ProbeKernels {
 
 struct KernelTable {
     const char* name;
-    RuleKernels<SgdScalars> sgd;
-    RuleKernels<AdagradScalars> adagrad;
-    RuleKernels<RmspropScalars> rmsprop;
-    RuleKernels<AdamScalars> adam;
-    RuleKernels<AdamaxScalars> adamax;
-    RuleKernels<NadamScalars> nadam;
-    RuleKernels<RadamScalars> radam;
-    RuleKernels<LionScalars> lion;
+    const RuleInfo* rules;  // every rule under rules/, in the same order on every target
+    int rule_count;
     NormKernels norm;
     ElementwiseKernels elementwise;
     ProbeKernels probe;

@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
 
-from ._hyper import check_common
 from ._params import ParamsLike
-from .optimizer import Optimizer, State
+from .optimizer import Optimizer
 
 
 class Adagrad(Optimizer):
@@ -49,24 +47,7 @@ class Adagrad(Optimizer):
         )
         super().__init__(params, defaults, **options)
 
-    def _check_hyperparameters(self, hp: Mapping[str, Any], where: str) -> None:
-        check_common(hp, where, ("lr", "lr_decay", "weight_decay", "initial_accumulator_value", "eps"))
-
-    def _state_slots(self, hp: Mapping[str, Any]) -> list[str | None]:
-        return ["sum"]
-
-    def _init_state(self, p: np.ndarray, hp: Mapping[str, Any]) -> State:
-        return {"step": 0, "sum": np.full_like(p, self.defaults["initial_accumulator_value"])}
-
     def _on_group_added(self, group: dict[str, Any]) -> None:
-        start = len(self._keys) - len(group["params"])
-        for key, p in zip(self._keys[start:], group["params"]):
-            self._state[key] = self._init_state(p, group)
-
-    def _scalars(self, hp: Mapping[str, Any], st: State, new: bool) -> dict[str, Any]:
-        t = float(st["step"] + 1)
-        return {
-            "clr": float(hp["lr"]) / (1 + (t - 1) * float(hp["lr_decay"])),
-            "weight_decay": float(hp["weight_decay"]),
-            "eps": float(hp["eps"]),
-        }
+        for key, p in zip(self._group_keys(group), group["params"]):
+            value = self.defaults["initial_accumulator_value"]
+            self._engine.set_param_state(key, {"step": 0, "sum": np.full_like(p, value)})

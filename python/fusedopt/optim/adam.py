@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from typing import Any
 
-from ._hyper import check_common, decoupled_decay
 from ._params import ParamsLike
-from .optimizer import Optimizer, State
+from .optimizer import Optimizer
 
 
 class Adam(Optimizer):
@@ -50,29 +48,6 @@ class Adam(Optimizer):
             decoupled_weight_decay=decoupled_weight_decay,
         )
         super().__init__(params, defaults, **options)
-
-    def _check_hyperparameters(self, hp: Mapping[str, Any], where: str) -> None:
-        check_common(hp, where, ("lr", "eps", "weight_decay"))
-
-    def _state_slots(self, hp: Mapping[str, Any]) -> list[str | None]:
-        return ["exp_avg", "exp_avg_sq", "max_exp_avg_sq" if hp["amsgrad"] else None]
-
-    def _scalars(self, hp: Mapping[str, Any], st: State, new: bool) -> dict[str, Any]:
-        t = float(st["step"] + 1)
-        beta1, beta2 = (float(b) for b in hp["betas"])
-        decoupled = bool(hp["decoupled_weight_decay"])
-        return {
-            "beta1": beta1,
-            "beta2": beta2,
-            "eps": float(hp["eps"]),
-            "weight_decay": float(hp["weight_decay"]),
-            "step_size": float(hp["lr"]) / (1 - beta1**t),
-            "bc2_sqrt": (1 - beta2**t) ** 0.5,
-            "decay": decoupled_decay(hp, decoupled),
-            "amsgrad": bool(hp["amsgrad"]),
-            "decoupled": decoupled,
-        }
-
 
 class AdamW(Adam):
     """Adam with decoupled weight decay (Loshchilov & Hutter), as torch.optim.AdamW:

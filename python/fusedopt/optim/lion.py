@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from typing import Any
 
-from ._hyper import check_common, decoupled_decay
 from ._params import ParamsLike
-from .optimizer import Optimizer, State
+from .optimizer import Optimizer
 
 
 class Lion(Optimizer):
@@ -35,13 +33,3 @@ class Lion(Optimizer):
     ) -> None:
         defaults = dict(lr=lr, betas=tuple(betas) if isinstance(betas, list) else betas, weight_decay=weight_decay, maximize=maximize)
         super().__init__(params, defaults, **options)
-
-    def _check_hyperparameters(self, hp: Mapping[str, Any], where: str) -> None:
-        check_common(hp, where, ("lr", "weight_decay"))
-
-    def _state_slots(self, hp: Mapping[str, Any]) -> list[str | None]:
-        return ["exp_avg"]
-
-    def _scalars(self, hp: Mapping[str, Any], st: State, new: bool) -> dict[str, Any]:
-        beta1, beta2 = (float(b) for b in hp["betas"])
-        return {"lr": float(hp["lr"]), "beta1": beta1, "beta2": beta2, "decay": decoupled_decay(hp, True)}

@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from typing import Any
 
-from ._hyper import check_common
 from ._params import ParamsLike
-from .optimizer import Optimizer, State
+from .optimizer import Optimizer
 
 
 class RMSprop(Optimizer):
@@ -44,23 +42,3 @@ class RMSprop(Optimizer):
             maximize=maximize,
         )
         super().__init__(params, defaults, **options)
-
-    def _check_hyperparameters(self, hp: Mapping[str, Any], where: str) -> None:
-        check_common(hp, where, ("lr", "alpha", "eps", "weight_decay", "momentum"))
-
-    def _state_slots(self, hp: Mapping[str, Any]) -> list[str | None]:
-        return [
-            "square_avg",
-            "momentum_buffer" if hp["momentum"] > 0 else None,
-            "grad_avg" if hp["centered"] else None,
-        ]
-
-    def _scalars(self, hp: Mapping[str, Any], st: State, new: bool) -> dict[str, Any]:
-        return {
-            "lr": float(hp["lr"]),
-            "alpha": float(hp["alpha"]),
-            "eps": float(hp["eps"]),
-            "weight_decay": float(hp["weight_decay"]),
-            "momentum": float(hp["momentum"]),
-            "centered": bool(hp["centered"]),
-        }

@@ -4,17 +4,10 @@ the velocity."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from typing import Any
 
-import numpy as np
-
 from ._params import ParamsLike
-from ._hyper import check_nonnegative
-from .optimizer import Optimizer, State
-
-_FORMULATIONS = ("torch", "classic")
-
+from .optimizer import Optimizer
 
 class SGD(Optimizer):
     """Stochastic gradient descent, exactly as torch.optim.SGD computes it.
@@ -36,7 +29,6 @@ class SGD(Optimizer):
     """
 
     rule = "sgd"
-    has_step = False
 
     def __init__(
         self,
@@ -61,46 +53,6 @@ class SGD(Optimizer):
             formulation=formulation,
         )
         super().__init__(params, defaults, **options)
-
-    def _check_hyperparameters(self, hp: Mapping[str, Any], where: str) -> None:
-        for name in ("lr", "momentum", "dampening", "weight_decay"):
-            check_nonnegative(hp[name], name, where)
-        if hp["formulation"] not in _FORMULATIONS:
-            raise ValueError(f"formulation{where}: must be one of {_FORMULATIONS}, got {hp['formulation']!r}")
-        if hp["nesterov"] and (hp["momentum"] <= 0 or hp["dampening"] != 0):
-            raise ValueError(f"nesterov{where}: requires momentum > 0 and dampening == 0")
-        if hp["formulation"] == "classic" and hp["dampening"] != 0:
-            raise ValueError(f"dampening{where}: the classic formulation has no dampening")
-
-    def _uses_buffer(self, hp: Mapping[str, Any]) -> bool:
-        return hp["momentum"] != 0 or hp["formulation"] == "classic"
-
-    def _state_slots(self, hp: Mapping[str, Any]) -> list[str | None]:
-        return ["momentum_buffer" if self._uses_buffer(hp) else None]
-
-    def _init_state(self, p: np.ndarray, hp: Mapping[str, Any]) -> State:
-        if not self._uses_buffer(hp):
-            return {}
-        # torch copies the first gradient into the buffer (the kernel writes all of it);
-        # the classic velocity starts at zero.
-        classic = hp["formulation"] == "classic"
-        return {"momentum_buffer": np.zeros_like(p) if classic else np.empty_like(p)}
-
-    def _bucket(self, st: State, new: bool) -> Any:
-        return new
-
-    def _scalars(self, hp: Mapping[str, Any], st: State, new: bool) -> dict[str, Any]:
-        classic = hp["formulation"] == "classic"
-        return {
-            "lr": float(hp["lr"]),
-            "momentum": float(hp["momentum"]),
-            "dampening": float(hp["dampening"]),
-            "weight_decay": float(hp["weight_decay"]),
-            "nesterov": bool(hp["nesterov"]),
-            "first_step": bool(new and not classic),
-            "classic": classic,
-        }
-
 
 class SGDMomentum(SGD):
     """The course-material interface: ``SGDMomentum(learning_rate, momentum).update(params, grads)``.

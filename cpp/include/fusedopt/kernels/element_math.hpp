@@ -66,3 +66,17 @@ struct GradIn {
         return (y > hi ? hi : y) * scale;
     }
 };
+
+// A compile-time flag passed as a value, so one generic lambda can pick a loop variant
+// (std::integral_constant would be a std:: template shared across targets).
+template <bool B>
+struct Bool {
+    static constexpr bool value = B;
+};
+
+// Calls body(Bool<flag>) with the run-time flag as a compile-time one.
+template <class Body>
+inline void with_flag(bool flag, Body&& body) {
+    if (flag) return body(Bool<true>{});
+    return body(Bool<false>{});
+}

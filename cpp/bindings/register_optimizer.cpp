@@ -1,0 +1,840 @@
+// fusedopt._core.Engine: the native optimizer that owns the step. It holds the param groups
+// (the user's dicts, read every step so schedulers and edits take effect), the per-parameter
+// state dicts and counters, and a validated plan of every array. One step is one call: resolve
+// and check each group's hyperparameters, check the gradients, derive the scalars (float64),
+// release the GIL for the norm pass and one parallel region, then advance the counters. A step
+// that raises writes nothing; a lock per optimizer serializes steps and state reads.
+#include <pybind11/pybind11.h>
+#include <pybind11/stl.h>
+
+#include <atomic>
+#include <cmath>
+#include <mutex>
+#include <stdexcept>
+#include <string>
+#include <thread>
+#include <unordered_map>
+#include <vector>
+
+#include "array_checks.hpp"
+#include "fusedopt/dispatch.hpp"
+#include "fusedopt/engine.hpp"
+#include "fusedopt/overlap.hpp"
+
+namespace py = pybind11;
+
+namespace fusedopt::bind {
+
+std::string shape_string(int ndim, const Py_ssize_t* shape) {
+    std::string s = "(";
+    for (int i = 0; i < ndim; ++i)
+        s += std::to_string(shape[i]) + (ndim == 1 || i + 1 < ndim ? "," : "") + (i + 1 < ndim ? " " : "");
+    return s + ")";
+}
+
+std::string dtype_name(DType t) { return t == DType::f32 ? "float32" : "float64"; }
+
+namespace {
+
+constexpr int kMaxSlots = kMaxOperands - 2;
+
+// A module-level Python object this file keeps for the life of the process: never released, so
+// no destructor runs after the interpreter has finalized.
+py::handle forever(py::object o) { return o.release(); }
+
+std::string repr_of(py::handle h) { return std::string(py::repr(h)); }
+std::string type_name(py::handle h) { return Py_TYPE(h.ptr())->tp_name; }
+
+// A parameter's key in messages: its name quoted, or its position.
+std::string label(py::handle key) { return PyUnicode_Check(key.ptr()) ? repr_of(key) : std::string(py::str(key)); }
+std::string describe(const char* role, py::handle key) {
+    if (role == nullptr) return "parameter " + label(key);
+    return std::string(role) + " for parameter " + label(key);
+}
+
+const RuleInfo& rule_at(int index) { return active_kernels().rules[index]; }
+
+int find_rule(const std::string& name) {
+    const KernelTable& k = active_kernels();
+    for (int i = 0; i < k.rule_count; ++i)
+        if (name == k.rules[i].name) return i;
+    throw py::value_error("rule: unknown update rule '" + name + "'");
+}
+
+std::size_t element_size(DType t) { return t == DType::f32 ? 4 : 8; }
+
+Span span_of(const CheckedArray& a, std::size_t owner, int slot, bool written) {
+    const auto b = reinterpret_cast<std::uintptr_t>(a.data);
+    return {b, b + a.size * element_size(a.dtype), written, owner, slot};
+}
+
+// ---- hyperparameters ---------------------------------------------------------------------------
+
+bool is_number(py::handle v) {
+    if (PyBool_Check(v.ptr())) return false;
+    if (PyFloat_Check(v.ptr()) || PyLong_Check(v.ptr())) return true;
+    static const py::handle floating = forever(py::module_::import("numpy").attr("floating"));
+    static const py::handle integer = forever(py::module_::import("numpy").attr("integer"));
+    return py::isinstance(v, floating) || py::isinstance(v, integer);
+}
+
+double number_value(py::handle v, const std::string& name, const std::string& where, HyperCheck check) {
+    if (!is_number(v)) throw py::type_error(name + where + ": expected a number, got " + type_name(v));
+    const double x = py::cast<double>(py::float_(py::reinterpret_borrow<py::object>(v)));
+    if (check != HyperCheck::none && !(x >= 0.0))
+        throw py::value_error(name + where + ": must be >= 0, got " + repr_of(v));
+    if (check == HyperCheck::unit_interval && !(x < 1.0))
+        throw py::value_error(name + where + ": must be in [0, 1), got " + repr_of(v));
+    return x;
+}
+
+// Evaluates a callable hyperparameter at the step count.
+py::object resolved(py::handle v, std::int64_t count) {
+    if (PyCallable_Check(v.ptr())) return py::reinterpret_borrow<py::object>(v)(count);
+    return py::reinterpret_borrow<py::object>(v);
+}
+
+// A group's hyperparameters, resolved at `count`, checked, as the rule's value array. `objects`
+// (when given) receives the resolved Python values by name, for the NumPy reference.
+void resolve_group(const RuleInfo& r, py::handle group, std::int64_t count, const std::string& where,
+                   double* values, py::dict* objects) {
+    int at = 0;
+    for (int h = 0; h < r.hyper_count; ++h) {
+        const HyperSpec& spec = r.hypers[h];
+        PyObject* raw = PyDict_GetItemString(group.ptr(), spec.name);
+        if (!raw) throw py::value_error(std::string(spec.name) + where + ": missing from the param group");
+        py::object v = resolved(raw, count);
+        switch (spec.kind) {
+        case HyperKind::number:
+            values[at++] = number_value(v, spec.name, where, spec.check);
+            break;
+        case HyperKind::flag: {
+            const int t = PyObject_IsTrue(v.ptr());
+            if (t < 0) throw py::error_already_set();
+            values[at++] = t;
+            break;
+        }
+        case HyperKind::pair: {
+            const std::string pair_text = std::string("(") + spec.choices[0] + ", " + spec.choices[1] + ")";
+            if (!(PyTuple_Check(v.ptr()) || PyList_Check(v.ptr())) || PySequence_Size(v.ptr()) != 2)
+                throw py::value_error(std::string(spec.name) + where + ": expected a pair " + pair_text + ", got " +
+                                      repr_of(v));
+            py::tuple items(2);
+            for (int i = 0; i < 2; ++i) {
+                py::object item = py::reinterpret_steal<py::object>(PySequence_GetItem(v.ptr(), i));
+                if (PyTuple_CheckExact(v.ptr())) item = resolved(item, count);  // torch-style (lr, callable)
+                values[at++] = number_value(item, std::string(spec.name) + "[" + std::to_string(i) + "]", where,
+                                            spec.check);
+                items[i] = item;
+            }
+            v = items;
+            break;
+        }
+        case HyperKind::choice: {
+            int index = -1;
+            if (PyUnicode_Check(v.ptr()))
+                for (int i = 0; spec.choices[i]; ++i)
+                    if (py::cast<std::string>(v) == spec.choices[i]) index = i;
+            if (index < 0) {
+                std::string allowed = "(";
+                for (int i = 0; spec.choices[i]; ++i) allowed += std::string(i ? ", '" : "'") + spec.choices[i] + "'";
+                throw py::value_error(std::string(spec.name) + where + ": must be one of " + allowed + "), got " +
+                                      repr_of(v));
+            }
+            values[at++] = index;
+            break;
+        }
+        }
+        if (objects) (*objects)[spec.name] = v;
+    }
+    const HyperError err = r.check(values);
+    if (err.hyper) throw py::value_error(std::string(err.hyper) + where + ": " + err.message);
+}
+
+std::string group_where(std::size_t g) { return " (param group " + std::to_string(g) + ")"; }
+
+// ---- counters as a state dict holds them ------------------------------------------------------
+
+std::int64_t whole_step(py::handle v, py::handle key) {
+    const std::string bad = "state: 'step' of parameter " + label(key) + " must be a whole number >= 0, got ";
+    if (PyLong_Check(v.ptr()) && !PyBool_Check(v.ptr())) {
+        int overflow = 0;
+        const long long s = PyLong_AsLongLongAndOverflow(v.ptr(), &overflow);
+        if (overflow || s < 0) throw py::value_error(bad + repr_of(v));
+        return s;
+    }
+    double f;
+    try {
+        f = py::cast<double>(py::float_(py::reinterpret_borrow<py::object>(v)));
+    } catch (const py::error_already_set&) {
+        throw py::type_error(bad + repr_of(v));
+    }
+    if (!(std::isfinite(f) && f == std::floor(f) && f >= 0 && f < 9.2e18)) throw py::value_error(bad + repr_of(v));
+    return static_cast<std::int64_t>(f);
+}
+
+// ---- the engine ---------------------------------------------------------------------------------
+
+struct Param {
+    py::object array, key, state;  // state: the dict, or None before the first step
+    CheckedArray checked;          // as validated (reallocation and reshapes are noticed)
+    std::vector<Py_ssize_t> shape;
+    py::object slots[kMaxSlots];   // the state arrays as validated (null where absent)
+    void* slot_data[kMaxSlots] = {};
+    Counters counters;
+    std::size_t group = 0;
+    const void* last_grad = nullptr;  // checked against the written buffers already
+};
+
+struct Group {
+    py::object dict, params;  // the user's group dict and its 'params' list, as validated
+};
+
+struct Options {
+    StepOptions step;
+    bool raise_nonfinite = false;  // NonFiniteGradientError instead of a skipped step
+    py::object reference;          // None: native kernels; else the NumPy reference runner
+};
+
+// fusedopt.NonFiniteGradientError, raised by a step with nonfinite="raise".
+struct NonFiniteGradient : std::runtime_error {
+    using std::runtime_error::runtime_error;
+};
+
+class Engine {
+public:
+    Engine(const std::string& rule, py::list groups, py::dict state, const Options& options)
+        : rule_(find_rule(rule)), groups_list_(std::move(groups)), state_(std::move(state)), options_(options) {}
+
+    py::list param_groups() const { return groups_list_; }
+    std::int64_t step_count() const { return step_count_; }
+    std::int64_t skipped_steps() const { return skipped_; }
+    py::object last_grad_norm() const { return has_norm_ ? py::object(py::float_(last_norm_)) : py::object(py::none()); }
+    std::vector<double> last_group_norms() const { return last_group_norms_; }
+
+    void step(py::handle grads);
+    py::list keys();
+    py::dict state_view();
+    py::dict state_copy(bool copy_arrays);
+    void set_param_state(py::handle key, py::dict st);
+    void load(py::list groups, py::dict state, std::int64_t step_count, std::int64_t skipped);
+    void check_hyperparameters(py::handle group, std::int64_t count, const std::string& where) const {
+        double values[kMaxHyperValues];
+        resolve_group(rule_at(rule_), group, count, where, values, nullptr);
+    }
+    // Names of the state arrays a group's current hyperparameters use.
+    std::vector<std::string> slots_used(py::handle group, std::int64_t count) const {
+        const RuleInfo& r = rule_at(rule_);
+        double values[kMaxHyperValues];
+        resolve_group(r, group, count, "", values, nullptr);
+        std::vector<std::string> names;
+        const unsigned used = r.slots_used(values);
+        for (int k = 0; k < r.slot_count; ++k)
+            if (used & (1u << k)) names.push_back(r.slots[k].name);
+        return names;
+    }
+
+private:
+    friend class Locked;
+    bool structure_current() const;
+    void rebuild();
+    bool state_dicts_current() const;
+    void read_state(Param& p, const RuleInfo& r) const;
+    void sync_counters_to_dicts();
+    std::vector<PyObject*> align(py::handle grads, py::object& holder) const;
+
+    int rule_;
+    py::list groups_list_;
+    py::dict state_;
+    Options options_;
+    std::vector<Param> params_;
+    std::vector<Group> groups_;
+    std::vector<Span> written_;  // sorted: every parameter and state array
+    bool valid_ = false;         // params_, groups_ and written_ describe the current structure
+    bool exposed_ = false;       // opt.state was handed out: its dicts may be edited
+    bool names_ = false;
+    std::int64_t step_count_ = 0, skipped_ = 0;
+    bool has_norm_ = false;
+    double last_norm_ = 0;
+    std::vector<double> last_group_norms_;
+    StepPlan plan_;              // reused across steps
+    std::mutex mutex_;
+    std::atomic<std::thread::id> owner_{};
+};
+
+// Holds the optimizer's lock for a step or a state read. Waits without the GIL (the holder
+// may need it to finish); refuses re-entry from the same thread (a hyperparameter callable
+// that steps or reads the optimizer it is called from).
+class Locked {
+public:
+    explicit Locked(Engine& e) : e_(e) {
+        if (e.owner_.load() == std::this_thread::get_id())
+            throw py::value_error("the optimizer is in the middle of a step on this thread (a hyperparameter "
+                                  "callable may not step it or read its state)");
+        if (!e.mutex_.try_lock()) {
+            py::gil_scoped_release release;
+            e.mutex_.lock();
+        }
+        e.owner_.store(std::this_thread::get_id());
+    }
+    ~Locked() {
+        e_.owner_.store(std::thread::id{});
+        e_.mutex_.unlock();
+    }
+
+private:
+    Engine& e_;
+};
+
+bool same_checked(const CheckedArray& now, const CheckedArray& was, const std::vector<Py_ssize_t>& shape) {
+    if (now.data != was.data || now.size != was.size || now.dtype != was.dtype || now.ndim != int(shape.size()))
+        return false;
+    for (int i = 0; i < now.ndim; ++i)
+        if (now.shape[i] != shape[static_cast<std::size_t>(i)]) return false;
+    return true;
+}
+
+// The array as check_array sees it, or nothing (data == nullptr) when it would fail.
+CheckedArray peek(py::handle h, bool written) {
+    try {
+        return check_array(h, written, [] { return std::string(); });
+    } catch (const py::error_already_set&) {
+        throw;
+    } catch (const std::exception&) {
+        return {};
+    }
+}
+
+bool Engine::structure_current() const {
+    if (!valid_) return false;
+    const Py_ssize_t ng = PyList_GET_SIZE(groups_list_.ptr());
+    if (static_cast<std::size_t>(ng) != groups_.size()) return false;
+    std::size_t at = 0;
+    for (Py_ssize_t g = 0; g < ng; ++g) {
+        PyObject* d = PyList_GET_ITEM(groups_list_.ptr(), g);
+        if (d != groups_[static_cast<std::size_t>(g)].dict.ptr()) return false;
+        PyObject* plist = PyDict_GetItemString(d, "params");
+        if (plist != groups_[static_cast<std::size_t>(g)].params.ptr() || !PyList_Check(plist)) return false;
+        const Py_ssize_t n = PyList_GET_SIZE(plist);
+        for (Py_ssize_t j = 0; j < n; ++j, ++at) {
+            if (at >= params_.size()) return false;
+            const Param& p = params_[at];
+            PyObject* a = PyList_GET_ITEM(plist, j);
+            if (a != p.array.ptr()) return false;
+            if (!same_checked(peek(a, true), p.checked, p.shape)) return false;  // resized, reshaped, made read-only
+        }
+    }
+    return at == params_.size();
+}
+
+// In exposed mode the state dicts may have been edited: the same arrays, unchanged in place,
+// and the same counters, or a rebuild (which checks the new ones).
+bool Engine::state_dicts_current() const {
+    const RuleInfo& r = rule_at(rule_);
+    for (const Param& p : params_) {
+        PyObject* st = PyDict_GetItem(state_.ptr(), p.key.ptr());
+        if (st != (p.state.is_none() ? nullptr : p.state.ptr())) return false;
+        if (!st) continue;
+        for (int k = 0; k < r.slot_count; ++k) {
+            PyObject* a = PyDict_GetItemString(st, r.slots[k].name);
+            if (a != p.slots[k].ptr()) return false;
+            if (a && !same_checked(peek(a, true), peek(p.slots[k], true), p.shape)) return false;
+            if (a && peek(a, true).data != p.slot_data[k]) return false;
+        }
+        if (r.has_step) {
+            PyObject* s = PyDict_GetItemString(st, "step");
+            if (!s || !PyLong_CheckExact(s) || PyLong_AsLongLong(s) != p.counters.step) return false;
+        }
+        if (r.extra_counter) {
+            PyObject* x = PyDict_GetItemString(st, r.extra_counter);
+            if (!x || !PyFloat_CheckExact(x) || PyFloat_AS_DOUBLE(x) != p.counters.extra) return false;
+        }
+    }
+    return true;
+}
+
+// A state dict's arrays and counters, checked against the parameter.
+void Engine::read_state(Param& p, const RuleInfo& r) const {
+    for (int k = 0; k < r.slot_count; ++k) {
+        p.slots[k] = py::object();
+        p.slot_data[k] = nullptr;
+        PyObject* a = PyDict_GetItemString(p.state.ptr(), r.slots[k].name);
+        if (!a) continue;
+        const char* role = r.slots[k].name;
+        const CheckedArray c = check_array(a, true, [&] { return describe(role, p.key); });
+        if (c.dtype != p.checked.dtype)
+            throw py::type_error(describe(role, p.key) + ": dtype " + dtype_name(c.dtype) +
+                                 " does not match the parameter's " + dtype_name(p.checked.dtype));
+        if (!same_shape(c, p.checked))
+            throw py::value_error(describe(role, p.key) + ": shape " + shape_string(c.ndim, c.shape) +
+                                  " does not match the parameter's " + shape_string(p.checked.ndim, p.checked.shape));
+        p.slots[k] = py::reinterpret_borrow<py::object>(a);
+        p.slot_data[k] = c.data;
+    }
+    p.counters = Counters{};
+    if (r.has_step) {
+        PyObject* s = PyDict_GetItemString(p.state.ptr(), "step");
+        if (!s) throw py::value_error("state: parameter " + label(p.key) + " lacks 'step'");
+        p.counters.step = whole_step(s, p.key);
+    }
+    if (r.extra_counter) {
+        PyObject* x = PyDict_GetItemString(p.state.ptr(), r.extra_counter);
+        const std::string what = std::string("state: '") + r.extra_counter + "' of parameter " + label(p.key);
+        if (!x) throw py::value_error(what + " is missing");
+        if (!is_number(x)) throw py::type_error(what + " must be a number, got " + type_name(x));
+        p.counters.extra = py::cast<double>(py::float_(py::reinterpret_borrow<py::object>(x)));
+        if (!std::isfinite(p.counters.extra)) throw py::value_error(what + " must be finite, got " + repr_of(x));
+    }
+}
+
+// Validates every parameter and state array and their overlaps, from the groups and state dicts.
+// Builds aside: on error the previous plan stays.
+void Engine::rebuild() {
+    const RuleInfo& r = rule_at(rule_);
+    std::unordered_map<PyObject*, std::size_t> old;
+    for (std::size_t i = 0; i < params_.size(); ++i) old[params_[i].array.ptr()] = i;
+    std::vector<Param> params;
+    std::vector<Group> groups;
+    std::vector<Span> spans;
+    bool names = false;
+    const Py_ssize_t ng = PyList_GET_SIZE(groups_list_.ptr());
+    for (Py_ssize_t g = 0; g < ng; ++g) {
+        py::handle d = PyList_GET_ITEM(groups_list_.ptr(), g);
+        if (!PyDict_Check(d.ptr())) throw py::type_error("param_groups[" + std::to_string(g) + "]: expected a dict");
+        PyObject* plist = PyDict_GetItemString(d.ptr(), "params");
+        if (!plist || !PyList_Check(plist))
+            throw py::type_error("param_groups[" + std::to_string(g) + "]['params']: expected a list of arrays");
+        PyObject* pnames = PyDict_GetItemString(d.ptr(), "param_names");
+        names = pnames != nullptr;
+        groups.push_back({py::reinterpret_borrow<py::object>(d), py::reinterpret_borrow<py::object>(plist)});
+        for (Py_ssize_t j = 0; j < PyList_GET_SIZE(plist); ++j) {
+            Param p;
+            p.array = py::reinterpret_borrow<py::object>(PyList_GET_ITEM(plist, j));
+            p.key = pnames ? py::reinterpret_steal<py::object>(PySequence_GetItem(pnames, j))
+                           : py::object(py::int_(params.size()));
+            p.group = static_cast<std::size_t>(g);
+            p.checked = check_array(p.array, true, [&] { return describe(nullptr, p.key); });
+            p.shape.assign(p.checked.shape, p.checked.shape + p.checked.ndim);
+            PyObject* st = PyDict_GetItem(state_.ptr(), p.key.ptr());
+            p.state = st ? py::reinterpret_borrow<py::object>(st) : py::object(py::none());
+            if (st) {
+                if (!PyDict_Check(st)) throw py::type_error("state[" + label(p.key) + "]: expected a dict");
+                const auto it = old.find(p.array.ptr());
+                const bool same = it != old.end() && params_[it->second].state.ptr() == st && !exposed_;
+                if (same) {  // unchanged since validated: keep its counters (the dict's may be stale)
+                    const Param& was = params_[it->second];
+                    for (int k = 0; k < kMaxSlots; ++k) {
+                        p.slots[k] = was.slots[k];
+                        p.slot_data[k] = was.slot_data[k];
+                    }
+                    p.counters = was.counters;
+                } else {
+                    read_state(p, r);
+                }
+            }
+            const std::size_t index = params.size();
+            spans.push_back(span_of(p.checked, index, 0, true));
+            for (int k = 0; k < r.slot_count; ++k)
+                if (p.slots[k]) spans.push_back(span_of(peek(p.slots[k], true), index, 2 + k, true));
+            params.push_back(std::move(p));
+        }
+    }
+    const Overlap o = first_overlap(spans);
+    if (o.found) {
+        auto side = [&](const Span& s) {
+            return describe(s.slot == 0 ? nullptr : r.slots[s.slot - 2].name, params[s.owner].key);
+        };
+        throw py::value_error(side(o.a) + " and " + side(o.b) +
+                              " share memory; every updated array must have its own buffer");
+    }
+    params_ = std::move(params);
+    groups_ = std::move(groups);
+    written_ = std::move(spans);
+    names_ = names;
+    valid_ = true;
+}
+
+void Engine::sync_counters_to_dicts() {
+    const RuleInfo& r = rule_at(rule_);
+    for (const Param& p : params_) {
+        if (p.state.is_none()) continue;
+        if (r.has_step) p.state[py::str("step")] = py::int_(p.counters.step);
+        if (r.extra_counter) p.state[py::str(r.extra_counter)] = py::float_(p.counters.extra);
+    }
+}
+
+// The gradients as a vector aligned with the parameters (borrowed; `holder` keeps them alive).
+std::vector<PyObject*> Engine::align(py::handle grads, py::object& holder) const {
+    const std::size_t n = params_.size();
+    std::vector<PyObject*> out(n, Py_None);
+    auto& api = py::detail::npy_api::get();
+    static const py::handle mapping = forever(py::module_::import("collections.abc").attr("Mapping"));
+    static const py::handle sequence = forever(py::module_::import("collections.abc").attr("Sequence"));
+    if (PyDict_Check(grads.ptr()) || (!PyList_Check(grads.ptr()) && !PyTuple_Check(grads.ptr()) &&
+                                      !api.PyArray_Check_(grads.ptr()) && py::isinstance(grads, mapping))) {
+        holder = PyDict_Check(grads.ptr()) ? py::reinterpret_borrow<py::object>(grads) : py::object(py::dict(py::reinterpret_borrow<py::object>(grads)));
+        if (!names_) throw py::type_error("grads: a dict of grads needs parameters given by name");
+        Py_ssize_t found = 0;
+        for (std::size_t i = 0; i < n; ++i) {
+            PyObject* g = PyDict_GetItem(holder.ptr(), params_[i].key.ptr());
+            if (g) {
+                out[i] = g;
+                ++found;
+            }
+        }
+        if (found != PyDict_Size(holder.ptr())) {
+            py::set known;
+            for (const Param& p : params_) known.add(p.key);
+            for (auto item : py::reinterpret_borrow<py::dict>(holder))
+                if (!known.contains(item.first)) throw py::value_error("grads: no parameter named " + repr_of(item.first));
+        }
+        return out;
+    }
+    if (api.PyArray_Check_(grads.ptr())) {
+        if (n != 1)
+            throw py::type_error("grads: expected " + std::to_string(n) + " gradients (a list or dict), got one array");
+        out[0] = grads.ptr();
+        return out;
+    }
+    if (PyList_Check(grads.ptr()) || PyTuple_Check(grads.ptr()) ||
+        (!PyUnicode_Check(grads.ptr()) && !PyBytes_Check(grads.ptr()) && py::isinstance(grads, sequence))) {
+        holder = (PyList_Check(grads.ptr()) || PyTuple_Check(grads.ptr()))
+                     ? py::reinterpret_borrow<py::object>(grads)
+                     : py::object(py::list(py::reinterpret_borrow<py::object>(grads)));
+        PyObject* seq = holder.ptr();
+        const Py_ssize_t len = PySequence_Fast_GET_SIZE(seq);
+        if (static_cast<std::size_t>(len) != n)
+            throw py::value_error("grads: expected " + std::to_string(n) + " gradients (one per parameter), got " +
+                                  std::to_string(len));
+        PyObject** items = PySequence_Fast_ITEMS(seq);
+        for (std::size_t i = 0; i < n; ++i) out[i] = items[i];
+        return out;
+    }
+    throw py::type_error("grads: expected a list or dict of arrays, got " + type_name(grads));
+}
+
+// The units of one step: arrays sharing a group, counters and dtype, with their parameters.
+struct Buckets {
+    std::vector<StepUnit> units;
+    std::vector<Counters> counters;
+    std::vector<std::vector<Segment>> segments;
+    std::vector<std::vector<std::size_t>> params;
+
+    std::size_t find(std::size_t group, DType dtype, const Counters& c) const {
+        std::size_t u = 0;
+        for (; u < units.size(); ++u)
+            if (units[u].group == int(group) && units[u].dtype == dtype && counters[u].step == c.step &&
+                counters[u].extra == c.extra && counters[u].fresh == c.fresh)
+                break;
+        return u;
+    }
+};
+
+// State arrays a step creates (a first step, or an option that starts using a slot), kept
+// aside until the step has succeeded.
+struct NewState {
+    std::size_t param;
+    py::object arrays[kMaxSlots];
+};
+
+py::object build_reference_units(const RuleInfo& r, const Buckets& b, const std::vector<Param>& params,
+                                 const std::vector<PyObject*>& grads, const std::vector<NewState>& created,
+                                 const std::vector<py::dict>& hp) {
+    py::list units;
+    for (std::size_t u = 0; u < b.units.size(); ++u) {
+        py::dict counters;
+        counters["step"] = b.counters[u].step;
+        counters["fresh"] = b.counters[u].fresh;
+        if (r.extra_counter) counters[r.extra_counter] = b.counters[u].extra;
+        py::list ps, gs, slots;
+        for (std::size_t i : b.params[u]) {
+            ps.append(params[i].array);
+            gs.append(py::reinterpret_borrow<py::object>(grads[i]));
+        }
+        for (int k = 0; k < r.slot_count; ++k) {
+            const Segment& first = b.segments[u].front();
+            if (!first.data[2 + k]) {
+                slots.append(py::none());
+                continue;
+            }
+            py::list arrays;
+            for (std::size_t i : b.params[u]) {
+                py::object a = params[i].slots[k];
+                for (const NewState& n : created)
+                    if (n.param == i && n.arrays[k]) a = n.arrays[k];
+                arrays.append(a);
+            }
+            slots.append(arrays);
+        }
+        units.append(py::make_tuple(b.units[u].group, hp[static_cast<std::size_t>(b.units[u].group)], counters, ps,
+                                    gs, slots));
+    }
+    return units;
+}
+
+void Engine::step(py::handle grads) {
+    Locked lock(*this);
+    const RuleInfo& r = rule_at(rule_);
+    if (!structure_current() || (exposed_ && !state_dicts_current())) rebuild();
+    py::object holder;
+    const std::vector<PyObject*> g = align(grads, holder);
+
+    // Hyperparameters of every group, resolved at the step count and checked.
+    const std::size_t ng = groups_.size();
+    std::vector<double> values(ng * kMaxHyperValues);
+    const bool reference = !options_.reference.is_none();
+    std::vector<py::dict> hp(reference ? ng : 0);
+    for (std::size_t gi = 0; gi < ng; ++gi)
+        resolve_group(r, groups_[gi].dict, step_count_, group_where(gi), &values[gi * kMaxHyperValues],
+                      reference ? &hp[gi] : nullptr);
+
+    // Gradients checked; parameters bucketed by group, counters and dtype; new state on the side.
+    static const py::handle zeros_like = forever(py::module_::import("numpy").attr("zeros_like"));
+    Buckets b;
+    std::vector<NewState> created;
+    for (std::size_t i = 0; i < params_.size(); ++i) {
+        if (g[i] == Py_None) continue;
+        Param& p = params_[i];
+        const double* v = &values[p.group * kMaxHyperValues];
+        const CheckedArray ga = check_array(g[i], false, [&] { return describe("grads", p.key); });
+        if (ga.dtype != p.checked.dtype)
+            throw py::type_error(describe("grads", p.key) + ": dtype " + dtype_name(ga.dtype) +
+                                 " does not match the parameter's " + dtype_name(p.checked.dtype));
+        if (!same_shape(ga, p.checked))
+            throw py::value_error(describe("grads", p.key) + ": shape " + shape_string(ga.ndim, ga.shape) +
+                                  " does not match the parameter's " + shape_string(p.checked.ndim, p.checked.shape));
+        if (ga.data != p.last_grad) {
+            const Overlap o = overlap_with_written(written_, span_of(ga, i, 1, false));
+            if (o.found)
+                throw py::value_error(
+                    describe(o.a.slot == 0 ? nullptr : r.slots[o.a.slot - 2].name, params_[o.a.owner].key) +
+                    " and " + describe("grads", p.key) + " share memory; every updated array must have its own buffer");
+        }
+        const unsigned used = r.slots_used(v);
+        const bool first = p.state.is_none();  // torch keeps no state where there is none to keep
+        Segment seg{};
+        seg.size = p.checked.size;
+        seg.data[0] = p.checked.data;
+        seg.data[1] = ga.data;
+        NewState fresh{i, {}};
+        bool creates = first && (used != 0 || r.has_step);
+        for (int k = 0; k < r.slot_count; ++k) {
+            if (!(used & (1u << k))) continue;
+            if (p.slot_data[k]) {
+                seg.data[2 + k] = p.slot_data[k];
+                continue;
+            }
+            fresh.arrays[k] = zeros_like(p.array);
+            seg.data[2 + k] = py::detail::array_proxy(fresh.arrays[k].ptr())->data;
+            creates = true;
+        }
+        if (creates) created.push_back(std::move(fresh));
+        const Counters c = first ? Counters{0, r.extra_initial, true} : p.counters;
+        std::size_t u = b.find(p.group, p.checked.dtype, c);
+        if (u == b.units.size()) {
+            StepUnit unit;
+            unit.kernel = r.kernel[int(p.checked.dtype)];
+            unit.dtype = p.checked.dtype;
+            unit.group = static_cast<int>(p.group);
+            unit.sign = r.maximize_value >= 0 && v[r.maximize_value] != 0.0 ? -1.0 : 1.0;
+            r.derive(v, c, unit.scalars);
+            b.units.push_back(unit);
+            b.counters.push_back(c);
+            b.segments.emplace_back();
+            b.params.emplace_back();
+        }
+        b.segments[u].push_back(seg);
+        b.params[u].push_back(i);
+    }
+    plan_.clear();
+    plan_.group_count = static_cast<int>(ng);
+    for (std::size_t u = 0; u < b.units.size(); ++u) {
+        plan_.units.push_back(b.units[u]);
+        plan_.units.back().first = plan_.segments.size();
+        plan_.units.back().count = 0;
+        for (const Segment& s : b.segments[u]) plan_.add_segment(s);
+    }
+
+    // Run: the NumPy reference under the GIL, or the kernels without it.
+    StepResult result;
+    if (reference) {
+        py::dict out = options_.reference(build_reference_units(r, b, params_, g, created, hp), ng);
+        result.norm_computed = !out["grad_norm"].is_none();
+        if (result.norm_computed) result.grad_norm = out["grad_norm"].cast<double>();
+        result.group_norms = out["group_norms"].cast<std::vector<double>>();
+        result.aborted = out["aborted"].cast<bool>();
+    } else {
+        const KernelTable& k = active_kernels();
+        const Exec e = current_exec();
+        py::gil_scoped_release release;
+        result = run_step(plan_, options_.step, k, e);
+    }
+
+    // Commit: norms, then (unless skipped) new state and counters.
+    has_norm_ = result.norm_computed;
+    last_norm_ = result.grad_norm;
+    last_group_norms_ = result.group_norms;
+    if (result.aborted) {
+        if (options_.raise_nonfinite)
+            throw NonFiniteGradient("non-finite gradient (norm " + repr_of(py::float_(result.grad_norm)) +
+                                    "); nothing was updated");
+        ++skipped_;
+        return;
+    }
+    for (NewState& n : created) {
+        Param& p = params_[n.param];
+        if (p.state.is_none()) {
+            py::dict st;
+            if (r.has_step) st["step"] = 0;
+            for (int k = 0; k < r.slot_count; ++k)
+                if (n.arrays[k]) st[r.slots[k].name] = n.arrays[k];
+            if (r.extra_counter) st[r.extra_counter] = r.extra_initial;
+            PyDict_SetItem(state_.ptr(), p.key.ptr(), st.ptr());
+            p.state = std::move(st);
+            p.counters = Counters{0, r.extra_initial, false};
+        } else {
+            for (int k = 0; k < r.slot_count; ++k)
+                if (n.arrays[k]) p.state[py::str(r.slots[k].name)] = n.arrays[k];
+        }
+        for (int k = 0; k < r.slot_count; ++k)
+            if (n.arrays[k]) {
+                p.slots[k] = n.arrays[k];
+                p.slot_data[k] = py::detail::array_proxy(n.arrays[k].ptr())->data;
+            }
+        valid_ = false;  // the new arrays join the written buffers at the next step's rebuild
+    }
+    for (const std::vector<std::size_t>& ids : b.params)
+        for (std::size_t i : ids) {
+            Param& p = params_[i];
+            p.last_grad = py::detail::array_proxy(g[i])->data;
+            if (p.state.is_none()) continue;
+            p.counters.extra = r.advance_extra(&values[p.group * kMaxHyperValues], p.counters);
+            if (r.has_step) ++p.counters.step;
+        }
+    ++step_count_;
+    if (exposed_) sync_counters_to_dicts();
+}
+
+py::list Engine::keys() {
+    Locked lock(*this);
+    if (!structure_current()) rebuild();
+    py::list out;
+    for (const Param& p : params_) out.append(p.key);
+    return out;
+}
+
+py::dict Engine::state_view() {
+    Locked lock(*this);
+    if (!structure_current() || (exposed_ && !state_dicts_current())) rebuild();
+    sync_counters_to_dicts();
+    exposed_ = true;  // from now on every step reads the dicts back
+    return state_;
+}
+
+py::dict Engine::state_copy(bool copy_arrays) {
+    Locked lock(*this);
+    if (!structure_current() || (exposed_ && !state_dicts_current())) rebuild();
+    sync_counters_to_dicts();
+    py::dict out;
+    for (auto item : state_) {
+        py::dict st;
+        for (auto entry : py::reinterpret_borrow<py::dict>(item.second))
+            st[entry.first] = copy_arrays && py::detail::npy_api::get().PyArray_Check_(entry.second.ptr())
+                                  ? entry.second.attr("copy")()
+                                  : py::reinterpret_borrow<py::object>(entry.second);
+        out[item.first] = st;
+    }
+    return out;
+}
+
+void Engine::set_param_state(py::handle key, py::dict st) {
+    Locked lock(*this);
+    state_[key] = st;
+    valid_ = false;
+}
+
+void Engine::load(py::list groups, py::dict state, std::int64_t step_count, std::int64_t skipped) {
+    Locked lock(*this);
+    const py::list old_groups(groups_list_[py::slice(0, PyList_GET_SIZE(groups_list_.ptr()), 1)]);
+    const py::dict old_state(state_.attr("copy")());
+    auto install = [&](const py::list& gl, const py::dict& st) {
+        if (PyList_SetSlice(groups_list_.ptr(), 0, PyList_GET_SIZE(groups_list_.ptr()), gl.ptr()) < 0)
+            throw py::error_already_set();
+        state_.clear();
+        for (auto item : st) state_[item.first] = item.second;
+        valid_ = false;
+    };
+    install(groups, state);
+    try {
+        rebuild();
+    } catch (...) {
+        install(old_groups, old_state);
+        throw;
+    }
+    step_count_ = step_count;
+    skipped_ = skipped;
+    has_norm_ = false;
+    last_group_norms_.clear();
+}
+
+py::dict rule_info(const std::string& name) {
+    const RuleInfo& r = rule_at(find_rule(name));
+    py::list hypers, slots;
+    for (int h = 0; h < r.hyper_count; ++h) hypers.append(r.hypers[h].name);
+    for (int k = 0; k < r.slot_count; ++k) slots.append(r.slots[k].name);
+    py::dict d;
+    d["hyperparameters"] = hypers;
+    d["slots"] = slots;
+    d["has_step"] = r.has_step;
+    d["extra_counter"] = r.extra_counter ? py::object(py::str(r.extra_counter)) : py::object(py::none());
+    return d;
+}
+
+}  // namespace
+
+void register_optimizer(py::module_& m) {
+    py::register_exception<NonFiniteGradient>(m, "NonFiniteGradientError", PyExc_FloatingPointError);
+    m.def("rule_names", [] {
+        std::vector<std::string> names;
+        const KernelTable& k = active_kernels();
+        for (int i = 0; i < k.rule_count; ++i) names.push_back(k.rules[i].name);
+        return names;
+    }, "Every update rule compiled in (one header each under cpp/include/fusedopt/rules/).");
+    m.def("rule_info", &rule_info, py::arg("name"),
+          "A rule's declaration: its hyperparameters (as param groups name them), state slots, counters.");
+    py::class_<Engine>(m, "Engine",
+                       "The native optimizer: owns the step over a list of param-group dicts and a state dict.")
+        .def(py::init([](const std::string& rule, py::list groups, py::dict state, py::object max_norm,
+                         bool per_group, py::object clip_value, const std::string& nonfinite, py::object reference) {
+                 Options o;
+                 if (!max_norm.is_none()) o.step.max_norm = max_norm.cast<double>();
+                 if (!clip_value.is_none()) o.step.clip_value = clip_value.cast<double>();
+                 o.step.per_group_norm = per_group;
+                 o.step.check_finite = o.step.abort_on_nonfinite = nonfinite != "propagate";
+                 o.raise_nonfinite = nonfinite == "raise";
+                 o.reference = std::move(reference);
+                 return new Engine(rule, std::move(groups), std::move(state), o);
+             }),
+             py::arg("rule"), py::arg("param_groups"), py::arg("state"), py::kw_only(),
+             py::arg("max_norm") = py::none(), py::arg("per_group") = false, py::arg("clip_value") = py::none(),
+             py::arg("nonfinite") = "propagate", py::arg("reference") = py::none())
+        .def("step", &Engine::step, py::arg("grads"),
+             "One whole step: checks, scalars, the norm pass and every kernel; all or nothing.")
+        .def("keys", &Engine::keys, "The state keys of every parameter, in order over all groups.")
+        .def("state", &Engine::state_view, "The live state dict (counters brought up to date).")
+        .def("state_copy", &Engine::state_copy, py::arg("copy_arrays") = true,
+             "A snapshot of the state: new dicts, current counters, the arrays copied (or shared).")
+        .def("set_param_state", &Engine::set_param_state, py::arg("key"), py::arg("state"))
+        .def("load", &Engine::load, py::arg("param_groups"), py::arg("state"), py::arg("step_count"),
+             py::arg("skipped_steps"), "Replace groups, state and counters; checked, all or nothing.")
+        .def("check_hyperparameters", &Engine::check_hyperparameters, py::arg("group"), py::arg("count"),
+             py::arg("where"), "Raise TypeError/ValueError for a group's invalid hyperparameters.")
+        .def("slots_used", &Engine::slots_used, py::arg("group"), py::arg("count"))
+        .def_property_readonly("param_groups", &Engine::param_groups)
+        .def_property_readonly("step_count", &Engine::step_count)
+        .def_property_readonly("skipped_steps", &Engine::skipped_steps)
+        .def_property_readonly("last_grad_norm", &Engine::last_grad_norm)
+        .def_property_readonly("last_group_grad_norms", &Engine::last_group_norms);
+}
+
+}  // namespace fusedopt::bind

@@ -1,0 +1,64 @@
+// The native step: every group, bucket and dtype of an optimizer as one plan, then the optional
+// gradient-norm pass and ONE parallel region over the concatenated element range of all of them.
+// Pure C++: the bindings fill the plan from Python objects and run it without the GIL.
+#pragma once
+#include <cstddef>
+#include <cstdint>
+#include <vector>
+
+#include "fusedopt/kernel_table.hpp"
+
+namespace fusedopt {
+
+// Arrays of one dtype that share one rule's scalars (a param group's parameters with the same
+// counters). Its segments are plan.segments[first, first + count).
+struct StepUnit {
+    ChunkKernel kernel = nullptr;
+    DType dtype = DType::f32;
+    int group = 0;           // clipping scope when norms are per group
+    double sign = 1.0;       // -1 for maximize
+    std::size_t first = 0, count = 0;
+    alignas(16) unsigned char scalars[kMaxScalarBytes];
+};
+
+struct StepPlan {
+    std::vector<StepUnit> units;
+    std::vector<Segment> segments;       // grouped by unit, in unit order
+    std::vector<std::uint32_t> unit_of;  // per segment
+    std::vector<std::size_t> starts{0};  // starts[i]: first element of segment i; back(): total
+    int group_count = 1;
+
+    void add_segment(const Segment& s) {  // to the last unit
+        segments.push_back(s);
+        unit_of.push_back(static_cast<std::uint32_t>(units.size() - 1));
+        starts.push_back(starts.back() + s.size);
+        ++units.back().count;
+    }
+    void clear() {
+        units.clear();
+        segments.clear();
+        unit_of.clear();
+        starts.assign(1, 0);
+    }
+};
+
+struct StepOptions {
+    double max_norm = -1.0;        // < 0: no norm clipping
+    bool per_group_norm = false;   // else one norm over every unit
+    double clip_value = -1.0;      // < 0: no value clipping
+    bool check_finite = false;     // run the norm pass even without clipping
+    bool abort_on_nonfinite = false;
+};
+
+struct StepResult {
+    bool norm_computed = false;
+    double grad_norm = 0.0;             // over all units
+    std::vector<double> group_norms;    // per group (per_group_norm only)
+    bool nonfinite = false;
+    bool aborted = false;               // nothing was written
+};
+
+// The norm pass (when asked), then every unit's kernel in one parallel region.
+StepResult run_step(const StepPlan& plan, const StepOptions& opt, const KernelTable& k, const Exec& e);
+
+}  // namespace fusedopt

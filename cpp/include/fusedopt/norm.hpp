@@ -1,0 +1,36 @@
+// Gradient norms over many arrays (standalone clipping and the norm pass of a step).
+#pragma once
+#include <cstddef>
+#include <vector>
+
+#include "fusedopt/kernel_table.hpp"
+
+namespace fusedopt {
+
+// Arrays of one dtype, seen as one concatenated element range.
+struct ArraySet {
+    DType dtype = DType::f32;
+    std::vector<Segment> segments;
+    std::vector<std::size_t> starts{0};
+
+    void append(const Segment& s) {
+        segments.push_back(s);
+        starts.push_back(starts.back() + s.size);
+    }
+    std::size_t total() const { return starts.back(); }
+    SegmentList list() const { return {segments.data(), starts.data(), segments.size(), starts.back()}; }
+};
+
+struct NormResult {
+    double norm = 0.0;     // NaN when some element is NaN
+    double power_sum = 0;  // sum of |g|^p in float64 (p = 2 in steps), used to merge groups
+    bool nonfinite = false;
+};
+
+// The p-norm of operand `slot` over all arrays of all sets, float64 accumulation.
+// p = inf / -inf give max / min |g|. Scaled so float64 inputs near the overflow or underflow
+// threshold still give the exact-to-rounding answer. Bitwise independent of the thread count.
+NormResult total_norm(const std::vector<const ArraySet*>& sets, int slot, double p, const KernelTable& k,
+                      const Exec& e);
+
+}  // namespace fusedopt

@@ -1,0 +1,40 @@
+// torch.optim.Adagrad. Slot: sum (created with the parameter group, filled with
+// initial_accumulator_value, by the Python class, as torch does).
+
+struct adagrad_rule : RuleBase {
+    static constexpr const char* name = "adagrad";
+    enum Value { lr, lr_decay, weight_decay, initial_accumulator_value, eps, maximize, value_count };
+    static constexpr HyperSpec hypers[] = {number("lr"), number("lr_decay"), number("weight_decay"),
+                                           number("initial_accumulator_value"), number("eps"), flag("maximize")};
+    static constexpr SlotSpec slots[] = {{"sum"}};
+    static unsigned slots_used(const double*) { return 1u; }
+
+    struct Scalars {
+        double clr;  // lr / (1 + (t - 1) * lr_decay)
+        double weight_decay, eps;
+    };
+    static Scalars derive(const double* v, const Counters& c) {
+        const double t = double(c.step + 1);
+        return {v[lr] / (1 + (t - 1) * v[lr_decay]), v[weight_decay], v[eps]};
+    }
+
+    template <class T, bool WD>
+    static void loop(T* __restrict p, const T* __restrict g, T* __restrict sum, std::size_t n, GradIn<T> gin, T wd,
+                     T eps, T nclr) {
+        for (std::size_t i = 0; i < n; ++i) {
+            T d = gin(g[i]);
+            if (WD) d = fmadd(p[i], wd, d);
+            const T acc = fmadd(d, d, sum[i]);
+            sum[i] = acc;
+            p[i] = p[i] + (nclr * d) / (sqrt_(acc) + eps);
+        }
+    }
+
+    template <class T>
+    static void kernel(const Segment& seg, std::size_t lo, std::size_t hi, const Scalars& s, const GradTransform& gt) {
+        with_flag(s.weight_decay != 0.0, [&](auto wd_on) {
+            loop<T, decltype(wd_on)::value>(operand<T>(seg, 0, lo), operand<T>(seg, 1, lo), operand<T>(seg, 2, lo),
+                                            hi - lo, GradIn<T>(gt), T(s.weight_decay), T(s.eps), T(-s.clr));
+        });
+    }
+};

@@ -1,0 +1,56 @@
+// torch.optim.Adam / AdamW. Slots: exp_avg, exp_avg_sq, max_exp_avg_sq (amsgrad).
+
+struct adam_rule : RuleBase {
+    static constexpr const char* name = "adam";
+    enum Value { lr, beta1, beta2, eps, weight_decay, amsgrad, maximize, decoupled, value_count };
+    static constexpr HyperSpec hypers[] = {number("lr"), betas_pair(), number("eps"), number("weight_decay"),
+                                           flag("amsgrad"), flag("maximize"), flag("decoupled_weight_decay")};
+    static constexpr SlotSpec slots[] = {{"exp_avg"}, {"exp_avg_sq"}, {"max_exp_avg_sq"}};
+    static unsigned slots_used(const double* v) { return v[amsgrad] != 0.0 ? 7u : 3u; }
+
+    struct Scalars {
+        double beta1, beta2, eps, weight_decay;
+        double step_size;  // lr / (1 - beta1^t)
+        double bc2_sqrt;   // sqrt(1 - beta2^t)
+        double decay;      // 1 - lr*weight_decay when decoupled, else 1
+        bool amsgrad, decoupled;
+    };
+    static Scalars derive(const double* v, const Counters& c) {
+        const double t = double(c.step + 1);
+        const bool dec = v[decoupled] != 0.0;
+        return {v[beta1], v[beta2], v[eps], v[weight_decay], v[lr] / (1 - __builtin_pow(v[beta1], t)),
+                __builtin_pow(1 - __builtin_pow(v[beta2], t), 0.5), decoupled_decay(v[lr], v[weight_decay], dec),
+                v[amsgrad] != 0.0, dec};
+    }
+
+    template <class T, bool AMS, bool CWD, bool DEC>
+    static void loop(T* __restrict p, const T* __restrict g, T* __restrict m, T* __restrict v, T* __restrict vmax,
+                     std::size_t n, DecayedGrad<T, CWD, DEC> grad, Moments<T> mom, T bc2_sqrt, T eps, T neg_step) {
+        for (std::size_t i = 0; i < n; ++i) {
+            T pi = p[i], mi = m[i], vi = v[i];
+            step_moments(pi, g[i], mi, vi, grad, mom);
+            m[i] = mi;
+            v[i] = vi;
+            if (AMS) {
+                vi = max_nan(vmax[i], vi);
+                vmax[i] = vi;
+            }
+            const T denom = sqrt_(vi) / bc2_sqrt + eps;
+            p[i] = pi + (neg_step * mi) / denom;
+        }
+    }
+
+    template <class T>
+    static void kernel(const Segment& seg, std::size_t lo, std::size_t hi, const Scalars& s, const GradTransform& gt) {
+        const Moments<T> mom(s.beta1, s.beta2);
+        const T bc2_sqrt = T(s.bc2_sqrt), eps = T(s.eps), neg_step = T(-s.step_size);
+        with_flag(s.amsgrad, [&](auto ams) {
+            with_weight_decay(s.weight_decay, s.decoupled, [&](auto cwd, auto dec) {
+                constexpr bool A = decltype(ams)::value, C = decltype(cwd)::value, D = decltype(dec)::value;
+                loop<T, A, C, D>(operand<T>(seg, 0, lo), operand<T>(seg, 1, lo), operand<T>(seg, 2, lo),
+                                 operand<T>(seg, 3, lo), A ? operand<T>(seg, 4, lo) : nullptr, hi - lo,
+                                 DecayedGrad<T, C, D>(gt, s.weight_decay, s.decay), mom, bc2_sqrt, eps, neg_step);
+            });
+        });
+    }
+};

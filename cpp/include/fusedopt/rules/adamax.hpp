@@ -1,0 +1,43 @@
+// torch.optim.Adamax. Slots: exp_avg, exp_inf.
+
+struct adamax_rule : RuleBase {
+    static constexpr const char* name = "adamax";
+    enum Value { lr, beta1, beta2, eps, weight_decay, maximize, value_count };
+    static constexpr HyperSpec hypers[] = {number("lr"), betas_pair(), number("eps"), number("weight_decay"),
+                                           flag("maximize")};
+    static constexpr SlotSpec slots[] = {{"exp_avg"}, {"exp_inf"}};
+    static unsigned slots_used(const double*) { return 3u; }
+
+    struct Scalars {
+        double beta1, beta2, eps, weight_decay;
+        double clr;  // lr / (1 - beta1^t)
+    };
+    static Scalars derive(const double* v, const Counters& c) {
+        const double t = double(c.step + 1);
+        return {v[beta1], v[beta2], v[eps], v[weight_decay], v[lr] / (1 - __builtin_pow(v[beta1], t))};
+    }
+
+    template <class T, bool CWD>
+    static void loop(T* __restrict p, const T* __restrict g, T* __restrict m, T* __restrict u, std::size_t n,
+                     DecayedGrad<T, CWD, false> grad, Lerp<T> m_lerp, T beta2, T eps, T neg_clr) {
+        for (std::size_t i = 0; i < n; ++i) {
+            T pi = p[i];
+            const T d = grad(pi, g[i]);
+            const T mi = m_lerp(m[i], d);
+            m[i] = mi;
+            const T ui = max_nan(u[i] * beta2, abs_(d) + eps);
+            u[i] = ui;
+            p[i] = pi + (neg_clr * mi) / ui;
+        }
+    }
+
+    template <class T>
+    static void kernel(const Segment& seg, std::size_t lo, std::size_t hi, const Scalars& s, const GradTransform& gt) {
+        with_flag(s.weight_decay != 0.0, [&](auto cwd) {
+            constexpr bool C = decltype(cwd)::value;
+            loop<T, C>(operand<T>(seg, 0, lo), operand<T>(seg, 1, lo), operand<T>(seg, 2, lo), operand<T>(seg, 3, lo),
+                       hi - lo, DecayedGrad<T, C, false>(gt, s.weight_decay, 1.0), Lerp<T>(1.0 - s.beta1), T(s.beta2),
+                       T(s.eps), T(-s.clr));
+        });
+    }
+};

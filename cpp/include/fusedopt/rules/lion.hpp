@@ -1,0 +1,35 @@
+// Lion (Chen et al. 2023). Slot: exp_avg.
+// c = lerp(m, g, 1-beta1); p = p*(1 - lr*wd) - lr*sign(c); m = lerp(m, g, 1-beta2).
+
+struct lion_rule : RuleBase {
+    static constexpr const char* name = "lion";
+    enum Value { lr, beta1, beta2, weight_decay, maximize, value_count };
+    static constexpr HyperSpec hypers[] = {number("lr"), betas_pair(), number("weight_decay"), flag("maximize")};
+    static constexpr SlotSpec slots[] = {{"exp_avg"}};
+    static unsigned slots_used(const double*) { return 1u; }
+
+    struct Scalars {
+        double lr, beta1, beta2;
+        double decay;  // 1 - lr*weight_decay
+    };
+    static Scalars derive(const double* v, const Counters&) {
+        return {v[lr], v[beta1], v[beta2], decoupled_decay(v[lr], v[weight_decay], true)};
+    }
+
+    template <class T>
+    static void loop(T* __restrict p, const T* __restrict g, T* __restrict m, std::size_t n, GradIn<T> gin,
+                     Lerp<T> c_lerp, Lerp<T> m_lerp, T decay, T nlr) {
+        for (std::size_t i = 0; i < n; ++i) {
+            const T d = gin(g[i]);
+            const T c = c_lerp(m[i], d);
+            p[i] = fmadd(sign_(c), nlr, p[i] * decay);
+            m[i] = m_lerp(m[i], d);
+        }
+    }
+
+    template <class T>
+    static void kernel(const Segment& seg, std::size_t lo, std::size_t hi, const Scalars& s, const GradTransform& gt) {
+        loop<T>(operand<T>(seg, 0, lo), operand<T>(seg, 1, lo), operand<T>(seg, 2, lo), hi - lo, GradIn<T>(gt),
+                Lerp<T>(1.0 - s.beta1), Lerp<T>(1.0 - s.beta2), T(s.decay), T(-s.lr));
+    }
+};

@@ -1,0 +1,64 @@
+// torch.optim.NAdam, with its momentum schedule. Slots: exp_avg, exp_avg_sq.
+// Counter: mu_product, kept rounded to float32 as torch's float32 tensor is.
+
+struct nadam_rule : RuleBase {
+    static constexpr const char* name = "nadam";
+    enum Value { lr, beta1, beta2, eps, weight_decay, momentum_decay, decoupled, maximize, value_count };
+    static constexpr HyperSpec hypers[] = {number("lr"), betas_pair(), number("eps"), number("weight_decay"),
+                                           number("momentum_decay"), flag("decoupled_weight_decay"),
+                                           flag("maximize")};
+    static constexpr SlotSpec slots[] = {{"exp_avg"}, {"exp_avg_sq"}};
+    static constexpr const char* extra_counter = "mu_product";
+    static constexpr double extra_initial = 1.0;
+    static unsigned slots_used(const double*) { return 3u; }
+
+    // mu_t = beta1 * (1 - 0.5 * 0.96^(t * momentum_decay))
+    static double mu(const double* v, double t) {
+        return v[beta1] * (1.0 - 0.5 * __builtin_pow(0.96, t * v[momentum_decay]));
+    }
+    static double next_mu_product(const double* v, const Counters& c) {
+        return double(float(c.extra) * float(mu(v, double(c.step + 1))));
+    }
+    static double advance_extra(const double* v, const Counters& c) { return next_mu_product(v, c); }
+
+    struct Scalars {
+        double beta1, beta2, eps, weight_decay;
+        double bc2;        // 1 - beta2^t
+        double grad_coef;  // -lr*(1-mu_t)/(1-mu_product)
+        double avg_coef;   // -lr*mu_{t+1}/(1-mu_product*mu_{t+1})
+        double decay;
+        bool decoupled;
+    };
+    static Scalars derive(const double* v, const Counters& c) {
+        const double t = double(c.step + 1);
+        const double mu_t = mu(v, t), mu_next = mu(v, t + 1), mu_product = next_mu_product(v, c);
+        const bool dec = v[decoupled] != 0.0;
+        return {v[beta1], v[beta2], v[eps], v[weight_decay], 1 - __builtin_pow(v[beta2], t),
+                -v[lr] * (1.0 - mu_t) / (1.0 - mu_product), (-v[lr] * mu_next) / (1.0 - mu_product * mu_next),
+                decoupled_decay(v[lr], v[weight_decay], dec), dec};
+    }
+
+    template <class T, bool CWD, bool DEC>
+    static void loop(T* __restrict p, const T* __restrict g, T* __restrict m, T* __restrict v, std::size_t n,
+                     DecayedGrad<T, CWD, DEC> grad, Moments<T> mom, T bc2, T eps, T grad_coef, T avg_coef) {
+        for (std::size_t i = 0; i < n; ++i) {
+            T pi = p[i], mi = m[i], vi = v[i];
+            const T d = step_moments(pi, g[i], mi, vi, grad, mom);
+            m[i] = mi;
+            v[i] = vi;
+            const T denom = sqrt_(vi / bc2) + eps;
+            pi = pi + (grad_coef * d) / denom;
+            p[i] = pi + (avg_coef * mi) / denom;
+        }
+    }
+
+    template <class T>
+    static void kernel(const Segment& seg, std::size_t lo, std::size_t hi, const Scalars& s, const GradTransform& gt) {
+        with_weight_decay(s.weight_decay, s.decoupled, [&](auto cwd, auto dec) {
+            constexpr bool C = decltype(cwd)::value, D = decltype(dec)::value;
+            loop<T, C, D>(operand<T>(seg, 0, lo), operand<T>(seg, 1, lo), operand<T>(seg, 2, lo), operand<T>(seg, 3, lo),
+                          hi - lo, DecayedGrad<T, C, D>(gt, s.weight_decay, s.decay), Moments<T>(s.beta1, s.beta2),
+                          T(s.bc2), T(s.eps), T(s.grad_coef), T(s.avg_coef));
+        });
+    }
+};

@@ -1,0 +1,27 @@
+// What every rule header builds on; included inside the per-target namespace (kernels_target.cpp),
+// before the rule headers. A rule is a struct `<file name>_rule` deriving from RuleBase with:
+//   name, hypers[] (HyperSpec, in the order of its Value enum), slots[] (SlotSpec),
+//   slots_used(values), struct Scalars, derive(values, counters) -> Scalars (float64),
+//   template <class T> kernel(segment, lo, hi, scalars, grad transform): the per-element loop;
+// and, where they differ from RuleBase: has_step, extra_counter/extra_initial/advance_extra, check.
+
+struct RuleBase {
+    static constexpr bool has_step = true;
+    static constexpr const char* extra_counter = nullptr;
+    static constexpr double extra_initial = 0.0;
+    static HyperError check(const double*) { return {}; }
+    static double advance_extra(const double*, const Counters& c) { return c.extra; }
+};
+
+// The factor p is multiplied by before a decoupled update: 1 - lr*weight_decay, in float64.
+inline double decoupled_decay(double lr, double weight_decay, bool decoupled) {
+    return decoupled ? 1.0 - lr * weight_decay : 1.0;
+}
+
+template <class T>
+inline T* operand(const Segment& s, int slot, std::size_t lo) { return static_cast<T*>(s.data[slot]) + lo; }
+
+constexpr HyperSpec number(const char* name) { return {name, HyperKind::number, HyperCheck::nonnegative}; }
+constexpr HyperSpec flag(const char* name) { return {name, HyperKind::flag}; }
+constexpr const char* kBetaNames[] = {"beta1", "beta2", nullptr};
+constexpr HyperSpec betas_pair() { return {"betas", HyperKind::pair, HyperCheck::unit_interval, kBetaNames}; }

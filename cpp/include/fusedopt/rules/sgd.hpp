@@ -1,0 +1,81 @@
+// torch.optim.SGD, and the classic "lr inside the velocity" formulation. Slot: momentum_buffer
+// (when momentum != 0, or classic). No step counter, as in torch.
+
+struct sgd_rule : RuleBase {
+    static constexpr const char* name = "sgd";
+    enum Value { lr, momentum, dampening, weight_decay, nesterov, maximize, formulation, value_count };
+    static constexpr const char* formulations[] = {"torch", "classic", nullptr};
+    static constexpr HyperSpec hypers[] = {number("lr"), number("momentum"), number("dampening"),
+                                           number("weight_decay"), flag("nesterov"), flag("maximize"),
+                                           {"formulation", HyperKind::choice, HyperCheck::none, formulations}};
+    static constexpr SlotSpec slots[] = {{"momentum_buffer"}};
+    static constexpr bool has_step = false;
+    static bool classic(const double* v) { return v[formulation] == 1.0; }
+    static unsigned slots_used(const double* v) { return (v[momentum] != 0.0 || classic(v)) ? 1u : 0u; }
+    static HyperError check(const double* v) {
+        if (v[nesterov] != 0.0 && (v[momentum] <= 0.0 || v[dampening] != 0.0))
+            return {"nesterov", "requires momentum > 0 and dampening == 0"};
+        if (classic(v) && v[dampening] != 0.0) return {"dampening", "the classic formulation has no dampening"};
+        return {};
+    }
+
+    struct Scalars {
+        double lr, momentum, dampening, weight_decay;
+        bool nesterov;
+        bool first_step;  // torch: the buffer starts as a copy of the gradient (no dampening)
+        bool classic;     // v = mu*v - lr*g; p += v  (lr inside the velocity, buffer starts at 0)
+    };
+    static Scalars derive(const double* v, const Counters& c) {
+        return {v[lr], v[momentum], v[dampening], v[weight_decay], v[nesterov] != 0.0, c.fresh && !classic(v),
+                classic(v)};
+    }
+
+    template <class T, bool WD, bool MOM, bool FIRST, bool NESTEROV>
+    static void torch_loop(T* __restrict p, const T* __restrict g, T* __restrict buf, std::size_t n, GradIn<T> gin,
+                           T wd, T mom, T keep, T nlr) {
+        for (std::size_t i = 0; i < n; ++i) {
+            T d = gin(g[i]);
+            if (WD) d = fmadd(p[i], wd, d);
+            if (MOM) {
+                const T b = FIRST ? d : fmadd(d, keep, buf[i] * mom);
+                buf[i] = b;
+                d = NESTEROV ? fmadd(b, mom, d) : b;
+            }
+            p[i] = fmadd(d, nlr, p[i]);
+        }
+    }
+
+    // v = mu*v - lr*g; p += v. Nesterov form: p += -mu*v_prev + (1+mu)*v.
+    template <class T, bool WD, bool NESTEROV>
+    static void classic_loop(T* __restrict p, const T* __restrict g, T* __restrict v, std::size_t n, GradIn<T> gin,
+                             T wd, T mom, T nlr) {
+        const T one_plus_mom = T(1) + mom, neg_mom = -mom;
+        for (std::size_t i = 0; i < n; ++i) {
+            T d = gin(g[i]);
+            if (WD) d = fmadd(p[i], wd, d);
+            const T prev = v[i];
+            const T now = fmadd(d, nlr, prev * mom);
+            v[i] = now;
+            p[i] = p[i] + (NESTEROV ? fmadd(now, one_plus_mom, neg_mom * prev) : now);
+        }
+    }
+
+    template <class T>
+    static void kernel(const Segment& seg, std::size_t lo, std::size_t hi, const Scalars& s, const GradTransform& gt) {
+        const GradIn<T> gin(gt);
+        const T wd = T(s.weight_decay), mom = T(s.momentum), keep = T(1.0 - s.dampening), nlr = T(-s.lr);
+        T* p = operand<T>(seg, 0, lo);
+        const T* g = operand<T>(seg, 1, lo);
+        const std::size_t n = hi - lo;
+        with_flag(s.weight_decay != 0.0, [&](auto wd_on) {
+            constexpr bool W = decltype(wd_on)::value;
+            with_flag(s.nesterov, [&](auto nesterov_on) {
+                constexpr bool N = decltype(nesterov_on)::value;
+                if (s.classic) return classic_loop<T, W, N>(p, g, operand<T>(seg, 2, lo), n, gin, wd, mom, nlr);
+                if (s.momentum == 0.0) return torch_loop<T, W, false, false, false>(p, g, nullptr, n, gin, wd, mom, keep, nlr);
+                if (s.first_step) return torch_loop<T, W, true, true, N>(p, g, operand<T>(seg, 2, lo), n, gin, wd, mom, keep, nlr);
+                torch_loop<T, W, true, false, N>(p, g, operand<T>(seg, 2, lo), n, gin, wd, mom, keep, nlr);
+            });
+        });
+    }
+};

@@ -1,0 +1,104 @@
+#include "fusedopt/engine.hpp"
+
+#include <algorithm>
+#include <cmath>
+
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+#include "fusedopt/norm.hpp"
+
+namespace fusedopt {
+namespace {
+
+// The same split of a concatenated range into cache-line-aligned thread slices as the kernels'.
+#include "fusedopt/kernels/parallel.hpp"
+
+// The norm pass: one norm per scope (per group, or one over everything).
+std::vector<NormResult> scope_norms(const StepPlan& plan, bool per_group, const KernelTable& k, const Exec& e) {
+    const int scopes = per_group ? plan.group_count : 1;
+    std::vector<ArraySet> sets(static_cast<std::size_t>(scopes) * 2);
+    for (std::size_t u = 0; u < plan.units.size(); ++u) {
+        const StepUnit& unit = plan.units[u];
+        ArraySet& set = sets[static_cast<std::size_t>(per_group ? unit.group : 0) * 2 + int(unit.dtype)];
+        set.dtype = unit.dtype;
+        for (std::size_t s = unit.first; s < unit.first + unit.count; ++s) set.append(plan.segments[s]);
+    }
+    std::vector<NormResult> norms;
+    for (int g = 0; g < scopes; ++g) {
+        std::vector<const ArraySet*> mine;
+        for (int d = 0; d < 2; ++d)
+            if (sets[static_cast<std::size_t>(g) * 2 + d].total()) mine.push_back(&sets[static_cast<std::size_t>(g) * 2 + d]);
+        norms.push_back(total_norm(mine, 1, 2.0, k, e));
+    }
+    return norms;
+}
+
+// Calls every unit's kernel on the pieces of [begin, end) of the concatenated range, in order.
+void walk_units(const StepPlan& plan, const SegmentList& l, const std::vector<GradTransform>& grad,
+                std::size_t begin, std::size_t end) {
+    if (begin >= end) return;
+    for (std::size_t s = segment_of(l, begin); s < l.count && l.starts[s] < end; ++s) {
+        const std::size_t a = l.starts[s], b = l.starts[s + 1];
+        const std::size_t lo = begin > a ? begin - a : 0;
+        const std::size_t hi = (end < b ? end : b) - a;
+        if (hi <= lo) continue;
+        const std::uint32_t u = plan.unit_of[s];
+        plan.units[u].kernel(l.segments[s], lo, hi, plan.units[u].scalars, grad[u]);
+    }
+}
+
+}  // namespace
+
+StepResult run_step(const StepPlan& plan, const StepOptions& opt, const KernelTable& k, const Exec& e) {
+    StepResult result;
+    const bool clip_norm = opt.max_norm >= 0.0;
+    std::vector<double> coef(static_cast<std::size_t>(plan.group_count), 1.0);
+    if (clip_norm || opt.check_finite) {
+        result.norm_computed = true;
+        const std::vector<NormResult> norms = scope_norms(plan, opt.per_group_norm, k, e);
+        double power_sum = 0.0;
+        for (const NormResult& r : norms) {
+            result.nonfinite = result.nonfinite || r.nonfinite;
+            power_sum += r.power_sum;
+            if (opt.per_group_norm) result.group_norms.push_back(r.norm);
+        }
+        result.grad_norm = norms.size() == 1 ? norms[0].norm : std::sqrt(power_sum);
+        if (result.nonfinite && opt.abort_on_nonfinite) {
+            result.aborted = true;
+            return result;
+        }
+        if (clip_norm)
+            for (int g = 0; g < plan.group_count; ++g) {
+                // torch: clamp(max_norm / (norm + 1e-6), max=1); NaN stays NaN.
+                const double c = opt.max_norm / (norms[opt.per_group_norm ? g : 0].norm + 1e-6);
+                coef[static_cast<std::size_t>(g)] = c < 1.0 || c != c ? c : 1.0;
+            }
+    }
+    std::vector<GradTransform> grad(plan.units.size());
+    for (std::size_t u = 0; u < plan.units.size(); ++u) {
+        grad[u].scale = plan.units[u].sign * coef[static_cast<std::size_t>(plan.units[u].group)];
+        if (opt.clip_value >= 0.0) {
+            grad[u].lo = -opt.clip_value;
+            grad[u].hi = opt.clip_value;
+        }
+    }
+    const SegmentList l{plan.segments.data(), plan.starts.data(), plan.segments.size(), plan.starts.back()};
+    if (l.total == 0) return result;
+    const int nt = team_size(l, e);
+    if (nt == 1) {
+        walk_units(plan, l, grad, 0, l.total);
+        return result;
+    }
+#ifdef _OPENMP
+#pragma omp parallel num_threads(nt)
+    {
+        const int t = omp_get_thread_num(), n = omp_get_num_threads();
+        walk_units(plan, l, grad, split_point(l, t, n), split_point(l, t + 1, n));
+    }
+#endif
+    return result;
+}
+
+}  // namespace fusedopt

@@ -1,0 +1,73 @@
+#include "fusedopt/norm.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+
+namespace fusedopt {
+
+namespace {
+
+NormPartials run_norm(const std::vector<const ArraySet*>& sets, int slot, NormKind kind, double p,
+                      double scale, const KernelTable& k, const Exec& e) {
+    NormPartials total;
+    total.min_abs = std::numeric_limits<double>::infinity();
+    for (const ArraySet* s : sets) {
+        if (s->total() == 0) continue;
+        const NormPartials part = k.norm.get(s->dtype)(s->list(), slot, kind, p, scale, e);
+        total.sum += part.sum;
+        total.max_abs = std::max(total.max_abs, part.max_abs);
+        total.min_abs = std::min(total.min_abs, part.min_abs);
+        total.nan = total.nan || part.nan;
+    }
+    return total;
+}
+
+// A power of two near 1/x, so that x * scale is about 1 and the scaling is exact.
+double inverse_power_of_two(double x) {
+    int exponent = 0;
+    std::frexp(x, &exponent);
+    return std::ldexp(1.0, -exponent);
+}
+
+}  // namespace
+
+NormResult total_norm(const std::vector<const ArraySet*>& sets, int slot, double p, const KernelTable& k,
+                      const Exec& e) {
+    NormResult r;
+    const bool is_inf = std::isinf(p);
+    const NormKind first = (p == 1.0) ? NormKind::l1 : NormKind::l2;
+    NormPartials a = run_norm(sets, slot, first, 2.0, 1.0, k, e);
+    r.nonfinite = a.nan || std::isinf(a.max_abs);
+    const double nan = std::numeric_limits<double>::quiet_NaN();
+    if (a.nan) {
+        r.norm = r.power_sum = nan;
+        return r;
+    }
+    if (is_inf) {
+        const bool empty = a.min_abs == std::numeric_limits<double>::infinity() && a.max_abs == 0.0;
+        r.norm = p > 0 ? a.max_abs : (empty ? 0.0 : a.min_abs);
+        r.power_sum = r.norm;
+        return r;
+    }
+    if (std::isinf(a.max_abs) || a.max_abs == 0.0) {  // inf, or all zeros (or empty)
+        r.norm = r.power_sum = a.max_abs;
+        return r;
+    }
+    const bool plain = p == 1.0 || p == 2.0;
+    const double tiny = 0x1p-900, huge = 0x1p+900;
+    if (plain && a.sum > tiny && a.sum < huge) {
+        r.power_sum = a.sum;
+        r.norm = p == 2.0 ? std::sqrt(a.sum) : a.sum;
+        return r;
+    }
+    // Rescale by a power of two of the largest magnitude: no overflow, no lost underflow.
+    const double scale = inverse_power_of_two(a.max_abs);
+    const NormKind kind = p == 2.0 ? NormKind::l2 : (p == 1.0 ? NormKind::l1 : NormKind::pnorm);
+    const NormPartials b = run_norm(sets, slot, kind, p, scale, k, e);
+    r.norm = (p == 2.0 ? std::sqrt(b.sum) : (p == 1.0 ? b.sum : std::pow(b.sum, 1.0 / p))) / scale;
+    r.power_sum = std::pow(r.norm, p);
+    return r;
+}
+
+}  // namespace fusedopt
