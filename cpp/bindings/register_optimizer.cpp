@@ -209,6 +209,9 @@ public:
     py::list param_groups() const { return groups_list_; }
     std::int64_t step_count() const { return step_count_; }
     std::int64_t skipped_steps() const { return skipped_; }
+    void set_count(std::int64_t& counter, std::int64_t value, const char* name);
+    void set_step_count(std::int64_t v) { set_count(step_count_, v, "step_count"); }
+    void set_skipped_steps(std::int64_t v) { set_count(skipped_, v, "skipped_steps"); }
     py::object last_grad_norm() const { return has_norm_ ? py::object(py::float_(last_norm_)) : py::object(py::none()); }
     std::vector<double> last_group_norms() const { return last_group_norms_; }
 
@@ -285,6 +288,13 @@ public:
 private:
     Engine& e_;
 };
+
+void Engine::set_count(std::int64_t& counter, std::int64_t value, const char* name) {
+    if (value < 0)
+        throw py::value_error(std::string(name) + ": must be a whole number >= 0, got " + std::to_string(value));
+    Locked lock(*this);
+    counter = value;
+}
 
 bool same_checked(const CheckedArray& now, const CheckedArray& was, const std::vector<Py_ssize_t>& shape) {
     if (now.data != was.data || now.size != was.size || now.dtype != was.dtype || now.ndim != int(shape.size()))
@@ -831,8 +841,8 @@ void register_optimizer(py::module_& m) {
              py::arg("where"), "Raise TypeError/ValueError for a group's invalid hyperparameters.")
         .def("slots_used", &Engine::slots_used, py::arg("group"), py::arg("count"))
         .def_property_readonly("param_groups", &Engine::param_groups)
-        .def_property_readonly("step_count", &Engine::step_count)
-        .def_property_readonly("skipped_steps", &Engine::skipped_steps)
+        .def_property("step_count", &Engine::step_count, &Engine::set_step_count)
+        .def_property("skipped_steps", &Engine::skipped_steps, &Engine::set_skipped_steps)
         .def_property_readonly("last_grad_norm", &Engine::last_grad_norm)
         .def_property_readonly("last_group_grad_norms", &Engine::last_group_norms);
 }

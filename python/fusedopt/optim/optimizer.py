@@ -165,10 +165,18 @@ class Optimizer:
         """Successful steps; a callable hyperparameter is evaluated at this count."""
         return self._engine.step_count  # type: ignore[no-any-return]
 
+    @step_count.setter
+    def step_count(self, value: int) -> None:
+        self._engine.step_count = value
+
     @property
     def skipped_steps(self) -> int:
         """Steps skipped for non-finite gradients (``nonfinite="skip"``)."""
         return self._engine.skipped_steps  # type: ignore[no-any-return]
+
+    @skipped_steps.setter
+    def skipped_steps(self, value: int) -> None:
+        self._engine.skipped_steps = value
 
     @property
     def last_grad_norm(self) -> float | None:
