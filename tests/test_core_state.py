@@ -499,9 +499,8 @@ def test_step_count_exact_beyond_2_pow_24(baseline_target: str) -> None:
     def by_hand(t: float) -> np.ndarray:
         p, m, v = p0.copy(), m0.copy(), v0.copy()
         b1, b2 = betas
-        reference.adam(p, g, m, v, None, beta1=b1, beta2=b2, eps=eps, weight_decay=0.0,
-                       step_size=lr / (1 - b1**t), bc2_sqrt=(1 - b2**t) ** 0.5, decay=1.0,
-                       amsgrad=False, decoupled=False)
+        reference.adam(p, g, m, v, None, step=t - 1, lr=lr, betas=(b1, b2), eps=eps, weight_decay=0.0,
+                       amsgrad=False, decoupled_weight_decay=False)
         return p
 
     exact = by_hand(float(t0 + 1))

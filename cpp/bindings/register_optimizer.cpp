@@ -244,6 +244,7 @@ private:
     bool state_dicts_current() const;
     void read_state(Param& p, const RuleInfo& r) const;
     void sync_counters_to_dicts();
+    void refresh_for_read();
     std::vector<PyObject*> align(py::handle grads, py::object& holder) const;
 
     int rule_;
@@ -294,6 +295,14 @@ void Engine::set_count(std::int64_t& counter, std::int64_t value, const char* na
         throw py::value_error(std::string(name) + ": must be a whole number >= 0, got " + std::to_string(value));
     Locked lock(*this);
     counter = value;
+}
+
+// A parameter's state key: its name where the group names them, else its position over all groups.
+py::object key_at(PyObject* names, Py_ssize_t j, std::size_t position) {
+    if (!names) return py::int_(position);
+    PyObject* k = PySequence_GetItem(names, j);
+    if (!k) throw py::error_already_set();
+    return py::reinterpret_steal<py::object>(k);
 }
 
 bool same_checked(const CheckedArray& now, const CheckedArray& was, const std::vector<Py_ssize_t>& shape) {
@@ -420,8 +429,7 @@ void Engine::rebuild() {
         for (Py_ssize_t j = 0; j < PyList_GET_SIZE(plist); ++j) {
             Param p;
             p.array = py::reinterpret_borrow<py::object>(PyList_GET_ITEM(plist, j));
-            p.key = pnames ? py::reinterpret_steal<py::object>(PySequence_GetItem(pnames, j))
-                           : py::object(py::int_(params.size()));
+            p.key = key_at(pnames, j, params.size());
             p.group = static_cast<std::size_t>(g);
             p.checked = check_array(p.array, true, [&] { return describe(nullptr, p.key); });
             p.shape.assign(p.checked.shape, p.checked.shape + p.checked.ndim);
@@ -727,24 +735,41 @@ void Engine::step(py::handle grads) {
 
 py::list Engine::keys() {
     Locked lock(*this);
-    if (!structure_current()) rebuild();
     py::list out;
-    for (const Param& p : params_) out.append(p.key);
+    const Py_ssize_t ng = PyList_GET_SIZE(groups_list_.ptr());
+    for (Py_ssize_t g = 0; g < ng; ++g) {
+        py::handle d = PyList_GET_ITEM(groups_list_.ptr(), g);
+        PyObject* plist = PyDict_Check(d.ptr()) ? PyDict_GetItemString(d.ptr(), "params") : nullptr;
+        PyObject* pnames = PyDict_Check(d.ptr()) ? PyDict_GetItemString(d.ptr(), "param_names") : nullptr;
+        const Py_ssize_t n = plist && PyList_Check(plist) ? PyList_GET_SIZE(plist) : 0;
+        for (Py_ssize_t j = 0; j < n; ++j) out.append(key_at(pnames, j, out.size()));
+    }
     return out;
+}
+
+// Before the state is read: the counters written into the dicts. When the structure changed,
+// the state is read as it stands (a step will report what is wrong with it).
+void Engine::refresh_for_read() {
+    if (!structure_current() || (exposed_ && !state_dicts_current())) {
+        try {
+            rebuild();
+        } catch (const std::exception&) {
+            return;
+        }
+    }
+    sync_counters_to_dicts();
 }
 
 py::dict Engine::state_view() {
     Locked lock(*this);
-    if (!structure_current() || (exposed_ && !state_dicts_current())) rebuild();
-    sync_counters_to_dicts();
+    refresh_for_read();
     exposed_ = true;  // from now on every step reads the dicts back
     return state_;
 }
 
 py::dict Engine::state_copy(bool copy_arrays) {
     Locked lock(*this);
-    if (!structure_current() || (exposed_ && !state_dicts_current())) rebuild();
-    sync_counters_to_dicts();
+    refresh_for_read();
     py::dict out;
     for (auto item : state_) {
         py::dict st;
