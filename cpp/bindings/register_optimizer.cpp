@@ -78,13 +78,25 @@ bool is_number(py::handle v) {
     return py::isinstance(v, floating) || py::isinstance(v, integer);
 }
 
-double number_value(py::handle v, const std::string& name, const std::string& where, HyperCheck check) {
-    if (!is_number(v)) throw py::type_error(name + where + ": expected a number, got " + type_name(v));
-    const double x = py::cast<double>(py::float_(py::reinterpret_borrow<py::object>(v)));
-    if (check != HyperCheck::none && !(x >= 0.0))
-        throw py::value_error(name + where + ": must be >= 0, got " + repr_of(v));
+// Where a hyperparameter sits, for messages: built only when one is needed.
+struct Where {
+    const std::string* text = nullptr;  // given by the caller, or
+    std::size_t group = 0;              // " (param group N)"
+    std::string str() const { return text ? *text : " (param group " + std::to_string(group) + ")"; }
+};
+
+double number_value(py::handle v, const char* name, int index, const Where& where, HyperCheck check) {
+    auto label = [&] { return std::string(name) + (index >= 0 ? "[" + std::to_string(index) + "]" : "") + where.str(); };
+    double x;
+    if (PyFloat_CheckExact(v.ptr())) {
+        x = PyFloat_AS_DOUBLE(v.ptr());
+    } else {
+        if (!is_number(v)) throw py::type_error(label() + ": expected a number, got " + type_name(v));
+        x = py::cast<double>(py::float_(py::reinterpret_borrow<py::object>(v)));
+    }
+    if (check != HyperCheck::none && !(x >= 0.0)) throw py::value_error(label() + ": must be >= 0, got " + repr_of(v));
     if (check == HyperCheck::unit_interval && !(x < 1.0))
-        throw py::value_error(name + where + ": must be in [0, 1), got " + repr_of(v));
+        throw py::value_error(label() + ": must be in [0, 1), got " + repr_of(v));
     return x;
 }
 
@@ -96,17 +108,18 @@ py::object resolved(py::handle v, std::int64_t count) {
 
 // A group's hyperparameters, resolved at `count`, checked, as the rule's value array. `objects`
 // (when given) receives the resolved Python values by name, for the NumPy reference.
-void resolve_group(const RuleInfo& r, py::handle group, std::int64_t count, const std::string& where,
+void resolve_group(const RuleInfo& r, py::handle group, std::int64_t count, const Where& at_where,
                    double* values, py::dict* objects) {
     int at = 0;
     for (int h = 0; h < r.hyper_count; ++h) {
         const HyperSpec& spec = r.hypers[h];
         PyObject* raw = PyDict_GetItemString(group.ptr(), spec.name);
-        if (!raw) throw py::value_error(std::string(spec.name) + where + ": missing from the param group");
+        if (!raw) throw py::value_error(std::string(spec.name) + at_where.str() + ": missing from the param group");
         py::object v = resolved(raw, count);
+        const Where& where = at_where;
         switch (spec.kind) {
         case HyperKind::number:
-            values[at++] = number_value(v, spec.name, where, spec.check);
+            values[at++] = number_value(v, spec.name, -1, where, spec.check);
             break;
         case HyperKind::flag: {
             const int t = PyObject_IsTrue(v.ptr());
@@ -117,14 +130,13 @@ void resolve_group(const RuleInfo& r, py::handle group, std::int64_t count, cons
         case HyperKind::pair: {
             const std::string pair_text = std::string("(") + spec.choices[0] + ", " + spec.choices[1] + ")";
             if (!(PyTuple_Check(v.ptr()) || PyList_Check(v.ptr())) || PySequence_Size(v.ptr()) != 2)
-                throw py::value_error(std::string(spec.name) + where + ": expected a pair " + pair_text + ", got " +
+                throw py::value_error(std::string(spec.name) + where.str() + ": expected a pair " + pair_text + ", got " +
                                       repr_of(v));
             py::tuple items(2);
             for (int i = 0; i < 2; ++i) {
                 py::object item = py::reinterpret_steal<py::object>(PySequence_GetItem(v.ptr(), i));
                 if (PyTuple_CheckExact(v.ptr())) item = resolved(item, count);  // torch-style (lr, callable)
-                values[at++] = number_value(item, std::string(spec.name) + "[" + std::to_string(i) + "]", where,
-                                            spec.check);
+                values[at++] = number_value(item, spec.name, i, where, spec.check);
                 items[i] = item;
             }
             v = items;
@@ -138,7 +150,7 @@ void resolve_group(const RuleInfo& r, py::handle group, std::int64_t count, cons
             if (index < 0) {
                 std::string allowed = "(";
                 for (int i = 0; spec.choices[i]; ++i) allowed += std::string(i ? ", '" : "'") + spec.choices[i] + "'";
-                throw py::value_error(std::string(spec.name) + where + ": must be one of " + allowed + "), got " +
+                throw py::value_error(std::string(spec.name) + where.str() + ": must be one of " + allowed + "), got " +
                                       repr_of(v));
             }
             values[at++] = index;
@@ -148,10 +160,9 @@ void resolve_group(const RuleInfo& r, py::handle group, std::int64_t count, cons
         if (objects) (*objects)[spec.name] = v;
     }
     const HyperError err = r.check(values);
-    if (err.hyper) throw py::value_error(std::string(err.hyper) + where + ": " + err.message);
+    if (err.hyper) throw py::value_error(std::string(err.hyper) + at_where.str() + ": " + err.message);
 }
 
-std::string group_where(std::size_t g) { return " (param group " + std::to_string(g) + ")"; }
 
 // ---- counters as a state dict holds them ------------------------------------------------------
 
@@ -223,13 +234,14 @@ public:
     void load(py::list groups, py::dict state, std::int64_t step_count, std::int64_t skipped);
     void check_hyperparameters(py::handle group, std::int64_t count, const std::string& where) const {
         double values[kMaxHyperValues];
-        resolve_group(rule_at(rule_), group, count, where, values, nullptr);
+        resolve_group(rule_at(rule_), group, count, Where{&where}, values, nullptr);
     }
     // Names of the state arrays a group's current hyperparameters use.
     std::vector<std::string> slots_used(py::handle group, std::int64_t count) const {
         const RuleInfo& r = rule_at(rule_);
         double values[kMaxHyperValues];
-        resolve_group(r, group, count, "", values, nullptr);
+        const std::string none;
+        resolve_group(r, group, count, Where{&none}, values, nullptr);
         std::vector<std::string> names;
         const unsigned used = r.slots_used(values);
         for (int k = 0; k < r.slot_count; ++k)
@@ -603,7 +615,7 @@ void Engine::step(py::handle grads) {
     const bool reference = !options_.reference.is_none();
     std::vector<py::dict> hp(reference ? ng : 0);
     for (std::size_t gi = 0; gi < ng; ++gi)
-        resolve_group(r, groups_[gi].dict, step_count_, group_where(gi), &values[gi * kMaxHyperValues],
+        resolve_group(r, groups_[gi].dict, step_count_, Where{nullptr, gi}, &values[gi * kMaxHyperValues],
                       reference ? &hp[gi] : nullptr);
 
     // Gradients checked; parameters bucketed by group, counters and dtype; new state on the side.
