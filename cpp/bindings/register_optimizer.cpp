@@ -228,8 +228,10 @@ public:
 
     void step(py::handle grads);
     py::list keys();
+    py::list keys_unlocked() const;
     py::dict state_view();
-    py::dict state_copy(bool copy_arrays);
+    // (state with current counters, keys, step_count, skipped_steps), taken between steps.
+    py::tuple snapshot(bool copy_arrays);
     void set_param_state(py::handle key, py::dict st);
     void load(py::list groups, py::dict state, std::int64_t step_count, std::int64_t skipped);
     void check_hyperparameters(py::handle group, std::int64_t count, const std::string& where) const {
@@ -450,17 +452,10 @@ void Engine::rebuild() {
             if (st) {
                 if (!PyDict_Check(st)) throw py::type_error("state[" + label(p.key) + "]: expected a dict");
                 const auto it = old.find(p.array.ptr());
-                const bool same = it != old.end() && params_[it->second].state.ptr() == st && !exposed_;
-                if (same) {  // unchanged since validated: keep its counters (the dict's may be stale)
-                    const Param& was = params_[it->second];
-                    for (int k = 0; k < kMaxSlots; ++k) {
-                        p.slots[k] = was.slots[k];
-                        p.slot_data[k] = was.slot_data[k];
-                    }
-                    p.counters = was.counters;
-                } else {
-                    read_state(p, r);
-                }
+                read_state(p, r);
+                // Not handed out, the dict's counters may be stale: the engine's are current.
+                if (it != old.end() && params_[it->second].state.ptr() == st && !exposed_)
+                    p.counters = params_[it->second].counters;
             }
             const std::size_t index = params.size();
             spans.push_back(span_of(p.checked, index, 0, true));
@@ -747,6 +742,10 @@ void Engine::step(py::handle grads) {
 
 py::list Engine::keys() {
     Locked lock(*this);
+    return keys_unlocked();
+}
+
+py::list Engine::keys_unlocked() const {
     py::list out;
     const Py_ssize_t ng = PyList_GET_SIZE(groups_list_.ptr());
     for (Py_ssize_t g = 0; g < ng; ++g) {
@@ -779,7 +778,7 @@ py::dict Engine::state_view() {
     return state_;
 }
 
-py::dict Engine::state_copy(bool copy_arrays) {
+py::tuple Engine::snapshot(bool copy_arrays) {
     Locked lock(*this);
     refresh_for_read();
     py::dict out;
@@ -791,7 +790,7 @@ py::dict Engine::state_copy(bool copy_arrays) {
                                   : py::reinterpret_borrow<py::object>(entry.second);
         out[item.first] = st;
     }
-    return out;
+    return py::make_tuple(out, keys_unlocked(), step_count_, skipped_);
 }
 
 void Engine::set_param_state(py::handle key, py::dict st) {
@@ -869,8 +868,9 @@ void register_optimizer(py::module_& m) {
              "One whole step: checks, scalars, the norm pass and every kernel; all or nothing.")
         .def("keys", &Engine::keys, "The state keys of every parameter, in order over all groups.")
         .def("state", &Engine::state_view, "The live state dict (counters brought up to date).")
-        .def("state_copy", &Engine::state_copy, py::arg("copy_arrays") = true,
-             "A snapshot of the state: new dicts, current counters, the arrays copied (or shared).")
+        .def("snapshot", &Engine::snapshot, py::arg("copy_arrays") = true,
+             "(state, keys, step_count, skipped_steps) between two steps: new dicts, current counters, "
+             "the arrays copied (or shared).")
         .def("set_param_state", &Engine::set_param_state, py::arg("key"), py::arg("state"))
         .def("load", &Engine::load, py::arg("param_groups"), py::arg("state"), py::arg("step_count"),
              py::arg("skipped_steps"), "Replace groups, state and counters; checked, all or nothing.")

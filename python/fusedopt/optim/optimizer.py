@@ -247,8 +247,7 @@ class Optimizer:
     def state_dict(self) -> dict[str, Any]:
         """Copies (not live views): {'state': {key: {...}}, 'param_groups': [...], counters}.
         Keys are parameter names where names were given, else positions over all groups."""
-        state = self._engine.state_copy()
-        keys = self._engine.keys()
+        state, keys, step_count, skipped_steps = self._engine.snapshot()
         groups = []
         offset = 0
         for g in self.param_groups:
@@ -260,8 +259,8 @@ class Optimizer:
         return {
             "state": state,
             "param_groups": groups,
-            "step_count": self.step_count,
-            "skipped_steps": self.skipped_steps,
+            "step_count": step_count,
+            "skipped_steps": skipped_steps,
         }
 
     def load_state_dict(self, state_dict: Mapping[str, Any]) -> None:
@@ -329,7 +328,8 @@ class Optimizer:
     def __getstate__(self) -> dict[str, Any]:
         d = self.__dict__.copy()
         engine = d.pop("_engine")
-        d["_kept"] = (engine.param_groups, engine.state_copy(copy_arrays=False), engine.step_count, engine.skipped_steps)
+        state, _, step_count, skipped_steps = engine.snapshot(copy_arrays=False)
+        d["_kept"] = (engine.param_groups, state, step_count, skipped_steps)
         return d
 
     def __setstate__(self, d: dict[str, Any]) -> None:
