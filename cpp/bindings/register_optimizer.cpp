@@ -371,8 +371,7 @@ bool Engine::state_dicts_current() const {
         for (int k = 0; k < r.slot_count; ++k) {
             PyObject* a = PyDict_GetItemString(st, r.slots[k].name);
             if (a != p.slots[k].ptr()) return false;
-            if (a && !same_checked(peek(a, true), peek(p.slots[k], true), p.shape)) return false;
-            if (a && peek(a, true).data != p.slot_data[k]) return false;
+            if (a && py::detail::array_proxy(a)->data != p.slot_data[k]) return false;  // reallocated
         }
         if (r.has_step) {
             PyObject* s = PyDict_GetItemString(st, "step");
@@ -481,9 +480,18 @@ void Engine::rebuild() {
 
 void Engine::sync_counters_to_dicts() {
     const RuleInfo& r = rule_at(rule_);
+    static const py::handle step_key = forever(py::str("step"));
+    py::object step;  // one int object per distinct count (usually one per step)
+    std::int64_t step_value = -1;
     for (const Param& p : params_) {
         if (p.state.is_none()) continue;
-        if (r.has_step) p.state[py::str("step")] = py::int_(p.counters.step);
+        if (r.has_step) {
+            if (p.counters.step != step_value) {
+                step_value = p.counters.step;
+                step = py::int_(step_value);
+            }
+            PyDict_SetItem(p.state.ptr(), step_key.ptr(), step.ptr());
+        }
         if (r.extra_counter) p.state[py::str(r.extra_counter)] = py::float_(p.counters.extra);
     }
 }
