@@ -48,10 +48,8 @@ SplitArrays split(const py::list& arrays, bool written, const char* name) {
 void check_distinct(const SplitArrays& s, const char* name) {
     std::vector<Span> spans;
     for (const ArraySet& set : s.sets)
-        for (const Segment& seg : set.segments) {
-            const auto b = reinterpret_cast<std::uintptr_t>(seg.data[0]);
-            if (seg.size) spans.push_back({b, b + seg.size * (set.dtype == DType::f32 ? 4 : 8), true, 0, 0});
-        }
+        for (const Segment& seg : set.segments)
+            if (seg.size) spans.push_back(make_span(seg.data[0], seg.size, set.dtype, true, 0, 0));
     if (first_overlap(spans).found)
         throw py::value_error(std::string(name) + ": two arrays share memory; each must be updated once");
 }

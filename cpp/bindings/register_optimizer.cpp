@@ -61,11 +61,14 @@ int find_rule(const std::string& name) {
     throw py::value_error("rule: unknown update rule '" + name + "'");
 }
 
-std::size_t element_size(DType t) { return t == DType::f32 ? 4 : 8; }
-
-Span span_of(const CheckedArray& a, std::size_t owner, int slot, bool written) {
-    const auto b = reinterpret_cast<std::uintptr_t>(a.data);
-    return {b, b + a.size * element_size(a.dtype), written, owner, slot};
+// `x` (a gradient or a state array, named `who`) must have its parameter's dtype and shape.
+void check_like(const CheckedArray& x, const CheckedArray& p, const std::string& who) {
+    if (x.dtype != p.dtype)
+        throw py::type_error(who + ": dtype " + dtype_name(x.dtype) + " does not match the parameter's " +
+                             dtype_name(p.dtype));
+    if (!same_shape(x, p))
+        throw py::value_error(who + ": shape " + shape_string(x.ndim, x.shape) + " does not match the parameter's " +
+                              shape_string(p.ndim, p.shape));
 }
 
 // ---- hyperparameters ---------------------------------------------------------------------------
@@ -108,15 +111,14 @@ py::object resolved(py::handle v, std::int64_t count) {
 
 // A group's hyperparameters, resolved at `count`, checked, as the rule's value array. `objects`
 // (when given) receives the resolved Python values by name, for the NumPy reference.
-void resolve_group(const RuleInfo& r, py::handle group, std::int64_t count, const Where& at_where,
+void resolve_group(const RuleInfo& r, py::handle group, std::int64_t count, const Where& where,
                    double* values, py::dict* objects) {
     int at = 0;
     for (int h = 0; h < r.hyper_count; ++h) {
         const HyperSpec& spec = r.hypers[h];
         PyObject* raw = PyDict_GetItemString(group.ptr(), spec.name);
-        if (!raw) throw py::value_error(std::string(spec.name) + at_where.str() + ": missing from the param group");
+        if (!raw) throw py::value_error(std::string(spec.name) + where.str() + ": missing from the param group");
         py::object v = resolved(raw, count);
-        const Where& where = at_where;
         switch (spec.kind) {
         case HyperKind::number:
             values[at++] = number_value(v, spec.name, -1, where, spec.check);
@@ -160,7 +162,7 @@ void resolve_group(const RuleInfo& r, py::handle group, std::int64_t count, cons
         if (objects) (*objects)[spec.name] = v;
     }
     const HyperError err = r.check(values);
-    if (err.hyper) throw py::value_error(std::string(err.hyper) + at_where.str() + ": " + err.message);
+    if (err.hyper) throw py::value_error(std::string(err.hyper) + where.str() + ": " + err.message);
 }
 
 
@@ -196,6 +198,16 @@ struct Param {
     std::size_t group = 0;
     const void* last_grad = nullptr;  // checked against the written buffers already
 };
+
+// ValueError naming both sides of an overlap (spans' owner: a parameter's index; slot 0 the
+// parameter, 1 its gradient, 2.. its state).
+[[noreturn]] void throw_overlap(const RuleInfo& r, const std::vector<Param>& params, const Overlap& o) {
+    auto side = [&](const Span& s) {
+        const char* role = s.slot == 0 ? nullptr : s.slot == 1 ? "grads" : r.slots[s.slot - 2].name;
+        return describe(role, params[s.owner].key);
+    };
+    throw py::value_error(side(o.a) + " and " + side(o.b) + " share memory; every updated array must have its own buffer");
+}
 
 struct Group {
     py::object dict, params;  // the user's group dict and its 'params' list, as validated
@@ -275,7 +287,8 @@ private:
     bool has_norm_ = false;
     double last_norm_ = 0;
     std::vector<double> last_group_norms_;
-    StepPlan plan_;              // reused across steps
+    StepPlan plan_;                    // reused across steps
+    std::vector<std::size_t> stepped_;  // per plan segment: its parameter
     std::mutex mutex_;
     std::atomic<std::thread::id> owner_{};
 };
@@ -394,12 +407,7 @@ void Engine::read_state(Param& p, const RuleInfo& r) const {
         if (!a) continue;
         const char* role = r.slots[k].name;
         const CheckedArray c = check_array(a, true, [&] { return describe(role, p.key); });
-        if (c.dtype != p.checked.dtype)
-            throw py::type_error(describe(role, p.key) + ": dtype " + dtype_name(c.dtype) +
-                                 " does not match the parameter's " + dtype_name(p.checked.dtype));
-        if (!same_shape(c, p.checked))
-            throw py::value_error(describe(role, p.key) + ": shape " + shape_string(c.ndim, c.shape) +
-                                  " does not match the parameter's " + shape_string(p.checked.ndim, p.checked.shape));
+        check_like(c, p.checked, describe(role, p.key));
         p.slots[k] = py::reinterpret_borrow<py::object>(a);
         p.slot_data[k] = c.data;
     }
@@ -457,20 +465,15 @@ void Engine::rebuild() {
                     p.counters = params_[it->second].counters;
             }
             const std::size_t index = params.size();
-            spans.push_back(span_of(p.checked, index, 0, true));
-            for (int k = 0; k < r.slot_count; ++k)
-                if (p.slots[k]) spans.push_back(span_of(peek(p.slots[k], true), index, 2 + k, true));
+            for (int slot = 0; slot < r.slot_count + 2; ++slot) {  // the parameter, then its state
+                void* data = slot == 0 ? p.checked.data : slot == 1 ? nullptr : p.slot_data[slot - 2];
+                if (data) spans.push_back(make_span(data, p.checked.size, p.checked.dtype, true, index, slot));
+            }
             params.push_back(std::move(p));
         }
     }
     const Overlap o = first_overlap(spans);
-    if (o.found) {
-        auto side = [&](const Span& s) {
-            return describe(s.slot == 0 ? nullptr : r.slots[s.slot - 2].name, params[s.owner].key);
-        };
-        throw py::value_error(side(o.a) + " and " + side(o.b) +
-                              " share memory; every updated array must have its own buffer");
-    }
+    if (o.found) throw_overlap(r, params, o);
     params_ = std::move(params);
     groups_ = std::move(groups);
     written_ = std::move(spans);
@@ -546,23 +549,6 @@ std::vector<PyObject*> Engine::align(py::handle grads, py::object& holder) const
     throw py::type_error("grads: expected a list or dict of arrays, got " + type_name(grads));
 }
 
-// The units of one step: arrays sharing a group, counters and dtype, with their parameters.
-struct Buckets {
-    std::vector<StepUnit> units;
-    std::vector<Counters> counters;
-    std::vector<std::vector<Segment>> segments;
-    std::vector<std::vector<std::size_t>> params;
-
-    std::size_t find(std::size_t group, DType dtype, const Counters& c) const {
-        std::size_t u = 0;
-        for (; u < units.size(); ++u)
-            if (units[u].group == int(group) && units[u].dtype == dtype && counters[u].step == c.step &&
-                counters[u].extra == c.extra && counters[u].fresh == c.fresh)
-                break;
-        return u;
-    }
-};
-
 // State arrays a step creates (a first step, or an option that starts using a slot), kept
 // aside until the step has succeeded.
 struct NewState {
@@ -570,37 +556,35 @@ struct NewState {
     py::object arrays[kMaxSlots];
 };
 
-py::object build_reference_units(const RuleInfo& r, const Buckets& b, const std::vector<Param>& params,
-                                 const std::vector<PyObject*>& grads, const std::vector<NewState>& created,
-                                 const std::vector<py::dict>& hp) {
+// The plan's units for the NumPy reference: per unit (group, hyperparameters, counters, params,
+// grads, per slot the arrays or None). `stepped[s]` is the parameter of plan segment s.
+py::list reference_units(const RuleInfo& r, const StepPlan& plan, const std::vector<std::size_t>& stepped,
+                         const std::vector<Param>& params, const std::vector<PyObject*>& grads,
+                         const std::vector<NewState>& created, const std::vector<py::dict>& hp) {
+    std::vector<const NewState*> new_of(params.size(), nullptr);
+    for (const NewState& n : created) new_of[n.param] = &n;
     py::list units;
-    for (std::size_t u = 0; u < b.units.size(); ++u) {
+    for (std::size_t u = 0; u < plan.units.size(); ++u) {
+        const StepUnit& unit = plan.units[u];
         py::dict counters;
-        counters["step"] = b.counters[u].step;
-        counters["fresh"] = b.counters[u].fresh;
-        if (r.extra_counter) counters[r.extra_counter] = b.counters[u].extra;
+        counters["step"] = unit.counters.step;
+        counters["fresh"] = unit.counters.fresh;
+        if (r.extra_counter) counters[r.extra_counter] = unit.counters.extra;
         py::list ps, gs, slots;
-        for (std::size_t i : b.params[u]) {
+        for (int k = 0; k < r.slot_count; ++k) slots.append(py::none());
+        for (std::size_t s = 0; s < plan.segments.size(); ++s) {
+            if (plan.unit_of[s] != u) continue;
+            const std::size_t i = stepped[s];
             ps.append(params[i].array);
             gs.append(py::reinterpret_borrow<py::object>(grads[i]));
-        }
-        for (int k = 0; k < r.slot_count; ++k) {
-            const Segment& first = b.segments[u].front();
-            if (!first.data[2 + k]) {
-                slots.append(py::none());
-                continue;
+            for (int k = 0; k < r.slot_count; ++k) {
+                if (!plan.segments[s].data[2 + k]) continue;  // a slot these options leave alone
+                if (slots[k].is_none()) slots[k] = py::list();
+                const bool made = new_of[i] && new_of[i]->arrays[k];
+                slots[k].cast<py::list>().append(made ? new_of[i]->arrays[k] : params[i].slots[k]);
             }
-            py::list arrays;
-            for (std::size_t i : b.params[u]) {
-                py::object a = params[i].slots[k];
-                for (const NewState& n : created)
-                    if (n.param == i && n.arrays[k]) a = n.arrays[k];
-                arrays.append(a);
-            }
-            slots.append(arrays);
         }
-        units.append(py::make_tuple(b.units[u].group, hp[static_cast<std::size_t>(b.units[u].group)], counters, ps,
-                                    gs, slots));
+        units.append(py::make_tuple(unit.group, hp[static_cast<std::size_t>(unit.group)], counters, ps, gs, slots));
     }
     return units;
 }
@@ -621,27 +605,22 @@ void Engine::step(py::handle grads) {
         resolve_group(r, groups_[gi].dict, step_count_, Where{nullptr, gi}, &values[gi * kMaxHyperValues],
                       reference ? &hp[gi] : nullptr);
 
-    // Gradients checked; parameters bucketed by group, counters and dtype; new state on the side.
+    // Gradients checked; each parameter a segment of the unit of its group, counters and dtype;
+    // new state on the side.
     static const py::handle zeros_like = forever(py::module_::import("numpy").attr("zeros_like"));
-    Buckets b;
+    plan_.clear();
+    plan_.group_count = static_cast<int>(ng);
+    stepped_.clear();
     std::vector<NewState> created;
     for (std::size_t i = 0; i < params_.size(); ++i) {
         if (g[i] == Py_None) continue;
         Param& p = params_[i];
         const double* v = &values[p.group * kMaxHyperValues];
         const CheckedArray ga = check_array(g[i], false, [&] { return describe("grads", p.key); });
-        if (ga.dtype != p.checked.dtype)
-            throw py::type_error(describe("grads", p.key) + ": dtype " + dtype_name(ga.dtype) +
-                                 " does not match the parameter's " + dtype_name(p.checked.dtype));
-        if (!same_shape(ga, p.checked))
-            throw py::value_error(describe("grads", p.key) + ": shape " + shape_string(ga.ndim, ga.shape) +
-                                  " does not match the parameter's " + shape_string(p.checked.ndim, p.checked.shape));
+        check_like(ga, p.checked, describe("grads", p.key));
         if (ga.data != p.last_grad) {
-            const Overlap o = overlap_with_written(written_, span_of(ga, i, 1, false));
-            if (o.found)
-                throw py::value_error(
-                    describe(o.a.slot == 0 ? nullptr : r.slots[o.a.slot - 2].name, params_[o.a.owner].key) +
-                    " and " + describe("grads", p.key) + " share memory; every updated array must have its own buffer");
+            const Overlap o = overlap_with_written(written_, make_span(ga.data, ga.size, ga.dtype, false, i, 1));
+            if (o.found) throw_overlap(r, params_, o);
         }
         const unsigned used = r.slots_used(v);
         const bool first = p.state.is_none();  // torch keeps no state where there is none to keep
@@ -663,35 +642,31 @@ void Engine::step(py::handle grads) {
         }
         if (creates) created.push_back(std::move(fresh));
         const Counters c = first ? Counters{0, r.extra_initial, true} : p.counters;
-        std::size_t u = b.find(p.group, p.checked.dtype, c);
-        if (u == b.units.size()) {
+        std::size_t u = 0;  // the unit of this group, dtype and counters (a group has one or a few)
+        for (; u < plan_.units.size(); ++u) {
+            const StepUnit& x = plan_.units[u];
+            if (x.group == int(p.group) && x.dtype == p.checked.dtype && x.counters.step == c.step &&
+                x.counters.extra == c.extra && x.counters.fresh == c.fresh)
+                break;
+        }
+        if (u == plan_.units.size()) {
             StepUnit unit;
             unit.kernel = r.kernel[int(p.checked.dtype)];
             unit.dtype = p.checked.dtype;
             unit.group = static_cast<int>(p.group);
             unit.sign = r.maximize_value >= 0 && v[r.maximize_value] != 0.0 ? -1.0 : 1.0;
+            unit.counters = c;
             r.derive(v, c, unit.scalars);
-            b.units.push_back(unit);
-            b.counters.push_back(c);
-            b.segments.emplace_back();
-            b.params.emplace_back();
+            plan_.units.push_back(unit);
         }
-        b.segments[u].push_back(seg);
-        b.params[u].push_back(i);
-    }
-    plan_.clear();
-    plan_.group_count = static_cast<int>(ng);
-    for (std::size_t u = 0; u < b.units.size(); ++u) {
-        plan_.units.push_back(b.units[u]);
-        plan_.units.back().first = plan_.segments.size();
-        plan_.units.back().count = 0;
-        for (const Segment& s : b.segments[u]) plan_.add_segment(s);
+        plan_.add_segment(seg, u);
+        stepped_.push_back(i);
     }
 
     // Run: the NumPy reference under the GIL, or the kernels without it.
     StepResult result;
     if (reference) {
-        py::dict out = options_.reference(build_reference_units(r, b, params_, g, created, hp), ng);
+        py::dict out = options_.reference(reference_units(r, plan_, stepped_, params_, g, created, hp), ng);
         result.norm_computed = !out["grad_norm"].is_none();
         if (result.norm_computed) result.grad_norm = out["grad_norm"].cast<double>();
         result.group_norms = out["group_norms"].cast<std::vector<double>>();
@@ -736,14 +711,13 @@ void Engine::step(py::handle grads) {
             }
         valid_ = false;  // the new arrays join the written buffers at the next step's rebuild
     }
-    for (const std::vector<std::size_t>& ids : b.params)
-        for (std::size_t i : ids) {
-            Param& p = params_[i];
-            p.last_grad = py::detail::array_proxy(g[i])->data;
-            if (p.state.is_none()) continue;
-            p.counters.extra = r.advance_extra(&values[p.group * kMaxHyperValues], p.counters);
-            if (r.has_step) ++p.counters.step;
-        }
+    for (std::size_t s = 0; s < stepped_.size(); ++s) {
+        Param& p = params_[stepped_[s]];
+        p.last_grad = plan_.segments[s].data[1];
+        if (p.state.is_none()) continue;
+        p.counters.extra = r.advance_extra(&values[p.group * kMaxHyperValues], p.counters);
+        if (r.has_step) ++p.counters.step;
+    }
     ++step_count_;
     if (exposed_) sync_counters_to_dicts();
 }

@@ -12,18 +12,19 @@
 namespace fusedopt {
 namespace {
 
-// The same split of a concatenated range into cache-line-aligned thread slices as the kernels'.
+// The kernels' walker: one parallel region over a concatenated range, cut into cache-line-aligned
+// thread slices (small totals stay on the calling thread).
 #include "fusedopt/kernels/parallel.hpp"
 
 // The norm pass: one norm per scope (per group, or one over everything).
 std::vector<NormResult> scope_norms(const StepPlan& plan, bool per_group, const KernelTable& k, const Exec& e) {
     const int scopes = per_group ? plan.group_count : 1;
     std::vector<ArraySet> sets(static_cast<std::size_t>(scopes) * 2);
-    for (std::size_t u = 0; u < plan.units.size(); ++u) {
-        const StepUnit& unit = plan.units[u];
+    for (std::size_t s = 0; s < plan.segments.size(); ++s) {
+        const StepUnit& unit = plan.units[plan.unit_of[s]];
         ArraySet& set = sets[static_cast<std::size_t>(per_group ? unit.group : 0) * 2 + int(unit.dtype)];
         set.dtype = unit.dtype;
-        for (std::size_t s = unit.first; s < unit.first + unit.count; ++s) set.append(plan.segments[s]);
+        set.append(plan.segments[s]);
     }
     std::vector<NormResult> norms;
     for (int g = 0; g < scopes; ++g) {
@@ -33,20 +34,6 @@ std::vector<NormResult> scope_norms(const StepPlan& plan, bool per_group, const 
         norms.push_back(total_norm(mine, 1, 2.0, k, e));
     }
     return norms;
-}
-
-// Calls every unit's kernel on the pieces of [begin, end) of the concatenated range, in order.
-void walk_units(const StepPlan& plan, const SegmentList& l, const std::vector<GradTransform>& grad,
-                std::size_t begin, std::size_t end) {
-    if (begin >= end) return;
-    for (std::size_t s = segment_of(l, begin); s < l.count && l.starts[s] < end; ++s) {
-        const std::size_t a = l.starts[s], b = l.starts[s + 1];
-        const std::size_t lo = begin > a ? begin - a : 0;
-        const std::size_t hi = (end < b ? end : b) - a;
-        if (hi <= lo) continue;
-        const std::uint32_t u = plan.unit_of[s];
-        plan.units[u].kernel(l.segments[s], lo, hi, plan.units[u].scalars, grad[u]);
-    }
 }
 
 }  // namespace
@@ -85,19 +72,10 @@ StepResult run_step(const StepPlan& plan, const StepOptions& opt, const KernelTa
         }
     }
     const SegmentList l{plan.segments.data(), plan.starts.data(), plan.segments.size(), plan.starts.back()};
-    if (l.total == 0) return result;
-    const int nt = team_size(l, e);
-    if (nt == 1) {
-        walk_units(plan, l, grad, 0, l.total);
-        return result;
-    }
-#ifdef _OPENMP
-#pragma omp parallel num_threads(nt)
-    {
-        const int t = omp_get_thread_num(), n = omp_get_num_threads();
-        walk_units(plan, l, grad, split_point(l, t, n), split_point(l, t + 1, n));
-    }
-#endif
+    parallel_walk(l, e, [&plan, &grad, &l](const Segment& seg, std::size_t lo, std::size_t hi) {
+        const std::uint32_t u = plan.unit_of[static_cast<std::size_t>(&seg - l.segments)];
+        plan.units[u].kernel(seg, lo, hi, plan.units[u].scalars, grad[u]);
+    });
     return result;
 }
 

@@ -11,28 +11,27 @@
 namespace fusedopt {
 
 // Arrays of one dtype that share one rule's scalars (a param group's parameters with the same
-// counters). Its segments are plan.segments[first, first + count).
+// counters): the segments whose unit_of names it.
 struct StepUnit {
     ChunkKernel kernel = nullptr;
     DType dtype = DType::f32;
     int group = 0;           // clipping scope when norms are per group
     double sign = 1.0;       // -1 for maximize
-    std::size_t first = 0, count = 0;
+    Counters counters;       // what its scalars were derived from
     alignas(16) unsigned char scalars[kMaxScalarBytes];
 };
 
 struct StepPlan {
     std::vector<StepUnit> units;
-    std::vector<Segment> segments;       // grouped by unit, in unit order
+    std::vector<Segment> segments;       // in parameter order
     std::vector<std::uint32_t> unit_of;  // per segment
     std::vector<std::size_t> starts{0};  // starts[i]: first element of segment i; back(): total
     int group_count = 1;
 
-    void add_segment(const Segment& s) {  // to the last unit
+    void add_segment(const Segment& s, std::size_t unit) {
         segments.push_back(s);
-        unit_of.push_back(static_cast<std::uint32_t>(units.size() - 1));
+        unit_of.push_back(static_cast<std::uint32_t>(unit));
         starts.push_back(starts.back() + s.size);
-        ++units.back().count;
     }
     void clear() {
         units.clear();

@@ -5,6 +5,8 @@
 #include <cstdint>
 #include <vector>
 
+#include "fusedopt/segments.hpp"
+
 namespace fusedopt {
 
 // One array's bytes, and who it is: `owner` (a parameter's index) and `slot` (0 parameter,
@@ -15,6 +17,9 @@ struct Span {
     std::size_t owner;
     int slot;
 };
+
+// The span of `size` elements of `dtype` at `data`.
+Span make_span(const void* data, std::size_t size, DType dtype, bool written, std::size_t owner, int slot);
 
 struct Overlap {
     bool found = false;

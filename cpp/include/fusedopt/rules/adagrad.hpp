@@ -33,7 +33,7 @@ struct adagrad_rule : RuleBase {
     template <class T>
     static void kernel(const Segment& seg, std::size_t lo, std::size_t hi, const Scalars& s, const GradTransform& gt) {
         with_flag(s.weight_decay != 0.0, [&](auto wd_on) {
-            loop<T, decltype(wd_on)::value>(operand<T>(seg, 0, lo), operand<T>(seg, 1, lo), operand<T>(seg, 2, lo),
+            loop<T, decltype(wd_on)::value>(operand<T>(seg, 0) + lo, operand<T>(seg, 1) + lo, operand<T>(seg, 2) + lo,
                                             hi - lo, GradIn<T>(gt), T(s.weight_decay), T(s.eps), T(-s.clr));
         });
     }

@@ -47,8 +47,8 @@ struct adam_rule : RuleBase {
         with_flag(s.amsgrad, [&](auto ams) {
             with_weight_decay(s.weight_decay, s.decoupled, [&](auto cwd, auto dec) {
                 constexpr bool A = decltype(ams)::value, C = decltype(cwd)::value, D = decltype(dec)::value;
-                loop<T, A, C, D>(operand<T>(seg, 0, lo), operand<T>(seg, 1, lo), operand<T>(seg, 2, lo),
-                                 operand<T>(seg, 3, lo), A ? operand<T>(seg, 4, lo) : nullptr, hi - lo,
+                loop<T, A, C, D>(operand<T>(seg, 0) + lo, operand<T>(seg, 1) + lo, operand<T>(seg, 2) + lo,
+                                 operand<T>(seg, 3) + lo, A ? operand<T>(seg, 4) + lo : nullptr, hi - lo,
                                  DecayedGrad<T, C, D>(gt, s.weight_decay, s.decay), mom, bc2_sqrt, eps, neg_step);
             });
         });

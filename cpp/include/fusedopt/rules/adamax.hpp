@@ -35,7 +35,7 @@ struct adamax_rule : RuleBase {
     static void kernel(const Segment& seg, std::size_t lo, std::size_t hi, const Scalars& s, const GradTransform& gt) {
         with_flag(s.weight_decay != 0.0, [&](auto cwd) {
             constexpr bool C = decltype(cwd)::value;
-            loop<T, C>(operand<T>(seg, 0, lo), operand<T>(seg, 1, lo), operand<T>(seg, 2, lo), operand<T>(seg, 3, lo),
+            loop<T, C>(operand<T>(seg, 0) + lo, operand<T>(seg, 1) + lo, operand<T>(seg, 2) + lo, operand<T>(seg, 3) + lo,
                        hi - lo, DecayedGrad<T, C, false>(gt, s.weight_decay, 1.0), Lerp<T>(1.0 - s.beta1), T(s.beta2),
                        T(s.eps), T(-s.clr));
         });

@@ -29,7 +29,7 @@ struct lion_rule : RuleBase {
 
     template <class T>
     static void kernel(const Segment& seg, std::size_t lo, std::size_t hi, const Scalars& s, const GradTransform& gt) {
-        loop<T>(operand<T>(seg, 0, lo), operand<T>(seg, 1, lo), operand<T>(seg, 2, lo), hi - lo, GradIn<T>(gt),
+        loop<T>(operand<T>(seg, 0) + lo, operand<T>(seg, 1) + lo, operand<T>(seg, 2) + lo, hi - lo, GradIn<T>(gt),
                 Lerp<T>(1.0 - s.beta1), Lerp<T>(1.0 - s.beta2), T(s.decay), T(-s.lr));
     }
 };

@@ -56,7 +56,7 @@ struct nadam_rule : RuleBase {
     static void kernel(const Segment& seg, std::size_t lo, std::size_t hi, const Scalars& s, const GradTransform& gt) {
         with_weight_decay(s.weight_decay, s.decoupled, [&](auto cwd, auto dec) {
             constexpr bool C = decltype(cwd)::value, D = decltype(dec)::value;
-            loop<T, C, D>(operand<T>(seg, 0, lo), operand<T>(seg, 1, lo), operand<T>(seg, 2, lo), operand<T>(seg, 3, lo),
+            loop<T, C, D>(operand<T>(seg, 0) + lo, operand<T>(seg, 1) + lo, operand<T>(seg, 2) + lo, operand<T>(seg, 3) + lo,
                           hi - lo, DecayedGrad<T, C, D>(gt, s.weight_decay, s.decay), Moments<T>(s.beta1, s.beta2),
                           T(s.bc2), T(s.eps), T(s.grad_coef), T(s.avg_coef));
         });

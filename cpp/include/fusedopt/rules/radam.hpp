@@ -48,8 +48,8 @@ struct radam_rule : RuleBase {
         with_flag(s.rectified, [&](auto rectified) {
             with_weight_decay(s.weight_decay, s.decoupled, [&](auto cwd, auto dec) {
                 constexpr bool R = decltype(rectified)::value, C = decltype(cwd)::value, D = decltype(dec)::value;
-                loop<T, R, C, D>(operand<T>(seg, 0, lo), operand<T>(seg, 1, lo), operand<T>(seg, 2, lo),
-                                 operand<T>(seg, 3, lo), hi - lo, DecayedGrad<T, C, D>(gt, s.weight_decay, s.decay),
+                loop<T, R, C, D>(operand<T>(seg, 0) + lo, operand<T>(seg, 1) + lo, operand<T>(seg, 2) + lo,
+                                 operand<T>(seg, 3) + lo, hi - lo, DecayedGrad<T, C, D>(gt, s.weight_decay, s.decay),
                                  Moments<T>(s.beta1, s.beta2), T(s.eps), T(s.lr), T(s.bc1), T(s.bc2_sqrt), T(s.rect));
             });
         });

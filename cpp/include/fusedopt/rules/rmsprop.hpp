@@ -52,8 +52,8 @@ struct rmsprop_rule : RuleBase {
                 with_flag(s.centered, [&](auto centered_on) {
                     constexpr bool W = decltype(wd_on)::value, M = decltype(mom_on)::value,
                                    C = decltype(centered_on)::value;
-                    loop<T, W, M, C>(operand<T>(seg, 0, lo), operand<T>(seg, 1, lo), operand<T>(seg, 2, lo),
-                                     M ? operand<T>(seg, 3, lo) : nullptr, C ? operand<T>(seg, 4, lo) : nullptr,
+                    loop<T, W, M, C>(operand<T>(seg, 0) + lo, operand<T>(seg, 1) + lo, operand<T>(seg, 2) + lo,
+                                     M ? operand<T>(seg, 3) + lo : nullptr, C ? operand<T>(seg, 4) + lo : nullptr,
                                      hi - lo, GradIn<T>(gt), T(s.weight_decay), T(s.alpha), T(1.0 - s.alpha),
                                      Lerp<T>(1.0 - s.alpha), T(s.eps), T(s.momentum), T(-s.lr));
                 });

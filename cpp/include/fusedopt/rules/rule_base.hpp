@@ -18,9 +18,6 @@ inline double decoupled_decay(double lr, double weight_decay, bool decoupled) {
     return decoupled ? 1.0 - lr * weight_decay : 1.0;
 }
 
-template <class T>
-inline T* operand(const Segment& s, int slot, std::size_t lo) { return static_cast<T*>(s.data[slot]) + lo; }
-
 constexpr HyperSpec number(const char* name) { return {name, HyperKind::number, HyperCheck::nonnegative}; }
 constexpr HyperSpec flag(const char* name) { return {name, HyperKind::flag}; }
 constexpr const char* kBetaNames[] = {"beta1", "beta2", nullptr};

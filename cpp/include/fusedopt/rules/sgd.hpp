@@ -64,17 +64,17 @@ struct sgd_rule : RuleBase {
     static void kernel(const Segment& seg, std::size_t lo, std::size_t hi, const Scalars& s, const GradTransform& gt) {
         const GradIn<T> gin(gt);
         const T wd = T(s.weight_decay), mom = T(s.momentum), keep = T(1.0 - s.dampening), nlr = T(-s.lr);
-        T* p = operand<T>(seg, 0, lo);
-        const T* g = operand<T>(seg, 1, lo);
+        T* p = operand<T>(seg, 0) + lo;
+        const T* g = operand<T>(seg, 1) + lo;
         const std::size_t n = hi - lo;
         with_flag(s.weight_decay != 0.0, [&](auto wd_on) {
             constexpr bool W = decltype(wd_on)::value;
             with_flag(s.nesterov, [&](auto nesterov_on) {
                 constexpr bool N = decltype(nesterov_on)::value;
-                if (s.classic) return classic_loop<T, W, N>(p, g, operand<T>(seg, 2, lo), n, gin, wd, mom, nlr);
+                if (s.classic) return classic_loop<T, W, N>(p, g, operand<T>(seg, 2) + lo, n, gin, wd, mom, nlr);
                 if (s.momentum == 0.0) return torch_loop<T, W, false, false, false>(p, g, nullptr, n, gin, wd, mom, keep, nlr);
-                if (s.first_step) return torch_loop<T, W, true, true, N>(p, g, operand<T>(seg, 2, lo), n, gin, wd, mom, keep, nlr);
-                torch_loop<T, W, true, false, N>(p, g, operand<T>(seg, 2, lo), n, gin, wd, mom, keep, nlr);
+                if (s.first_step) return torch_loop<T, W, true, true, N>(p, g, operand<T>(seg, 2) + lo, n, gin, wd, mom, keep, nlr);
+                torch_loop<T, W, true, false, N>(p, g, operand<T>(seg, 2) + lo, n, gin, wd, mom, keep, nlr);
             });
         });
     }
