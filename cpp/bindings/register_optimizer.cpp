@@ -168,17 +168,20 @@ void resolve_group(const RuleInfo& r, py::handle group, std::int64_t count, cons
 
 // ---- counters as a state dict holds them ------------------------------------------------------
 
-std::int64_t whole_step(py::handle v, py::handle key) {
-    const std::string bad = "state: 'step' of parameter " + label(key) + " must be a whole number >= 0, got ";
-    if (PyLong_Check(v.ptr()) && !PyBool_Check(v.ptr())) {
+// `arg` names where the state came from in messages: "state_dict" (load_state_dict) or "state".
+std::int64_t whole_step(py::handle v, py::handle key, const char* arg) {
+    const std::string bad = std::string(arg) + ": 'step' of parameter " + label(key) + " must be a whole number >= 0, got ";
+    if (PyIndex_Check(v.ptr()) && !PyBool_Check(v.ptr())) {  // int, numpy integer: exact at any size
+        const py::object i = py::reinterpret_steal<py::object>(PyNumber_Index(v.ptr()));
+        if (!i) throw py::error_already_set();
         int overflow = 0;
-        const long long s = PyLong_AsLongLongAndOverflow(v.ptr(), &overflow);
+        const long long s = PyLong_AsLongLongAndOverflow(i.ptr(), &overflow);
         if (overflow || s < 0) throw py::value_error(bad + repr_of(v));
         return s;
     }
     double f;
     try {
-        f = py::cast<double>(py::float_(py::reinterpret_borrow<py::object>(v)));
+        f = py::cast<double>(py::float_(py::reinterpret_borrow<py::object>(v)));  // a float, 0-d array, tensor
     } catch (const py::error_already_set&) {
         throw py::type_error(bad + repr_of(v));
     }
@@ -216,7 +219,9 @@ struct Group {
 struct Options {
     StepOptions step;
     bool raise_nonfinite = false;  // NonFiniteGradientError instead of a skipped step
-    py::object reference;          // None: native kernels; else the NumPy reference runner
+    py::object reference;          // None: native kernels; else the NumPy reference, called as
+                                   // reference(units, group_count, rule=, max_norm=, per_group=,
+                                   // clip_value=, check_finite=) (fusedopt.reference.run_step)
 };
 
 // fusedopt.NonFiniteGradientError, raised by a step with nonfinite="raise".
@@ -266,9 +271,9 @@ public:
 private:
     friend class Locked;
     bool structure_current() const;
-    void rebuild();
+    void rebuild(const char* arg = "state");
     bool state_dicts_current() const;
-    void read_state(Param& p, const RuleInfo& r) const;
+    void read_state(Param& p, const RuleInfo& r, const char* arg) const;
     void sync_counters_to_dicts();
     void refresh_for_read();
     std::vector<PyObject*> align(py::handle grads, py::object& holder) const;
@@ -399,7 +404,7 @@ bool Engine::state_dicts_current() const {
 }
 
 // A state dict's arrays and counters, checked against the parameter.
-void Engine::read_state(Param& p, const RuleInfo& r) const {
+void Engine::read_state(Param& p, const RuleInfo& r, const char* arg) const {
     for (int k = 0; k < r.slot_count; ++k) {
         p.slots[k] = py::object();
         p.slot_data[k] = nullptr;
@@ -414,12 +419,12 @@ void Engine::read_state(Param& p, const RuleInfo& r) const {
     p.counters = Counters{};
     if (r.has_step) {
         PyObject* s = PyDict_GetItemString(p.state.ptr(), "step");
-        if (!s) throw py::value_error("state: parameter " + label(p.key) + " lacks 'step'");
-        p.counters.step = whole_step(s, p.key);
+        if (!s) throw py::value_error(std::string(arg) + ": parameter " + label(p.key) + " lacks 'step'");
+        p.counters.step = whole_step(s, p.key, arg);
     }
     if (r.extra_counter) {
         PyObject* x = PyDict_GetItemString(p.state.ptr(), r.extra_counter);
-        const std::string what = std::string("state: '") + r.extra_counter + "' of parameter " + label(p.key);
+        const std::string what = std::string(arg) + ": '" + r.extra_counter + "' of parameter " + label(p.key);
         if (!x) throw py::value_error(what + " is missing");
         if (!is_number(x)) throw py::type_error(what + " must be a number, got " + type_name(x));
         p.counters.extra = py::cast<double>(py::float_(py::reinterpret_borrow<py::object>(x)));
@@ -427,9 +432,9 @@ void Engine::read_state(Param& p, const RuleInfo& r) const {
     }
 }
 
-// Validates every parameter and state array and their overlaps, from the groups and state dicts.
-// Builds aside: on error the previous plan stays.
-void Engine::rebuild() {
+// Validates every parameter and state array and their overlaps, from the groups and state dicts
+// (`arg`: where the state came from, for messages). Builds aside: on error the previous plan stays.
+void Engine::rebuild(const char* arg) {
     const RuleInfo& r = rule_at(rule_);
     std::unordered_map<PyObject*, std::size_t> old;
     for (std::size_t i = 0; i < params_.size(); ++i) old[params_[i].array.ptr()] = i;
@@ -459,7 +464,7 @@ void Engine::rebuild() {
             if (st) {
                 if (!PyDict_Check(st)) throw py::type_error("state[" + label(p.key) + "]: expected a dict");
                 const auto it = old.find(p.array.ptr());
-                read_state(p, r);
+                read_state(p, r, arg);
                 // Not handed out, the dict's counters may be stale: the engine's are current.
                 if (it != old.end() && params_[it->second].state.ptr() == st && !exposed_)
                     p.counters = params_[it->second].counters;
@@ -666,7 +671,13 @@ void Engine::step(py::handle grads) {
     // Run: the NumPy reference under the GIL, or the kernels without it.
     StepResult result;
     if (reference) {
-        py::dict out = options_.reference(reference_units(r, plan_, stepped_, params_, g, created, hp), ng);
+        const StepOptions& o = options_.step;
+        auto optional = [](double x) { return x >= 0.0 ? py::object(py::float_(x)) : py::object(py::none()); };
+        py::dict out = options_.reference(reference_units(r, plan_, stepped_, params_, g, created, hp), ng,
+                                          py::arg("rule") = r.name, py::arg("max_norm") = optional(o.max_norm),
+                                          py::arg("per_group") = o.per_group_norm,
+                                          py::arg("clip_value") = optional(o.clip_value),
+                                          py::arg("check_finite") = o.check_finite);
         result.norm_computed = !out["grad_norm"].is_none();
         if (result.norm_computed) result.grad_norm = out["grad_norm"].cast<double>();
         result.group_norms = out["group_norms"].cast<std::vector<double>>();
@@ -794,7 +805,7 @@ void Engine::load(py::list groups, py::dict state, std::int64_t step_count, std:
     };
     install(groups, state);
     try {
-        rebuild();
+        rebuild("state_dict");
     } catch (...) {
         install(old_groups, old_state);
         throw;

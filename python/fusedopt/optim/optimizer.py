@@ -12,8 +12,6 @@ hyperparameters, state slots, scalars and loop) is declared once, in
 
 from __future__ import annotations
 
-import functools
-import math
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
@@ -32,20 +30,6 @@ NonFiniteGradientError.__doc__ = 'A step with ``nonfinite="raise"`` saw a NaN or
 _BACKENDS = ("native", "numpy")
 _NONFINITE = ("propagate", "skip", "raise")
 _CLIP_SCOPES = ("group", "global")
-
-
-def _whole_step(value: Any, key: Any) -> int:
-    """A saved step count as an exact int (ints pass as they are: no rounding above 2**53)."""
-    if isinstance(value, (int, np.integer)) and not isinstance(value, bool):
-        step = int(value)
-    else:
-        f = float(np.asarray(value))  # also a float, a 0-d array or a torch-style scalar
-        if not (math.isfinite(f) and f == int(f)):
-            raise ValueError(f"state_dict: 'step' of parameter {key!r} must be a whole number >= 0, got {value!r}")
-        step = int(f)
-    if step < 0:
-        raise ValueError(f"state_dict: 'step' of parameter {key!r} must be a whole number >= 0, got {value!r}")
-    return step
 
 
 class Optimizer:
@@ -101,16 +85,6 @@ class Optimizer:
                 raise ValueError("params: the optimizer got an empty parameter list")
 
     def _new_engine(self) -> Any:
-        runner = None
-        if self.backend == "numpy":  # a function of the options only: no cycle through self
-            runner = functools.partial(
-                reference.run_step,
-                rule=self.rule,
-                max_norm=self.max_grad_norm,
-                per_group=self.clip_scope == "group",
-                clip_value=self.clip_value,
-                check_finite=self.nonfinite != "propagate",
-            )
         return _core.Engine(
             self.rule,
             [],
@@ -119,7 +93,7 @@ class Optimizer:
             per_group=self.clip_scope == "group",
             clip_value=self.clip_value,
             nonfinite=self.nonfinite,
-            reference=runner,
+            reference=reference.run_step if self.backend == "numpy" else None,
         )
 
     # ---- the step ---------------------------------------------------------------------------
@@ -306,7 +280,7 @@ class Optimizer:
         out: State = {}
         for name, value in st.items():
             if name == "step":
-                out["step"] = _whole_step(value, key)
+                out["step"] = value  # checked by the engine (a whole number >= 0; ints stay exact)
             elif name in expected or isinstance(value, np.ndarray):
                 arr = np.asarray(value)
                 if arr.shape != p.shape:
@@ -319,8 +293,6 @@ class Optimizer:
         missing = expected - out.keys()
         if missing:
             raise ValueError(f"state_dict: parameter {key!r} lacks state {sorted(missing)}")
-        if self.has_step and "step" not in out:
-            raise ValueError(f"state_dict: parameter {key!r} lacks 'step'")
         return out
 
     # ---- pickle and copy: the engine is rebuilt from what it keeps ----------------------------
