@@ -1,6 +1,5 @@
 #include "fusedopt/engine.hpp"
 
-#include <algorithm>
 #include <cmath>
 
 #ifdef _OPENMP
