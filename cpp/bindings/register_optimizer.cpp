@@ -61,15 +61,39 @@ int find_rule(const std::string& name) {
     throw py::value_error("rule: unknown update rule '" + name + "'");
 }
 
-// `x` (a gradient or a state array, named `who`) must have its parameter's dtype and shape.
-void check_like(const CheckedArray& x, const CheckedArray& p, const std::string& who) {
+// `x` (a gradient or a state array; who() names it, called only for a message) must have its
+// parameter's dtype and shape.
+template <class Who>
+void check_like(const CheckedArray& x, const CheckedArray& p, Who&& who) {
     if (x.dtype != p.dtype)
-        throw py::type_error(who + ": dtype " + dtype_name(x.dtype) + " does not match the parameter's " +
+        throw py::type_error(who() + ": dtype " + dtype_name(x.dtype) + " does not match the parameter's " +
                              dtype_name(p.dtype));
     if (!same_shape(x, p))
-        throw py::value_error(who + ": shape " + shape_string(x.ndim, x.shape) + " does not match the parameter's " +
+        throw py::value_error(who() + ": shape " + shape_string(x.ndim, x.shape) + " does not match the parameter's " +
                               shape_string(p.ndim, p.shape));
 }
+
+// Dict keys as Python strings made once, so hot lookups build no string (PyDict_GetItemString would).
+struct CommonKeys {
+    py::handle params = forever(py::str("params"));
+    py::handle param_names = forever(py::str("param_names"));
+    py::handle step = forever(py::str("step"));
+};
+const CommonKeys& common_keys() {
+    static const CommonKeys k;
+    return k;
+}
+
+// A rule's hyperparameter, slot and counter names as Python strings, made once per engine.
+struct RuleNames {
+    std::vector<py::object> hypers, slots;
+    py::object extra;  // null without an extra counter
+    explicit RuleNames(const RuleInfo& r) {
+        for (int h = 0; h < r.hyper_count; ++h) hypers.push_back(py::str(r.hypers[h].name));
+        for (int k = 0; k < r.slot_count; ++k) slots.push_back(py::str(r.slots[k].name));
+        if (r.extra_counter) extra = py::str(r.extra_counter);
+    }
+};
 
 // ---- hyperparameters ---------------------------------------------------------------------------
 
@@ -111,12 +135,12 @@ py::object resolved(py::handle v, std::int64_t count) {
 
 // A group's hyperparameters, resolved at `count`, checked, as the rule's value array. `objects`
 // (when given) receives the resolved Python values by name, for the NumPy reference.
-void resolve_group(const RuleInfo& r, py::handle group, std::int64_t count, const Where& where,
-                   double* values, py::dict* objects) {
+void resolve_group(const RuleInfo& r, const RuleNames& names, py::handle group, std::int64_t count,
+                   const Where& where, double* values, py::dict* objects) {
     int at = 0;
     for (int h = 0; h < r.hyper_count; ++h) {
         const HyperSpec& spec = r.hypers[h];
-        PyObject* raw = PyDict_GetItemString(group.ptr(), spec.name);
+        PyObject* raw = PyDict_GetItem(group.ptr(), names.hypers[static_cast<std::size_t>(h)].ptr());
         if (!raw) throw py::value_error(std::string(spec.name) + where.str() + ": missing from the param group");
         py::object v = resolved(raw, count);
         switch (spec.kind) {
@@ -159,7 +183,7 @@ void resolve_group(const RuleInfo& r, py::handle group, std::int64_t count, cons
             break;
         }
         }
-        if (objects) (*objects)[spec.name] = v;
+        if (objects) (*objects)[names.hypers[static_cast<std::size_t>(h)]] = v;
     }
     const HyperError err = r.check(values);
     if (err.hyper) throw py::value_error(std::string(err.hyper) + where.str() + ": " + err.message);
@@ -232,7 +256,11 @@ struct NonFiniteGradient : std::runtime_error {
 class Engine {
 public:
     Engine(const std::string& rule, py::list groups, py::dict state, const Options& options)
-        : rule_(find_rule(rule)), groups_list_(std::move(groups)), state_(std::move(state)), options_(options) {}
+        : rule_(find_rule(rule)),
+          names_of_rule_(rule_at(rule_)),
+          groups_list_(std::move(groups)),
+          state_(std::move(state)),
+          options_(options) {}
 
     py::list param_groups() const { return groups_list_; }
     std::int64_t step_count() const { return step_count_; }
@@ -253,14 +281,14 @@ public:
     void load(py::list groups, py::dict state, std::int64_t step_count, std::int64_t skipped);
     void check_hyperparameters(py::handle group, std::int64_t count, const std::string& where) const {
         double values[kMaxHyperValues];
-        resolve_group(rule_at(rule_), group, count, Where{&where}, values, nullptr);
+        resolve_group(rule_at(rule_), names_of_rule_, group, count, Where{&where}, values, nullptr);
     }
     // Names of the state arrays a group's current hyperparameters use.
     std::vector<std::string> slots_used(py::handle group, std::int64_t count) const {
         const RuleInfo& r = rule_at(rule_);
         double values[kMaxHyperValues];
         const std::string none;
-        resolve_group(r, group, count, Where{&none}, values, nullptr);
+        resolve_group(r, names_of_rule_, group, count, Where{&none}, values, nullptr);
         std::vector<std::string> names;
         const unsigned used = r.slots_used(values);
         for (int k = 0; k < r.slot_count; ++k)
@@ -279,6 +307,7 @@ private:
     std::vector<PyObject*> align(py::handle grads, py::object& holder) const;
 
     int rule_;
+    RuleNames names_of_rule_;
     py::list groups_list_;
     py::dict state_;
     Options options_;
@@ -364,7 +393,7 @@ bool Engine::structure_current() const {
     for (Py_ssize_t g = 0; g < ng; ++g) {
         PyObject* d = PyList_GET_ITEM(groups_list_.ptr(), g);
         if (d != groups_[static_cast<std::size_t>(g)].dict.ptr()) return false;
-        PyObject* plist = PyDict_GetItemString(d, "params");
+        PyObject* plist = PyDict_GetItem(d, common_keys().params.ptr());
         if (plist != groups_[static_cast<std::size_t>(g)].params.ptr() || !PyList_Check(plist)) return false;
         const Py_ssize_t n = PyList_GET_SIZE(plist);
         for (Py_ssize_t j = 0; j < n; ++j, ++at) {
@@ -387,16 +416,16 @@ bool Engine::state_dicts_current() const {
         if (st != (p.state.is_none() ? nullptr : p.state.ptr())) return false;
         if (!st) continue;
         for (int k = 0; k < r.slot_count; ++k) {
-            PyObject* a = PyDict_GetItemString(st, r.slots[k].name);
+            PyObject* a = PyDict_GetItem(st, names_of_rule_.slots[static_cast<std::size_t>(k)].ptr());
             if (a != p.slots[k].ptr()) return false;
             if (a && py::detail::array_proxy(a)->data != p.slot_data[k]) return false;  // reallocated
         }
         if (r.has_step) {
-            PyObject* s = PyDict_GetItemString(st, "step");
+            PyObject* s = PyDict_GetItem(st, common_keys().step.ptr());
             if (!s || !PyLong_CheckExact(s) || PyLong_AsLongLong(s) != p.counters.step) return false;
         }
         if (r.extra_counter) {
-            PyObject* x = PyDict_GetItemString(st, r.extra_counter);
+            PyObject* x = PyDict_GetItem(st, names_of_rule_.extra.ptr());
             if (!x || !PyFloat_CheckExact(x) || PyFloat_AS_DOUBLE(x) != p.counters.extra) return false;
         }
     }
@@ -411,8 +440,9 @@ void Engine::read_state(Param& p, const RuleInfo& r, const char* arg) const {
         PyObject* a = PyDict_GetItemString(p.state.ptr(), r.slots[k].name);
         if (!a) continue;
         const char* role = r.slots[k].name;
-        const CheckedArray c = check_array(a, true, [&] { return describe(role, p.key); });
-        check_like(c, p.checked, describe(role, p.key));
+        auto who = [&] { return describe(role, p.key); };
+        const CheckedArray c = check_array(a, true, who);
+        check_like(c, p.checked, who);
         p.slots[k] = py::reinterpret_borrow<py::object>(a);
         p.slot_data[k] = c.data;
     }
@@ -488,7 +518,6 @@ void Engine::rebuild(const char* arg) {
 
 void Engine::sync_counters_to_dicts() {
     const RuleInfo& r = rule_at(rule_);
-    static const py::handle step_key = forever(py::str("step"));
     py::object step;  // one int object per distinct count (usually one per step)
     std::int64_t step_value = -1;
     for (const Param& p : params_) {
@@ -498,9 +527,9 @@ void Engine::sync_counters_to_dicts() {
                 step_value = p.counters.step;
                 step = py::int_(step_value);
             }
-            PyDict_SetItem(p.state.ptr(), step_key.ptr(), step.ptr());
+            PyDict_SetItem(p.state.ptr(), common_keys().step.ptr(), step.ptr());
         }
-        if (r.extra_counter) p.state[py::str(r.extra_counter)] = py::float_(p.counters.extra);
+        if (r.extra_counter) p.state[names_of_rule_.extra] = py::float_(p.counters.extra);
     }
 }
 
@@ -607,7 +636,7 @@ void Engine::step(py::handle grads) {
     const bool reference = !options_.reference.is_none();
     std::vector<py::dict> hp(reference ? ng : 0);
     for (std::size_t gi = 0; gi < ng; ++gi)
-        resolve_group(r, groups_[gi].dict, step_count_, Where{nullptr, gi}, &values[gi * kMaxHyperValues],
+        resolve_group(r, names_of_rule_, groups_[gi].dict, step_count_, Where{nullptr, gi}, &values[gi * kMaxHyperValues],
                       reference ? &hp[gi] : nullptr);
 
     // Gradients checked; each parameter a segment of the unit of its group, counters and dtype;
@@ -621,8 +650,9 @@ void Engine::step(py::handle grads) {
         if (g[i] == Py_None) continue;
         Param& p = params_[i];
         const double* v = &values[p.group * kMaxHyperValues];
-        const CheckedArray ga = check_array(g[i], false, [&] { return describe("grads", p.key); });
-        check_like(ga, p.checked, describe("grads", p.key));
+        auto who = [&] { return describe("grads", p.key); };
+        const CheckedArray ga = check_array(g[i], false, who);
+        check_like(ga, p.checked, who);
         if (ga.data != p.last_grad) {
             const Overlap o = overlap_with_written(written_, make_span(ga.data, ga.size, ga.dtype, false, i, 1));
             if (o.found) throw_overlap(r, params_, o);
@@ -713,7 +743,7 @@ void Engine::step(py::handle grads) {
             p.counters = Counters{0, r.extra_initial, false};
         } else {
             for (int k = 0; k < r.slot_count; ++k)
-                if (n.arrays[k]) p.state[py::str(r.slots[k].name)] = n.arrays[k];
+                if (n.arrays[k]) p.state[names_of_rule_.slots[static_cast<std::size_t>(k)]] = n.arrays[k];
         }
         for (int k = 0; k < r.slot_count; ++k)
             if (n.arrays[k]) {

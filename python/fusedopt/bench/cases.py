@@ -95,7 +95,9 @@ K = 1024
 M = 1024 * 1024
 
 LAYOUTS: tuple[Layout, ...] = (
+    Layout("1", (1,)),
     Layout("4K", (4 * K,)),
+    Layout("4 arrays", (4 * K, 64, 4 * K, 10), note="a small model: two layers' weights and biases"),
     Layout("256K", (256 * K,)),
     Layout("1M", (1 * M,)),
     Layout("4M", (4 * M,)),
@@ -106,7 +108,7 @@ LAYOUTS: tuple[Layout, ...] = (
 )
 LAYOUT_BY_KEY: dict[str, Layout] = {lay.key.lower(): lay for lay in LAYOUTS}
 
-QUICK_LAYOUTS: tuple[str, ...] = ("4K", "256K", "1M", "1000x1000", "arena 1000x1000")
+QUICK_LAYOUTS: tuple[str, ...] = ("1", "4K", "4 arrays", "256K", "1M", "1000x1000", "arena 1000x1000")
 
 
 def select_cases(spec: str | None) -> list[Case]:
