@@ -73,11 +73,25 @@ void check_like(const CheckedArray& x, const CheckedArray& p, Who&& who) {
                               shape_string(p.ndim, p.shape));
 }
 
-// Dict keys as Python strings made once, so hot lookups build no string (PyDict_GetItemString would).
+// Dict keys as interned Python strings made once: a hot lookup builds no string (as
+// PyDict_GetItemString would), and finds keys written as literals in Python by identity.
+py::object interned(const char* text) {
+    PyObject* s = PyUnicode_InternFromString(text);
+    if (!s) throw py::error_already_set();
+    return py::reinterpret_steal<py::object>(s);
+}
+
+// A dict's item or null, without PyDict_GetItem's saving and restoring of the error state.
+PyObject* dict_get(PyObject* dict, PyObject* key) {
+    PyObject* v = PyDict_GetItemWithError(dict, key);
+    if (!v && PyErr_Occurred()) throw py::error_already_set();
+    return v;
+}
+
 struct CommonKeys {
-    py::handle params = forever(py::str("params"));
-    py::handle param_names = forever(py::str("param_names"));
-    py::handle step = forever(py::str("step"));
+    py::handle params = forever(interned("params"));
+    py::handle param_names = forever(interned("param_names"));
+    py::handle step = forever(interned("step"));
 };
 const CommonKeys& common_keys() {
     static const CommonKeys k;
@@ -89,9 +103,9 @@ struct RuleNames {
     std::vector<py::object> hypers, slots;
     py::object extra;  // null without an extra counter
     explicit RuleNames(const RuleInfo& r) {
-        for (int h = 0; h < r.hyper_count; ++h) hypers.push_back(py::str(r.hypers[h].name));
-        for (int k = 0; k < r.slot_count; ++k) slots.push_back(py::str(r.slots[k].name));
-        if (r.extra_counter) extra = py::str(r.extra_counter);
+        for (int h = 0; h < r.hyper_count; ++h) hypers.push_back(interned(r.hypers[h].name));
+        for (int k = 0; k < r.slot_count; ++k) slots.push_back(interned(r.slots[k].name));
+        if (r.extra_counter) extra = interned(r.extra_counter);
     }
 };
 
@@ -140,7 +154,7 @@ void resolve_group(const RuleInfo& r, const RuleNames& names, py::handle group, 
     int at = 0;
     for (int h = 0; h < r.hyper_count; ++h) {
         const HyperSpec& spec = r.hypers[h];
-        PyObject* raw = PyDict_GetItem(group.ptr(), names.hypers[static_cast<std::size_t>(h)].ptr());
+        PyObject* raw = dict_get(group.ptr(), names.hypers[static_cast<std::size_t>(h)].ptr());
         if (!raw) throw py::value_error(std::string(spec.name) + where.str() + ": missing from the param group");
         py::object v = resolved(raw, count);
         switch (spec.kind) {
@@ -393,7 +407,7 @@ bool Engine::structure_current() const {
     for (Py_ssize_t g = 0; g < ng; ++g) {
         PyObject* d = PyList_GET_ITEM(groups_list_.ptr(), g);
         if (d != groups_[static_cast<std::size_t>(g)].dict.ptr()) return false;
-        PyObject* plist = PyDict_GetItem(d, common_keys().params.ptr());
+        PyObject* plist = dict_get(d, common_keys().params.ptr());
         if (plist != groups_[static_cast<std::size_t>(g)].params.ptr() || !PyList_Check(plist)) return false;
         const Py_ssize_t n = PyList_GET_SIZE(plist);
         for (Py_ssize_t j = 0; j < n; ++j, ++at) {
@@ -412,20 +426,20 @@ bool Engine::structure_current() const {
 bool Engine::state_dicts_current() const {
     const RuleInfo& r = rule_at(rule_);
     for (const Param& p : params_) {
-        PyObject* st = PyDict_GetItem(state_.ptr(), p.key.ptr());
+        PyObject* st = dict_get(state_.ptr(), p.key.ptr());
         if (st != (p.state.is_none() ? nullptr : p.state.ptr())) return false;
         if (!st) continue;
         for (int k = 0; k < r.slot_count; ++k) {
-            PyObject* a = PyDict_GetItem(st, names_of_rule_.slots[static_cast<std::size_t>(k)].ptr());
+            PyObject* a = dict_get(st, names_of_rule_.slots[static_cast<std::size_t>(k)].ptr());
             if (a != p.slots[k].ptr()) return false;
             if (a && py::detail::array_proxy(a)->data != p.slot_data[k]) return false;  // reallocated
         }
         if (r.has_step) {
-            PyObject* s = PyDict_GetItem(st, common_keys().step.ptr());
+            PyObject* s = dict_get(st, common_keys().step.ptr());
             if (!s || !PyLong_CheckExact(s) || PyLong_AsLongLong(s) != p.counters.step) return false;
         }
         if (r.extra_counter) {
-            PyObject* x = PyDict_GetItem(st, names_of_rule_.extra.ptr());
+            PyObject* x = dict_get(st, names_of_rule_.extra.ptr());
             if (!x || !PyFloat_CheckExact(x) || PyFloat_AS_DOUBLE(x) != p.counters.extra) return false;
         }
     }
@@ -437,7 +451,7 @@ void Engine::read_state(Param& p, const RuleInfo& r, const char* arg) const {
     for (int k = 0; k < r.slot_count; ++k) {
         p.slots[k] = py::object();
         p.slot_data[k] = nullptr;
-        PyObject* a = PyDict_GetItemString(p.state.ptr(), r.slots[k].name);
+        PyObject* a = dict_get(p.state.ptr(), names_of_rule_.slots[static_cast<std::size_t>(k)].ptr());
         if (!a) continue;
         const char* role = r.slots[k].name;
         auto who = [&] { return describe(role, p.key); };
@@ -448,12 +462,12 @@ void Engine::read_state(Param& p, const RuleInfo& r, const char* arg) const {
     }
     p.counters = Counters{};
     if (r.has_step) {
-        PyObject* s = PyDict_GetItemString(p.state.ptr(), "step");
+        PyObject* s = dict_get(p.state.ptr(), common_keys().step.ptr());
         if (!s) throw py::value_error(std::string(arg) + ": parameter " + label(p.key) + " lacks 'step'");
         p.counters.step = whole_step(s, p.key, arg);
     }
     if (r.extra_counter) {
-        PyObject* x = PyDict_GetItemString(p.state.ptr(), r.extra_counter);
+        PyObject* x = dict_get(p.state.ptr(), names_of_rule_.extra.ptr());
         const std::string what = std::string(arg) + ": '" + r.extra_counter + "' of parameter " + label(p.key);
         if (!x) throw py::value_error(what + " is missing");
         if (!is_number(x)) throw py::type_error(what + " must be a number, got " + type_name(x));
@@ -476,24 +490,26 @@ void Engine::rebuild(const char* arg) {
     for (Py_ssize_t g = 0; g < ng; ++g) {
         py::handle d = PyList_GET_ITEM(groups_list_.ptr(), g);
         if (!PyDict_Check(d.ptr())) throw py::type_error("param_groups[" + std::to_string(g) + "]: expected a dict");
-        PyObject* plist = PyDict_GetItemString(d.ptr(), "params");
+        PyObject* plist = dict_get(d.ptr(), common_keys().params.ptr());
         if (!plist || !PyList_Check(plist))
             throw py::type_error("param_groups[" + std::to_string(g) + "]['params']: expected a list of arrays");
-        PyObject* pnames = PyDict_GetItemString(d.ptr(), "param_names");
+        PyObject* pnames = dict_get(d.ptr(), common_keys().param_names.ptr());
         names = pnames != nullptr;
         groups.push_back({py::reinterpret_borrow<py::object>(d), py::reinterpret_borrow<py::object>(plist)});
         for (Py_ssize_t j = 0; j < PyList_GET_SIZE(plist); ++j) {
             Param p;
             p.array = py::reinterpret_borrow<py::object>(PyList_GET_ITEM(plist, j));
             p.key = key_at(pnames, j, params.size());
+            const auto it = old.find(p.array.ptr());
+            if (it != old.end() && p.key.equal(params_[it->second].key))
+                p.key = params_[it->second].key;  // the object the state dict holds: lookups by identity
             p.group = static_cast<std::size_t>(g);
             p.checked = check_array(p.array, true, [&] { return describe(nullptr, p.key); });
             p.shape.assign(p.checked.shape, p.checked.shape + p.checked.ndim);
-            PyObject* st = PyDict_GetItem(state_.ptr(), p.key.ptr());
+            PyObject* st = dict_get(state_.ptr(), p.key.ptr());
             p.state = st ? py::reinterpret_borrow<py::object>(st) : py::object(py::none());
             if (st) {
                 if (!PyDict_Check(st)) throw py::type_error("state[" + label(p.key) + "]: expected a dict");
-                const auto it = old.find(p.array.ptr());
                 read_state(p, r, arg);
                 // Not handed out, the dict's counters may be stale: the engine's are current.
                 if (it != old.end() && params_[it->second].state.ptr() == st && !exposed_)
@@ -518,18 +534,20 @@ void Engine::rebuild(const char* arg) {
 
 void Engine::sync_counters_to_dicts() {
     const RuleInfo& r = rule_at(rule_);
-    py::object step;  // one int object per distinct count (usually one per step)
+    // One Python object per distinct value (usually one per step for all parameters).
+    py::object step, extra;
     std::int64_t step_value = -1;
+    double extra_value = 0.0;
     for (const Param& p : params_) {
         if (p.state.is_none()) continue;
         if (r.has_step) {
-            if (p.counters.step != step_value) {
-                step_value = p.counters.step;
-                step = py::int_(step_value);
-            }
-            PyDict_SetItem(p.state.ptr(), common_keys().step.ptr(), step.ptr());
+            if (!step || p.counters.step != step_value) step = py::int_(step_value = p.counters.step);
+            if (PyDict_SetItem(p.state.ptr(), common_keys().step.ptr(), step.ptr()) < 0) throw py::error_already_set();
         }
-        if (r.extra_counter) p.state[names_of_rule_.extra] = py::float_(p.counters.extra);
+        if (r.extra_counter) {
+            if (!extra || p.counters.extra != extra_value) extra = py::float_(extra_value = p.counters.extra);
+            if (PyDict_SetItem(p.state.ptr(), names_of_rule_.extra.ptr(), extra.ptr()) < 0) throw py::error_already_set();
+        }
     }
 }
 
@@ -546,7 +564,7 @@ std::vector<PyObject*> Engine::align(py::handle grads, py::object& holder) const
         if (!names_) throw py::type_error("grads: a dict of grads needs parameters given by name");
         Py_ssize_t found = 0;
         for (std::size_t i = 0; i < n; ++i) {
-            PyObject* g = PyDict_GetItem(holder.ptr(), params_[i].key.ptr());
+            PyObject* g = dict_get(holder.ptr(), params_[i].key.ptr());
             if (g) {
                 out[i] = g;
                 ++found;
@@ -734,10 +752,10 @@ void Engine::step(py::handle grads) {
         Param& p = params_[n.param];
         if (p.state.is_none()) {
             py::dict st;
-            if (r.has_step) st["step"] = 0;
+            if (r.has_step) st[common_keys().step] = 0;
             for (int k = 0; k < r.slot_count; ++k)
-                if (n.arrays[k]) st[r.slots[k].name] = n.arrays[k];
-            if (r.extra_counter) st[r.extra_counter] = r.extra_initial;
+                if (n.arrays[k]) st[names_of_rule_.slots[static_cast<std::size_t>(k)]] = n.arrays[k];
+            if (r.extra_counter) st[names_of_rule_.extra] = r.extra_initial;
             PyDict_SetItem(state_.ptr(), p.key.ptr(), st.ptr());
             p.state = std::move(st);
             p.counters = Counters{0, r.extra_initial, false};
@@ -773,8 +791,9 @@ py::list Engine::keys_unlocked() const {
     const Py_ssize_t ng = PyList_GET_SIZE(groups_list_.ptr());
     for (Py_ssize_t g = 0; g < ng; ++g) {
         py::handle d = PyList_GET_ITEM(groups_list_.ptr(), g);
-        PyObject* plist = PyDict_Check(d.ptr()) ? PyDict_GetItemString(d.ptr(), "params") : nullptr;
-        PyObject* pnames = PyDict_Check(d.ptr()) ? PyDict_GetItemString(d.ptr(), "param_names") : nullptr;
+        const bool is_dict = PyDict_Check(d.ptr());
+        PyObject* plist = is_dict ? dict_get(d.ptr(), common_keys().params.ptr()) : nullptr;
+        PyObject* pnames = is_dict ? dict_get(d.ptr(), common_keys().param_names.ptr()) : nullptr;
         const Py_ssize_t n = plist && PyList_Check(plist) ? PyList_GET_SIZE(plist) : 0;
         for (Py_ssize_t j = 0; j < n; ++j) out.append(key_at(pnames, j, out.size()));
     }
