@@ -11,8 +11,9 @@
 * ``snapshot`` / ``assert_snapshot_equal``: every parameter and every state entry of an
   optimizer (plus its counters), copied, and compared bit for bit.
 * ``Armed`` / ``armed`` and the ``path`` fixture: an optimizer with two param groups and a
-  twin, for proving that a rejected (or skipped) call wrote nothing, on the optimizer's steady
-  path (state not read since the last step: cached per-group lists) and its general path.
+  twin, for proving that a rejected (or skipped) call wrote nothing, on both paths of a step:
+  "steady" (the state never handed out: the engine's own counters) and "general" (``opt.state``
+  read: every step re-reads the state dicts).
 * ``check_ulp_bound``: the element-wise ulp bound used on the FMA targets.
 
 Everything that compares "bitwise" compares the raw bytes, so -0.0 vs 0.0 and different NaN
@@ -149,18 +150,28 @@ def copies(arrays: Sequence[np.ndarray]) -> list[np.ndarray]:
 # ---------------------------------------------------------------------------------------------
 
 
-def state_items(opt: Any) -> list[tuple[str, Any]]:
-    """(label, value) for every state entry of `opt`, in a fixed order."""
+def live_state(opt: Any) -> dict[Any, dict[str, Any]]:
+    """`opt`'s state as new dicts holding the live arrays and the current counters, without
+    handing out the optimizer's own dicts. Reading ``opt.state`` hands them out, and from then on
+    every step re-reads them (docs/architecture.md, "Safety"); this leaves the optimizer on its
+    own counters."""
+    return opt._engine.snapshot(copy_arrays=False)[0]  # type: ignore[no-any-return]
+
+
+def state_items(opt: Any, hand_out: bool = True) -> list[tuple[str, Any]]:
+    """(label, value) for every state entry of `opt`, in a fixed order; read through
+    ``opt.state`` (`hand_out`) or through `live_state`."""
+    state = opt.state if hand_out else live_state(opt)
     out = []
-    for key in sorted(opt.state, key=repr):
-        st = opt.state[key]
+    for key in sorted(state, key=repr):
+        st = state[key]
         for name in sorted(st):
             out.append((f"state[{key!r}][{name!r}]", st[name]))
     return out
 
 
-def state_arrays(opt: Any) -> list[tuple[str, np.ndarray]]:
-    return [(label, v) for label, v in state_items(opt) if isinstance(v, np.ndarray)]
+def state_arrays(opt: Any, hand_out: bool = True) -> list[tuple[str, np.ndarray]]:
+    return [(label, v) for label, v in state_items(opt, hand_out) if isinstance(v, np.ndarray)]
 
 
 def snapshot(opt: Any) -> dict[str, Any]:
@@ -262,23 +273,23 @@ class Pair:
         self.b = cls(copies(params), backend=backend_b, **config, **options)
         self._arrays: list[tuple[str, np.ndarray, np.ndarray]] = []
 
-    def step(self, grads: Any, look: bool = True) -> None:
-        """Step both. `look`: read the state afterwards (`refresh`). Reading ``opt.state``
-        writes the optimizers' cached counters back and sends their next step down the general
-        path; not looking lets them take the steady path (per-group lists reused, counters
-        advanced once per group), while the arrays from the last look, updated in place, are
-        still compared."""
+    def step(self, grads: Any, look: bool = True, hand_out: bool = False) -> None:
+        """Step both. `look`: re-read the state afterwards (`refresh`); between looks the arrays
+        from the last one, updated in place, are still compared. `hand_out`: read it through
+        ``opt.state``, which hands the state dicts out: every later step re-reads them (the
+        handed-out path) instead of keeping to the optimizer's own counters."""
         self.a.step(grads)
         self.b.step(grads)
-        if look or not self._arrays:
-            self.refresh()
+        if look or hand_out or not self._arrays:
+            self.refresh(hand_out)
 
     # -- pairs of corresponding arrays ----------------------------------------------------------
 
-    def refresh(self) -> None:
+    def refresh(self, hand_out: bool = False) -> None:
         """Re-read every parameter and state entry (new entries appear on a parameter's first
-        step), and compare the scalar entries ('step', 'mu_product') and counters exactly."""
-        la, lb = state_items(self.a), state_items(self.b)
+        step), and compare the scalar entries ('step', 'mu_product') and counters exactly.
+        `hand_out`: read through ``opt.state`` (see `step`)."""
+        la, lb = state_items(self.a, hand_out), state_items(self.b, hand_out)
         assert [l for l, _ in la] == [l for l, _ in lb], (
             f"state entries differ: {[l for l, _ in la]} vs {[l for l, _ in lb]}"
         )
@@ -405,8 +416,8 @@ class Armed:
     * the twin never sees the call; afterwards both must be equal in every parameter, state
       entry and counter, and still step identically.
 
-    Not reading the state after the second step leaves both optimizers on their steady path;
-    `general()` reads it, so that their next step plans from scratch."""
+    Until `general()` both optimizers keep to their own counters (the state was never handed
+    out); `general()` reads ``opt.state``, after which every step re-reads the state dicts."""
 
     def __init__(self, name: str, dtype: Any = np.float32, named: bool = False, **options: Any) -> None:
         self.name = name
@@ -428,9 +439,8 @@ class Armed:
         self.twin = build()
         self.opt.step(self.grads(0))
         self.twin.step(self.grads(0))
-        # live arrays, captured once (reading .state); updated in place from now on
-        self.live = list(self.opt.params) + [a for _, a in state_arrays(self.opt)]
-        _ = self.twin.state  # same history of state reads for both
+        # live arrays, captured once without handing the state out; updated in place from now on
+        self.live = list(self.opt.params) + [a for _, a in state_arrays(self.opt, hand_out=False)]
         self.opt.step(self.grads(1))
         self.twin.step(self.grads(1))
 
@@ -441,7 +451,8 @@ class Armed:
         return list(row)
 
     def general(self) -> None:
-        """Read the state of both: their next step takes the general path."""
+        """Hand the state of both out (read ``opt.state``): from now on every step re-reads the
+        state dicts (the handed-out path)."""
         _ = self.opt.state
         _ = self.twin.state
 

@@ -4,10 +4,10 @@ option combination, both dtypes, every SIMD target this CPU supports, and sizes 
 
 After every step the parameters and every state array are compared; the scalar state entries
 ('step', NAdam's 'mu_product') and the counters are compared, exactly, whenever the state is
-read, which the runner does after steps 1, 2, 3, the middle one and the last only: reading
-``opt.state`` sends the next step down the optimizers' general path, not reading it lets them
-take their steady path (cached per-group lists, counters advanced per group), and both paths
-must agree with the reference.
+read, which the runner does after steps 1, 2, 3, the middle one and the last. At the middle
+step it reads ``opt.state``, which hands the state dicts out: before it the optimizers keep to
+their own counters, after it every step re-reads the dicts, and both paths must agree with the
+reference.
 
 * ``baseline`` target: the kernels use no FMA and the reference mirrors them op for op, so the
   two must agree **bit for bit** after every step (raw bytes: -0.0 vs 0.0 counts).
@@ -188,10 +188,10 @@ def run_parity(name: str, cfg: dict[str, Any], shapes: list[tuple[int, ...]], dt
                steps: int, seed: int) -> Pair:
     """Step native and reference side by side; bitwise on baseline, else teacher-forced ulp bound.
 
-    The state is read through ``opt.state`` (all entries re-listed, scalars compared) only after
-    steps 1, 2, 3, steps/2 and the last: reading it sends the next step down the optimizers'
-    general path, so in between they run their steady path (cached per-group lists, counters
-    advanced per group) and both paths get compared, every step, on the live arrays."""
+    The state is re-read (all entries re-listed, scalars compared) after steps 1, 2, 3, steps/2
+    and the last; at steps/2 through ``opt.state``, which hands it out, so the first half runs
+    on the optimizers' own counters and the second re-reads the state dicts every step: both
+    paths get compared, every step, on the live arrays."""
     params = make_params(shapes, dtype, seed)
     grads = make_grad_stream(shapes, dtype, steps, seed + 1)
     pair = Pair(OPTIMIZERS[name], params, cfg)
@@ -201,7 +201,7 @@ def run_parity(name: str, cfg: dict[str, Any], shapes: list[tuple[int, ...]], dt
     for t, g in enumerate(grads):
         where = f"{prefix} {t + 1}: "
         old = None if exact else pair.copy_b()
-        pair.step(g, look=t + 1 in look_at)
+        pair.step(g, look=t + 1 in look_at, hand_out=t + 1 == steps // 2)
         if exact:
             pair.assert_bitwise(where)
         else:
@@ -265,7 +265,7 @@ def test_free_running_fma_within_linear_bound(name: str, variant: str, dtype: An
         pair = Pair(OPTIMIZERS[name], params, cfg)
         running: dict[str, np.ndarray] = {}
         for t, g in enumerate(grads, start=1):
-            pair.step(g, look=t in (1, 2, STEPS // 2, STEPS))
+            pair.step(g, look=t in (1, 2, STEPS // 2, STEPS), hand_out=t == STEPS // 2)
             for label, va, vb in pair.arrays():
                 m = np.maximum(np.abs(va), np.abs(vb))
                 running[label] = np.maximum(running[label], m) if label in running else m

@@ -1,5 +1,5 @@
 """Optimizer state: state_dict round trips, copies, keys, None gradients, editable param
-groups, add_param_group, the steady path vs the general one, SGD's two formulations, the
+groups, add_param_group, state handed out or not, SGD's two formulations, the
 course-material SGDMomentum, callable hyperparameters, exact step counts, and memory."""
 
 from __future__ import annotations
@@ -203,7 +203,7 @@ def test_all_none_step_is_a_no_op_but_counts() -> None:
 
 
 # ---------------------------------------------------------------------------------------------
-# Editable param groups, add_param_group, steady vs general path
+# Editable param groups, add_param_group, state handed out or not
 # ---------------------------------------------------------------------------------------------
 
 
@@ -219,7 +219,7 @@ def test_param_groups_editable_between_steps(name: str, baseline_target: str) ->
             for opt in (pair.a, pair.b):
                 opt.param_groups[0]["lr"] = cfg["lr"] * 3
                 opt.param_groups[0]["weight_decay"] = 0.2
-        pair.step(g, look=False)  # keep the steady path: the edit must be seen there too
+        pair.step(g, look=False)  # state not handed out: the edit must be seen on that path too
         unchanged.step(g)
         pair.assert_bitwise(f"{name} step {t + 1}: ")
     pair.refresh()
@@ -252,7 +252,8 @@ def test_add_param_group_mid_run(name: str, baseline_target: str) -> None:
 
 def _scripted_run(name: str, look: bool) -> dict:
     """A run with every kind of change between steps; `look` reads opt.state after each step
-    (so every step takes the general path), else the optimizer may take its steady path."""
+    (handing the state out: every later step re-reads the dicts), else the optimizer keeps to
+    its own counters."""
     params = make_params(SHAPES, np.float64, 16)
     grads = make_grad_stream(SHAPES, np.float64, 12, 17)
     extra = make_params([(4,)], np.float64, 18)
@@ -277,7 +278,7 @@ def _scripted_run(name: str, look: bool) -> dict:
 
 
 @pytest.mark.parametrize("name", NAMES)
-def test_steady_path_equals_general_path(name: str) -> None:
+def test_own_counters_path_equals_handed_out_path(name: str) -> None:
     assert_snapshot_equal(_scripted_run(name, look=False), _scripted_run(name, look=True), f"{name}: ")
 
 
@@ -285,7 +286,7 @@ def test_replacing_a_param_in_its_group_list_is_honoured() -> None:
     old = np.ones(3)
     opt = fusedopt.SGD([old], lr=0.1, momentum=0.9)
     opt.step([np.ones(3)])
-    opt.step([np.ones(3)])  # now on the steady path
+    opt.step([np.ones(3)])  # the plan is built and reused
     new = np.zeros(3)
     opt.param_groups[0]["params"][0] = new
     old_before = old.copy()
@@ -427,7 +428,7 @@ def test_callable_lr_evaluated_at_step_count(name: str) -> None:
         manual.param_groups[0]["lr"] = rec(t)
         manual.step(g)
         if t % 2:
-            _ = opt.state  # alternate the general and the steady path
+            _ = opt.state  # hands the state out from the second step on
     assert_snapshot_equal(snapshot(opt), snapshot(manual), f"{name} callable vs manual lr: ")
 
 
@@ -442,7 +443,7 @@ def test_schedule_not_called_ahead() -> None:
     opt = fusedopt.SGD([np.ones(3)], lr=lr, momentum=0.9)
     for _ in range(3):
         opt.step([np.ones(3)])
-        _ = opt.state  # e.g. logging: every step takes the general path
+        _ = opt.state  # e.g. logging: every step re-reads the handed-out state dicts
     assert max(seen) == 2
 
 
