@@ -11,7 +11,7 @@ import numpy as np
 @dataclass(frozen=True)
 class GradTransform:
     """Clamp to [lo, hi] (value clipping), then multiply by scale (-1 for maximize, times the
-    norm-clipping coefficient). Mirrors fusedopt::GradTransform in cpp/include/fusedopt/scalars.hpp."""
+    norm-clipping coefficient). Mirrors fusedopt::GradTransform in cpp/include/fusedopt/rule.hpp."""
 
     scale: float = 1.0
     lo: float = -math.inf
