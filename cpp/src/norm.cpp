@@ -35,6 +35,15 @@ double inverse_power_of_two(double x) {
 NormResult total_norm(const std::vector<const ArraySet*>& sets, int slot, double p, const KernelTable& k,
                       const Exec& e) {
     NormResult r;
+    const double tiny = 0x1p-900, huge = 0x1p+900;
+    if (p == 2.0) {  // the common case: one pass of squares, unless the sum is not plainly finite
+        const double sum = run_norm(sets, slot, NormKind::l2_sum, 2.0, 1.0, k, e).sum;
+        if (sum > tiny && sum < huge) {
+            r.power_sum = sum;
+            r.norm = std::sqrt(sum);
+            return r;
+        }
+    }
     const bool is_inf = std::isinf(p);
     const NormKind first = (p == 1.0) ? NormKind::l1 : NormKind::l2;
     NormPartials a = run_norm(sets, slot, first, 2.0, 1.0, k, e);
@@ -55,7 +64,6 @@ NormResult total_norm(const std::vector<const ArraySet*>& sets, int slot, double
         return r;
     }
     const bool plain = p == 1.0 || p == 2.0;
-    const double tiny = 0x1p-900, huge = 0x1p+900;
     if (plain && a.sum > tiny && a.sum < huge) {
         r.power_sum = a.sum;
         r.norm = p == 2.0 ? std::sqrt(a.sum) : a.sum;

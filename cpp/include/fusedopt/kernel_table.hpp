@@ -14,11 +14,13 @@ struct NormPartials {
     bool nan = false;
 };
 
-enum class NormKind { l2 = 0, l1 = 1, pnorm = 2 };
+// l2_sum: the sum of squares alone (no max, min or scale): the fast first pass of a 2-norm,
+// enough whenever that sum is finite and far from float64's limits.
+enum class NormKind { l2 = 0, l1 = 1, pnorm = 2, l2_sum = 3 };
 
 struct NormKernels {
-    // kind l2: sum of squares; l1: sum of |g|; pnorm: sum of (|g|*scale)^p.
-    // Always also max |g|, min |g| and NaN presence. Operand `slot` of each segment is read.
+    // kind l2: sum of squares; l1: sum of |g|; pnorm: sum of (|g|*scale)^p; each also max |g|,
+    // min |g| and NaN presence. l2_sum: the sum of squares only. Operand `slot` is read.
     NormPartials (*f32)(const SegmentList&, int slot, NormKind, double p, double scale, const Exec&);
     NormPartials (*f64)(const SegmentList&, int slot, NormKind, double p, double scale, const Exec&);
     auto get(DType t) const { return t == DType::f32 ? f32 : f64; }
