@@ -131,6 +131,33 @@ def test_threads_stepping_one_optimizer_serialize(name: str) -> None:
     _assert_same_optimizer(opt, twin)
 
 
+def test_grads_container_changed_by_another_thread_mid_step() -> None:
+    """The step owns its gradients: another thread replacing the entries of the list it was
+    given (dropping the only reference to an array) while the kernels run without the GIL must
+    not free them under the kernels. (A freed buffer may well still hold ones, so this test can
+    miss the fault without a sanitizer; it pins the behaviour for the sanitizer run of issue 13.)"""
+    n = 1 << 18
+    p = np.zeros(n, np.float32)
+    opt = fusedopt.SGD([p], lr=1.0)
+    grads: list[Any] = [np.ones(n, np.float32)]
+    stop = threading.Event()
+
+    def churn() -> None:
+        while not stop.is_set():
+            grads[0] = np.ones(n, np.float32)  # the previous array loses its last reference
+
+    t = threading.Thread(target=churn)
+    t.start()
+    try:
+        for _ in range(200):
+            opt.step(grads)
+    finally:
+        stop.set()
+        t.join()
+    assert opt.step_count == 200
+    assert np.all(p == -200.0), "every step read a whole gradient of ones"
+
+
 def test_callable_that_steps_its_own_optimizer_is_refused() -> None:
     p = np.ones(3)
     opt = fusedopt.SGD([p], lr=0.1)

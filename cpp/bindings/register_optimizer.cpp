@@ -318,7 +318,7 @@ private:
     void read_state(Param& p, const RuleInfo& r, const char* arg) const;
     void sync_counters_to_dicts();
     void refresh_for_read();
-    std::vector<PyObject*> align(py::handle grads, py::object& holder) const;
+    py::tuple aligned_grads(py::handle grads) const;
 
     int rule_;
     RuleNames names_of_rule_;
@@ -551,29 +551,34 @@ void Engine::sync_counters_to_dicts() {
     }
 }
 
-// The gradients as a vector aligned with the parameters (borrowed; `holder` keeps them alive).
-std::vector<PyObject*> Engine::align(py::handle grads, py::object& holder) const {
+// The gradients as a tuple aligned with the parameters (None where a parameter has none). The
+// tuple owns them: another thread may change the caller's list or dict while the kernels run
+// without the GIL, and an array dropped from it must not be freed under them.
+py::tuple Engine::aligned_grads(py::handle grads) const {
     const std::size_t n = params_.size();
-    std::vector<PyObject*> out(n, Py_None);
+    py::tuple out(n);
+    auto put = [&](std::size_t i, PyObject* g) {
+        Py_INCREF(g);
+        PyTuple_SET_ITEM(out.ptr(), static_cast<Py_ssize_t>(i), g);
+    };
     auto& api = py::detail::npy_api::get();
     static const py::handle mapping = forever(py::module_::import("collections.abc").attr("Mapping"));
     static const py::handle sequence = forever(py::module_::import("collections.abc").attr("Sequence"));
     if (PyDict_Check(grads.ptr()) || (!PyList_Check(grads.ptr()) && !PyTuple_Check(grads.ptr()) &&
                                       !api.PyArray_Check_(grads.ptr()) && py::isinstance(grads, mapping))) {
-        holder = PyDict_Check(grads.ptr()) ? py::reinterpret_borrow<py::object>(grads) : py::object(py::dict(py::reinterpret_borrow<py::object>(grads)));
+        const py::object d = PyDict_Check(grads.ptr()) ? py::reinterpret_borrow<py::object>(grads)
+                                                       : py::object(py::dict(py::reinterpret_borrow<py::object>(grads)));
         if (!names_) throw py::type_error("grads: a dict of grads needs parameters given by name");
         Py_ssize_t found = 0;
         for (std::size_t i = 0; i < n; ++i) {
-            PyObject* g = dict_get(holder.ptr(), params_[i].key.ptr());
-            if (g) {
-                out[i] = g;
-                ++found;
-            }
+            PyObject* g = dict_get(d.ptr(), params_[i].key.ptr());
+            found += g != nullptr;
+            put(i, g ? g : Py_None);
         }
-        if (found != PyDict_Size(holder.ptr())) {
+        if (found != PyDict_Size(d.ptr())) {
             py::set known;
             for (const Param& p : params_) known.add(p.key);
-            for (auto item : py::reinterpret_borrow<py::dict>(holder))
+            for (auto item : py::reinterpret_borrow<py::dict>(d))
                 if (!known.contains(item.first)) throw py::value_error("grads: no parameter named " + repr_of(item.first));
         }
         return out;
@@ -581,21 +586,20 @@ std::vector<PyObject*> Engine::align(py::handle grads, py::object& holder) const
     if (api.PyArray_Check_(grads.ptr())) {
         if (n != 1)
             throw py::type_error("grads: expected " + std::to_string(n) + " gradients (a list or dict), got one array");
-        out[0] = grads.ptr();
+        put(0, grads.ptr());
         return out;
     }
     if (PyList_Check(grads.ptr()) || PyTuple_Check(grads.ptr()) ||
         (!PyUnicode_Check(grads.ptr()) && !PyBytes_Check(grads.ptr()) && py::isinstance(grads, sequence))) {
-        holder = (PyList_Check(grads.ptr()) || PyTuple_Check(grads.ptr()))
-                     ? py::reinterpret_borrow<py::object>(grads)
-                     : py::object(py::list(py::reinterpret_borrow<py::object>(grads)));
-        PyObject* seq = holder.ptr();
-        const Py_ssize_t len = PySequence_Fast_GET_SIZE(seq);
+        const py::object seq = (PyList_Check(grads.ptr()) || PyTuple_Check(grads.ptr()))
+                                   ? py::reinterpret_borrow<py::object>(grads)
+                                   : py::object(py::list(py::reinterpret_borrow<py::object>(grads)));
+        const Py_ssize_t len = PySequence_Fast_GET_SIZE(seq.ptr());
         if (static_cast<std::size_t>(len) != n)
             throw py::value_error("grads: expected " + std::to_string(n) + " gradients (one per parameter), got " +
                                   std::to_string(len));
-        PyObject** items = PySequence_Fast_ITEMS(seq);
-        for (std::size_t i = 0; i < n; ++i) out[i] = items[i];
+        PyObject** items = PySequence_Fast_ITEMS(seq.ptr());
+        for (std::size_t i = 0; i < n; ++i) put(i, items[i]);
         return out;
     }
     throw py::type_error("grads: expected a list or dict of arrays, got " + type_name(grads));
@@ -611,7 +615,7 @@ struct NewState {
 // The plan's units for the NumPy reference: per unit (group, hyperparameters, counters, params,
 // grads, per slot the arrays or None). `stepped[s]` is the parameter of plan segment s.
 py::list reference_units(const RuleInfo& r, const StepPlan& plan, const std::vector<std::size_t>& stepped,
-                         const std::vector<Param>& params, const std::vector<PyObject*>& grads,
+                         const std::vector<Param>& params, PyObject* const* grads,
                          const std::vector<NewState>& created, const std::vector<py::dict>& hp) {
     std::vector<const NewState*> new_of(params.size(), nullptr);
     for (const NewState& n : created) new_of[n.param] = &n;
@@ -645,8 +649,8 @@ void Engine::step(py::handle grads) {
     Locked lock(*this);
     const RuleInfo& r = rule_at(rule_);
     if (!structure_current() || (exposed_ && !state_dicts_current())) rebuild();
-    py::object holder;
-    const std::vector<PyObject*> g = align(grads, holder);
+    const py::tuple grads_owned = aligned_grads(grads);
+    PyObject* const* g = &PyTuple_GET_ITEM(grads_owned.ptr(), 0);
 
     // Hyperparameters of every group, resolved at the step count and checked.
     const std::size_t ng = groups_.size();
