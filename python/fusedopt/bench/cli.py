@@ -3,7 +3,8 @@ probe, NumPy reference, torch for-loop, torch fused}, in one run, medians of rep
 
     python -m fusedopt bench --quick                      # < 1 minute
     python -m fusedopt bench --json out.json --plot out.png --markdown out.md
-    python -m fusedopt bench --threshold-sweep --simd-compare --memory   # the extra analyses
+    python -m fusedopt bench --threshold-sweep --simd-compare --memory --denormals   # the extras
+    python -m fusedopt bench --loaded --optimizers SGD+mom,Adam    # beside a busy process
 """
 
 from __future__ import annotations
@@ -25,7 +26,9 @@ from fusedopt import _core
 
 from . import report
 from .cases import CASES, LAYOUTS, Case, Layout, select_cases, select_layouts
+from .denormals import denormal_compare
 from .timing import (
+    BusyNeighbour,
     Contender,
     CpuWatch,
     measure_quiet,
@@ -368,7 +371,13 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--threshold-sweep", action="store_true", help="also sweep the serial/parallel threshold")
     ap.add_argument("--simd-compare", action="store_true", help="also compare the SIMD targets")
     ap.add_argument("--memory", action="store_true", help="also check memory stays flat over 1000 steps")
-    ap.add_argument("--all", action="store_true", help="= --threshold-sweep --simd-compare --memory")
+    ap.add_argument("--denormals", action="store_true",
+                    help="also time steps on denormal gradients and state (1e-42) against ordinary values")
+    ap.add_argument("--all", action="store_true", help="= --threshold-sweep --simd-compare --memory --denormals")
+    ap.add_argument("--loaded", action="store_true",
+                    help="run everything with one busy process beside it (a CPU-bound loop), as on a machine "
+                         "that also runs a data loader or another job; targets then ask that the default "
+                         "threads are never much slower than 1 thread")
     ap.add_argument("--json", metavar="FILE", help="write every figure as JSON")
     ap.add_argument("--from-json", metavar="FILE", help="no run: render the report of a run saved with --json")
     ap.add_argument("--plot", metavar="FILE.png", help="log-log ns/parameter vs size (needs matplotlib)")
@@ -423,7 +432,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.tries:
         cfg["tries"] = max(1, args.tries)
     if args.all:
-        args.threshold_sweep = args.simd_compare = args.memory = True
+        args.threshold_sweep = args.simd_compare = args.memory = args.denormals = True
+    if args.loaded:
+        cfg["tries"] = 1  # the load is the point: do not wait for it to go away
+        cfg["max_others"] = float("inf")
 
     saved_threads = fusedopt.get_num_threads()
     threads = args.threads or saved_threads
@@ -454,6 +466,8 @@ def main(argv: list[str] | None = None) -> int:
         total += len(SWEEP_CASES) * len(SWEEP_SIZES)
     if args.simd_compare:
         total += len(SIMD_CASES) * len(simd_layouts)
+    if args.denormals:
+        total += len(cases)
     progress = Progress(total, not args.no_progress)
     if args.wait_quiet > 0:
         waited = wait_quiet(args.wait_quiet)
@@ -462,6 +476,9 @@ def main(argv: list[str] | None = None) -> int:
     t_start = time.perf_counter()
     results: list[dict[str, Any]] = []
     extras: dict[str, Any] = {}
+    neighbour = BusyNeighbour() if args.loaded else None
+    if neighbour is not None:
+        notes.append("--loaded: one busy process (a Python loop) ran beside every measurement")
     try:
         for layout in layouts:
             data = make_data(layout)
@@ -480,7 +497,12 @@ def main(argv: list[str] | None = None) -> int:
         if args.memory:
             progress.describe("memory over 1000 steps")
             extras["memory"] = memory_check()
+        if args.denormals:
+            progress.describe("denormals")
+            extras["denormals"] = denormal_compare(cases, cfg, progress.update)
     finally:
+        if neighbour is not None:
+            neighbour.stop()
         progress.close()
         fusedopt.set_num_threads(saved_threads)
     elapsed = time.perf_counter() - t_start
@@ -497,6 +519,8 @@ def main(argv: list[str] | None = None) -> int:
         "machine": _cpu_name(),
         "cpus": os.cpu_count(),
         "mode": "quick" if args.quick else "full",
+        "loaded": bool(args.loaded),
+        "parallel_regions": info.get("parallel_regions"),
         "config": cfg,
         "seconds": elapsed,
         "loadavg_before": load_before,
