@@ -13,6 +13,7 @@ import fusedopt
 import numpy as np
 import pytest
 from conftest import OPTIMIZERS, Armed, armed, assert_same_bits
+from fusedopt import schedules
 from fusedopt.schedules import LambdaLR
 
 NAMES = list(OPTIMIZERS)
@@ -124,9 +125,10 @@ def test_load_state_dict_rejects_and_changes_nothing(name: str, case: str, path:
 @pytest.mark.parametrize("bad, exc, match", [
     (None, TypeError, r"^state_dict: expected a dict, got NoneType"),
     ([1, 2], TypeError, r"^state_dict: expected a dict, got list"),
-    ({"state": {}, "param_groups": None}, ValueError, r"^state_dict: expected 'state' and 'param_groups'"),
-    ({"state": None, "param_groups": []}, ValueError, r"^state_dict: expected 'state' and 'param_groups'"),
-], ids=["none", "list", "groups-none", "state-none"])
+    ({"state": {}, "param_groups": None}, TypeError, r"^state_dict: 'param_groups' must be a list, got NoneType"),
+    ({"state": None, "param_groups": []}, TypeError, r"^state_dict: 'state' must be a dict, got NoneType"),
+    ({"state": {}}, ValueError, r"^state_dict: expected 'state' and 'param_groups' entries"),
+], ids=["none", "list", "groups-none", "state-none", "groups-missing"])
 def test_load_state_dict_of_the_wrong_shape(bad: Any, exc: type[Exception], match: str) -> None:
     a = Armed("Adam")
     a.assert_rejected(bad, exc, match, call=a.opt.load_state_dict)
@@ -415,6 +417,24 @@ def test_clip_bad_argument(call: Callable[[list], Any], exc: type[Exception], ma
 def test_flat_params_bad_argument(shapes: Any, kwargs: dict, exc: type[Exception], match: str) -> None:
     with pytest.raises(exc, match=match):
         fusedopt.FlatParams(shapes, **kwargs)
+
+
+@pytest.mark.parametrize("make, match", [
+    (lambda o: schedules.CosineAnnealingWarmRestarts(o, T_0=2**1100), r"^T_0 must be an integer below 2\*\*53"),
+    (lambda o: schedules.OneCycleLR(o, max_lr=0.1, total_steps=2**1024), r"^total_steps must be an integer below"),
+    (lambda o: schedules.OneCycleLR(o, max_lr=10**400, total_steps=10), r"^max_lr must be a finite number"),
+    (lambda o: schedules.OneCycleLR(o, max_lr=None, total_steps=10), r"^max_lr must be a finite number, got None"),
+    (lambda o: schedules.CyclicLR(o, base_lr=[0.1, "x"], max_lr=1.0), r"^base_lr\[1\] must be a finite number"),
+    (lambda o: schedules.StepLR(o, step_size=2, gamma=10**400), r"^gamma must be >= 0"),
+    (lambda o: schedules.cosine_decay(10**400, 10), r"^init_value must be a finite number"),
+], ids=["T_0-huge", "total-steps-huge", "max-lr-huge", "max-lr-none", "base-lr-str", "gamma-huge", "fn-huge"])
+def test_scheduler_bad_argument_is_value_error_naming_it(make: Callable[[Any], Any], match: str) -> None:
+    """These raised OverflowError, or a TypeError about None / float arithmetic."""
+    opt = fusedopt.SGD([{"params": [np.ones(2)]}, {"params": [np.ones(2)]}], lr=0.1, momentum=0.9)
+    before = [dict(g) for g in opt.param_groups]
+    with pytest.raises(ValueError, match=match):
+        make(opt)
+    assert [dict(g) for g in opt.param_groups] == before
 
 
 # ---------------------------------------------------------------------------------------------

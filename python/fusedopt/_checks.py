@@ -5,6 +5,7 @@ header declares them; arrays by ``_core.check_array``."""
 
 from __future__ import annotations
 
+import math
 import numbers
 from collections.abc import Sequence
 from typing import Any
@@ -20,6 +21,15 @@ def real(value: Any, name: str) -> float:
         return float(value)
     except OverflowError:
         raise ValueError(f"{name}: {value!r:.80} is too large for a float64") from None
+
+
+def float_or_nan(value: Any) -> float:
+    """float(value) for a number already known to be real; NaN (refused by every range check)
+    for an int too large for a float64, where float() raises OverflowError."""
+    try:
+        return float(value)
+    except OverflowError:
+        return math.nan
 
 
 def nonnegative(value: Any, name: str) -> float:

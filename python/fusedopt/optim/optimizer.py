@@ -238,10 +238,14 @@ class Optimizer:
         every array and counter are checked before anything changes (TypeError or ValueError)."""
         if not isinstance(state_dict, Mapping):
             raise TypeError(f"state_dict: expected a dict, got {type(state_dict).__name__}")
-        saved_groups = state_dict.get("param_groups")
-        saved_state = state_dict.get("state")
-        if not isinstance(saved_groups, list) or not isinstance(saved_state, Mapping):
+        if "param_groups" not in state_dict or "state" not in state_dict:
             raise ValueError("state_dict: expected 'state' and 'param_groups' entries")
+        saved_groups = state_dict["param_groups"]
+        saved_state = state_dict["state"]
+        if not isinstance(saved_groups, list):
+            raise TypeError(f"state_dict: 'param_groups' must be a list, got {type(saved_groups).__name__}")
+        if not isinstance(saved_state, Mapping):
+            raise TypeError(f"state_dict: 'state' must be a dict, got {type(saved_state).__name__}")
         if len(saved_groups) != len(self.param_groups):
             raise ValueError(
                 f"state_dict: has {len(saved_groups)} param groups, the optimizer has {len(self.param_groups)}"
