@@ -79,15 +79,19 @@ def using_target(name: str) -> Iterator[str]:
 
 @contextlib.contextmanager
 def using_threads(n: int, min_parallel: int | None = None) -> Iterator[None]:
-    """Run the block with `n` threads (and, if given, that minimum parallel size), then restore."""
+    """Run the block with `n` threads (and, if given, that minimum parallel size), then restore.
+    The team is pinned: the back-off for busy machines (team.hpp) must not quietly turn a test
+    of n threads into one of 1 thread."""
     threads_before = fusedopt.get_num_threads()
     min_before = _core.get_min_parallel_elements()
     fusedopt.set_num_threads(n)
+    _core._pin_threads(True)
     if min_parallel is not None:
         _core.set_min_parallel_elements(min_parallel)
     try:
         yield
     finally:
+        _core._pin_threads(False)
         fusedopt.set_num_threads(threads_before)
         _core.set_min_parallel_elements(min_before)
 

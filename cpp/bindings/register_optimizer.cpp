@@ -768,7 +768,7 @@ void Engine::step(py::handle grads) {
         result.aborted = out["aborted"].cast<bool>();
     } else {
         const KernelTable& k = active_kernels();
-        const Exec e = current_exec();
+        const Exec e = step_exec();
         py::gil_scoped_release release;
         result = run_step(plan_, options_.step, k, e);
     }

@@ -5,6 +5,7 @@
 
 #include "build_info.hpp"
 #include "fusedopt/dispatch.hpp"
+#include "fusedopt/team.hpp"
 
 namespace py = pybind11;
 
@@ -28,6 +29,11 @@ py::dict build_info() {
     d["num_threads"] = num_threads();
     d["max_threads"] = max_threads();
     d["min_parallel_elements"] = min_parallel_elements();
+    const TeamStatus team = team_status();
+    d["threads_backed_off"] = team.serial_now;
+    d["parallel_regions"] = team.regions;
+    d["late_regions"] = team.late_regions;
+    d["flush_denormal"] = flush_denormal();
     d["compiler"] = FUSEDOPT_COMPILER;
     d["common_flags"] = FUSEDOPT_COMMON_FLAGS;
     d["target_flags"] = FUSEDOPT_TARGET_FLAGS;
@@ -46,6 +52,14 @@ void register_runtime(py::module_& m) {
     m.def("set_min_parallel_elements", &set_min_parallel_elements, py::arg("n"),
           "Steps over fewer elements than this run on the calling thread.");
     m.def("get_min_parallel_elements", &min_parallel_elements);
+    m.def("set_flush_denormal", &set_flush_denormal, py::arg("on"),
+          "Whether optimizer steps flush denormal numbers to zero (FTZ and DAZ while the kernels run).");
+    m.def("get_flush_denormal", &flush_denormal);
+    m.def("_report_region", [](std::int64_t work_ns, std::int64_t wait_ns, std::size_t caller_pieces,
+                               std::size_t pieces) { report_region({work_ns, wait_ns, caller_pieces, pieces}); },
+          "Testing hook: tell the thread back-off about a region as the kernels would.");
+    m.def("_pin_threads", &pin_team, py::arg("pinned"),
+          "Testing hook: steps use every thread asked for, whatever the back-off has learned.");
     py::register_exception_translator([](std::exception_ptr p) {
         try {
             if (p) std::rethrow_exception(p);

@@ -66,6 +66,7 @@ const KernelTable* best_table() {
 std::atomic<const KernelTable*> g_active{nullptr};
 std::atomic<int> g_threads{0};  // 0: not set yet, use max_threads()
 std::atomic<std::size_t> g_min_parallel{1u << 16};
+std::atomic<bool> g_flush_denormals{true};
 
 }  // namespace
 
@@ -111,19 +112,31 @@ int max_threads() {
 }
 
 int num_threads() {
+    // The calling thread's OpenMP limit bounds it, so threadpoolctl's threadpool_limits (which
+    // sets that limit through omp_set_num_threads) limits fusedopt too.
     const int n = g_threads.load(std::memory_order_relaxed);
-    return n > 0 ? n : max_threads();
+    const int limit = max_threads();
+    return n > 0 && n < limit ? n : limit;
 }
 
 void set_num_threads(int n) {
     if (n < 1) throw std::invalid_argument("num_threads must be >= 1");
     g_threads.store(openmp_enabled() ? n : 1, std::memory_order_relaxed);
+#ifdef _OPENMP
+    omp_set_num_threads(n);  // lifts this thread's limit too (as torch.set_num_threads does)
+#endif
 }
 
 std::size_t min_parallel_elements() { return g_min_parallel.load(std::memory_order_relaxed); }
 
 void set_min_parallel_elements(std::size_t n) { g_min_parallel.store(n, std::memory_order_relaxed); }
 
-Exec current_exec() { return Exec{num_threads(), min_parallel_elements()}; }
+bool flush_denormal() { return g_flush_denormals.load(std::memory_order_relaxed); }
+
+void set_flush_denormal(bool on) { g_flush_denormals.store(on, std::memory_order_relaxed); }
+
+Exec current_exec() { return Exec{num_threads(), min_parallel_elements(), false}; }
+
+Exec step_exec() { return Exec{num_threads(), min_parallel_elements(), flush_denormal()}; }
 
 }  // namespace fusedopt

@@ -7,6 +7,7 @@
 #endif
 
 #include "fusedopt/norm.hpp"
+#include "fusedopt/team.hpp"
 
 namespace fusedopt {
 namespace {

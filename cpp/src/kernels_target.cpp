@@ -7,6 +7,7 @@
 #endif
 
 #include "fusedopt/kernel_table.hpp"
+#include "fusedopt/team.hpp"
 
 #ifndef FUSEDOPT_TARGET
 #error "FUSEDOPT_TARGET must name the SIMD target (baseline, avx2, avx512)"

@@ -12,7 +12,16 @@ from .clip import clip_grad_norm_, clip_grad_value_, clip_grads_with_norm_, get_
 from .flat import FlatParams
 from .optim import *  # noqa: F403
 from .optim import __all__ as _optim_all
-from .runtime import get_num_threads, get_target, runtime_info, set_num_threads, set_target, show_runtime
+from .runtime import (
+    get_flush_denormal,
+    get_num_threads,
+    get_target,
+    runtime_info,
+    set_flush_denormal,
+    set_num_threads,
+    set_target,
+    show_runtime,
+)
 
 __version__: str = _native_info()["version"]
 
@@ -29,9 +38,11 @@ __all__ = [
     "interop",
     "reference",
     "schedules",
+    "get_flush_denormal",
     "get_num_threads",
     "get_target",
     "runtime_info",
+    "set_flush_denormal",
     "set_num_threads",
     "set_target",
     "show_runtime",

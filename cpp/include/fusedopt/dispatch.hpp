@@ -24,10 +24,15 @@ void set_active_target(const std::string& name);
 
 bool openmp_enabled();
 int max_threads();                 // OpenMP's default team size (honours OMP_NUM_THREADS)
-int num_threads();
-void set_num_threads(int n);       // n >= 1
+int num_threads();                 // set_num_threads's n (else max_threads), at most max_threads
+void set_num_threads(int n);       // n >= 1; also this thread's OpenMP limit
 std::size_t min_parallel_elements();
 void set_min_parallel_elements(std::size_t n);
-Exec current_exec();
+// Optimizer steps flush denormals to zero unless set_flush_denormal(false); the standalone
+// clipping and norm functions never do.
+bool flush_denormal();
+void set_flush_denormal(bool on);
+Exec current_exec();               // clipping, norms, probes
+Exec step_exec();                  // an optimizer step
 
 }  // namespace fusedopt

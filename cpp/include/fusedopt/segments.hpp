@@ -25,6 +25,7 @@ struct SegmentList {
 struct Exec {
     int threads;                 // upper bound on the OpenMP team size
     std::size_t min_parallel;    // below this many elements, run on the calling thread
+    bool flush_denormals = false; // rule kernels: FTZ and DAZ on while they run (parallel.hpp)
 };
 
 enum class DType { f32 = 0, f64 = 1 };

@@ -1,7 +1,11 @@
 // One parallel region over the concatenated element range of a SegmentList.
-// Thread t gets a contiguous slice whose ends are cache-line aligned inside their arrays,
-// so no two threads write the same cache line; small totals run on the calling thread.
-// Included inside a per-target anonymous namespace.
+// The range is cut into pieces whose ends are cache-line aligned inside their arrays (so no two
+// threads write the same cache line, and every element is computed the same way whoever runs
+// it); each thread works through its own run of pieces, then takes what is left of the others'
+// (team.hpp: a late helper's work is done by the calling thread, which never waits for a
+// helper that has not started). Small totals, and any total while helpers have been costing
+// more than they save, run on the calling thread. Included inside a per-target
+// anonymous namespace (the file including it includes fusedopt/team.hpp first).
 
 constexpr std::size_t kAlignElements = 16;  // 64 bytes of float32
 
@@ -37,16 +41,52 @@ inline void walk(const SegmentList& l, std::size_t begin, std::size_t end, Body&
 }
 
 inline int team_size(const SegmentList& l, const Exec& e) {
-#ifdef _OPENMP
-    if (e.threads > 1 && l.total >= e.min_parallel) return e.threads;
+    return e.threads > 1 && l.total >= e.min_parallel ? team_threads(e.threads) : 1;
+}
+
+// Denormal numbers flushed to zero (MXCSR's FTZ and DAZ bits) while it lives, on this thread;
+// the caller's setting comes back after. A denormal operand or result costs a microcode assist
+// of ~100 cycles per vector; an optimizer state decaying towards zero meets them every step.
+class FlushDenormals {
+public:
+    explicit FlushDenormals(bool on) : on_(on) {
+#if defined(__x86_64__) || defined(__i386__)
+        if (on_) {
+            saved_ = __builtin_ia32_stmxcsr();
+            __builtin_ia32_ldmxcsr(saved_ | kFtzDaz);
+        }
 #endif
-    return 1;
+    }
+    ~FlushDenormals() {
+#if defined(__x86_64__) || defined(__i386__)
+        if (on_) __builtin_ia32_ldmxcsr(saved_);
+#endif
+    }
+    FlushDenormals(const FlushDenormals&) = delete;
+    FlushDenormals& operator=(const FlushDenormals&) = delete;
+
+private:
+    static constexpr unsigned kFtzDaz = 0x8040;  // flush-to-zero (bit 15), denormals-are-zero (bit 6)
+    bool on_;
+    unsigned saved_ = 0;
+};
+
+// About this many pieces per thread: enough for the calling thread to take over a late helper's
+// share in small bites, few enough that claiming one (an atomic add) costs nothing.
+constexpr std::size_t kPiecesPerThread = 8;
+constexpr std::size_t kMinPieceElements = 8192;
+
+// piece(i) for every i in [0, n) on a team of nt threads (team.hpp).
+template <class Piece>
+inline void run_on_team(std::size_t n, int nt, Piece& piece) {
+    run_pieces(n, nt, [](void* ctx, std::size_t i) { (*static_cast<Piece*>(ctx))(i); }, &piece);
 }
 
 template <class Body>
 inline void parallel_walk(const SegmentList& l, const Exec& e, Body body) {
     const int nt = team_size(l, e);
     if (nt == 1) {
+        FlushDenormals flush(e.flush_denormals);
         // A local copy, as in the parallel branch: GCC then keeps the captured scalars in
         // registers; walking `body` itself left the serial loops unvectorized (a store to the
         // arrays might alias them).
@@ -54,14 +94,16 @@ inline void parallel_walk(const SegmentList& l, const Exec& e, Body body) {
         walk(l, 0, l.total, local);
         return;
     }
-#ifdef _OPENMP
-#pragma omp parallel num_threads(nt)
-    {
-        const int t = omp_get_thread_num(), n = omp_get_num_threads();
+    std::size_t n = static_cast<std::size_t>(nt) * kPiecesPerThread;
+    if (n > l.total / kMinPieceElements) n = l.total / kMinPieceElements;
+    if (n < static_cast<std::size_t>(nt)) n = static_cast<std::size_t>(nt);
+    auto piece = [&](std::size_t i) {
+        FlushDenormals flush(e.flush_denormals);
         Body local = body;
-        walk(l, split_point(l, t, n), split_point(l, t + 1, n), local);
-    }
-#endif
+        walk(l, split_point(l, static_cast<int>(i), static_cast<int>(n)),
+             split_point(l, static_cast<int>(i) + 1, static_cast<int>(n)), local);
+    };
+    run_on_team(n, nt, piece);
 }
 
 template <class T>

@@ -82,19 +82,12 @@ NormPartials norm_run(const SegmentList& l, int slot, double p, NormScale scale,
             parts[c] = norm_chunk<T, K>(l, slot, c * chunk, end, p, scale);
         }
     };
+    auto piece = [&](std::size_t c) { do_chunks(c, c + 1); };
     const int nt = team_size(l, e);
-    if (nt == 1) {
+    if (nt == 1)
         do_chunks(0, nchunks);
-    } else {
-#ifdef _OPENMP
-#pragma omp parallel num_threads(nt)
-        {
-            const std::size_t t = static_cast<std::size_t>(omp_get_thread_num());
-            const std::size_t n = static_cast<std::size_t>(omp_get_num_threads());
-            do_chunks(nchunks * t / n, nchunks * (t + 1) / n);
-        }
-#endif
-    }
+    else
+        run_on_team(nchunks, nt, piece);
     NormPartials total;
     total.min_abs = __builtin_inf();
     for (std::size_t c = 0; c < nchunks; ++c) {
