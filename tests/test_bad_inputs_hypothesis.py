@@ -444,16 +444,22 @@ def test_bad_scheduler_argument(data: st.DataObject, case: tuple[str, str]) -> N
 
 
 @CONTRACT
-@given(data=st.data(), setting=st.sampled_from(["threads", "target"]))
+@given(data=st.data(), setting=st.sampled_from(["threads", "target", "flush"]))
 def test_bad_runtime_setting(data: st.DataObject, setting: str) -> None:
-    if setting == "threads":
-        value = data.draw(st.one_of(st.integers(max_value=0), st.floats(), st.text(max_size=3), st.none(),
-                                    st.booleans()))
-        call: Callable[[], Any] = lambda: fusedopt.set_num_threads(value)  # noqa: E731
-        names: tuple[str, ...] = ("n must be",)
+    exc: type[Exception] = ValueError
+    if setting == "flush":
+        value, exc = data.draw(NOT_A_FLAG)
+        call: Callable[[], Any] = lambda: fusedopt.set_flush_denormal(value)  # noqa: E731
+        names: tuple[str, ...] = ("on must be",)
+    elif setting == "threads":
+        value = data.draw(st.one_of(st.integers(max_value=0), st.integers(min_value=2**31), st.floats(),
+                                    st.text(max_size=3), st.none(), st.booleans()))
+        call = lambda: fusedopt.set_num_threads(value)  # noqa: E731
+        names = ("n must be",)
     else:
         value = data.draw(st.one_of(st.text(max_size=8).filter(lambda s: s not in ("baseline", "avx2", "avx512")),
                                     st.none(), st.integers()))
         call = lambda: fusedopt.set_target(value)  # noqa: E731
         names = ("target",)
-    assert_contract(call, ValueError, names, lambda: (fusedopt.get_num_threads(), fusedopt.get_target()))
+    assert_contract(call, exc, names,
+                    lambda: (fusedopt.get_num_threads(), fusedopt.get_target(), fusedopt.get_flush_denormal()))
