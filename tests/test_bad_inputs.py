@@ -307,6 +307,7 @@ def test_memmap_params_and_grads_are_stepped_in_place(tmp_path: Any) -> None:
     ("3", TypeError, r"^step_count: must be a whole number"),
     (10**400, ValueError, r"^step_count: must be a whole number"),
     (None, TypeError, r"^step_count: must be a whole number"),
+    (np.bool_(True), TypeError, r"^step_count: must be a whole number"),
 ])
 def test_bad_counter_assignment(value: Any, exc: type[Exception], match: str) -> None:
     opt = fusedopt.Adam([np.ones(2)])

@@ -123,6 +123,11 @@ bool is_number(py::handle v) {
     return py::isinstance(v, floating) || py::isinstance(v, integer);
 }
 
+bool is_bool(py::handle v) {
+    static const py::handle numpy_bool = forever(py::module_::import("numpy").attr("bool_"));
+    return PyBool_Check(v.ptr()) || py::isinstance(v, numpy_bool);
+}
+
 // Where a hyperparameter sits, for messages: built only when one is needed.
 struct Where {
     const std::string* text = nullptr;  // given by the caller, or
@@ -160,10 +165,7 @@ double number_value(py::handle v, const char* name, int index, const Where& wher
 
 // A flag: True or False (a numpy.bool_ too), never an arbitrary truthy object ("no" is not False).
 double flag_value(py::handle v, const char* name, const Where& where) {
-    static const py::handle numpy_bool = forever(py::module_::import("numpy").attr("bool_"));
-    if (v.ptr() == Py_True || v.ptr() == Py_False) return v.ptr() == Py_True;
-    if (!py::isinstance(v, numpy_bool))
-        throw py::type_error(std::string(name) + where.str() + ": expected a bool, got " + type_name(v));
+    if (!is_bool(v)) throw py::type_error(std::string(name) + where.str() + ": expected a bool, got " + type_name(v));
     return PyObject_IsTrue(v.ptr()) == 1;
 }
 
@@ -177,7 +179,8 @@ py::object resolved(py::handle v, std::int64_t count) {
 // (when given) receives the resolved Python values by name, for the NumPy reference.
 void resolve_group(const RuleInfo& r, const RuleNames& names, py::handle group, std::int64_t count,
                    const Where& where, double* values, py::dict* objects, bool construction = false) {
-    if (!PyDict_Check(group.ptr())) throw py::type_error("param group" + where.str() + ": expected a dict, got " + type_name(group));
+    if (!PyDict_Check(group.ptr()))
+        throw py::type_error("param group" + where.str() + ": expected a dict, got " + type_name(group));
     int at = 0;
     for (int h = 0; h < r.hyper_count; ++h) {
         const HyperSpec& spec = r.hypers[h];
@@ -236,7 +239,7 @@ void resolve_group(const RuleInfo& r, const RuleNames& names, py::handle group, 
 template <class What>
 std::int64_t whole_count(py::handle v, What&& what) {
     auto bad = [&] { return what() + " must be a whole number >= 0, got " + repr_of(v); };
-    if (PyBool_Check(v.ptr())) throw py::type_error(bad());
+    if (is_bool(v)) throw py::type_error(bad());
     if (PyIndex_Check(v.ptr())) {  // int, numpy integer: exact at any size
         const py::object i = py::reinterpret_steal<py::object>(PyNumber_Index(v.ptr()));
         if (!i) throw py::error_already_set();
