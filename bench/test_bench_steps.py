@@ -98,8 +98,9 @@ def test_native_much_faster_than_numpy_reference() -> None:
     assert st["numpy"].min / st["native"].min > 5.0
 
 
-def test_report_and_targets_from_a_tiny_run(tmp_path) -> None:
-    """The CLI end to end on one case and layout: table, JSON, Markdown."""
+def test_report_and_targets_from_a_tiny_run(tmp_path, capsys) -> None:
+    """The CLI end to end on one case and layout: table (100 columns at most, every column in
+    the legend, no internal names), JSON, Markdown."""
     import json
 
     from fusedopt.bench.cli import main
@@ -109,6 +110,11 @@ def test_report_and_targets_from_a_tiny_run(tmp_path) -> None:
     rc = main(["--quick", "--optimizers", "Adam,SGD", "--layouts", "4K,256K", "--no-torch", "--repeats", "3",
                "--min-time", "0.0005", "--no-progress", "--json", str(out), "--markdown", str(md)])
     assert rc == 0
+    printed = capsys.readouterr().out
+    assert max(len(line) for line in printed.splitlines()) <= 100
+    for header in ("ns/p", "limit", "threads", "NumPy", "busy"):
+        assert f"  {header} " in printed, header  # its legend line
+    assert "memory probe" in printed and "issue" not in printed and "torch" not in printed.split("\n\n")[1]
     doc = json.loads(out.read_text())
     assert {(r["case"], r["layout"]) for r in doc["rows"]} == {(c, lay) for c in ("Adam", "SGD") for lay in ("4K", "256K")}
     for r in doc["rows"]:
@@ -130,3 +136,57 @@ def test_case_pattern_matches_the_optimizer_state(case: Case) -> None:
     states = list(opt.state.values())  # torch keeps no state for plain SGD
     arrays = sum(isinstance(v, np.ndarray) for v in states[0].values()) if states else 0
     assert case.pattern == 1 + arrays
+
+
+def test_loaded_run_and_denormals_from_a_tiny_run(tmp_path, capsys) -> None:
+    """--loaded (a busy process beside the table) and --denormals end to end: the loaded target
+    replaces the no-slowdown one, the denormal rows cover every supported target, and the busy
+    process is gone afterwards."""
+    import json
+
+    from fusedopt.bench import denormals
+    from fusedopt.bench.cli import main
+
+    out = tmp_path / "b.json"
+    saved_n = denormals.N
+    denormals.N = 1 << 14  # small: this checks the plumbing, not the speed
+    try:
+        rc = main(["--quick", "--optimizers", "SGD+mom", "--layouts", "64K", "--no-torch", "--no-numpy",
+                   "--repeats", "3", "--min-time", "0.0005", "--no-progress", "--loaded", "--denormals",
+                   "--json", str(out)])
+    finally:
+        denormals.N = saved_n
+    assert rc == 0
+    doc = json.loads(out.read_text())
+    assert doc["meta"]["loaded"] is True
+    names = {t["target"] for t in doc["targets"]}
+    assert "loaded: default threads <= 1.15 x 1 thread" in names
+    assert not any(n.startswith("threads: no slowdown") for n in names)
+    assert {r["target"] for r in doc["denormals"]["rows"]} == set(fusedopt.runtime_info()["supported_targets"])
+    assert all(r["flushed"] > 0 and r["kept"] > 0 for r in doc["denormals"]["rows"])
+    assert fusedopt.get_flush_denormal() is True
+    assert "denormals:" in capsys.readouterr().out
+
+
+def test_a_disturbed_run_says_so() -> None:
+    from fusedopt.bench import report
+
+    row = {"case": "Adam", "layout": "1M", "params": 1 << 20, "arrays": 1, "dtype": "float32", "pattern": 3,
+           "bytes_per_param": 28, "times": {"native": 3e-4, "native_1t": 3e-4},
+           "stats": {"native": {"others_cores": 0.9}}}
+    meta = {"fusedopt": "x", "target": "avx2", "threads": 2, "min_parallel_elements": 65536, "numpy": "x",
+            "torch": None, "machine": "m", "cpus": 2, "mode": "quick", "date": "d", "seconds": 1.0,
+            "config": {"repeats": 1, "repeats_torch": 1, "repeats_numpy": 1, "min_time": 0.001}}
+    text = report.text(report.build(meta, [row], {}))
+    assert "other processes kept the CPUs busy during 1 of 1 rows" in text and "--loaded" in text
+    quiet = dict(row, stats={"native": {"others_cores": 0.0}})
+    assert "kept the CPUs busy" not in report.text(report.build(meta, [quiet], {}))
+
+
+def test_overheads_within_noise_are_not_negative() -> None:
+    from fusedopt.bench.report import _overhead
+
+    assert _overhead(-3.0, 5.0) == "<2"
+    assert _overhead(-3.0, 1.0) == "~0"
+    assert _overhead(10.0, 2.0) == "10+-2"
+    assert _overhead(-1.0, float("nan")) == "~0"

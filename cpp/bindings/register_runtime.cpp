@@ -29,10 +29,7 @@ py::dict build_info() {
     d["num_threads"] = num_threads();
     d["max_threads"] = max_threads();
     d["min_parallel_elements"] = min_parallel_elements();
-    const TeamStatus team = team_status();
-    d["threads_backed_off"] = team.serial_now;
-    d["parallel_regions"] = team.regions;
-    d["late_regions"] = team.late_regions;
+    d["parallel_regions"] = parallel_regions();
     d["flush_denormal"] = flush_denormal();
     d["compiler"] = FUSEDOPT_COMPILER;
     d["common_flags"] = FUSEDOPT_COMMON_FLAGS;
@@ -55,11 +52,19 @@ void register_runtime(py::module_& m) {
     m.def("set_flush_denormal", &set_flush_denormal, py::arg("on"),
           "Whether optimizer steps flush denormal numbers to zero (FTZ and DAZ while the kernels run).");
     m.def("get_flush_denormal", &flush_denormal);
-    m.def("_report_region", [](std::int64_t work_ns, std::int64_t wait_ns, std::size_t caller_pieces,
-                               std::size_t pieces) { report_region({work_ns, wait_ns, caller_pieces, pieces}); },
-          "Testing hook: tell the thread back-off about a region as the kernels would.");
+    m.def("_simulate_team_choice", [](const std::vector<std::pair<std::int64_t, std::int64_t>>& costs) {
+        // Steps whose time is costs[i] = (one thread, team).
+        TeamChoice choice;
+        std::vector<bool> used;
+        for (const auto& [single, team] : costs) {
+            const bool use = choice.use_team();
+            choice.record(use, use ? team : single);
+            used.push_back(use);
+        }
+        return used;
+    }, py::arg("costs"), "Testing hook: which mode each step of a simulated run would use.");
     m.def("_pin_threads", &pin_team, py::arg("pinned"),
-          "Testing hook: steps use every thread asked for, whatever the back-off has learned.");
+          "Testing hook: steps use the team whatever their timings say.");
     py::register_exception_translator([](std::exception_ptr p) {
         try {
             if (p) std::rethrow_exception(p);

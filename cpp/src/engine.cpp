@@ -2,10 +2,6 @@
 
 #include <cmath>
 
-#ifdef _OPENMP
-#include <omp.h>
-#endif
-
 #include "fusedopt/norm.hpp"
 #include "fusedopt/team.hpp"
 
@@ -13,7 +9,7 @@ namespace fusedopt {
 namespace {
 
 // The kernels' walker: one parallel region over a concatenated range, cut into cache-line-aligned
-// thread slices (small totals stay on the calling thread).
+// pieces (small totals stay on the calling thread).
 #include "fusedopt/kernels/parallel.hpp"
 
 // The norm pass: one norm per scope (per group, or one over everything).
@@ -36,9 +32,7 @@ std::vector<NormResult> scope_norms(const StepPlan& plan, bool per_group, const 
     return norms;
 }
 
-}  // namespace
-
-StepResult run_step(const StepPlan& plan, const StepOptions& opt, const KernelTable& k, const Exec& e) {
+StepResult run_kernels(const StepPlan& plan, const StepOptions& opt, const KernelTable& k, const Exec& e) {
     StepResult result;
     const bool clip_norm = opt.max_norm >= 0.0;
     std::vector<double> coef(static_cast<std::size_t>(plan.group_count), 1.0);
@@ -74,6 +68,20 @@ StepResult run_step(const StepPlan& plan, const StepOptions& opt, const KernelTa
         const std::uint32_t u = plan.unit_of[static_cast<std::size_t>(&seg - l.segments)];
         plan.units[u].kernel(seg, lo, hi, plan.units[u].scalars, grad[u]);
     });
+    return result;
+}
+
+}  // namespace
+
+StepResult run_step(const StepPlan& plan, const StepOptions& opt, const KernelTable& k, const Exec& e) {
+    if (e.threads <= 1 || plan.starts.back() < e.min_parallel) return run_kernels(plan, opt, k, e);
+    const bool team = plan.team.use_team();
+    Exec mine = e;
+    if (!team) mine.threads = 1;
+    const std::int64_t start = steady_now_ns();
+    StepResult result = run_kernels(plan, opt, k, mine);
+    const std::int64_t end = steady_now_ns();
+    plan.team.record(team, end - start);
     return result;
 }
 

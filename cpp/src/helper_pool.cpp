@@ -31,6 +31,8 @@ constexpr int kMaxTeam = 256;
 // more than this much of a busy machine's CPU per step.
 constexpr std::int64_t kSpinNs = 50'000;
 
+std::atomic<std::uint64_t> g_regions{0};
+
 inline void cpu_relax() {
 #if defined(__x86_64__) || defined(__i386__)
     __builtin_ia32_pause();
@@ -51,19 +53,16 @@ struct Job {
     int team = 1;
     PieceRun runs[kMaxTeam];
 
-    // Claims and runs pieces for thread `t`; returns how many it ran.
-    std::size_t work(int t) {
-        std::size_t ran = 0;
+    // Claims and runs pieces for thread `t`.
+    void work(int t) {
         for (int v = 0; v < team; ++v) {
             PieceRun& r = runs[(t + v) % team];
             for (;;) {
                 const std::size_t i = r.next.fetch_add(1, std::memory_order_relaxed);
                 if (i >= r.end) break;
                 fn(ctx, i);
-                ++ran;
             }
         }
-        return ran;
     }
 };
 
@@ -80,7 +79,7 @@ public:
             return;
         }
         grow(job.team - 1);
-        const std::int64_t start = steady_now_ns();
+        g_regions.fetch_add(1, std::memory_order_relaxed);
         job_.store(&job, std::memory_order_relaxed);
         const std::uint64_t running = ((state_.load(std::memory_order_relaxed) >> 1) + 1) << 1 | 1;
         state_.store(running, std::memory_order_seq_cst);
@@ -88,16 +87,13 @@ public:
             std::lock_guard<std::mutex> lock(m_);
             cv_.notify_all();
         }
-        const std::size_t caller_pieces = job.work(0);
-        const std::int64_t free = steady_now_ns();
+        job.work(0);
         state_.store(running & ~std::uint64_t(1), std::memory_order_seq_cst);
         // Only helpers inside a piece are waited for; yield so that a preempted one can run here.
         for (int spin = 0; inflight_.load(std::memory_order_seq_cst) != 0; ++spin) {
             if (spin < 64) cpu_relax(); else sched_yield();
         }
-        const std::int64_t end = steady_now_ns();
         busy_.store(false, std::memory_order_release);
-        report_region(RegionReport{free - start, end - free, caller_pieces, n});
     }
 
 private:
@@ -171,6 +167,8 @@ Pool& pool() {
 }
 
 }  // namespace
+
+std::uint64_t parallel_regions() { return g_regions.load(std::memory_order_relaxed); }
 
 void run_pieces(std::size_t n, int threads, PieceFn fn, void* ctx) {
     if (threads > kMaxTeam) threads = kMaxTeam;

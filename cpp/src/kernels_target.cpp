@@ -2,9 +2,6 @@
 // namespace fusedopt::<target> with internal linkage, so a lower target never runs code
 // compiled for a higher one; only kernel_table() is visible to dispatch.cpp.
 #include <cstddef>
-#ifdef _OPENMP
-#include <omp.h>
-#endif
 
 #include "fusedopt/kernel_table.hpp"
 #include "fusedopt/team.hpp"

@@ -55,9 +55,9 @@ def set_num_threads(n: int) -> None:
     """Threads a large step may use (results are identical at any count).
 
     Also sets the calling thread's OpenMP limit, so a later ``threadpoolctl.threadpool_limits``
-    lowers it again and restores it on exit. On a machine where helper threads start late (another
-    process holds a core), steps run on one thread for a while and try again later:
-    ``runtime_info()["threads_backed_off"]`` says when.
+    lowers it again and restores it on exit. Each optimizer times its steps on the team and on
+    one thread and uses the faster (mostly), so on a machine where another process holds a core
+    the default is never much slower than one thread.
     """
     if isinstance(n, bool) or not isinstance(n, int) or not 1 <= n < 2**31:
         raise ValueError(f"n must be an int >= 1 (and below 2**31), got {n!r:.80}")
@@ -76,10 +76,13 @@ def set_flush_denormal(on: bool) -> None:
 
     While a step's kernels run, every thread running them treats denormal inputs as zero and
     writes zero instead of a denormal result (x86 FTZ and DAZ; the caller's floating-point mode is
-    restored after). Values below 1.2e-38 (float32) or 2.2e-308 (float64) then become 0: an
-    update that small is lost, and a moment decaying towards zero reaches 0 instead of creeping
-    through the denormals, where every operation costs a microcode assist (a step 20x to 300x
-    slower). With ``False`` the steps keep denormals and equal the NumPy reference bit for bit.
+    restored after). Any value or intermediate below 1.2e-38 (float32) or 2.2e-308 (float64) then
+    counts as 0: a gradient that small is no gradient, an update that small is lost, and a moment
+    decaying towards zero (Adam's ``exp_avg`` after a unit stops receiving gradients) never
+    creeps through the denormals, where every operation costs a microcode assist (steps 2x to
+    300x slower, depending on the CPU). It drops to 0 where the kernel fuses the decay into one
+    FMA (AVX2, AVX-512), and stops near 1e-37 where the decrement underflows first (baseline).
+    With ``False`` the steps keep denormals and equal the NumPy reference bit for bit.
     The clipping and norm functions (``clip_grad_norm_``, ``get_total_norm``, ...) never flush.
     """
     if not isinstance(on, (bool, np.bool_)):

@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "fusedopt/kernel_table.hpp"
+#include "fusedopt/team.hpp"
 
 namespace fusedopt {
 
@@ -27,6 +28,9 @@ struct StepPlan {
     std::vector<std::uint32_t> unit_of;  // per segment
     std::vector<std::size_t> starts{0};  // starts[i]: first element of segment i; back(): total
     int group_count = 1;
+    // One thread or the team, from this optimizer's own step times; kept by clear(), so it
+    // learns across steps. Mutable: run_step records into it.
+    mutable TeamChoice team;
 
     void add_segment(const Segment& s, std::size_t unit) {
         segments.push_back(s);
@@ -57,7 +61,8 @@ struct StepResult {
     bool aborted = false;               // nothing was written
 };
 
-// The norm pass (when asked), then every unit's kernel in one parallel region.
+// The norm pass (when asked), then every unit's kernel in one parallel region; on the team
+// or on one thread as plan.team chooses, and timed for it.
 StepResult run_step(const StepPlan& plan, const StepOptions& opt, const KernelTable& k, const Exec& e);
 
 }  // namespace fusedopt

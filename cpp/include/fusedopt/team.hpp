@@ -1,14 +1,13 @@
-// Whether helper threads pay off on this machine right now.
+// The threads a step runs on, and whether to use them.
 //
 // When another process holds a core, a helper thread may start (or resume) a scheduler slice
-// late, milliseconds after the step's own work is done. The kernels therefore hand out work in
-// pieces that any thread may take (the calling thread finishes what a late helper has not
-// started, and waits only for pieces being run) and report, per region, how long the calling
-// thread worked and then waited. team.cpp keeps a ledger of the time helpers saved
-// against one thread alone and the time late regions lost; when losses win, the process runs
-// on one thread for a back-off time that doubles while that keeps happening, so a busy machine
-// costs one late region now and then instead of one every few steps. Results never depend on
-// it: pieces are cut at the same cache-line-aligned points whoever runs them.
+// late, milliseconds after the step's own work is done. So the kernels hand out work in pieces
+// that any thread may take: the calling thread finishes what a late helper has not started and
+// waits only for pieces being run (helper_pool.cpp). What remains (helpers preempted inside a
+// piece, waking them, their spinning taking a core from someone) can still make the team slower
+// than one thread on a busy machine; each optimizer therefore times its steps both ways and
+// uses the faster (TeamChoice). Results never depend on either: pieces are cut at the same
+// cache-line-aligned points whoever runs them.
 #pragma once
 #include <cstddef>
 #include <cstdint>
@@ -16,34 +15,43 @@
 namespace fusedopt {
 
 // fn(ctx, i) for every i in [0, n), on the calling thread and up to `threads` - 1 helper
-// threads (helper_pool.cpp). Pieces should be of about equal size: thread t starts with the
-// t-th run of n/threads pieces, then takes what is left of the others'.
+// threads. Pieces should be of about equal size: thread t starts with the t-th run of
+// n/threads pieces, then takes what is left of the others'.
 using PieceFn = void (*)(void* ctx, std::size_t piece);
 void run_pieces(std::size_t n, int threads, PieceFn fn, void* ctx);
 
-// `wanted` threads, or 1 while a recent region showed that helpers arrive late.
-int team_threads(int wanted);
-
-struct RegionReport {
-    std::int64_t work_ns;         // calling thread: region start until no piece was left
-    std::int64_t wait_ns;         // calling thread: from then until the region ended
-    std::size_t caller_pieces;    // pieces the calling thread ran
-    std::size_t pieces;           // pieces in the region (of about equal size)
-};
-void report_region(const RegionReport& r);
-
 std::int64_t steady_now_ns();
 
-struct TeamStatus {
-    bool serial_now;              // regions run on one thread until the back-off ends
-    double backoff_s;             // the next back-off's length
-    std::uint64_t regions;        // parallel regions reported so far
-    std::uint64_t late_regions;   // of them, slower than one thread (estimated) would have been
-};
-TeamStatus team_status();
-
-// Pinned: always the wanted team, nothing learned (tests that must exercise every thread).
-// Either way, the ledger starts afresh.
+// Pinned: TeamChoice always picks the team (tests that must exercise every thread count).
 void pin_team(bool pinned);
+bool team_pinned();
+// Parallel regions run so far (jobs that offered pieces to helpers).
+std::uint64_t parallel_regions();
+
+// One optimizer's choice between one thread and the team, from its own step times (stalls
+// included): about 95% of the time in the mode that was faster, 5% re-measuring the other (less
+// while the other keeps losing); a mode that clearly falls behind is left at once
+// (team_choice.cpp).
+class TeamChoice {
+public:
+    bool use_team() const;
+    void record(bool team, std::int64_t ns);
+    std::uint64_t steps(bool team) const { return count_[team]; }
+
+private:
+    void start_epoch(bool mode, bool explore, std::int64_t length_ns);
+
+    double mean_[2] = {0.0, 0.0};  // ns per step of the last epoch in each mode (0: none yet)
+    std::uint64_t count_[2] = {0, 0};
+    bool mode_ = true;             // this epoch's: the team first
+    bool explore_ = true;
+    bool first_ = true;
+    std::int64_t length_ns_ = 20'000'000;
+    std::int64_t exploit_ns_ = 400'000'000;
+    std::int64_t time_ns_ = 0;     // this epoch's measured steps
+    int steps_ = 0;
+    double recent_ns_ = 0.0;       // the same, decayed with age (team_choice.cpp: kRecentNs)
+    double recent_steps_ = 0.0;
+};
 
 }  // namespace fusedopt

@@ -98,6 +98,7 @@ LAYOUTS: tuple[Layout, ...] = (
     Layout("1", (1,)),
     Layout("4K", (4 * K,)),
     Layout("4 arrays", (4 * K, 64, 4 * K, 10), note="a small model: two layers' weights and biases"),
+    Layout("64K", (64 * K,)),
     Layout("256K", (256 * K,)),
     Layout("1M", (1 * M,)),
     Layout("4M", (4 * M,)),

@@ -3,7 +3,8 @@ probe, NumPy reference, torch for-loop, torch fused}, in one run, medians of rep
 
     python -m fusedopt bench --quick                      # < 1 minute
     python -m fusedopt bench --json out.json --plot out.png --markdown out.md
-    python -m fusedopt bench --threshold-sweep --simd-compare --memory   # the extra analyses
+    python -m fusedopt bench --threshold-sweep --simd-compare --memory --denormals   # the extras
+    python -m fusedopt bench --loaded --optimizers SGD+mom,Adam    # beside a busy process
 """
 
 from __future__ import annotations
@@ -25,7 +26,9 @@ from fusedopt import _core
 
 from . import report
 from .cases import CASES, LAYOUTS, Case, Layout, select_cases, select_layouts
+from .denormals import denormal_compare
 from .timing import (
+    BusyNeighbour,
     Contender,
     CpuWatch,
     measure_quiet,
@@ -34,6 +37,8 @@ from .timing import (
 )
 
 # ---- settings -------------------------------------------------------------------------------
+
+SETTLE_S = 0.06
 
 QUICK = {"repeats": 7, "repeats_torch": 5, "repeats_numpy": 3, "min_time": 0.003, "tries": 1, "max_others": 0.15}
 FULL = {"repeats": 21, "repeats_torch": 9, "repeats_numpy": 5, "min_time": 0.010, "tries": 4, "max_others": 0.15}
@@ -167,6 +172,14 @@ def _torch_contender(torch: Any, case: Case, layout: Layout, p0: Sequence[np.nda
     return Contender("torch_fused" if fused else "torch_loop", topt.step, warmup_steps=case.warmup_steps)
 
 
+def _settle(step: Callable[[], None]) -> None:
+    """Steps for SETTLE_S: an optimizer times its first steps on the helper threads and on one
+    thread (20 ms each) before it settles on the faster; the samples should see the settled one."""
+    end = time.perf_counter() + SETTLE_S
+    while time.perf_counter() < end:
+        step()
+
+
 def _step_of(opt: Any, grads: list[np.ndarray]) -> Callable[[], None]:
     return lambda: opt.step(grads)
 
@@ -184,13 +197,14 @@ def _set_target(name: str) -> Callable[[], None]:
 
 
 def _block_one(case: Case, layout: Layout, p0: Sequence[np.ndarray], g: Sequence[np.ndarray], threads: int,
-               torch: Any, notes: list[str]) -> list[Contender]:
+               notes: list[str]) -> list[Contender]:
     """The contenders the targets compare (they own their arrays; dropped with the list)."""
     params, grads, _owner = _param_copies(layout, p0, g)
     opt = native_opt(case, params)
     opt.step(grads)  # creates the state the probe walks too
     written, pgrads = probe_arrays(case, opt, params)
     step = _step_of(opt, grads)
+    _settle(step)
     contenders = [
         Contender("native", step, warmup_steps=case.warmup_steps),
         Contender("probe", lambda: _core.probe(written, pgrads)),
@@ -199,10 +213,6 @@ def _block_one(case: Case, layout: Layout, p0: Sequence[np.ndarray], g: Sequence
         contenders.append(Contender("native_1t", step, _set_threads(1), _set_threads(threads),
                                     warmup_steps=case.warmup_steps))
     keep: list[Any] = [_owner]
-    if torch is not None and case.torch_fused:
-        c = _torch_contender(torch, case, layout, p0, g, True, keep, notes)
-        if c is not None:
-            contenders.append(c)
     if layout.n_arrays > 1:
         one = [np.concatenate(p0)]
         ref_opt = native_opt(case, one)
@@ -216,10 +226,9 @@ def bench_one(case: Case, layout: Layout, data: tuple[list[np.ndarray], list[np.
               threads: int, torch: Any, with_numpy: bool, tick: Callable[[], Any]) -> dict[str, Any]:
     """Time one (case, layout), in three blocks whose contenders take turns sample by sample:
 
-    1. native (``threads``), the probe on the native step's own arrays, native on 1 thread,
-       torch fused (the comparisons the targets make, so they see the same machine state), and,
+    1. native (``threads``), the probe on the native step's own arrays, native on 1 thread and,
        for a layout of many arrays, native on one array of as many parameters;
-    2. the torch for-loop; 3. the NumPy reference (slow: fewer samples)."""
+    2. torch fused and the torch for-loop; 3. the NumPy reference (slow: fewer samples)."""
     p0, g = data
     t_start = time.perf_counter()
     out: dict[str, Any] = {"case": case.key, "layout": layout.key, "params": layout.total,
@@ -239,20 +248,23 @@ def bench_one(case: Case, layout: Layout, data: tuple[list[np.ndarray], list[np.
     def timed(contenders: list[Contender], repeats: int) -> tuple[dict[str, Any], int]:
         return measure_quiet(contenders, repeats, cfg["min_time"], tries=cfg["tries"], max_others=cfg["max_others"])
 
-    # --- block 1: native, probe, native 1 thread, torch fused, one-array reference
-    record(timed(_block_one(case, layout, p0, g, threads, torch, out["notes"]), cfg["repeats"]))
+    # --- block 1: native, probe, native 1 thread, one-array reference
+    record(timed(_block_one(case, layout, p0, g, threads, out["notes"]), cfg["repeats"]))
     out["seconds_native"] = time.perf_counter() - t_start
     tick()
 
-    # --- block 2: torch for-loop
+    # --- block 2: torch fused and for-loop (apart from fusedopt's block: torch's OpenMP threads
+    # spin for milliseconds after each step, measured to slow whatever runs next by up to 2x)
     if torch is not None and case.torch_cls is not None:
         keep: list[Any] = []
-        c = _torch_contender(torch, case, layout, p0, g, False, keep, out["notes"])
-        if c is not None:
+        cs = [_torch_contender(torch, case, layout, p0, g, fused, keep, out["notes"])
+              for fused in ((True, False) if case.torch_fused else (False,))]
+        cs = [c for c in cs if c is not None]
+        if cs:
             t0 = time.perf_counter()
-            record(timed([c], cfg["repeats_torch"]))
+            record(timed(cs, cfg["repeats_torch"]))
             out["seconds_torch"] = time.perf_counter() - t0
-        del keep
+        del keep, cs
     tick()
 
     # --- block 3: NumPy reference (the same class, backend="numpy")
@@ -368,7 +380,13 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--threshold-sweep", action="store_true", help="also sweep the serial/parallel threshold")
     ap.add_argument("--simd-compare", action="store_true", help="also compare the SIMD targets")
     ap.add_argument("--memory", action="store_true", help="also check memory stays flat over 1000 steps")
-    ap.add_argument("--all", action="store_true", help="= --threshold-sweep --simd-compare --memory")
+    ap.add_argument("--denormals", action="store_true",
+                    help="also time steps on denormal gradients and state (1e-42) against ordinary values")
+    ap.add_argument("--all", action="store_true", help="= --threshold-sweep --simd-compare --memory --denormals")
+    ap.add_argument("--loaded", action="store_true",
+                    help="run everything with one busy process beside it (a CPU-bound loop), as on a machine "
+                         "that also runs a data loader or another job; targets then ask that the default "
+                         "threads are never much slower than 1 thread")
     ap.add_argument("--json", metavar="FILE", help="write every figure as JSON")
     ap.add_argument("--from-json", metavar="FILE", help="no run: render the report of a run saved with --json")
     ap.add_argument("--plot", metavar="FILE.png", help="log-log ns/parameter vs size (needs matplotlib)")
@@ -423,7 +441,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.tries:
         cfg["tries"] = max(1, args.tries)
     if args.all:
-        args.threshold_sweep = args.simd_compare = args.memory = True
+        args.threshold_sweep = args.simd_compare = args.memory = args.denormals = True
+    if args.loaded:
+        cfg["tries"] = 1  # the load is the point: do not wait for it to go away
+        cfg["max_others"] = float("inf")
 
     saved_threads = fusedopt.get_num_threads()
     threads = args.threads or saved_threads
@@ -454,6 +475,8 @@ def main(argv: list[str] | None = None) -> int:
         total += len(SWEEP_CASES) * len(SWEEP_SIZES)
     if args.simd_compare:
         total += len(SIMD_CASES) * len(simd_layouts)
+    if args.denormals:
+        total += len(cases)
     progress = Progress(total, not args.no_progress)
     if args.wait_quiet > 0:
         waited = wait_quiet(args.wait_quiet)
@@ -462,6 +485,9 @@ def main(argv: list[str] | None = None) -> int:
     t_start = time.perf_counter()
     results: list[dict[str, Any]] = []
     extras: dict[str, Any] = {}
+    neighbour = BusyNeighbour() if args.loaded else None
+    if neighbour is not None:
+        notes.append("--loaded: one busy process (a Python loop) ran beside every measurement")
     try:
         for layout in layouts:
             data = make_data(layout)
@@ -480,7 +506,12 @@ def main(argv: list[str] | None = None) -> int:
         if args.memory:
             progress.describe("memory over 1000 steps")
             extras["memory"] = memory_check()
+        if args.denormals:
+            progress.describe("denormals")
+            extras["denormals"] = denormal_compare(cases, cfg, progress.update)
     finally:
+        if neighbour is not None:
+            neighbour.stop()
         progress.close()
         fusedopt.set_num_threads(saved_threads)
     elapsed = time.perf_counter() - t_start
@@ -497,6 +528,8 @@ def main(argv: list[str] | None = None) -> int:
         "machine": _cpu_name(),
         "cpus": os.cpu_count(),
         "mode": "quick" if args.quick else "full",
+        "loaded": bool(args.loaded),
+        "parallel_regions": info.get("parallel_regions"),
         "config": cfg,
         "seconds": elapsed,
         "loadavg_before": load_before,

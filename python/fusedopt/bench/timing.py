@@ -14,6 +14,8 @@ import itertools
 import math
 import os
 import statistics
+import subprocess
+import sys
 import time
 import tracemalloc
 from collections.abc import Callable, Sequence
@@ -76,6 +78,9 @@ def _run(c: Contender, k: int) -> float:
         c.enter()
     try:
         step = c.step
+        # One untimed step first: every contender's sample starts with its own arrays in cache,
+        # whichever contender (with other arrays) ran before it.
+        step()
         t0 = time.perf_counter_ns()
         for _ in range(k):
             step()
@@ -129,6 +134,18 @@ class CpuWatch:
         if b0 is None or b1 is None or w1 <= w0:
             return 0.0
         return max(0.0, ((b1 - b0) / self.tick - (p1 - p0)) / (w1 - w0))
+
+
+class BusyNeighbour:
+    """Another process that keeps one core busy (a Python loop) until stopped: ``bench --loaded``."""
+
+    def __init__(self) -> None:
+        self._proc = subprocess.Popen([sys.executable, "-c", "while True: pass"])
+        time.sleep(0.2)  # let it start spinning
+
+    def stop(self) -> None:
+        self._proc.kill()
+        self._proc.wait()
 
 
 def measure(contenders: Sequence[Contender], repeats: int, min_time: float,

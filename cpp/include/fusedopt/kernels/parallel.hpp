@@ -3,9 +3,8 @@
 // threads write the same cache line, and every element is computed the same way whoever runs
 // it); each thread works through its own run of pieces, then takes what is left of the others'
 // (team.hpp: a late helper's work is done by the calling thread, which never waits for a
-// helper that has not started). Small totals, and any total while helpers have been costing
-// more than they save, run on the calling thread. Included inside a per-target
-// anonymous namespace (the file including it includes fusedopt/team.hpp first).
+// helper that has not started). Small totals run on the calling thread. Included inside a
+// per-target anonymous namespace (the file including it includes fusedopt/team.hpp first).
 
 constexpr std::size_t kAlignElements = 16;  // 64 bytes of float32
 
@@ -41,7 +40,7 @@ inline void walk(const SegmentList& l, std::size_t begin, std::size_t end, Body&
 }
 
 inline int team_size(const SegmentList& l, const Exec& e) {
-    return e.threads > 1 && l.total >= e.min_parallel ? team_threads(e.threads) : 1;
+    return e.threads > 1 && l.total >= e.min_parallel ? e.threads : 1;
 }
 
 // Denormal numbers flushed to zero (MXCSR's FTZ and DAZ bits) while it lives, on this thread;
