@@ -25,6 +25,14 @@ struct CheckedArray {
 std::string shape_string(int ndim, const Py_ssize_t* shape);
 std::string dtype_name(DType t);
 
+// A plain ndarray, or a numpy.memmap (its data is the mapped buffer, updated in place). Other
+// subclasses are refused: the kernels would ignore what they add (a MaskedArray's mask).
+inline bool plain_or_memmap(py::handle h) {
+    if (Py_TYPE(h.ptr()) == py::detail::npy_api::get().PyArray_Type_) return true;
+    static PyObject* const memmap = py::object(py::module_::import("numpy").attr("memmap")).release().ptr();  // kept
+    return PyObject_TypeCheck(h.ptr(), reinterpret_cast<PyTypeObject*>(memmap)) != 0;
+}
+
 // `describe()` names the array for messages, e.g. "grads for parameter 'W1'"; it is called
 // only when a check fails.
 template <class Describe>
@@ -33,6 +41,10 @@ CheckedArray check_array(py::handle h, bool written, Describe&& describe) {
     if (!api.PyArray_Check_(h.ptr()))
         throw py::type_error(describe() + ": expected a numpy.ndarray of float32 or float64, got " +
                              std::string(Py_TYPE(h.ptr())->tp_name));
+    if (!plain_or_memmap(h))
+        throw py::type_error(describe() + ": " + std::string(Py_TYPE(h.ptr())->tp_name) +
+                             " is not accepted, only a plain numpy.ndarray or numpy.memmap (the update would "
+                             "ignore what the subclass adds, such as a mask); pass numpy.asarray(x) if intended");
     const auto* a = py::detail::array_proxy(h.ptr());
     const auto* d = py::detail::array_descriptor_proxy(a->descr);
     CheckedArray c;

@@ -42,7 +42,11 @@ constexpr int kMaxSlots = kMaxOperands - 2;
 // no destructor runs after the interpreter has finalized.
 py::handle forever(py::object o) { return o.release(); }
 
-std::string repr_of(py::handle h) { return std::string(py::repr(h)); }
+// repr(h), cut to 80 characters (an int of 400 digits, a large array).
+std::string repr_of(py::handle h) {
+    std::string r = py::repr(h);
+    return r.size() <= 80 ? r : r.substr(0, 77) + "...";
+}
 std::string type_name(py::handle h) { return Py_TYPE(h.ptr())->tp_name; }
 
 // A parameter's key in messages: its name quoted, or its position.
@@ -119,6 +123,11 @@ bool is_number(py::handle v) {
     return py::isinstance(v, floating) || py::isinstance(v, integer);
 }
 
+bool is_bool(py::handle v) {
+    static const py::handle numpy_bool = forever(py::module_::import("numpy").attr("bool_"));
+    return PyBool_Check(v.ptr()) || py::isinstance(v, numpy_bool);
+}
+
 // Where a hyperparameter sits, for messages: built only when one is needed.
 struct Where {
     const std::string* text = nullptr;  // given by the caller, or
@@ -126,19 +135,38 @@ struct Where {
     std::string str() const { return text ? *text : " (param group " + std::to_string(group) + ")"; }
 };
 
-double number_value(py::handle v, const char* name, int index, const Where& where, HyperCheck check) {
-    auto label = [&] { return std::string(name) + (index >= 0 ? "[" + std::to_string(index) + "]" : "") + where.str(); };
-    double x;
-    if (PyFloat_CheckExact(v.ptr())) {
-        x = PyFloat_AS_DOUBLE(v.ptr());
-    } else {
-        if (!is_number(v)) throw py::type_error(label() + ": expected a number, got " + type_name(v));
-        x = py::cast<double>(py::float_(py::reinterpret_borrow<py::object>(v)));
+// A real number as a double. TypeError for anything else (bool, str, complex, None), ValueError
+// for an int too large for a double (Python's float() would raise OverflowError).
+template <class Label>
+double real_value(py::handle v, Label&& label) {
+    if (PyFloat_CheckExact(v.ptr())) return PyFloat_AS_DOUBLE(v.ptr());
+    if (!is_number(v)) throw py::type_error(label() + ": expected a number, got " + type_name(v));
+    const double x = PyFloat_Check(v.ptr()) ? PyFloat_AS_DOUBLE(v.ptr()) : PyFloat_AsDouble(v.ptr());
+    if (x == -1.0 && PyErr_Occurred()) {
+        if (!PyErr_ExceptionMatches(PyExc_OverflowError)) throw py::error_already_set();
+        PyErr_Clear();
+        throw py::value_error(label() + ": " + repr_of(v) + " is too large for a float64");
     }
-    if (check != HyperCheck::none && !(x >= 0.0)) throw py::value_error(label() + ": must be >= 0, got " + repr_of(v));
+    return x;
+}
+
+// A hyperparameter's check (HyperCheck); `construction`: the constructor's defaults are checked.
+double number_value(py::handle v, const char* name, int index, const Where& where, HyperCheck check,
+                    bool construction) {
+    auto label = [&] { return std::string(name) + (index >= 0 ? "[" + std::to_string(index) + "]" : "") + where.str(); };
+    const double x = real_value(v, label);
+    const bool nonnegative = check == HyperCheck::nonnegative || check == HyperCheck::unit_interval ||
+                             (check == HyperCheck::initially_nonnegative && construction);
+    if (nonnegative && !(x >= 0.0)) throw py::value_error(label() + ": must be >= 0, got " + repr_of(v));
     if (check == HyperCheck::unit_interval && !(x < 1.0))
         throw py::value_error(label() + ": must be in [0, 1), got " + repr_of(v));
     return x;
+}
+
+// A flag: True or False (a numpy.bool_ too), never an arbitrary truthy object ("no" is not False).
+double flag_value(py::handle v, const char* name, const Where& where) {
+    if (!is_bool(v)) throw py::type_error(std::string(name) + where.str() + ": expected a bool, got " + type_name(v));
+    return PyObject_IsTrue(v.ptr()) == 1;
 }
 
 // Evaluates a callable hyperparameter at the step count.
@@ -150,7 +178,9 @@ py::object resolved(py::handle v, std::int64_t count) {
 // A group's hyperparameters, resolved at `count`, checked, as the rule's value array. `objects`
 // (when given) receives the resolved Python values by name, for the NumPy reference.
 void resolve_group(const RuleInfo& r, const RuleNames& names, py::handle group, std::int64_t count,
-                   const Where& where, double* values, py::dict* objects) {
+                   const Where& where, double* values, py::dict* objects, bool construction = false) {
+    if (!PyDict_Check(group.ptr()))
+        throw py::type_error("param group" + where.str() + ": expected a dict, got " + type_name(group));
     int at = 0;
     for (int h = 0; h < r.hyper_count; ++h) {
         const HyperSpec& spec = r.hypers[h];
@@ -159,14 +189,11 @@ void resolve_group(const RuleInfo& r, const RuleNames& names, py::handle group, 
         py::object v = resolved(raw, count);
         switch (spec.kind) {
         case HyperKind::number:
-            values[at++] = number_value(v, spec.name, -1, where, spec.check);
+            values[at++] = number_value(v, spec.name, -1, where, spec.check, construction);
             break;
-        case HyperKind::flag: {
-            const int t = PyObject_IsTrue(v.ptr());
-            if (t < 0) throw py::error_already_set();
-            values[at++] = t;
+        case HyperKind::flag:
+            values[at++] = flag_value(v, spec.name, where);
             break;
-        }
         case HyperKind::pair: {
             const std::string pair_text = std::string("(") + spec.choices[0] + ", " + spec.choices[1] + ")";
             if (!(PyTuple_Check(v.ptr()) || PyList_Check(v.ptr())) || PySequence_Size(v.ptr()) != 2)
@@ -176,7 +203,7 @@ void resolve_group(const RuleInfo& r, const RuleNames& names, py::handle group, 
             for (int i = 0; i < 2; ++i) {
                 py::object item = py::reinterpret_steal<py::object>(PySequence_GetItem(v.ptr(), i));
                 if (PyTuple_CheckExact(v.ptr())) item = resolved(item, count);  // torch-style (lr, callable)
-                values[at++] = number_value(item, spec.name, i, where, spec.check);
+                values[at++] = number_value(item, spec.name, i, where, spec.check, construction);
                 items[i] = item;
             }
             v = items;
@@ -206,25 +233,33 @@ void resolve_group(const RuleInfo& r, const RuleNames& names, py::handle group, 
 
 // ---- counters as a state dict holds them ------------------------------------------------------
 
-// `arg` names where the state came from in messages: "state_dict" (load_state_dict) or "state".
-std::int64_t whole_step(py::handle v, py::handle key, const char* arg) {
-    const std::string bad = std::string(arg) + ": 'step' of parameter " + label(key) + " must be a whole number >= 0, got ";
-    if (PyIndex_Check(v.ptr()) && !PyBool_Check(v.ptr())) {  // int, numpy integer: exact at any size
+// A counter (a parameter's 'step', step_count, skipped_steps): a whole number >= 0, as an int of
+// any size, a NumPy integer, or a whole float (a 0-d array or a tensor, as torch saves 'step').
+// what() names it in messages.
+template <class What>
+std::int64_t whole_count(py::handle v, What&& what) {
+    auto bad = [&] { return what() + " must be a whole number >= 0, got " + repr_of(v); };
+    if (is_bool(v)) throw py::type_error(bad());
+    if (PyIndex_Check(v.ptr())) {  // int, numpy integer: exact at any size
         const py::object i = py::reinterpret_steal<py::object>(PyNumber_Index(v.ptr()));
         if (!i) throw py::error_already_set();
         int overflow = 0;
         const long long s = PyLong_AsLongLongAndOverflow(i.ptr(), &overflow);
-        if (overflow || s < 0) throw py::value_error(bad + repr_of(v));
+        if (overflow || s < 0) throw py::value_error(bad());
         return s;
     }
-    double f;
-    try {
-        f = py::cast<double>(py::float_(py::reinterpret_borrow<py::object>(v)));  // a float, 0-d array, tensor
-    } catch (const py::error_already_set&) {
-        throw py::type_error(bad + repr_of(v));
+    const double f = PyFloat_AsDouble(v.ptr());  // a float, 0-d array, tensor
+    if (f == -1.0 && PyErr_Occurred()) {
+        PyErr_Clear();
+        throw py::type_error(bad());
     }
-    if (!(std::isfinite(f) && f == std::floor(f) && f >= 0 && f < 9.2e18)) throw py::value_error(bad + repr_of(v));
+    if (!(std::isfinite(f) && f == std::floor(f) && f >= 0 && f < 9.2e18)) throw py::value_error(bad());
     return static_cast<std::int64_t>(f);
+}
+
+// `arg` names where the state came from in messages: "state_dict" (load_state_dict) or "state".
+std::int64_t whole_step(py::handle v, py::handle key, const char* arg) {
+    return whole_count(v, [&] { return std::string(arg) + ": 'step' of parameter " + label(key); });
 }
 
 // ---- the engine ---------------------------------------------------------------------------------
@@ -279,9 +314,9 @@ public:
     py::list param_groups() const { return groups_list_; }
     std::int64_t step_count() const { return step_count_; }
     std::int64_t skipped_steps() const { return skipped_; }
-    void set_count(std::int64_t& counter, std::int64_t value, const char* name);
-    void set_step_count(std::int64_t v) { set_count(step_count_, v, "step_count"); }
-    void set_skipped_steps(std::int64_t v) { set_count(skipped_, v, "skipped_steps"); }
+    void set_count(std::int64_t& counter, py::handle value, const char* name);
+    void set_step_count(py::handle v) { set_count(step_count_, v, "step_count"); }
+    void set_skipped_steps(py::handle v) { set_count(skipped_, v, "skipped_steps"); }
     py::object last_grad_norm() const { return has_norm_ ? py::object(py::float_(last_norm_)) : py::object(py::none()); }
     std::vector<double> last_group_norms() const { return last_group_norms_; }
 
@@ -292,17 +327,17 @@ public:
     // (state with current counters, keys, step_count, skipped_steps), taken between steps.
     py::tuple snapshot(bool copy_arrays);
     void set_param_state(py::handle key, py::dict st);
-    void load(py::list groups, py::dict state, std::int64_t step_count, std::int64_t skipped);
-    void check_hyperparameters(py::handle group, std::int64_t count, const std::string& where) const {
+    void load(py::list groups, py::dict state, py::handle step_count, py::handle skipped, const char* arg);
+    void check_hyperparameters(py::handle group, std::int64_t count, const std::string& where,
+                               bool construction) const {
         double values[kMaxHyperValues];
-        resolve_group(rule_at(rule_), names_of_rule_, group, count, Where{&where}, values, nullptr);
+        resolve_group(rule_at(rule_), names_of_rule_, group, count, Where{&where}, values, nullptr, construction);
     }
     // Names of the state arrays a group's current hyperparameters use.
-    std::vector<std::string> slots_used(py::handle group, std::int64_t count) const {
+    std::vector<std::string> slots_used(py::handle group, std::int64_t count, const std::string& where) const {
         const RuleInfo& r = rule_at(rule_);
         double values[kMaxHyperValues];
-        const std::string none;
-        resolve_group(r, names_of_rule_, group, count, Where{&none}, values, nullptr);
+        resolve_group(r, names_of_rule_, group, count, Where{&where}, values, nullptr);
         std::vector<std::string> names;
         const unsigned used = r.slots_used(values);
         for (int k = 0; k < r.slot_count; ++k)
@@ -313,7 +348,8 @@ public:
 private:
     friend class Locked;
     bool structure_current() const;
-    void rebuild(const char* arg = "state");
+    void rebuild(const char* arg = "state") { rebuild_from(groups_list_, state_, arg); }
+    void rebuild_from(const py::list& groups_list, const py::dict& state, const char* arg);
     bool state_dicts_current() const;
     void read_state(Param& p, const RuleInfo& r, const char* arg) const;
     void sync_counters_to_dicts();
@@ -365,11 +401,10 @@ private:
     Engine& e_;
 };
 
-void Engine::set_count(std::int64_t& counter, std::int64_t value, const char* name) {
-    if (value < 0)
-        throw py::value_error(std::string(name) + ": must be a whole number >= 0, got " + std::to_string(value));
+void Engine::set_count(std::int64_t& counter, py::handle value, const char* name) {
+    const std::int64_t v = whole_count(value, [&] { return std::string(name) + ":"; });
     Locked lock(*this);
-    counter = value;
+    counter = v;
 }
 
 // A parameter's state key: its name where the group names them, else its position over all groups.
@@ -470,15 +505,15 @@ void Engine::read_state(Param& p, const RuleInfo& r, const char* arg) const {
         PyObject* x = dict_get(p.state.ptr(), names_of_rule_.extra.ptr());
         const std::string what = std::string(arg) + ": '" + r.extra_counter + "' of parameter " + label(p.key);
         if (!x) throw py::value_error(what + " is missing");
-        if (!is_number(x)) throw py::type_error(what + " must be a number, got " + type_name(x));
-        p.counters.extra = py::cast<double>(py::float_(py::reinterpret_borrow<py::object>(x)));
+        p.counters.extra = real_value(x, [&] { return what; });
         if (!std::isfinite(p.counters.extra)) throw py::value_error(what + " must be finite, got " + repr_of(x));
     }
 }
 
 // Validates every parameter and state array and their overlaps, from the groups and state dicts
 // (`arg`: where the state came from, for messages). Builds aside: on error the previous plan stays.
-void Engine::rebuild(const char* arg) {
+// The plan refers to the dicts in `groups_list` and `state`, which must become the engine's.
+void Engine::rebuild_from(const py::list& groups_list, const py::dict& state, const char* arg) {
     const RuleInfo& r = rule_at(rule_);
     std::unordered_map<PyObject*, std::size_t> old;
     for (std::size_t i = 0; i < params_.size(); ++i) old[params_[i].array.ptr()] = i;
@@ -486,9 +521,9 @@ void Engine::rebuild(const char* arg) {
     std::vector<Group> groups;
     std::vector<Span> spans;
     bool names = false;
-    const Py_ssize_t ng = PyList_GET_SIZE(groups_list_.ptr());
+    const Py_ssize_t ng = PyList_GET_SIZE(groups_list.ptr());
     for (Py_ssize_t g = 0; g < ng; ++g) {
-        py::handle d = PyList_GET_ITEM(groups_list_.ptr(), g);
+        py::handle d = PyList_GET_ITEM(groups_list.ptr(), g);
         if (!PyDict_Check(d.ptr())) throw py::type_error("param_groups[" + std::to_string(g) + "]: expected a dict");
         PyObject* plist = dict_get(d.ptr(), common_keys().params.ptr());
         if (!plist || !PyList_Check(plist))
@@ -506,7 +541,7 @@ void Engine::rebuild(const char* arg) {
             p.group = static_cast<std::size_t>(g);
             p.checked = check_array(p.array, true, [&] { return describe(nullptr, p.key); });
             p.shape.assign(p.checked.shape, p.checked.shape + p.checked.ndim);
-            PyObject* st = dict_get(state_.ptr(), p.key.ptr());
+            PyObject* st = dict_get(state.ptr(), p.key.ptr());
             p.state = st ? py::reinterpret_borrow<py::object>(st) : py::object(py::none());
             if (st) {
                 if (!PyDict_Check(st)) throw py::type_error("state[" + label(p.key) + "]: expected a dict");
@@ -845,26 +880,25 @@ void Engine::set_param_state(py::handle key, py::dict st) {
     valid_ = false;
 }
 
-void Engine::load(py::list groups, py::dict state, std::int64_t step_count, std::int64_t skipped) {
+// Everything is checked (counters, every group's hyperparameters at the new step count, every
+// array) before anything is replaced. `arg` names the source in messages.
+void Engine::load(py::list groups, py::dict state, py::handle step_count, py::handle skipped, const char* arg) {
+    const std::int64_t count = whole_count(step_count, [&] { return std::string(arg) + ": 'step_count'"; });
+    const std::int64_t skip = whole_count(skipped, [&] { return std::string(arg) + ": 'skipped_steps'"; });
     Locked lock(*this);
-    const py::list old_groups(groups_list_[py::slice(0, PyList_GET_SIZE(groups_list_.ptr()), 1)]);
-    const py::dict old_state(state_.attr("copy")());
-    auto install = [&](const py::list& gl, const py::dict& st) {
-        if (PyList_SetSlice(groups_list_.ptr(), 0, PyList_GET_SIZE(groups_list_.ptr()), gl.ptr()) < 0)
-            throw py::error_already_set();
-        state_.clear();
-        for (auto item : st) state_[item.first] = item.second;
-        valid_ = false;
-    };
-    install(groups, state);
-    try {
-        rebuild("state_dict");
-    } catch (...) {
-        install(old_groups, old_state);
-        throw;
+    const RuleInfo& r = rule_at(rule_);
+    for (Py_ssize_t g = 0; g < PyList_GET_SIZE(groups.ptr()); ++g) {
+        double values[kMaxHyperValues];
+        resolve_group(r, names_of_rule_, PyList_GET_ITEM(groups.ptr(), g), count, Where{nullptr, std::size_t(g)},
+                      values, nullptr);
     }
-    step_count_ = step_count;
-    skipped_ = skipped;
+    rebuild_from(groups, state, arg);
+    if (PyList_SetSlice(groups_list_.ptr(), 0, PyList_GET_SIZE(groups_list_.ptr()), groups.ptr()) < 0)
+        throw py::error_already_set();
+    state_.clear();
+    for (auto item : state) state_[item.first] = item.second;
+    step_count_ = count;
+    skipped_ = skip;
     has_norm_ = false;
     last_group_norms_.clear();
 }
@@ -892,6 +926,11 @@ void register_optimizer(py::module_& m) {
         for (int i = 0; i < k.rule_count; ++i) names.push_back(k.rules[i].name);
         return names;
     }, "Every update rule compiled in (one header each under cpp/include/fusedopt/rules/).");
+    m.def(
+        "check_array",
+        [](py::handle array, const std::string& name, bool written) { check_array(array, written, [&] { return name; }); },
+        py::arg("array"), py::arg("name"), py::kw_only(), py::arg("written") = true,
+        "The boundary's check of one array (TypeError/ValueError naming it), as a step makes it.");
     m.def("rule_info", &rule_info, py::arg("name"),
           "A rule's declaration: its hyperparameters (as param groups name them), state slots, counters.");
     py::class_<Engine>(m, "Engine",
@@ -918,14 +957,20 @@ void register_optimizer(py::module_& m) {
              "(state, keys, step_count, skipped_steps) between two steps: new dicts, current counters, "
              "the arrays copied (or shared).")
         .def("set_param_state", &Engine::set_param_state, py::arg("key"), py::arg("state"))
-        .def("load", &Engine::load, py::arg("param_groups"), py::arg("state"), py::arg("step_count"),
-             py::arg("skipped_steps"), "Replace groups, state and counters; checked, all or nothing.")
+        .def("load", [](Engine& e, py::list groups, py::dict state, py::handle step_count, py::handle skipped) {
+                 e.load(std::move(groups), std::move(state), step_count, skipped, "state_dict");
+             }, py::arg("param_groups"), py::arg("state"), py::arg("step_count"), py::arg("skipped_steps"),
+             "Replace groups, state and counters; checked, all or nothing.")
         .def("check_hyperparameters", &Engine::check_hyperparameters, py::arg("group"), py::arg("count"),
-             py::arg("where"), "Raise TypeError/ValueError for a group's invalid hyperparameters.")
-        .def("slots_used", &Engine::slots_used, py::arg("group"), py::arg("count"))
+             py::arg("where"), py::kw_only(), py::arg("construction") = false,
+             "Raise TypeError/ValueError for a group's invalid hyperparameters (construction: the "
+             "constructor's defaults, where torch checks lr).")
+        .def("slots_used", &Engine::slots_used, py::arg("group"), py::arg("count"), py::arg("where") = "")
         .def_property_readonly("param_groups", &Engine::param_groups)
-        .def_property("step_count", &Engine::step_count, &Engine::set_step_count)
-        .def_property("skipped_steps", &Engine::skipped_steps, &Engine::set_skipped_steps)
+        .def_property("step_count", &Engine::step_count,
+                      [](Engine& e, py::handle v) { e.set_step_count(v); })
+        .def_property("skipped_steps", &Engine::skipped_steps,
+                      [](Engine& e, py::handle v) { e.set_skipped_steps(v); })
         .def_property_readonly("last_grad_norm", &Engine::last_grad_norm)
         .def_property_readonly("last_group_grad_norms", &Engine::last_group_norms);
 }

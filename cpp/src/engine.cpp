@@ -39,13 +39,11 @@ StepResult run_kernels(const StepPlan& plan, const StepOptions& opt, const Kerne
     if (clip_norm || opt.check_finite) {
         result.norm_computed = true;
         const std::vector<NormResult> norms = scope_norms(plan, opt.per_group_norm, k, e);
-        double power_sum = 0.0;
         for (const NormResult& r : norms) {
             result.nonfinite = result.nonfinite || r.nonfinite;
-            power_sum += r.power_sum;
             if (opt.per_group_norm) result.group_norms.push_back(r.norm);
         }
-        result.grad_norm = norms.size() == 1 ? norms[0].norm : std::sqrt(power_sum);
+        result.grad_norm = norms.size() == 1 ? norms[0].norm : combined_norm(norms);
         if (result.nonfinite && opt.abort_on_nonfinite) {
             result.aborted = true;
             return result;

@@ -9,7 +9,7 @@ namespace fusedopt {
 namespace {
 
 NormPartials run_norm(const std::vector<const ArraySet*>& sets, int slot, NormKind kind, double p,
-                      double scale, const KernelTable& k, const Exec& e) {
+                      NormScale scale, const KernelTable& k, const Exec& e) {
     NormPartials total;
     total.min_abs = std::numeric_limits<double>::infinity();
     for (const ArraySet* s : sets) {
@@ -23,22 +23,22 @@ NormPartials run_norm(const std::vector<const ArraySet*>& sets, int slot, NormKi
     return total;
 }
 
-// A power of two near 1/x, so that x * scale is about 1 and the scaling is exact.
-double inverse_power_of_two(double x) {
-    int exponent = 0;
-    std::frexp(x, &exponent);
-    return std::ldexp(1.0, -exponent);
+// 2^e as two normal factors (NormScale), for any e float64's magnitudes call for.
+NormScale power_of_two(int e) {
+    const int first = std::clamp(e, -1000, 1000);
+    return {std::ldexp(1.0, first), std::ldexp(1.0, e - first)};
 }
+
+const double kTiny = 0x1p-900, kHuge = 0x1p+900;  // a sum between them is plainly safe
 
 }  // namespace
 
 NormResult total_norm(const std::vector<const ArraySet*>& sets, int slot, double p, const KernelTable& k,
                       const Exec& e) {
     NormResult r;
-    const double tiny = 0x1p-900, huge = 0x1p+900;
     if (p == 2.0) {  // the common case: one pass of squares, unless the sum is not plainly finite
-        const double sum = run_norm(sets, slot, NormKind::l2_sum, 2.0, 1.0, k, e).sum;
-        if (sum > tiny && sum < huge) {
+        const double sum = run_norm(sets, slot, NormKind::l2_sum, 2.0, {}, k, e).sum;
+        if (sum > kTiny && sum < kHuge) {
             r.power_sum = sum;
             r.norm = std::sqrt(sum);
             return r;
@@ -46,7 +46,7 @@ NormResult total_norm(const std::vector<const ArraySet*>& sets, int slot, double
     }
     const bool is_inf = std::isinf(p);
     const NormKind first = (p == 1.0) ? NormKind::l1 : NormKind::l2;
-    NormPartials a = run_norm(sets, slot, first, 2.0, 1.0, k, e);
+    NormPartials a = run_norm(sets, slot, first, 2.0, {}, k, e);
     r.nonfinite = a.nan || std::isinf(a.max_abs);
     const double nan = std::numeric_limits<double>::quiet_NaN();
     if (a.nan) {
@@ -64,18 +64,34 @@ NormResult total_norm(const std::vector<const ArraySet*>& sets, int slot, double
         return r;
     }
     const bool plain = p == 1.0 || p == 2.0;
-    if (plain && a.sum > tiny && a.sum < huge) {
+    if (plain && a.sum > kTiny && a.sum < kHuge) {
         r.power_sum = a.sum;
         r.norm = p == 2.0 ? std::sqrt(a.sum) : a.sum;
         return r;
     }
-    // Rescale by a power of two of the largest magnitude: no overflow, no lost underflow.
-    const double scale = inverse_power_of_two(a.max_abs);
+    // Rescale by the power of two that brings the largest magnitude into [0.5, 1): exact, so no
+    // overflow and no lost underflow, from subnormal to the largest float64.
+    int exponent = 0;
+    std::frexp(a.max_abs, &exponent);
     const NormKind kind = p == 2.0 ? NormKind::l2 : (p == 1.0 ? NormKind::l1 : NormKind::pnorm);
-    const NormPartials b = run_norm(sets, slot, kind, p, scale, k, e);
-    r.norm = (p == 2.0 ? std::sqrt(b.sum) : (p == 1.0 ? b.sum : std::pow(b.sum, 1.0 / p))) / scale;
+    const NormPartials b = run_norm(sets, slot, kind, p, power_of_two(-exponent), k, e);
+    const double root = p == 2.0 ? std::sqrt(b.sum) : (p == 1.0 ? b.sum : std::pow(b.sum, 1.0 / p));
+    r.norm = std::ldexp(root, exponent);
     r.power_sum = std::pow(r.norm, p);
     return r;
+}
+
+double combined_norm(const std::vector<NormResult>& parts) {
+    double sum = 0.0, top = 0.0;
+    for (const NormResult& n : parts) {
+        sum += n.power_sum;
+        top = std::max(top, n.norm);  // NaN never wins std::max's comparison: the sum keeps it
+    }
+    if (!(sum == sum) || top == 0.0 || std::isinf(top) || (sum > kTiny && sum < kHuge)) return std::sqrt(sum);
+    // The squares under- or overflowed: sum them relative to the largest norm.
+    double scaled = 0.0;
+    for (const NormResult& n : parts) scaled += (n.norm / top) * (n.norm / top);
+    return std::sqrt(scaled) * top;
 }
 
 }  // namespace fusedopt

@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from . import _core
+from . import _checks, _core
 
 GradList = Sequence["np.ndarray | None"] | Mapping[str, "np.ndarray | None"] | np.ndarray
 
@@ -29,17 +29,10 @@ def _as_list(grads: Any) -> list[np.ndarray]:
 
 
 def _check_norm_type(norm_type: Any) -> float:
-    p = float(norm_type)
+    p = _checks.real(norm_type, "norm_type")
     if not (p >= 0 or p == -math.inf):
-        raise ValueError(f"norm_type must be >= 0, inf or -inf, got {norm_type!r}")
+        raise ValueError(f"norm_type: must be >= 0, inf or -inf, got {norm_type!r}")
     return p
-
-
-def _check_bound(value: Any, name: str) -> float:
-    v = float(value)
-    if not v >= 0:
-        raise ValueError(f"{name} must be >= 0, got {value!r}")
-    return v
 
 
 def _nonfinite_error(p: float) -> RuntimeError:
@@ -60,9 +53,12 @@ def get_total_norm(grads: GradList, norm_type: float = 2.0, error_if_nonfinite: 
     not the elements.
     """
     p = _check_norm_type(norm_type)
+    error_if_nonfinite = _checks.flag(error_if_nonfinite, "error_if_nonfinite")
     arrays = _as_list(grads)
     if p == 0:
-        norm = float(sum(1 for a in arrays if np.any(np.asarray(a) != 0)))
+        for i, a in enumerate(arrays):
+            _core.check_array(a, f"grads[{i}]", written=False)
+        norm = float(sum(1 for a in arrays if np.any(a != 0)))
     else:
         norm, _ = _core.total_norm(arrays, p)
     if error_if_nonfinite and not math.isfinite(norm):
@@ -77,9 +73,12 @@ def clip_grads_with_norm_(grads: GradList, max_norm: float, total_norm: float) -
     0 (NaN where a gradient was infinite). A coefficient of exactly 1 leaves the bits unchanged,
     so that pass is skipped.
     """
-    max_norm = _check_bound(max_norm, "max_norm")
+    max_norm = _checks.nonnegative(max_norm, "max_norm")
+    total_norm = _checks.real(total_norm, "total_norm")
+    if total_norm < 0:
+        raise ValueError(f"total_norm: must be >= 0 (a norm) or NaN, got {total_norm!r}")
     arrays = _as_list(grads)
-    coef = max_norm / (float(total_norm) + 1e-6)
+    coef = max_norm / (total_norm + 1e-6)
     if coef < 1.0 or math.isnan(coef):
         _core.scale_(arrays, coef)
 
@@ -90,7 +89,7 @@ def clip_grad_norm_(
     """Clip the gradients' total norm to ``max_norm`` in place; returns the norm before clipping
     (torch.nn.utils.clip_grad_norm_). Raises RuntimeError, modifying nothing, when
     ``error_if_nonfinite`` and the norm is NaN or infinite."""
-    max_norm = _check_bound(max_norm, "max_norm")
+    max_norm = _checks.nonnegative(max_norm, "max_norm")
     arrays = _as_list(grads)
     norm = get_total_norm(arrays, norm_type, error_if_nonfinite)
     clip_grads_with_norm_(arrays, max_norm, norm)
@@ -99,5 +98,5 @@ def clip_grad_norm_(
 
 def clip_grad_value_(grads: GradList, clip_value: float) -> None:
     """Clamp every gradient in place to [-clip_value, clip_value] (NaN stays NaN)."""
-    c = _check_bound(clip_value, "clip_value")
+    c = _checks.nonnegative(clip_value, "clip_value")
     _core.clamp_(_as_list(grads), -c, c)

@@ -3,7 +3,9 @@ buffers, so a step over hundreds of layers is one loop over one range."""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -15,6 +17,31 @@ def _aligned_zeros(n: int, dtype: np.dtype) -> np.ndarray:
     raw = np.zeros(n + _ALIGN_BYTES // itemsize, dtype=dtype)
     shift = (-raw.ctypes.data % _ALIGN_BYTES) // itemsize
     return raw[shift : shift + n]
+
+
+def _float_dtype(dtype: Any) -> np.dtype:
+    try:
+        dt = np.dtype(dtype)
+    except TypeError:
+        raise TypeError(f"dtype: not a NumPy dtype: {dtype!r}") from None
+    if dt not in (np.float32, np.float64):
+        raise TypeError(f"dtype: must be float32 or float64, got {dt}")
+    return dt
+
+
+def _shape(shape: Any, where: str) -> tuple[int, ...]:
+    """An int or a sequence of ints (bool refused), each >= 0, with a size NumPy can allocate."""
+    dims = (shape,) if isinstance(shape, (int, np.integer)) else shape
+    if not isinstance(dims, Sequence) or isinstance(dims, str):
+        raise TypeError(f"{where}: expected an int or a sequence of ints, got {type(shape).__name__}")
+    for d in dims:
+        if isinstance(d, (bool, np.bool_)) or not isinstance(d, (int, np.integer)):
+            raise TypeError(f"{where}: dimensions must be ints, got {d!r} in {shape!r}")
+        if d < 0:
+            raise ValueError(f"{where}: negative dimension in {shape!r}")
+    if math.prod(int(d) for d in dims) >= 2**62:
+        raise ValueError(f"{where}: {shape!r} has too many elements")
+    return tuple(int(d) for d in dims)
 
 
 class FlatParams:
@@ -35,18 +62,18 @@ class FlatParams:
     """
 
     def __init__(self, shapes: Mapping[str, Sequence[int] | int], dtype: type | np.dtype = np.float32) -> None:
-        dt = np.dtype(dtype)
-        if dt not in (np.float32, np.float64):
-            raise TypeError(f"dtype must be float32 or float64, got {dt}")
-        if not isinstance(shapes, Mapping) or not shapes:
+        dt = _float_dtype(dtype)
+        if not isinstance(shapes, Mapping):
+            raise TypeError(f"shapes: expected a dict of name -> shape, got {type(shapes).__name__}")
+        if not shapes:
             raise ValueError("shapes: expected a non-empty dict of name -> shape")
         per_line = _ALIGN_BYTES // dt.itemsize
         layout: dict[str, tuple[int, tuple[int, ...]]] = {}
         offset = 0
         for name, shape in shapes.items():
-            shape_t = (shape,) if isinstance(shape, (int, np.integer)) else tuple(int(s) for s in shape)
-            if any(s < 0 for s in shape_t):
-                raise ValueError(f"shapes[{name!r}]: negative dimension in {shape_t}")
+            if not isinstance(name, str):
+                raise TypeError(f"shapes: names must be str, got {type(name).__name__}")
+            shape_t = _shape(shape, f"shapes[{name!r}]")
             layout[name] = (offset, shape_t)
             size = int(np.prod(shape_t, dtype=np.int64))
             offset += -(-size // per_line) * per_line

@@ -240,8 +240,9 @@ def nadam(
     beta1, beta2, lr, psi = float(betas[0]), float(betas[1]), float(lr), float(momentum_decay)
     mu, mu_next = nadam_mu(beta1, psi, tt), nadam_mu(beta1, psi, tt + 1)
     mu_product = float(np.float32(mu_product) * np.float32(mu))  # torch keeps it in float32
-    grad_coef = -lr * (1.0 - mu) / (1.0 - mu_product)
-    avg_coef = (-lr * mu_next) / (1.0 - mu_product * mu_next)
+    # NumPy scalars: a loaded mu_product that makes a denominator 0 gives inf, as the kernels do.
+    grad_coef = np.float64(-lr * (1.0 - mu)) / (1.0 - mu_product)
+    avg_coef = np.float64(-lr * mu_next) / (1.0 - mu_product * mu_next)
     decay = _decay(lr, weight_decay, decoupled_weight_decay)
     d = _weight_decay(p, transform.apply(g), weight_decay, decay, decoupled_weight_decay)
     exp_avg[...] = _lerp(exp_avg, d, 1.0 - beta1)
@@ -319,12 +320,22 @@ def total_norm(arrays: Sequence[np.ndarray], norm_type: float = 2.0) -> float:
         return float(max(f.max() for f in flat))
     if p == -math.inf:
         return float(min(f.min() for f in flat))
-    top = max(f.max() for f in flat)
+    top = float(max(f.max() for f in flat))
     if top == 0 or math.isinf(top):
-        return float(top)
-    scale = math.ldexp(1.0, -math.frexp(top)[1])
-    s = math.fsum(float(np.sum((f * scale) ** p)) for f in flat)
-    return s ** (1.0 / p) / scale
+        return top
+    # Bring the largest magnitude into [0.5, 1) by 2^-e, as two factors: the largest float64
+    # power of two is 2^1023, a subnormal maximum needs up to 2^1074.
+    e = math.frexp(top)[1]
+    first = min(max(-e, -1000), 1000)
+    s1, s2 = math.ldexp(1.0, first), math.ldexp(1.0, -e - first)
+    with np.errstate(over="ignore", under="ignore"):  # a norm past float64's range is inf, as natively
+        s = math.fsum(float(np.sum(((f * s1) * s2) ** p)) for f in flat)
+        return float(np.ldexp(np.float64(s) ** (1.0 / p), e))
+
+
+def combined_norm(norms: Sequence[float]) -> float:
+    """The 2-norm of several norms (a step's global norm from per-group ones), without overflow."""
+    return math.hypot(*norms) if norms else 0.0
 
 
 # ---------------------------------------------------------------------------------------------
@@ -352,7 +363,7 @@ def run_step(
             scopes.setdefault(group if per_group else 0, []).extend(grads)
         count = group_count if per_group else 1
         norms = [total_norm(scopes.get(i, [])) for i in range(count)]
-        result["grad_norm"] = norms[0] if count == 1 else math.sqrt(math.fsum(n * n for n in norms))
+        result["grad_norm"] = norms[0] if count == 1 else combined_norm(norms)
         if per_group:
             result["group_norms"] = norms
         if check_finite and any(not math.isfinite(n) for n in norms):

@@ -59,8 +59,8 @@ def set_num_threads(n: int) -> None:
     one thread and uses the faster (mostly), so on a machine where another process holds a core
     the default is never much slower than one thread.
     """
-    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
-        raise ValueError(f"n must be an int >= 1, got {n!r}")
+    if isinstance(n, bool) or not isinstance(n, int) or not 1 <= n < 2**31:
+        raise ValueError(f"n must be an int >= 1 (and below 2**31), got {n!r:.80}")
     _core.set_num_threads(n)
 
 

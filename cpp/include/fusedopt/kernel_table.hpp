@@ -18,11 +18,17 @@ struct NormPartials {
 // enough whenever that sum is finite and far from float64's limits.
 enum class NormKind { l2 = 0, l1 = 1, pnorm = 2, l2_sum = 3 };
 
+// A power of two applied as two factors, (|g| * first) * second: float64's largest power of two
+// is 2^1023, and bringing a subnormal maximum (down to 2^-1074) near 1 takes up to 2^1074.
+struct NormScale {
+    double first = 1.0, second = 1.0;
+};
+
 struct NormKernels {
-    // kind l2: sum of squares; l1: sum of |g|; pnorm: sum of (|g|*scale)^p; each also max |g|,
+    // kind l2: sum of (|g|*scale)^2; l1: of |g|*scale; pnorm: of (|g|*scale)^p; each also max |g|,
     // min |g| and NaN presence. l2_sum: the sum of squares only. Operand `slot` is read.
-    NormPartials (*f32)(const SegmentList&, int slot, NormKind, double p, double scale, const Exec&);
-    NormPartials (*f64)(const SegmentList&, int slot, NormKind, double p, double scale, const Exec&);
+    NormPartials (*f32)(const SegmentList&, int slot, NormKind, double p, NormScale scale, const Exec&);
+    NormPartials (*f64)(const SegmentList&, int slot, NormKind, double p, NormScale scale, const Exec&);
     auto get(DType t) const { return t == DType::f32 ? f32 : f64; }
 };
 

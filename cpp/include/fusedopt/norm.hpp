@@ -28,9 +28,14 @@ struct NormResult {
 };
 
 // The p-norm of operand `slot` over all arrays of all sets, float64 accumulation.
-// p = inf / -inf give max / min |g|. Scaled so float64 inputs near the overflow or underflow
-// threshold still give the exact-to-rounding answer. Bitwise independent of the thread count.
+// p = inf / -inf give max / min |g|. Scaled so float64 inputs anywhere from subnormal to the
+// largest finite value give the exact-to-rounding answer (no spurious overflow, underflow or
+// NaN). Bitwise independent of the thread count.
 NormResult total_norm(const std::vector<const ArraySet*>& sets, int slot, double p, const KernelTable& k,
                       const Exec& e);
+
+// The 2-norm of several scopes' 2-norms (a step's global norm from per-group ones): the square
+// root of their power sums, rescaled where those under- or overflow.
+double combined_norm(const std::vector<NormResult>& parts);
 
 }  // namespace fusedopt

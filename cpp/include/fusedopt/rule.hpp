@@ -22,7 +22,9 @@ struct GradTransform {
 // A hyperparameter as a param group holds it. Its resolved value occupies one double in the
 // rule's value array (a pair two: name[0], name[1]; a flag 0 or 1; a choice its index).
 enum class HyperKind : unsigned char { number, flag, pair, choice };
-enum class HyperCheck : unsigned char { none, nonnegative, unit_interval };  // [0, inf), [0, 1)
+// [0, inf), [0, 1); initially_nonnegative: [0, inf) in the constructor's defaults only (torch checks
+// lr there alone, so a scheduler may take it below 0 mid-run, and such a checkpoint loads).
+enum class HyperCheck : unsigned char { none, nonnegative, unit_interval, initially_nonnegative };
 
 struct HyperSpec {
     const char* name;

@@ -17,8 +17,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from .. import _core, reference
-from ._hyper import check_nonnegative
+from .. import _checks, _core, reference
 from ._params import ParamsLike, as_groups, split_params
 
 Key = int | str
@@ -54,16 +53,13 @@ class Optimizer:
         clip_scope: str = "group",
         nonfinite: str = "propagate",
     ) -> None:
-        if backend not in _BACKENDS:
-            raise ValueError(f"backend must be one of {_BACKENDS}, got {backend!r}")
-        if nonfinite not in _NONFINITE:
-            raise ValueError(f"nonfinite must be one of {_NONFINITE}, got {nonfinite!r}")
-        if clip_scope not in _CLIP_SCOPES:
-            raise ValueError(f"clip_scope must be one of {_CLIP_SCOPES}, got {clip_scope!r}")
+        _checks.choice(backend, "backend", _BACKENDS)
+        _checks.choice(nonfinite, "nonfinite", _NONFINITE)
+        _checks.choice(clip_scope, "clip_scope", _CLIP_SCOPES)
         if max_grad_norm is not None:
-            max_grad_norm = check_nonnegative(max_grad_norm, "max_grad_norm", "")
+            max_grad_norm = _checks.nonnegative(max_grad_norm, "max_grad_norm")
         if clip_value is not None:
-            clip_value = check_nonnegative(clip_value, "clip_value", "")
+            clip_value = _checks.nonnegative(clip_value, "clip_value")
         if max_grad_norm is not None and clip_value is not None:
             raise ValueError("max_grad_norm and clip_value: choose one way to clip")
         self.defaults: dict[str, Any] = dict(defaults)
@@ -74,7 +70,7 @@ class Optimizer:
         self.nonfinite = nonfinite
         self._names_given: bool | None = None
         self._engine = self._new_engine()
-        self._engine.check_hyperparameters(self.defaults, 0, "")
+        self._engine.check_hyperparameters(self.defaults, 0, "", construction=True)
         if params is not None:
             groups = as_groups(params)
             if not groups or not any(True for _ in groups):
@@ -238,56 +234,74 @@ class Optimizer:
         }
 
     def load_state_dict(self, state_dict: Mapping[str, Any]) -> None:
-        """Restore from state_dict(); checks everything before changing anything."""
-        saved_groups = state_dict.get("param_groups")
-        saved_state = state_dict.get("state")
-        if not isinstance(saved_groups, list) or not isinstance(saved_state, Mapping):
+        """Restore from state_dict(). All or nothing: the structure, every group's hyperparameters,
+        every array and counter are checked before anything changes (TypeError or ValueError)."""
+        if not isinstance(state_dict, Mapping):
+            raise TypeError(f"state_dict: expected a dict, got {type(state_dict).__name__}")
+        if "param_groups" not in state_dict or "state" not in state_dict:
             raise ValueError("state_dict: expected 'state' and 'param_groups' entries")
+        saved_groups = state_dict["param_groups"]
+        saved_state = state_dict["state"]
+        if not isinstance(saved_groups, list):
+            raise TypeError(f"state_dict: 'param_groups' must be a list, got {type(saved_groups).__name__}")
+        if not isinstance(saved_state, Mapping):
+            raise TypeError(f"state_dict: 'state' must be a dict, got {type(saved_state).__name__}")
         if len(saved_groups) != len(self.param_groups):
             raise ValueError(
                 f"state_dict: has {len(saved_groups)} param groups, the optimizer has {len(self.param_groups)}"
             )
         keys = self._engine.keys()
-        key_map: dict[Any, tuple[Key, np.ndarray, dict[str, Any]]] = {}
+        key_map: dict[Any, tuple[Key, np.ndarray, dict[str, Any], int]] = {}
         new_groups = []
         offset = 0
         for gi, (saved, group) in enumerate(zip(saved_groups, self.param_groups)):
+            where = f"state_dict: param group {gi}"
+            if not isinstance(saved, Mapping):
+                raise TypeError(f"{where}: expected a dict, got {type(saved).__name__}")
             n = len(group["params"])
             saved_keys = saved.get("params", [])
+            if not isinstance(saved_keys, list):
+                raise TypeError(f"{where}: 'params' must be a list of keys, got {type(saved_keys).__name__}")
             if len(saved_keys) != n:
-                raise ValueError(f"state_dict: param group {gi} has {len(saved_keys)} params, the optimizer's has {n}")
-            for j, sk in enumerate(saved_keys):
-                key_map[sk] = (keys[offset + j], group["params"][j], saved)
+                raise ValueError(f"{where} has {len(saved_keys)} params, the optimizer's has {n}")
             merged = {k: v for k, v in saved.items() if k != "params"}
             merged["params"] = group["params"]
             if "param_names" in group:
                 merged["param_names"] = group["param_names"]
-            self._engine.check_hyperparameters(merged, int(state_dict.get("step_count", 0)), f" (param group {gi})")
+            for j, sk in enumerate(saved_keys):
+                try:
+                    if sk in key_map:
+                        raise ValueError(f"state_dict: parameter key {sk!r} is listed twice in param_groups")
+                except TypeError:
+                    raise TypeError(f"{where}: 'params' key {sk!r} is not hashable") from None
+                key_map[sk] = (keys[offset + j], group["params"][j], merged, gi)
             new_groups.append(merged)
             offset += n
         new_state: dict[Key, State] = {}
         for sk, st in saved_state.items():
-            if sk not in key_map:
+            try:
+                known = sk in key_map
+            except TypeError:
+                known = False
+            if not known:
                 raise ValueError(f"state_dict: state for unknown parameter {sk!r}")
-            key, p, saved_group = key_map[sk]
-            new_state[key] = self._load_param_state(key, p, st, saved_group)
+            key, p, merged, gi = key_map[sk]
+            if not isinstance(st, Mapping):
+                raise TypeError(f"state_dict: state of parameter {key!r}: expected a dict, got {type(st).__name__}")
+            new_state[key] = self._load_param_state(key, p, st, merged, gi)
+        # The engine checks the counters, every group's hyperparameters and every array, then swaps.
         self._engine.load(
-            new_groups, new_state, int(state_dict.get("step_count", 0)), int(state_dict.get("skipped_steps", 0))
+            new_groups, new_state, state_dict.get("step_count", 0), state_dict.get("skipped_steps", 0)
         )
 
-    def _load_param_state(self, key: Key, p: np.ndarray, st: Mapping[str, Any], hp: Mapping[str, Any]) -> State:
-        expected = set(self._engine.slots_used(hp, 0))
+    def _load_param_state(self, key: Key, p: np.ndarray, st: Mapping[str, Any], group: dict[str, Any], gi: int) -> State:
+        expected = set(self._engine.slots_used(group, 0, f" (param group {gi})"))
         out: State = {}
         for name, value in st.items():
             if name == "step":
                 out["step"] = value  # checked by the engine (a whole number >= 0; ints stay exact)
             elif name in expected or isinstance(value, np.ndarray):
-                arr = np.asarray(value)
-                if arr.shape != p.shape:
-                    raise ValueError(
-                        f"state_dict: {name!r} of parameter {key!r} has shape {arr.shape}, the parameter has {p.shape}"
-                    )
-                out[name] = np.array(arr, dtype=p.dtype, order="C", copy=True)
+                out[name] = _state_array(value, p, f"state_dict: {name!r} of parameter {key!r}")
             else:
                 out[name] = value
         missing = expected - out.keys()
@@ -319,3 +333,16 @@ class Optimizer:
                     lines.append(f"    {k}: {g[k]}")
         lines.append(")")
         return "\n".join(lines)
+
+
+def _state_array(value: Any, p: np.ndarray, what: str) -> np.ndarray:
+    """A saved state array as a new array of its parameter's dtype and shape. Real numbers only:
+    a complex array would lose its imaginary part, a masked one its mask."""
+    if isinstance(value, np.ma.MaskedArray):
+        raise TypeError(f"{what} is a numpy.ma.MaskedArray; its mask would be ignored")
+    arr = np.asarray(value)
+    if arr.dtype.kind not in "fiu":
+        raise TypeError(f"{what} has dtype {arr.dtype}; expected a real floating-point array")
+    if arr.shape != p.shape:
+        raise ValueError(f"{what} has shape {arr.shape}, the parameter has {p.shape}")
+    return np.array(arr, dtype=p.dtype, order="C", copy=True)

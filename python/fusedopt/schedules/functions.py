@@ -23,6 +23,8 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Literal, Union
 
+from .._checks import float_or_nan
+
 __all__ = [
     "Schedule",
     "constant",
@@ -52,14 +54,18 @@ class Schedule:
 # Validation (every ValueError names the argument).
 # --------------------------------------------------------------------------
 def _real(name: str, value: object) -> float:
-    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(float(value)):
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(float_or_nan(value)):
         raise ValueError(f"{name} must be a finite number, got {value!r}")
     return float(value)
 
 
 def _int(name: str, value: object, minimum: int) -> int:
+    """An integer (bool excluded) >= ``minimum``, and below 2**53: steps are used in float64
+    arithmetic, where a larger one is not exact (or overflows)."""
     if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < minimum:
-        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
+        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r:.80}")
+    if value >= 2**53:
+        raise ValueError(f"{name} must be an integer below 2**53 (exact as a float64), got {value!r:.80}")
     return int(value)
 
 

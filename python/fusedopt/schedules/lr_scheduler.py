@@ -22,6 +22,9 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any, Literal, Protocol, SupportsFloat, cast
 
+from .._checks import float_or_nan
+from .functions import _int as _check_int
+
 __all__ = [
     "ChainedScheduler",
     "ConstantLR",
@@ -77,31 +80,27 @@ def _check_not_schedule(optimizer: OptimizerLike, keys: Iterable[str]) -> None:
             )
 
 
-def _check_int(name: str, value: object, minimum: int) -> int:
-    """``value`` must be an integer (bool excluded) >= ``minimum``."""
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < minimum:
-        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
-    return int(value)
-
-
 def _check_real(name: str, value: object, ok: Callable[[float], bool], what: str) -> None:
     """``value`` must be a real number (NaN and bool refused) satisfying ``ok``."""
     if (
         isinstance(value, bool)
         or not isinstance(value, numbers.Real)
-        or math.isnan(float(value))
-        or not ok(float(value))
+        or math.isnan(float_or_nan(value))
+        or not ok(float_or_nan(value))
     ):
-        raise ValueError(f"{name} must be {what}, got {value!r}")
+        raise ValueError(f"{name} must be {what}, got {value!r:.80}")
 
 
 def _format_param(name: str, optimizer: OptimizerLike, value: Any) -> list[Any]:
-    """One value per param group: a scalar is broadcast, a sequence must match."""
+    """One finite number per param group: a scalar is broadcast, a sequence must match."""
     n = len(optimizer.param_groups)
     if isinstance(value, (list, tuple)):
         if len(value) != n:
             raise ValueError(f"{name} must have one value per param group ({n}), got {len(value)}")
+        for i, v in enumerate(value):
+            _check_real(f"{name}[{i}]", v, math.isfinite, "a finite number")
         return list(value)
+    _check_real(name, value, math.isfinite, "a finite number")
     return [value] * n
 
 

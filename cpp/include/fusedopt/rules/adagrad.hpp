@@ -4,7 +4,7 @@
 struct adagrad_rule : RuleBase {
     static constexpr const char* name = "adagrad";
     enum Value { lr, lr_decay, weight_decay, initial_accumulator_value, eps, maximize, value_count };
-    static constexpr HyperSpec hypers[] = {number("lr"), number("lr_decay"), number("weight_decay"),
+    static constexpr HyperSpec hypers[] = {learning_rate(), number("lr_decay"), number("weight_decay"),
                                            number("initial_accumulator_value"), number("eps"), flag("maximize")};
     static constexpr SlotSpec slots[] = {{"sum"}};
     static unsigned slots_used(const double*) { return 1u; }

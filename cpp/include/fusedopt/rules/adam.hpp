@@ -3,7 +3,7 @@
 struct adam_rule : RuleBase {
     static constexpr const char* name = "adam";
     enum Value { lr, beta1, beta2, eps, weight_decay, amsgrad, maximize, decoupled, value_count };
-    static constexpr HyperSpec hypers[] = {number("lr"), betas_pair(), number("eps"), number("weight_decay"),
+    static constexpr HyperSpec hypers[] = {learning_rate(), betas_pair(), number("eps"), number("weight_decay"),
                                            flag("amsgrad"), flag("maximize"), flag("decoupled_weight_decay")};
     static constexpr SlotSpec slots[] = {{"exp_avg"}, {"exp_avg_sq"}, {"max_exp_avg_sq"}};
     static unsigned slots_used(const double* v) { return v[amsgrad] != 0.0 ? 7u : 3u; }

@@ -4,13 +4,21 @@
 struct nadam_rule : RuleBase {
     static constexpr const char* name = "nadam";
     enum Value { lr, beta1, beta2, eps, weight_decay, momentum_decay, decoupled, maximize, value_count };
-    static constexpr HyperSpec hypers[] = {number("lr"), betas_pair(), number("eps"), number("weight_decay"),
+    static constexpr HyperSpec hypers[] = {learning_rate(), betas_pair(), number("eps"), number("weight_decay"),
                                            number("momentum_decay"), flag("decoupled_weight_decay"),
                                            flag("maximize")};
     static constexpr SlotSpec slots[] = {{"exp_avg"}, {"exp_avg_sq"}};
     static constexpr const char* extra_counter = "mu_product";
     static constexpr double extra_initial = 1.0;
     static unsigned slots_used(const double*) { return 3u; }
+    // mu_t tends to beta1 as t grows; a beta1 that rounds to 1 in float32 makes the float32
+    // mu_product reach 1 and the step divide by 1 - mu_product = 0.
+    static HyperError check(const double* v) {
+        if (v[momentum_decay] > 0.0 && float(v[beta1]) >= 1.0f)
+            return {"betas[0]", "rounds to 1 in float32, where NAdam keeps mu_product: 1 - mu_product "
+                                "would reach 0 (use beta1 <= 1 - 2**-24, or momentum_decay=0)"};
+        return {};
+    }
 
     // mu_t = beta1 * (1 - 0.5 * 0.96^(t * momentum_decay))
     static double mu(const double* v, double t) {

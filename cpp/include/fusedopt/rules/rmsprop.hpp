@@ -3,7 +3,7 @@
 struct rmsprop_rule : RuleBase {
     static constexpr const char* name = "rmsprop";
     enum Value { lr, alpha, eps, weight_decay, momentum, centered, maximize, value_count };
-    static constexpr HyperSpec hypers[] = {number("lr"), number("alpha"), number("eps"), number("weight_decay"),
+    static constexpr HyperSpec hypers[] = {learning_rate(), number("alpha"), number("eps"), number("weight_decay"),
                                            number("momentum"), flag("centered"), flag("maximize")};
     static constexpr SlotSpec slots[] = {{"square_avg"}, {"momentum_buffer"}, {"grad_avg"}};
     static unsigned slots_used(const double* v) {

@@ -19,6 +19,7 @@ inline double decoupled_decay(double lr, double weight_decay, bool decoupled) {
 }
 
 constexpr HyperSpec number(const char* name) { return {name, HyperKind::number, HyperCheck::nonnegative}; }
+constexpr HyperSpec learning_rate() { return {"lr", HyperKind::number, HyperCheck::initially_nonnegative}; }
 constexpr HyperSpec flag(const char* name) { return {name, HyperKind::flag}; }
 constexpr const char* kBetaNames[] = {"beta1", "beta2", nullptr};
 constexpr HyperSpec betas_pair() { return {"betas", HyperKind::pair, HyperCheck::unit_interval, kBetaNames}; }

@@ -5,7 +5,7 @@ struct sgd_rule : RuleBase {
     static constexpr const char* name = "sgd";
     enum Value { lr, momentum, dampening, weight_decay, nesterov, maximize, formulation, value_count };
     static constexpr const char* formulations[] = {"torch", "classic", nullptr};
-    static constexpr HyperSpec hypers[] = {number("lr"), number("momentum"), number("dampening"),
+    static constexpr HyperSpec hypers[] = {learning_rate(), number("momentum"), number("dampening"),
                                            number("weight_decay"), flag("nesterov"), flag("maximize"),
                                            {"formulation", HyperKind::choice, HyperCheck::none, formulations}};
     static constexpr SlotSpec slots[] = {{"momentum_buffer"}};
