@@ -164,6 +164,12 @@ class Optimizer(torch.optim.Optimizer):
         fresh["state"] = {i: by_tensor[id(p)] for i, p in enumerate(now) if id(p) in by_tensor}
         fresh["step_count"], fresh["skipped_steps"] = saved["step_count"], saved["skipped_steps"]
         self._fo.load_state_dict(fresh)
+        self._retwin()
+
+    def _retwin(self) -> None:
+        """fusedopt's load_state_dict installs new group dicts: link them."""
+        for link, twin in zip(self._links, self._fo.param_groups):
+            link.twin = twin
 
     def _repoint(self, g: int, link: _Link) -> None:
         """Some parameter of the group has new storage (``p.data = ...``) or another tensor took
@@ -276,6 +282,7 @@ class Optimizer(torch.optim.Optimizer):
         self._sync(())
         self._state_read = False  # the engine's dicts are replaced wholesale
         interop.from_torch_state_dict(self._fo, state_dict)
+        self._retwin()
         for group, saved, link in zip(self.param_groups, state_dict["param_groups"], self._links):
             for k, v in saved.items():
                 if k != "params" and k not in _FLAGS_ACCEPTED:
