@@ -98,8 +98,9 @@ def test_native_much_faster_than_numpy_reference() -> None:
     assert st["numpy"].min / st["native"].min > 5.0
 
 
-def test_report_and_targets_from_a_tiny_run(tmp_path) -> None:
-    """The CLI end to end on one case and layout: table, JSON, Markdown."""
+def test_report_and_targets_from_a_tiny_run(tmp_path, capsys) -> None:
+    """The CLI end to end on one case and layout: table (100 columns at most, every column in
+    the legend, no internal names), JSON, Markdown."""
     import json
 
     from fusedopt.bench.cli import main
@@ -109,6 +110,11 @@ def test_report_and_targets_from_a_tiny_run(tmp_path) -> None:
     rc = main(["--quick", "--optimizers", "Adam,SGD", "--layouts", "4K,256K", "--no-torch", "--repeats", "3",
                "--min-time", "0.0005", "--no-progress", "--json", str(out), "--markdown", str(md)])
     assert rc == 0
+    printed = capsys.readouterr().out
+    assert max(len(line) for line in printed.splitlines()) <= 100
+    for header in ("ns/p", "limit", "threads", "NumPy", "busy"):
+        assert f"  {header} " in printed, header  # its legend line
+    assert "memory probe" in printed and "issue" not in printed and "torch" not in printed.split("\n\n")[1]
     doc = json.loads(out.read_text())
     assert {(r["case"], r["layout"]) for r in doc["rows"]} == {(c, lay) for c in ("Adam", "SGD") for lay in ("4K", "256K")}
     for r in doc["rows"]:
@@ -175,3 +181,12 @@ def test_a_disturbed_run_says_so() -> None:
     assert "other processes kept the CPUs busy during 1 of 1 rows" in text and "--loaded" in text
     quiet = dict(row, stats={"native": {"others_cores": 0.0}})
     assert "kept the CPUs busy" not in report.text(report.build(meta, [quiet], {}))
+
+
+def test_overheads_within_noise_are_not_negative() -> None:
+    from fusedopt.bench.report import _overhead
+
+    assert _overhead(-3.0, 5.0) == "<2"
+    assert _overhead(-3.0, 1.0) == "~0"
+    assert _overhead(10.0, 2.0) == "10+-2"
+    assert _overhead(-1.0, float("nan")) == "~0"

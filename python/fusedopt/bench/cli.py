@@ -38,6 +38,8 @@ from .timing import (
 
 # ---- settings -------------------------------------------------------------------------------
 
+SETTLE_S = 0.06
+
 QUICK = {"repeats": 7, "repeats_torch": 5, "repeats_numpy": 3, "min_time": 0.003, "tries": 1, "max_others": 0.15}
 FULL = {"repeats": 21, "repeats_torch": 9, "repeats_numpy": 5, "min_time": 0.010, "tries": 4, "max_others": 0.15}
 
@@ -170,6 +172,14 @@ def _torch_contender(torch: Any, case: Case, layout: Layout, p0: Sequence[np.nda
     return Contender("torch_fused" if fused else "torch_loop", topt.step, warmup_steps=case.warmup_steps)
 
 
+def _settle(step: Callable[[], None]) -> None:
+    """Steps for SETTLE_S: an optimizer times its first steps on the helper threads and on one
+    thread (20 ms each) before it settles on the faster; the samples should see the settled one."""
+    end = time.perf_counter() + SETTLE_S
+    while time.perf_counter() < end:
+        step()
+
+
 def _step_of(opt: Any, grads: list[np.ndarray]) -> Callable[[], None]:
     return lambda: opt.step(grads)
 
@@ -187,13 +197,14 @@ def _set_target(name: str) -> Callable[[], None]:
 
 
 def _block_one(case: Case, layout: Layout, p0: Sequence[np.ndarray], g: Sequence[np.ndarray], threads: int,
-               torch: Any, notes: list[str]) -> list[Contender]:
+               notes: list[str]) -> list[Contender]:
     """The contenders the targets compare (they own their arrays; dropped with the list)."""
     params, grads, _owner = _param_copies(layout, p0, g)
     opt = native_opt(case, params)
     opt.step(grads)  # creates the state the probe walks too
     written, pgrads = probe_arrays(case, opt, params)
     step = _step_of(opt, grads)
+    _settle(step)
     contenders = [
         Contender("native", step, warmup_steps=case.warmup_steps),
         Contender("probe", lambda: _core.probe(written, pgrads)),
@@ -202,10 +213,6 @@ def _block_one(case: Case, layout: Layout, p0: Sequence[np.ndarray], g: Sequence
         contenders.append(Contender("native_1t", step, _set_threads(1), _set_threads(threads),
                                     warmup_steps=case.warmup_steps))
     keep: list[Any] = [_owner]
-    if torch is not None and case.torch_fused:
-        c = _torch_contender(torch, case, layout, p0, g, True, keep, notes)
-        if c is not None:
-            contenders.append(c)
     if layout.n_arrays > 1:
         one = [np.concatenate(p0)]
         ref_opt = native_opt(case, one)
@@ -219,10 +226,9 @@ def bench_one(case: Case, layout: Layout, data: tuple[list[np.ndarray], list[np.
               threads: int, torch: Any, with_numpy: bool, tick: Callable[[], Any]) -> dict[str, Any]:
     """Time one (case, layout), in three blocks whose contenders take turns sample by sample:
 
-    1. native (``threads``), the probe on the native step's own arrays, native on 1 thread,
-       torch fused (the comparisons the targets make, so they see the same machine state), and,
+    1. native (``threads``), the probe on the native step's own arrays, native on 1 thread and,
        for a layout of many arrays, native on one array of as many parameters;
-    2. the torch for-loop; 3. the NumPy reference (slow: fewer samples)."""
+    2. torch fused and the torch for-loop; 3. the NumPy reference (slow: fewer samples)."""
     p0, g = data
     t_start = time.perf_counter()
     out: dict[str, Any] = {"case": case.key, "layout": layout.key, "params": layout.total,
@@ -242,20 +248,23 @@ def bench_one(case: Case, layout: Layout, data: tuple[list[np.ndarray], list[np.
     def timed(contenders: list[Contender], repeats: int) -> tuple[dict[str, Any], int]:
         return measure_quiet(contenders, repeats, cfg["min_time"], tries=cfg["tries"], max_others=cfg["max_others"])
 
-    # --- block 1: native, probe, native 1 thread, torch fused, one-array reference
-    record(timed(_block_one(case, layout, p0, g, threads, torch, out["notes"]), cfg["repeats"]))
+    # --- block 1: native, probe, native 1 thread, one-array reference
+    record(timed(_block_one(case, layout, p0, g, threads, out["notes"]), cfg["repeats"]))
     out["seconds_native"] = time.perf_counter() - t_start
     tick()
 
-    # --- block 2: torch for-loop
+    # --- block 2: torch fused and for-loop (apart from fusedopt's block: torch's OpenMP threads
+    # spin for milliseconds after each step, measured to slow whatever runs next by up to 2x)
     if torch is not None and case.torch_cls is not None:
         keep: list[Any] = []
-        c = _torch_contender(torch, case, layout, p0, g, False, keep, out["notes"])
-        if c is not None:
+        cs = [_torch_contender(torch, case, layout, p0, g, fused, keep, out["notes"])
+              for fused in ((True, False) if case.torch_fused else (False,))]
+        cs = [c for c in cs if c is not None]
+        if cs:
             t0 = time.perf_counter()
-            record(timed([c], cfg["repeats_torch"]))
+            record(timed(cs, cfg["repeats_torch"]))
             out["seconds_torch"] = time.perf_counter() - t0
-        del keep
+        del keep, cs
     tick()
 
     # --- block 3: NumPy reference (the same class, backend="numpy")

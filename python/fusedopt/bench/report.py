@@ -1,10 +1,11 @@
-"""Turning timings into the report: derived figures per row, the issue-8 targets, the text and
-Markdown tables, JSON, and the log-log plot."""
+"""Turning timings into the report: derived figures per row, the targets, the text and Markdown
+tables (at most 100 columns, with a legend), JSON, and the log-log plot."""
 
 from __future__ import annotations
 
 import json
 import math
+import textwrap
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -46,8 +47,9 @@ def _ratio(a: float, b: float) -> float:
     return a / b
 
 
-def derive(r: Mapping[str, Any]) -> dict[str, Any]:
-    """Per-row figures: ns per parameter of every contender, ratios, GB/s."""
+def derive(r: Mapping[str, Any], min_parallel: int = 0) -> dict[str, Any]:
+    """Per-row figures: ns per parameter of every contender, ratios, GB/s. Below `min_parallel`
+    parameters a step never uses threads: no thread speed-up is reported."""
     n = r["params"]
     t = r["times"]
     d = {k: v for k, v in r.items() if k not in ("times", "stats")}
@@ -58,7 +60,7 @@ def derive(r: Mapping[str, Any]) -> dict[str, Any]:
     d["vs_probe"] = _ratio(t.get("native"), t.get("probe"))
     d["gbps"] = _ratio(r["bytes_per_param"], d["native_ns"])
     d["probe_gbps"] = _ratio(r["bytes_per_param"], d["probe_ns"])
-    d["thread_speedup"] = _ratio(t.get("native_1t"), t.get("native"))
+    d["thread_speedup"] = _ratio(t.get("native_1t"), t.get("native")) if n >= min_parallel else NaN
     d["x_numpy"] = _ratio(t.get("numpy"), t.get("native"))
     d["x_torch_loop"] = _ratio(t.get("torch_loop"), t.get("native"))
     d["x_torch_fused"] = _ratio(t.get("torch_fused"), t.get("native"))
@@ -118,7 +120,7 @@ def targets(rows: list[dict[str, Any]], loaded: bool = False,
                     add("1000 arrays of 1000: <= 1.1x one array of as many params", c, lay, v, MANY_ARRAYS_LIMIT, False)
                 else:
                     add("flat arena: <= 1.1x one array of as many params", c, lay, v, ARENA_LIMIT, False)
-        if not _isnan(r["native_1t_ns"]):
+        if not _isnan(r["thread_speedup"]):
             if not loaded:
                 add("threads: no slowdown (2t <= 1.05 x 1t)", c, lay,
                     _ratio(r["native_ns"], r["native_1t_ns"]), THREAD_TOLERANCE, False)
@@ -146,7 +148,8 @@ def summarize(checks: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 def per_array_overhead(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """(step time of 1000 arrays - step time of the same elements as one arena buffer) / 999."""
+    """(step time of 1000 arrays - step time of the same elements as one arena buffer) / 999, in
+    ns, with a noise half-width from the two interquartile ranges."""
     out = []
     for r in rows:
         if r["layout"] != "1000x1000":
@@ -154,10 +157,15 @@ def per_array_overhead(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
         flat = _find(rows, r["case"], "arena 1000x1000")
         if flat is None:
             continue
-        entry = {"case": r["case"]}
+        entry: dict[str, Any] = {"case": r["case"]}
         for name in ("native", "torch_loop", "torch_fused"):  # not NumPy: its big temporaries page-fault
             a, b = r["times"].get(name), flat["times"].get(name)
-            entry[name] = NaN if a is None or b is None else (a - b) / (r["arrays"] - 1) * 1e9
+            if a is None or b is None:
+                entry[name], entry[f"{name}_noise"] = NaN, NaN
+                continue
+            spread = [_num(x.get("stats", {}).get(name, {}).get("iqr_rel")) * t for x, t in ((r, a), (flat, b))]
+            entry[name] = (a - b) / (r["arrays"] - 1) * 1e9
+            entry[f"{name}_noise"] = NaN if any(map(_isnan, spread)) else sum(spread) / 2 / (r["arrays"] - 1) * 1e9
         out.append(entry)
     return out
 
@@ -171,7 +179,7 @@ def rebuild(saved: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def build(meta: Mapping[str, Any], results: list[dict[str, Any]], extras: Mapping[str, Any]) -> dict[str, Any]:
-    rows = [derive(r) for r in results]
+    rows = [derive(r, int(meta.get("min_parallel_elements", 0))) for r in results]
     for r, raw in zip(rows, results):
         r["times"] = raw["times"]
     checks = targets(rows, bool(meta.get("loaded")), extras.get("denormals"))
@@ -199,53 +207,76 @@ def _pct(x: float | None) -> str:
     return "-" if x is None or _isnan(x) else f"{100 * x:.0f}%"
 
 
-COLUMNS = (
-    ("layout", "layout"), ("optimizer", "optimizer"), ("B/p", "bytes per parameter moved"),
-    ("native", "ns/param"), ("us/step", "microseconds per step"), ("probe", "ns/param"),
-    ("nat/probe", "native time as % of probe time"), ("GB/s", "native"),
-    ("1-thr", "ns/param, 1 thread"), ("thr x", "1-thread time / threaded time"),
-    ("NumPy", "ns/param"), ("x NumPy", "speedup"), ("torch loop", "ns/param"), ("x loop", "speedup"),
-    ("torch fused", "ns/param"), ("x fused", "speedup"),
-    ("busy", "cores used by other processes while native/probe were timed (* > 0.15)"),
+WIDTH = 100  # the text report fits a terminal of this many columns
+
+
+def _busy(x: float) -> str:
+    return "-" if _isnan(x) else f"{x:.2f}{'*' if x > BUSY else ''}"
+
+
+# (header, key of the derived row, formatter, legend). A column whose values are all missing is
+# left out, with its legend line.
+COLUMNS: tuple[tuple[str, str, Any, str], ...] = (
+    ("layout", "layout", str, "the parameters: one array of that many float32 elements, or as named"),
+    ("optimizer", "case", str, "+mom: momentum, +ams: amsgrad, +c+m: centered with momentum, +clip: "
+                               "max_grad_norm"),
+    ("ns/p", "native_ns", _f, "fusedopt's step time per parameter, default threads (median of samples)"),
+    ("us/step", "step_us", _f, "the same per step, in microseconds"),
+    ("limit", "vs_probe", _pct, "step time / the memory probe's: a loop that reads the gradient and reads and "
+                                "writes the parameter and state arrays once, doing no arithmetic, the "
+                                "fastest any step over those arrays can be (100%: at the memory limit)"),
+    ("GB/s", "gbps", _f, "bytes the step reads and writes per second"),
+    ("threads", "thread_speedup", _x, "1-thread time / default-threads time (above 1x: the threads help; "
+                                      "-: a step this small always runs on one thread)"),
+    ("NumPy", "x_numpy", _x, "speedup over the same update written in NumPy (fusedopt.reference)"),
+    ("torch", "x_torch_loop", _x, "speedup over torch.optim's for-loop step on the same arrays"),
+    ("fused", "x_torch_fused", _x, "speedup over torch.optim's fused=True step"),
+    ("busy", "busy", _busy, f"cores other processes used meanwhile (*: over {BUSY}, figures disturbed)"),
 )
 
 
+def _columns(doc: Mapping[str, Any]) -> list[tuple[str, str, Any, str]]:
+    return [c for c in COLUMNS if c[1] in ("layout", "case")
+            or any(not _isnan(r.get(c[1])) for r in doc["rows"])]
+
+
 def table_rows(doc: Mapping[str, Any]) -> list[list[str]]:
-    out = []
-    for r in doc["rows"]:
-        out.append([
-            r["layout"], r["case"], str(r["bytes_per_param"]),
-            _f(r["native_ns"]), _f(r["step_us"]), _f(r["probe_ns"]), _pct(r["vs_probe"]), _f(r["gbps"]),
-            _f(r["native_1t_ns"]), _x(r["thread_speedup"]),
-            _f(r["numpy_ns"]), _x(r["x_numpy"]),
-            _f(r["torch_loop_ns"]), _x(r["x_torch_loop"]), _f(r["torch_fused_ns"]), _x(r["x_torch_fused"]),
-            "-" if _isnan(r["busy"]) else f"{r['busy']:.2f}{'*' if r['busy'] > BUSY else ''}",
-        ])
-    return out
+    return [[fmt(r[key]) for _, key, fmt, _ in _columns(doc)] for r in doc["rows"]]
+
+
+def _wrap(line: str, indent: str = "  ") -> list[str]:
+    if len(line) <= WIDTH:
+        return [line]
+    return textwrap.wrap(line, WIDTH, subsequent_indent=indent, break_on_hyphens=False)
 
 
 def _stamp(meta: Mapping[str, Any]) -> list[str]:
     la = meta.get("loadavg_before")
     lb = meta.get("loadavg_after")
     lines = [
-        (f"fusedopt {meta['fusedopt']}  target {meta['target']}  threads {meta['threads']}  "
-         f"min_parallel_elements {meta['min_parallel_elements']}  numpy {meta['numpy']}  torch {meta['torch'] or '-'}"),
+        (f"fusedopt {meta['fusedopt']}, SIMD target {meta['target']}, {meta['threads']} threads; "
+         f"numpy {meta['numpy']}; torch {meta['torch'] or 'not used'}"),
         f"{meta['machine']}, {meta['cpus']} CPUs; {meta['mode']} run, {meta['date']}, {meta['seconds']:.0f} s; "
-        f"samples: {meta['config']['repeats']} native/probe, {meta['config']['repeats_torch']} torch, "
+        f"samples: {meta['config']['repeats']} fusedopt, {meta['config']['repeats_torch']} torch, "
         f"{meta['config']['repeats_numpy']} NumPy, >= {meta['config']['min_time'] * 1e3:g} ms each"
-        + (f"; load avg {la[0]:.2f} -> {lb[0]:.2f}" if la and lb else ""),
+        + (f"; load average {la[0]:.2f} -> {lb[0]:.2f}" if la and lb else ""),
     ]
     lines += [f"note: {n}" for n in meta.get("notes", [])]
-    return lines
+    return [w for line in lines for w in _wrap(line, "      ")]
+
+
+def _legend(doc: Mapping[str, Any]) -> list[str]:
+    cols = _columns(doc)
+    width = max(len(c[0]) for c in cols)
+    return [w for h, _, _, text in cols[2:] for w in _wrap(f"  {h:<{width}}  {text}", " " * (width + 4))]
 
 
 def text(doc: Mapping[str, Any]) -> str:
-    head = [c[0] for c in COLUMNS]
+    head = [c[0] for c in _columns(doc)]
     body = table_rows(doc)
     widths = [max(len(h), *(len(row[i]) for row in body)) if body else len(h) for i, h in enumerate(head)]
     lines = _stamp(doc["meta"])
-    lines.append("median ns per parameter; 'nat/probe' = native time / memory-probe time; speedups = other / native; "
-                 "busy = cores other processes used meanwhile (* : disturbed)")
+    lines.append("")
     lines.append("  ".join(h.rjust(w) if i > 1 else h.ljust(w) for i, (h, w) in enumerate(zip(head, widths))))
     prev = None
     for row in body:
@@ -254,13 +285,15 @@ def text(doc: Mapping[str, Any]) -> str:
         prev = row[0]
         lines.append("  ".join(c.rjust(w) if i > 1 else c.ljust(w) for i, (c, w) in enumerate(zip(row, widths))))
     lines.append("")
-    lines += _extras_text(doc)
+    lines += _legend(doc)
+    lines.append("")
+    lines += [w for line in _extras_text(doc) for w in _wrap(line, "    ")]
     lines.append("targets:")
     for s in doc["target_summary"]:
         mark = "MET " if s["met"] == s["total"] else "MISS"
-        miss = "" if not s["missed"] else "  missed: " + ", ".join(s["missed"][:8]) + (" ..." if len(s["missed"]) > 8 else "")
-        lines.append(f"  [{mark}] {s['target']}: {s['met']}/{s['total']}{miss}")
-    lines += disturbance(doc)
+        miss = "" if not s["missed"] else "; missed: " + ", ".join(s["missed"][:8]) + (" ..." if len(s["missed"]) > 8 else "")
+        lines += _wrap(f"  [{mark}] {s['target']}: {s['met']}/{s['total']}{miss}", "         ")
+    lines += [w for line in disturbance(doc) for w in _wrap(line, "      ")]
     return "\n".join(lines)
 
 
@@ -275,10 +308,21 @@ def disturbance(doc: Mapping[str, Any]) -> list[str]:
         "",
         f"note: other processes kept the CPUs busy during {len(hit)} of {len(busy)} rows (marked *, up to "
         f"{max(hit):.2f} cores). Each optimizer then runs its steps on one thread while helper threads would "
-        "wait for a core, so the threaded columns show this machine's load, not the code's speed.",
-        "      For figures of the code, rerun on a quiet machine (--wait-quiet 60 waits for one); to see fusedopt "
+        "wait for a core, so the threaded columns show this machine's load, not the code's speed. For "
+        "figures of the code, rerun on a quiet machine (--wait-quiet 60 waits for one); to see fusedopt "
         "under load on purpose, use --loaded.",
     ]
+
+
+def _overhead(value: float, noise: float) -> str:
+    """An overhead and its noise; one too small to tell from zero says so instead of going negative."""
+    if _isnan(noise):
+        return _f(value) if value > 0 else "~0"
+    if value + noise <= 0:
+        return "~0"
+    if value - noise <= 0:
+        return f"<{_f(value + noise)}"
+    return f"{_f(value)}+-{_f(noise, 2)}"
 
 
 def _extras_text(doc: Mapping[str, Any]) -> list[str]:
@@ -294,10 +338,13 @@ def _extras_text(doc: Mapping[str, Any]) -> list[str]:
         lines.append("")
     pa = doc.get("per_array_overhead_ns") or []
     if pa:
-        lines.append("per-array overhead, ns per extra array ((1000x1000 - arena) / 999):")
+        lines.append("cost of each extra array, ns ((1000 arrays of 1000 - one buffer of 1M) / 999, "
+                     "+- the samples' spread):")
         for e in pa:
-            lines.append(f"  {e['case']:<12} native {_f(e['native'])}  "
-                         f"torch loop {_f(e['torch_loop'])}  torch fused {_f(e['torch_fused'])}")
+            parts = [f"{label} {_overhead(e[name], e.get(name + '_noise', NaN))}"
+                     for label, name in (("fusedopt", "native"), ("torch", "torch_loop"), ("fused", "torch_fused"))
+                     if not _isnan(e[name])]
+            lines.append(f"  {e['case']:<12} " + "  ".join(parts))
         lines.append("")
     ts = doc.get("threshold_sweep")
     if ts:
@@ -337,12 +384,12 @@ def _extras_text(doc: Mapping[str, Any]) -> list[str]:
 
 
 def markdown(doc: Mapping[str, Any]) -> str:
-    head = [c[0] for c in COLUMNS]
+    head = [c[0] for c in _columns(doc)]
     lines = ["```", *_stamp(doc["meta"]), "```", "",
              "| " + " | ".join(head) + " |", "|" + "|".join("---" if i < 2 else "---:" for i in range(len(head))) + "|"]
     for row in table_rows(doc):
         lines.append("| " + " | ".join(row) + " |")
-    lines.append("")
+    lines += ["", "```", *_legend(doc), "```", ""]
     lines.append("| target | met | missed (value) |")
     lines.append("|---|---|---|")
     for s in doc["target_summary"]:

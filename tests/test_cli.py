@@ -1,0 +1,48 @@
+"""``python -m fusedopt``: subcommands with their own --help, and the module entry points."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+from fusedopt.__main__ import COMMANDS, main
+
+
+def test_help_lists_every_command(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exc:
+        main(["--help"])
+    assert exc.value.code == 0
+    out = capsys.readouterr().out
+    for name in COMMANDS:
+        assert name in out
+
+
+@pytest.mark.parametrize("command", list(COMMANDS))
+def test_every_command_has_its_own_help(command: str, capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exc:
+        main([command, "--help"])
+    assert exc.value.code == 0
+    assert f"python -m fusedopt {command}" in capsys.readouterr().out
+
+
+def test_info_prints_the_runtime(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["info"]) == 0
+    out = capsys.readouterr().out
+    assert "active_target" in out and "flush_denormal" in out
+    assert not any(line.rstrip().endswith("|") for line in out.splitlines()), "a trailing separator"
+
+
+@pytest.mark.parametrize("argv", [["nope"], [], ["info", "--extra"]])
+def test_bad_commands_exit_2(argv: list[str], capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exc:
+        main(argv)
+    assert exc.value.code == 2
+    assert "usage: python -m fusedopt" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("module", ["fusedopt", "fusedopt.demo", "fusedopt.bench"])
+def test_module_entry_points_answer_help(module: str) -> None:
+    done = subprocess.run([sys.executable, "-m", module, "--help"], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert "usage:" in done.stdout
