@@ -61,11 +61,14 @@ _SCHEDULER_KEYS = ("initial_lr", "max_lr", "min_lr", "max_momentum", "base_momen
 _FLOAT32_SCALARS = frozenset({"step", "mu_product"})
 
 
-def _torch_name(optimizer: Any) -> str:
+def _group_defaults(optimizer: Any) -> dict[str, Any]:
+    """The param-group keys (and defaults) of the optimizer's torch.optim counterpart; a rule
+    torch.optim lacks (Lion) keeps its own hyperparameters, so fusedopt.torch can save it in
+    torch's layout too."""
     for cls in type(optimizer).__mro__:
         if cls.__name__ in TORCH_GROUP_DEFAULTS:
-            return cls.__name__
-    raise ValueError(f"{type(optimizer).__name__} has no torch.optim counterpart")
+            return TORCH_GROUP_DEFAULTS[cls.__name__]
+    return dict(optimizer.defaults)
 
 
 def _to_numpy(value: Any) -> np.ndarray:
@@ -104,7 +107,6 @@ def from_torch_state_dict(optimizer: Any, torch_state_dict: Mapping[str, Any]) -
     fusedopt-only options (backend, clipping) are kept.  Values may also be
     NumPy arrays instead of tensors, so no torch is needed.
     """
-    _torch_name(optimizer)  # refuse optimizers torch does not have
     if not isinstance(torch_state_dict, Mapping) or "state" not in torch_state_dict or "param_groups" not in torch_state_dict:
         raise ValueError("torch_state_dict: expected a dict with 'state' and 'param_groups'")
     t_groups = list(torch_state_dict["param_groups"])
@@ -180,11 +182,11 @@ def to_torch_state_dict(optimizer: Any) -> dict[str, Any]:
 
     State is keyed by position over all groups; arrays become tensors (NumPy
     copies without torch), ``step`` and ``mu_product`` float32 0-d tensors.
-    Param groups carry torch's keys for that optimizer, with torch's defaults
-    for its implementation flags; callable hyperparameters are evaluated at
+    Param groups carry torch's keys for that optimizer (for Lion, which
+    torch.optim lacks, its own hyperparameters), with torch's defaults for its
+    implementation flags; callable hyperparameters are evaluated at
     the optimizer's current step count; fusedopt-only options are left out.
     """
-    name = _torch_name(optimizer)
     try:
         import torch
     except ImportError:
@@ -214,7 +216,7 @@ def to_torch_state_dict(optimizer: Any) -> dict[str, Any]:
                 out[sname] = copy.deepcopy(value)
         state[position[key]] = out
 
-    defaults = TORCH_GROUP_DEFAULTS[name]
+    defaults = _group_defaults(optimizer)
     groups = []
     for g in sd["param_groups"]:
         tg: dict[str, Any] = {}
