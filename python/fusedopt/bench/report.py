@@ -366,7 +366,7 @@ def _extras_text(doc: Mapping[str, Any]) -> list[str]:
     dn = doc.get("denormals")
     if dn:
         lines.append(f"denormals: {dn['params']} float32 parameters, gradients and state at {dn['value']:g}, "
-                     "step time / the same step on ordinary values (flushed: the default; kept: "
+                     "step time / the same step on ordinary values, 1 thread (flushed: the default; kept: "
                      "set_flush_denormal(False)):")
         for r in dn["rows"]:
             lines.append(f"  {r['case']:<12} {r['target']:<8} ordinary {r['normal_s'] * 1e6:8.1f} us  "
