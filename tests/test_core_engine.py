@@ -291,6 +291,25 @@ def test_reallocated_parameter_is_noticed() -> None:
     assert opt.step_count == 1
 
 
+@pytest.mark.parametrize("name", NAMES)
+def test_a_parameter_replaced_in_its_group_keeps_its_counters(name: str) -> None:
+    """A new array put in a group's list (same place, so same key and state dict) continues from
+    the old one's counters, whether or not opt.state was ever read (found by fusedopt.torch,
+    where p.data = ... does this: the step count fell back to the state dict's stale 1)."""
+    params, grads = _model(np.float64)
+    opt = _make(name, params)
+    twin = _make(name, [p.copy() for p in params])
+    for _ in range(5):
+        opt.step(grads)
+        twin.step(grads)
+    opt.param_groups[0]["params"][0] = opt.params[0].copy()
+    for _ in range(2):
+        opt.step(grads)
+        twin.step(grads)
+    _assert_same_optimizer(opt, twin)
+    assert opt.state[0].get("step", 7) == 7
+
+
 # ---- pickle and copies -------------------------------------------------------------------------
 
 

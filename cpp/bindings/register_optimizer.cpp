@@ -515,8 +515,11 @@ void Engine::read_state(Param& p, const RuleInfo& r, const char* arg) const {
 // The plan refers to the dicts in `groups_list` and `state`, which must become the engine's.
 void Engine::rebuild_from(const py::list& groups_list, const py::dict& state, const char* arg) {
     const RuleInfo& r = rule_at(rule_);
-    std::unordered_map<PyObject*, std::size_t> old;
-    for (std::size_t i = 0; i < params_.size(); ++i) old[params_[i].array.ptr()] = i;
+    std::unordered_map<PyObject*, std::size_t> old, old_state;  // by array, by state dict
+    for (std::size_t i = 0; i < params_.size(); ++i) {
+        old[params_[i].array.ptr()] = i;
+        if (!params_[i].state.is_none()) old_state[params_[i].state.ptr()] = i;
+    }
     std::vector<Param> params;
     std::vector<Group> groups;
     std::vector<Span> spans;
@@ -546,9 +549,11 @@ void Engine::rebuild_from(const py::list& groups_list, const py::dict& state, co
             if (st) {
                 if (!PyDict_Check(st)) throw py::type_error("state[" + label(p.key) + "]: expected a dict");
                 read_state(p, r, arg);
-                // Not handed out, the dict's counters may be stale: the engine's are current.
-                if (it != old.end() && params_[it->second].state.ptr() == st && !exposed_)
-                    p.counters = params_[it->second].counters;
+                // Not handed out, the dict's counters may be stale: the engine's are current. Found
+                // by the state dict, not the array: a parameter replaced in its group's list keeps
+                // its state dict (same key) and so its counters.
+                const auto was = old_state.find(st);
+                if (was != old_state.end() && !exposed_) p.counters = params_[was->second].counters;
             }
             const std::size_t index = params.size();
             for (int slot = 0; slot < r.slot_count + 2; ++slot) {  // the parameter, then its state

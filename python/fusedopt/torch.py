@@ -115,7 +115,6 @@ class Optimizer(torch.optim.Optimizer):
         self._fo = self._fusedopt_class(None, *args, **kwargs)  # checks the hyperparameters
         self._hyper_keys = tuple(self._fo.defaults)
         self._links: list[_Link] = []
-        self._state_read = False
         torch_keys = interop._group_defaults(self._fo)
         defaults = dict(self._fo.defaults)
         defaults.update({k: v for k, v in flags.items() if k in torch_keys})
@@ -155,7 +154,6 @@ class Optimizer(torch.optim.Optimizer):
         args, kwargs = self._fo_args
         self._fo = self._fusedopt_class(None, *args, **kwargs)
         self._links = []
-        self._state_read = False
         for g, group in enumerate(self.param_groups):
             self._fo.add_param_group(self._twin(group, g))
             self._links.append(_Link(group, self._fo.param_groups[-1]))
@@ -179,11 +177,6 @@ class Optimizer(torch.optim.Optimizer):
         if any(p is not q for p, q in zip(tensors, link.tensors)):
             self._relink()
             return
-        if not self._state_read:
-            # The engine's per-parameter counters live outside the state dicts until they are
-            # read, and a rebuild for a replaced array reads the dicts: read them first.
-            self._fo.state  # noqa: B018
-            self._state_read = True
         arrays = link.twin["params"]
         for j, p in enumerate(tensors):
             if p.data_ptr() != link.ptrs[j] or arrays[j].shape != tuple(p.shape):
@@ -241,7 +234,6 @@ class Optimizer(torch.optim.Optimizer):
         float32 0-d tensors (copies: set counters through load_state_dict)."""
         self._sync(())
         live = self._fo.state
-        self._state_read = True
         tensors = [p for k in self._links for p in k.tensors]
         out: defaultdict[torch.Tensor, dict[str, Any]] = defaultdict(dict)
         for i, st in live.items():
@@ -280,7 +272,6 @@ class Optimizer(torch.optim.Optimizer):
             if result is not None:
                 state_dict = result
         self._sync(())
-        self._state_read = False  # the engine's dicts are replaced wholesale
         interop.from_torch_state_dict(self._fo, state_dict)
         self._retwin()
         for group, saved, link in zip(self.param_groups, state_dict["param_groups"], self._links):
