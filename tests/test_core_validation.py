@@ -590,3 +590,16 @@ def test_load_state_dict_infinite_step_changes_nothing() -> None:
     sd = a.opt.state_dict()
     sd["state"][4]["step"] = math.inf
     a.assert_rejected(sd, (ValueError, OverflowError), r"infinity|'step'", call=a.opt.load_state_dict)
+
+
+@pytest.mark.parametrize("name", ["foreach", "fused", "capturable", "differentiable"])
+@pytest.mark.parametrize("cls", ["SGD", "AdamW", "Lion"])
+def test_torch_switches_name_the_optimizer_and_say_why(cls: str, name: str) -> None:
+    params = [np.zeros(3, np.float32)]
+    with pytest.raises(TypeError, match=rf"^{cls}\(\) got an unexpected keyword argument '{name}' \(fusedopt is always fused"):
+        getattr(fusedopt, cls)(params, lr=0.1, **{name: True})
+
+
+def test_an_unknown_keyword_names_the_optimizer() -> None:
+    with pytest.raises(TypeError, match=r"^Adam\(\) got an unexpected keyword argument 'lrr'$"):
+        fusedopt.Adam([np.zeros(3, np.float32)], lrr=0.1)

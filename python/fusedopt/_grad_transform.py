@@ -21,4 +21,5 @@ class GradTransform:
         t = g.dtype.type
         if self.lo != -math.inf or self.hi != math.inf:
             g = np.clip(g, t(self.lo), t(self.hi))
-        return g * t(self.scale)
+        out: np.ndarray = g * t(self.scale)
+        return out

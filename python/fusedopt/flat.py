@@ -19,9 +19,9 @@ def _aligned_zeros(n: int, dtype: np.dtype) -> np.ndarray:
     return raw[shift : shift + n]
 
 
-def _float_dtype(dtype: Any) -> np.dtype:
+def _float_dtype(dtype: Any) -> np.dtype[Any]:
     try:
-        dt = np.dtype(dtype)
+        dt: np.dtype[Any] = np.dtype(dtype)
     except TypeError:
         raise TypeError(f"dtype: not a NumPy dtype: {dtype!r}") from None
     if dt not in (np.float32, np.float64):

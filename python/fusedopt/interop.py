@@ -74,7 +74,8 @@ def _group_defaults(optimizer: Any) -> dict[str, Any]:
 def _to_numpy(value: Any) -> np.ndarray:
     """A torch tensor (any device, with or without grad) or array-like as a NumPy array."""
     if hasattr(value, "detach") and hasattr(value, "cpu"):
-        return value.detach().cpu().numpy()
+        out: np.ndarray = value.detach().cpu().numpy()
+        return out
     return np.asarray(value)
 
 
@@ -187,6 +188,7 @@ def to_torch_state_dict(optimizer: Any) -> dict[str, Any]:
     implementation flags; callable hyperparameters are evaluated at
     the optimizer's current step count; fusedopt-only options are left out.
     """
+    torch: Any
     try:
         import torch
     except ImportError:

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
@@ -30,13 +31,13 @@ def _lerp(a: np.ndarray, b: np.ndarray, weight: float) -> np.ndarray:
     """torch.lerp with a scalar weight (LerpKernel.cpp's two branches)."""
     t = a.dtype.type
     w = t(weight)
-    if -0.5 < weight < 0.5:
-        return w * (b - a) + a
-    return (w - t(1)) * (b - a) + b
+    out: np.ndarray = w * (b - a) + a if -0.5 < weight < 0.5 else (w - t(1)) * (b - a) + b
+    return out
 
 
 def _maximum(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    return np.maximum(a, b)  # propagates NaN, like torch.maximum
+    out: np.ndarray = np.maximum(a, b)  # propagates NaN, like torch.maximum
+    return out
 
 
 def _decay(lr: float, weight_decay: float, decoupled: bool) -> float:
@@ -215,7 +216,7 @@ def adamax(
 
 def nadam_mu(beta1: float, momentum_decay: float, t: float) -> float:
     """NAdam's momentum schedule: mu_t = beta1 * (1 - 0.5 * 0.96^(t * momentum_decay))."""
-    return beta1 * (1.0 - 0.5 * 0.96 ** (t * momentum_decay))
+    return float(beta1 * (1.0 - 0.5 * 0.96 ** (t * momentum_decay)))
 
 
 def nadam(
@@ -344,7 +345,7 @@ def combined_norm(norms: Sequence[float]) -> float:
 
 
 def run_step(
-    units: Sequence[tuple[int, dict, dict, list, list, list]],
+    units: Sequence[tuple[int, dict[str, Any], dict[str, Any], list[Any], list[Any], list[Any]]],
     group_count: int,
     *,
     rule: str,
@@ -352,10 +353,10 @@ def run_step(
     per_group: bool,
     clip_value: float | None,
     check_finite: bool,
-) -> dict:
+) -> dict[str, Any]:
     """Norm clipping, the non-finite check and every rule update; returns what the native step
     reports: {grad_norm, group_norms, aborted} (aborted: nothing was written)."""
-    result: dict = {"grad_norm": None, "group_norms": [], "aborted": False}
+    result: dict[str, Any] = {"grad_norm": None, "group_norms": [], "aborted": False}
     coef: dict[int, float] = {}
     if max_norm is not None or check_finite:
         scopes: dict[int, list[np.ndarray]] = {}

@@ -208,7 +208,7 @@ class Optimizer(torch.optim.Optimizer):
                 grads += [_grad_view(p, _label(group, g, j)) for j, p in enumerate(tensors)]
         return grads
 
-    def step(self, closure: Callable[[], Any] | None = None) -> Any:  # type: ignore[override]
+    def step(self, closure: Callable[[], Any] | None = None) -> Any:
         """One fusedopt step over every parameter that has a gradient; returns the closure's loss."""
         loss = None
         if closure is not None:
@@ -227,7 +227,7 @@ class Optimizer(torch.optim.Optimizer):
 
     # ---- state ------------------------------------------------------------------------------
 
-    @property  # type: ignore[override]
+    @property
     def state(self) -> defaultdict[torch.Tensor, dict[str, Any]]:
         """Per-parameter state keyed by tensor, as torch's: arrays as tensors sharing fusedopt's
         memory (in-place edits reach the next step), ``step`` (and NAdam's ``mu_product``) as
@@ -237,7 +237,7 @@ class Optimizer(torch.optim.Optimizer):
         tensors = [p for k in self._links for p in k.tensors]
         out: defaultdict[torch.Tensor, dict[str, Any]] = defaultdict(dict)
         for i, st in live.items():
-            out[tensors[i]] = {
+            out[tensors[int(i)]] = {
                 name: torch.from_numpy(v) if isinstance(v, np.ndarray) else torch.tensor(float(v), dtype=torch.float32)
                 for name, v in st.items()
             }

@@ -79,11 +79,11 @@ class Layout:
 
     @property
     def itemsize(self) -> int:
-        return np.dtype(self.dtype).itemsize
+        return int(np.dtype(self.dtype).itemsize)
 
     @property
     def dtype_name(self) -> str:
-        return np.dtype(self.dtype).name
+        return str(np.dtype(self.dtype).name)
 
     @property
     def single_f32(self) -> bool:

@@ -257,14 +257,14 @@ def bench_one(case: Case, layout: Layout, data: tuple[list[np.ndarray], list[np.
     # spin for milliseconds after each step, measured to slow whatever runs next by up to 2x)
     if torch is not None and case.torch_cls is not None:
         keep: list[Any] = []
-        cs = [_torch_contender(torch, case, layout, p0, g, fused, keep, out["notes"])
-              for fused in ((True, False) if case.torch_fused else (False,))]
-        cs = [c for c in cs if c is not None]
+        made = [_torch_contender(torch, case, layout, p0, g, fused, keep, out["notes"])
+                for fused in ((True, False) if case.torch_fused else (False,))]
+        cs = [c for c in made if c is not None]
         if cs:
             t0 = time.perf_counter()
             record(timed(cs, cfg["repeats_torch"]))
             out["seconds_torch"] = time.perf_counter() - t0
-        del keep, cs
+        del keep, cs, made
     tick()
 
     # --- block 3: NumPy reference (the same class, backend="numpy")

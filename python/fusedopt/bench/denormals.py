@@ -24,6 +24,10 @@ def _flush(on: bool) -> Callable[[], None]:
     return lambda: fusedopt.set_flush_denormal(on)
 
 
+def _stepper(opt: Any, grads: list[np.ndarray]) -> Callable[[], None]:
+    return lambda: opt.step(grads)
+
+
 def _optimizer(case: Case, tiny: bool) -> tuple[Any, list[np.ndarray]]:
     """A stepped optimizer over one array of N; with `tiny`, its gradients and every state array
     hold the denormal TINY (the parameters stay ordinary)."""
@@ -58,9 +62,9 @@ def denormal_compare(cases: list[Case], cfg: dict[str, Any], tick: Callable[[], 
                 _core.set_target(target)
                 # The kept contender's state stays denormal: TINY * beta + TINY * (1 - beta) ~ TINY.
                 st = measure([
-                    Contender("normal", lambda o=normal, g=g_normal: o.step(g), warmup_steps=case.warmup_steps),
-                    Contender("flushed", lambda o=flushed, g=g_flushed: o.step(g)),
-                    Contender("kept", lambda o=kept, g=g_kept: o.step(g), _flush(False), _flush(saved_flush)),
+                    Contender("normal", _stepper(normal, g_normal), warmup_steps=case.warmup_steps),
+                    Contender("flushed", _stepper(flushed, g_flushed)),
+                    Contender("kept", _stepper(kept, g_kept), _flush(False), _flush(saved_flush)),
                 ], cfg["repeats"], cfg["min_time"])
                 rows.append({"case": case.key, "target": target, "normal_s": st["normal"].median,
                              "flushed": st["flushed"].median / st["normal"].median,

@@ -65,7 +65,8 @@ def _xy(p: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 # --------------------------------------------------------------------------- #
 def rosenbrock(p: np.ndarray, a: float = 1.0, b: float = 100.0) -> np.ndarray:
     x, y = _xy(p)
-    return (a - x) ** 2 + b * (y - x * x) ** 2
+    out: np.ndarray = (a - x) ** 2 + b * (y - x * x) ** 2
+    return out
 
 
 def rosenbrock_grad(p: np.ndarray, a: float = 1.0, b: float = 100.0) -> np.ndarray:
@@ -89,13 +90,15 @@ QUADRATIC_HESSIAN = _R @ np.diag(QUADRATIC_EIGENVALUES) @ _R.T
 def quadratic(p: np.ndarray) -> np.ndarray:
     p = np.asarray(p, dtype=np.float64)
     _xy(p)
-    return 0.5 * np.einsum("...i,ij,...j->...", p, QUADRATIC_HESSIAN, p)
+    out: np.ndarray = 0.5 * np.einsum("...i,ij,...j->...", p, QUADRATIC_HESSIAN, p)
+    return out
 
 
 def quadratic_grad(p: np.ndarray) -> np.ndarray:
     p = np.asarray(p, dtype=np.float64)
     _xy(p)
-    return p @ QUADRATIC_HESSIAN  # H is symmetric
+    out: np.ndarray = p @ QUADRATIC_HESSIAN  # H is symmetric
+    return out
 
 
 # --------------------------------------------------------------------------- #
@@ -108,7 +111,8 @@ _BEALE_C = (1.5, 2.25, 2.625)
 
 def beale(p: np.ndarray) -> np.ndarray:
     x, y = _xy(p)
-    return sum((c - x + x * y ** (k + 1)) ** 2 for k, c in enumerate(_BEALE_C))
+    out: np.ndarray = sum((c - x + x * y ** (k + 1)) ** 2 for k, c in enumerate(_BEALE_C))
+    return out
 
 
 def beale_grad(p: np.ndarray) -> np.ndarray:

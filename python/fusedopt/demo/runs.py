@@ -120,7 +120,8 @@ class Run:
 
     @property
     def final_point(self) -> np.ndarray:
-        return self.path[-1]
+        out: np.ndarray = self.path[-1]
+        return out
 
     @property
     def distance_to_minimum(self) -> float:
@@ -457,7 +458,8 @@ def init_activation_stats(
     rng = np.random.default_rng(seed)
     x0 = rng.normal(size=(batch, width))
     def relu(z: np.ndarray) -> np.ndarray:
-        return np.maximum(z, 0.0)
+        out: np.ndarray = np.maximum(z, 0.0)
+        return out
 
     def small_normal(W: np.ndarray, r: np.random.Generator) -> np.ndarray:
         W[...] = r.normal(0.0, 0.01, W.shape)

@@ -10,8 +10,6 @@ import numpy as np
 
 from .. import _core
 
-ParamsLike = Sequence[np.ndarray] | Mapping[str, np.ndarray] | Sequence[Mapping[str, Any]]
-GradsLike = Sequence["np.ndarray | None"] | Mapping[str, "np.ndarray | None"]
 
 
 def _check_param(p: Any, where: str) -> np.ndarray:

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ._params import ParamsLike
+if TYPE_CHECKING:
+    from typing_extensions import Unpack
+
+from ._types import Hyper, ParamsLike, StepOptions
 from .optimizer import Optimizer
 
 
@@ -28,14 +31,14 @@ class Adagrad(Optimizer):
     def __init__(
         self,
         params: ParamsLike | None = None,
-        lr: Any = 1e-2,
-        lr_decay: Any = 0.0,
-        weight_decay: Any = 0.0,
-        initial_accumulator_value: Any = 0.0,
-        eps: Any = 1e-10,
+        lr: Hyper = 1e-2,
+        lr_decay: Hyper = 0.0,
+        weight_decay: Hyper = 0.0,
+        initial_accumulator_value: Hyper = 0.0,
+        eps: Hyper = 1e-10,
         *,
         maximize: bool = False,
-        **options: Any,
+        **options: Unpack[StepOptions],
     ) -> None:
         defaults = dict(
             lr=lr,

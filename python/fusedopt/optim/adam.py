@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING
 
-from ._params import ParamsLike
+if TYPE_CHECKING:
+    from typing_extensions import Unpack
+
+from ._types import Betas, Hyper, ParamsLike, StepOptions
 from .optimizer import Optimizer
 
 
@@ -26,15 +29,15 @@ class Adam(Optimizer):
     def __init__(
         self,
         params: ParamsLike | None = None,
-        lr: Any = 1e-3,
-        betas: tuple[Any, Any] = (0.9, 0.999),
-        eps: Any = 1e-8,
-        weight_decay: Any = 0.0,
+        lr: Hyper = 1e-3,
+        betas: Betas = (0.9, 0.999),
+        eps: Hyper = 1e-8,
+        weight_decay: Hyper = 0.0,
         amsgrad: bool = False,
         *,
         maximize: bool = False,
         decoupled_weight_decay: bool | None = None,
-        **options: Any,
+        **options: Unpack[StepOptions],
     ) -> None:
         if decoupled_weight_decay is None:
             decoupled_weight_decay = self._decoupled_default
@@ -58,14 +61,14 @@ class AdamW(Adam):
     def __init__(
         self,
         params: ParamsLike | None = None,
-        lr: Any = 1e-3,
-        betas: tuple[Any, Any] = (0.9, 0.999),
-        eps: Any = 1e-8,
-        weight_decay: Any = 1e-2,
+        lr: Hyper = 1e-3,
+        betas: Betas = (0.9, 0.999),
+        eps: Hyper = 1e-8,
+        weight_decay: Hyper = 1e-2,
         amsgrad: bool = False,
         *,
         maximize: bool = False,
-        **options: Any,
+        **options: Unpack[StepOptions],
     ) -> None:
         super().__init__(
             params, lr, betas, eps, weight_decay, amsgrad, maximize=maximize, decoupled_weight_decay=True, **options

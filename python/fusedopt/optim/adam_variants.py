@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING
 
-from ._params import ParamsLike
+if TYPE_CHECKING:
+    from typing_extensions import Unpack
+
+from ._types import Betas, Hyper, ParamsLike, StepOptions
 from .optimizer import Optimizer
 
 
@@ -21,13 +24,13 @@ class Adamax(Optimizer):
     def __init__(
         self,
         params: ParamsLike | None = None,
-        lr: Any = 2e-3,
-        betas: tuple[Any, Any] = (0.9, 0.999),
-        eps: Any = 1e-8,
-        weight_decay: Any = 0.0,
+        lr: Hyper = 2e-3,
+        betas: Betas = (0.9, 0.999),
+        eps: Hyper = 1e-8,
+        weight_decay: Hyper = 0.0,
         *,
         maximize: bool = False,
-        **options: Any,
+        **options: Unpack[StepOptions],
     ) -> None:
         defaults = dict(lr=lr, betas=tuple(betas) if isinstance(betas, list) else betas, eps=eps, weight_decay=weight_decay, maximize=maximize)
         super().__init__(params, defaults, **options)
@@ -50,15 +53,15 @@ class NAdam(Optimizer):
     def __init__(
         self,
         params: ParamsLike | None = None,
-        lr: Any = 2e-3,
-        betas: tuple[Any, Any] = (0.9, 0.999),
-        eps: Any = 1e-8,
-        weight_decay: Any = 0.0,
-        momentum_decay: Any = 4e-3,
+        lr: Hyper = 2e-3,
+        betas: Betas = (0.9, 0.999),
+        eps: Hyper = 1e-8,
+        weight_decay: Hyper = 0.0,
+        momentum_decay: Hyper = 4e-3,
         decoupled_weight_decay: bool = False,
         *,
         maximize: bool = False,
-        **options: Any,
+        **options: Unpack[StepOptions],
     ) -> None:
         defaults = dict(
             lr=lr, betas=tuple(betas) if isinstance(betas, list) else betas, eps=eps, weight_decay=weight_decay, momentum_decay=momentum_decay,
@@ -80,14 +83,14 @@ class RAdam(Optimizer):
     def __init__(
         self,
         params: ParamsLike | None = None,
-        lr: Any = 1e-3,
-        betas: tuple[Any, Any] = (0.9, 0.999),
-        eps: Any = 1e-8,
-        weight_decay: Any = 0.0,
+        lr: Hyper = 1e-3,
+        betas: Betas = (0.9, 0.999),
+        eps: Hyper = 1e-8,
+        weight_decay: Hyper = 0.0,
         decoupled_weight_decay: bool = False,
         *,
         maximize: bool = False,
-        **options: Any,
+        **options: Unpack[StepOptions],
     ) -> None:
         defaults = dict(
             lr=lr, betas=tuple(betas) if isinstance(betas, list) else betas, eps=eps, weight_decay=weight_decay,

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING
 
-from ._params import ParamsLike
+if TYPE_CHECKING:
+    from typing_extensions import Unpack
+
+from ._types import Betas, Hyper, ParamsLike, StepOptions
 from .optimizer import Optimizer
 
 
@@ -24,12 +27,12 @@ class Lion(Optimizer):
     def __init__(
         self,
         params: ParamsLike | None = None,
-        lr: Any = 1e-4,
-        betas: tuple[Any, Any] = (0.9, 0.99),
-        weight_decay: Any = 0.0,
+        lr: Hyper = 1e-4,
+        betas: Betas = (0.9, 0.99),
+        weight_decay: Hyper = 0.0,
         *,
         maximize: bool = False,
-        **options: Any,
+        **options: Unpack[StepOptions],
     ) -> None:
         defaults = dict(lr=lr, betas=tuple(betas) if isinstance(betas, list) else betas, weight_decay=weight_decay, maximize=maximize)
         super().__init__(params, defaults, **options)

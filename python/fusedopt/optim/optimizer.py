@@ -18,7 +18,8 @@ from typing import Any, ClassVar
 import numpy as np
 
 from .. import _checks, _core, reference
-from ._params import ParamsLike, as_groups, split_params
+from ._params import as_groups, split_params
+from ._types import GradsLike, ParamsLike
 
 Key = int | str
 State = dict[str, Any]
@@ -29,6 +30,8 @@ NonFiniteGradientError.__doc__ = 'A step with ``nonfinite="raise"`` saw a NaN or
 _BACKENDS = ("native", "numpy")
 _NONFINITE = ("propagate", "skip", "raise")
 _CLIP_SCOPES = ("group", "global")
+# torch.optim's implementation switches, meaningless here.
+_TORCH_ONLY = ("foreach", "fused", "capturable", "differentiable")
 
 
 class Optimizer:
@@ -52,7 +55,12 @@ class Optimizer:
         clip_value: float | None = None,
         clip_scope: str = "group",
         nonfinite: str = "propagate",
+        **unknown: Any,
     ) -> None:
+        for name in unknown:
+            hint = (" (fusedopt is always fused: one native step over every parameter; drop it)"
+                    if name in _TORCH_ONLY else "")
+            raise TypeError(f"{type(self).__name__}() got an unexpected keyword argument {name!r}{hint}")
         _checks.choice(backend, "backend", _BACKENDS)
         _checks.choice(nonfinite, "nonfinite", _NONFINITE)
         _checks.choice(clip_scope, "clip_scope", _CLIP_SCOPES)
@@ -94,12 +102,12 @@ class Optimizer:
 
     # ---- the step ---------------------------------------------------------------------------
 
-    def step(self, grads: Any) -> None:
+    def step(self, grads: GradsLike) -> None:
         """Update every parameter in place from `grads` (same structure as the params; a None
         gradient skips its parameter: no state, no step count, no weight decay)."""
         self._engine.step(grads)
 
-    def update(self, params: ParamsLike, grads: Any) -> ParamsLike:
+    def update(self, params: ParamsLike, grads: GradsLike) -> ParamsLike:
         """Course-material style: ``opt.update(params, grads)`` on an optimizer built without
         params. The first call binds the params; later calls must pass the same arrays.
         Returns `params` (updated in place), so ``params = opt.update(params, grads)`` works too."""

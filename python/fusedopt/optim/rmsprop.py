@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING
 
-from ._params import ParamsLike
+if TYPE_CHECKING:
+    from typing_extensions import Unpack
+
+from ._types import Hyper, ParamsLike, StepOptions
 from .optimizer import Optimizer
 
 
@@ -27,15 +30,15 @@ class RMSprop(Optimizer):
     def __init__(
         self,
         params: ParamsLike | None = None,
-        lr: Any = 1e-2,
-        alpha: Any = 0.99,
-        eps: Any = 1e-8,
-        weight_decay: Any = 0.0,
-        momentum: Any = 0.0,
+        lr: Hyper = 1e-2,
+        alpha: Hyper = 0.99,
+        eps: Hyper = 1e-8,
+        weight_decay: Hyper = 0.0,
+        momentum: Hyper = 0.0,
         centered: bool = False,
         *,
         maximize: bool = False,
-        **options: Any,
+        **options: Unpack[StepOptions],
     ) -> None:
         defaults = dict(
             lr=lr, alpha=alpha, eps=eps, weight_decay=weight_decay, momentum=momentum, centered=centered,

@@ -4,9 +4,12 @@ the velocity."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from ._params import ParamsLike
+if TYPE_CHECKING:
+    from typing_extensions import Unpack
+
+from ._types import Hyper, ParamsLike, StepOptions
 from .optimizer import Optimizer
 
 class SGD(Optimizer):
@@ -33,15 +36,15 @@ class SGD(Optimizer):
     def __init__(
         self,
         params: ParamsLike | None = None,
-        lr: Any = 1e-3,
-        momentum: Any = 0.0,
-        dampening: Any = 0.0,
-        weight_decay: Any = 0.0,
+        lr: Hyper = 1e-3,
+        momentum: Hyper = 0.0,
+        dampening: Hyper = 0.0,
+        weight_decay: Hyper = 0.0,
         nesterov: bool = False,
         *,
         maximize: bool = False,
         formulation: str = "torch",
-        **options: Any,
+        **options: Unpack[StepOptions],
     ) -> None:
         defaults = dict(
             lr=lr,
@@ -63,11 +66,11 @@ class SGDMomentum(SGD):
 
     def __init__(
         self,
-        learning_rate: Any = 0.01,
-        momentum: Any = 0.9,
+        learning_rate: Hyper = 0.01,
+        momentum: Hyper = 0.9,
         nesterov: bool = False,
         params: ParamsLike | None = None,
-        **options: Any,
+        **options: Unpack[StepOptions],
     ) -> None:
         super().__init__(params, lr=learning_rate, momentum=momentum, nesterov=nesterov, formulation="classic", **options)
 

@@ -62,9 +62,9 @@ def _real(name: str, value: object) -> float:
 def _int(name: str, value: object, minimum: int) -> int:
     """An integer (bool excluded) >= ``minimum``, and below 2**53: steps are used in float64
     arithmetic, where a larger one is not exact (or overflows)."""
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < minimum:
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or int(value) < minimum:
         raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r:.80}")
-    if value >= 2**53:
+    if int(value) >= 2**53:
         raise ValueError(f"{name} must be an integer below 2**53 (exact as a float64), got {value!r:.80}")
     return int(value)
 

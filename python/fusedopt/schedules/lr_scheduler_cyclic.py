@@ -11,10 +11,10 @@ import math
 from collections.abc import Callable
 from typing import Any, Literal
 
+from .functions import _int as _check_int
 from .lr_scheduler import (
     LRScheduler,
     OptimizerLike,
-    _check_int,
     _check_not_schedule,
     _check_optimizer,
     _check_real,
