@@ -145,8 +145,11 @@ def probe_arrays(case: Case, opt: Any, params: list[np.ndarray]) -> tuple[list[l
     """What the probe of this case reads and writes: the optimizer's own parameter and state
     arrays (same pages, alignment and cache state as the step it is compared with), and a
     gradient-sized buffer of zeros, so that ``a += 0`` leaves the optimizer's values unchanged.
-    Call after a first step (state exists)."""
-    states = opt.state
+    Call after a first step (state exists). The arrays come from a snapshot that shares them:
+    reading ``opt.state`` would switch the optimizer to re-checking every state dict each step
+    (the mode for state handed out to the user), and the bench would time that instead.
+    """
+    states = opt._engine.snapshot(copy_arrays=False)[0]
     written: list[list[np.ndarray]] = [list(params)]
     for i, p in enumerate(params):
         arrays = [v for v in states.get(i, {}).values() if isinstance(v, np.ndarray)]
