@@ -17,6 +17,7 @@
 #include <condition_variable>
 #include <cstdint>
 #include <mutex>
+#include <system_error>
 #include <thread>
 #include <vector>
 
@@ -55,6 +56,16 @@ struct Job {
     int team = 1;
     PieceRun runs[kMaxTeam];
 
+    // Deals pieces [0, n) to `threads` threads in equal runs.
+    void deal(std::size_t n, int threads) {
+        team = threads;
+        for (int t = 0; t < threads; ++t) {
+            runs[t].next.store(n * static_cast<std::size_t>(t) / static_cast<std::size_t>(threads),
+                               std::memory_order_relaxed);
+            runs[t].end = n * static_cast<std::size_t>(t + 1) / static_cast<std::size_t>(threads);
+        }
+    }
+
     // Claims and runs pieces for thread `t`.
     void work(int t) {
         for (int v = 0; v < team; ++v) {
@@ -72,15 +83,19 @@ class Pool {
 public:
     // Runs the job's n pieces on the calling thread (index 0) and up to job.team - 1 helpers.
     void run(Job& job, std::size_t n) {
-        if (job.team > 1 && busy_.exchange(true, std::memory_order_acquire)) {
-            job.team = 1;  // another thread's step has the helpers: run alone
-            job.runs[0].end = n;
-        }
+        if (job.team > 1 && busy_.exchange(true, std::memory_order_acquire))
+            job.deal(n, 1);  // another thread's step has the helpers: run alone
         if (job.team == 1) {
             job.work(0);
             return;
         }
-        grow(job.team - 1);
+        const int helpers = grow(job.team - 1);
+        if (helpers + 1 < job.team) job.deal(n, helpers + 1);
+        if (job.team == 1) {
+            busy_.store(false, std::memory_order_release);
+            job.work(0);
+            return;
+        }
         g_regions.fetch_add(1, std::memory_order_relaxed);
         job_.store(&job, std::memory_order_relaxed);
         const std::uint64_t running = ((state_.load(std::memory_order_relaxed) >> 1) + 1) << 1 | 1;
@@ -99,17 +114,25 @@ public:
     }
 
 private:
-    void grow(int helpers) {
+    // Starts helpers up to `helpers`; returns how many there are (fewer if the system refuses
+    // a thread: the step then runs on those).
+    int grow(int helpers) {
         while (static_cast<int>(threads_.size()) < helpers) {
             const int index = static_cast<int>(threads_.size()) + 1;
             // Helpers take no signals: Ctrl-C and friends reach the Python thread.
             sigset_t all, old;
             sigfillset(&all);
             pthread_sigmask(SIG_SETMASK, &all, &old);
-            threads_.emplace_back([this, index] { helper(index); });
+            try {
+                threads_.emplace_back([this, index] { helper(index); });
+            } catch (const std::system_error&) {
+                pthread_sigmask(SIG_SETMASK, &old, nullptr);
+                break;
+            }
             pthread_sigmask(SIG_SETMASK, &old, nullptr);
             threads_.back().detach();  // never joined: the pool lives until the process ends
         }
+        return static_cast<int>(threads_.size());
     }
 
     void helper(int index) {
@@ -179,12 +202,7 @@ void run_pieces(std::size_t n, int threads, PieceFn fn, void* ctx) {
     Job job;
     job.fn = fn;
     job.ctx = ctx;
-    job.team = threads;
-    for (int t = 0; t < threads; ++t) {
-        job.runs[t].next.store(n * static_cast<std::size_t>(t) / static_cast<std::size_t>(threads),
-                               std::memory_order_relaxed);
-        job.runs[t].end = n * static_cast<std::size_t>(t + 1) / static_cast<std::size_t>(threads);
-    }
+    job.deal(n, threads);
     pool().run(job, n);
 }
 

@@ -66,10 +66,10 @@ void TeamChoice::record(bool team, std::int64_t ns) {
     const double mean = double(time_ns_) / steps_;
     const double other = mean_[!mode_];
     const bool done = time_ns_ >= length_ns_ && steps_ >= kMinSteps;
-    const bool losing = other > 0.0 && (explore_ ? mean > kExploreLosesByFar * other
-                                                 : recent_ns_ / recent_steps_ > kExploitLoses * other);
+    const double recent = recent_ns_ / recent_steps_;
+    const bool losing = other > 0.0 && (explore_ ? mean > kExploreLosesByFar * other : recent > kExploitLoses * other);
     if (!done && !losing) return;
-    mean_[mode_] = mean;
+    mean_[mode_] = losing && !explore_ ? recent : mean;  // what it costs now, not the epoch's past
     if (other == 0.0) {  // the other mode was never measured: measure it now
         start_epoch(!mode_, true, kExploreNs);
     } else if (!explore_) {  // exploited long enough, or lost its lead: look at the other
