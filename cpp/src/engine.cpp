@@ -32,7 +32,8 @@ std::vector<NormResult> scope_norms(const StepPlan& plan, bool per_group, const 
     return norms;
 }
 
-StepResult run_kernels(const StepPlan& plan, const StepOptions& opt, const KernelTable& k, const Exec& e) {
+StepResult run_kernels(const StepPlan& plan, const SegmentList& l, const StepOptions& opt, const KernelTable& k,
+                       const Exec& e) {
     StepResult result;
     const bool clip_norm = opt.max_norm >= 0.0;
     std::vector<double> coef(static_cast<std::size_t>(plan.group_count), 1.0);
@@ -63,7 +64,6 @@ StepResult run_kernels(const StepPlan& plan, const StepOptions& opt, const Kerne
             grad[u].hi = opt.clip_value;
         }
     }
-    const SegmentList l{plan.segments.data(), plan.starts.data(), plan.segments.size(), plan.starts.back()};
     parallel_walk(l, e, [&plan, &grad, &l](const Segment& seg, std::size_t lo, std::size_t hi) {
         const std::uint32_t u = plan.unit_of[static_cast<std::size_t>(&seg - l.segments)];
         plan.units[u].kernel(seg, lo, hi, plan.units[u].scalars, grad[u]);
@@ -74,12 +74,13 @@ StepResult run_kernels(const StepPlan& plan, const StepOptions& opt, const Kerne
 }  // namespace
 
 StepResult run_step(const StepPlan& plan, const StepOptions& opt, const KernelTable& k, const Exec& e) {
-    if (e.threads <= 1 || plan.starts.back() < e.min_parallel) return run_kernels(plan, opt, k, e);
+    const SegmentList l{plan.segments.data(), plan.starts.data(), plan.segments.size(), plan.starts.back()};
+    if (team_size(l, e) == 1) return run_kernels(plan, l, opt, k, e);  // one thread whatever TeamChoice says
     const bool team = plan.team.use_team();
     Exec mine = e;
     if (!team) mine.threads = 1;
     const std::int64_t start = steady_now_ns();
-    StepResult result = run_kernels(plan, opt, k, mine);
+    StepResult result = run_kernels(plan, l, opt, k, mine);
     const std::int64_t end = steady_now_ns();
     plan.team.record(team, end - start);
     return result;

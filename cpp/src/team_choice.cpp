@@ -52,7 +52,6 @@ void TeamChoice::start_epoch(bool mode, bool explore, std::int64_t length_ns) {
 }
 
 void TeamChoice::record(bool team, std::int64_t ns) {
-    ++count_[team];
     if (team_pinned() || team != mode_) return;
     if (first_) {  // an epoch's first step may wake sleeping helpers (or allocate state)
         first_ = false;

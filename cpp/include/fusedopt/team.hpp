@@ -36,13 +36,11 @@ class TeamChoice {
 public:
     bool use_team() const;
     void record(bool team, std::int64_t ns);
-    std::uint64_t steps(bool team) const { return count_[team]; }
 
 private:
     void start_epoch(bool mode, bool explore, std::int64_t length_ns);
 
     double mean_[2] = {0.0, 0.0};  // ns per step of the last epoch in each mode (0: none yet)
-    std::uint64_t count_[2] = {0, 0};
     bool mode_ = true;             // this epoch's: the team first
     bool explore_ = true;
     bool first_ = true;
