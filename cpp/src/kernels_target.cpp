@@ -59,13 +59,15 @@ RuleInfo describe() {
     return r;
 }
 
-#define FUSEDOPT_DESCRIBE(RULE) describe<RULE>(),
-const RuleInfo rules[] = {FUSEDOPT_FOR_EACH_RULE(FUSEDOPT_DESCRIBE)};
-#undef FUSEDOPT_DESCRIBE
-
 }  // namespace
 
+// Everything here is built on the first call, never at load time: this code uses the target's
+// instructions, and dispatch.cpp calls it only on a CPU that has them. (No namespace-scope object
+// of this file may need dynamic initialization.)
 const KernelTable& kernel_table() {
+#define FUSEDOPT_DESCRIBE(RULE) describe<RULE>(),
+    static const RuleInfo rules[] = {FUSEDOPT_FOR_EACH_RULE(FUSEDOPT_DESCRIBE)};
+#undef FUSEDOPT_DESCRIBE
     static const KernelTable table{
         FUSEDOPT_STR(FUSEDOPT_TARGET),
         rules,

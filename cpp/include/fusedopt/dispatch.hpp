@@ -11,7 +11,7 @@ namespace fusedopt {
 struct TargetInfo {
     std::string name;      // baseline, avx2, avx512
     bool supported;        // this CPU (and OS) can run it
-    const KernelTable* table;
+    const KernelTable* table;  // null where not supported (its code must not run)
 };
 
 std::vector<TargetInfo> compiled_targets();   // lowest first
