@@ -51,6 +51,7 @@ OPTIMIZERS: dict[str, tuple[str, dict[str, Any]]] = {
     "rmsprop": ("RMSprop", dict(lr=3e-3)),
     "adagrad": ("Adagrad", dict(lr=0.05)),
     "lion": ("Lion", dict(lr=1e-3, weight_decay=0.1)),
+    "adadelta": ("Adadelta", dict(lr=1.0)),
 }
 DEFAULT_OPTIMIZERS = "sgd,momentum,nesterov,adam,adamw,rmsprop,adagrad,nadam,radam,adamax,lion"
 SCHEDULES = ("cosine", "step", "exponential", "none")
@@ -257,6 +258,7 @@ COLORS = {
     "sgd": "#7f7f7f", "momentum": "#1f77b4", "nesterov": "#17becf", "adam": "#d62728",
     "adamw": "#ff7f0e", "nadam": "#e377c2", "radam": "#8c564b", "adamax": "#bcbd22",
     "rmsprop": "#2ca02c", "adagrad": "#9467bd", "lion": "#000000",
+    "adadelta": "#aec7e8",
 }
 
 

@@ -42,6 +42,7 @@ DTYPES = (np.float32, np.float64)
 OPTIMIZERS: dict[str, type] = {
     name: getattr(fusedopt, name)
     for name in ("SGD", "Adagrad", "RMSprop", "Adam", "AdamW", "Adamax", "NAdam", "RAdam", "Lion")
+    + ("Adadelta",)
 }
 
 # One configuration per optimizer that switches on (nearly) every option at once, with
@@ -57,6 +58,7 @@ RICH_CONFIGS: dict[str, dict[str, Any]] = {
     "NAdam": {"lr": 1e-3, "weight_decay": 0.05, "momentum_decay": 2e-2, "decoupled_weight_decay": True, "maximize": True},
     "RAdam": {"lr": 1e-3, "weight_decay": 0.05, "decoupled_weight_decay": True, "maximize": True},
     "Lion": {"lr": 1e-3, "weight_decay": 0.05, "maximize": True},
+    "Adadelta": {"lr": 0.5, "rho": 0.8, "eps": 1e-5, "weight_decay": 0.05, "maximize": True},
 }
 
 

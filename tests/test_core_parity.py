@@ -89,6 +89,7 @@ MIXED_SHAPES: list[tuple[int, ...]] = [(), (0,), (1,), (15,), (16,), (17,), (100
 # discrepancy (a scalar rounded to the wrong dtype, an operation in another order, a wrong
 # constant) shows up as hundreds of ulp or more.
 FUSED_OPS = {"SGD": 4, "Adagrad": 3, "RMSprop": 6, "Adam": 4, "AdamW": 4, "Adamax": 2, "NAdam": 4, "RAdam": 4, "Lion": 3}
+FUSED_OPS |= {"Adadelta": 6}
 ULPS = {name: 2 * k + 1 for name, k in FUSED_OPS.items()}
 
 
@@ -144,6 +145,8 @@ def option_matrix() -> list[tuple[str, dict[str, Any]]]:
         cases.append(("RAdam", dict(lr=1e-3, **c)))
     for c in _grid(weight_decay=(0.0, 0.05), maximize=(False, True)):
         cases.append(("Lion", dict(lr=1e-3, **c)))
+    for c in _grid(rho=(0.9, 1.0), weight_decay=(0.0, 0.05), maximize=(False, True)):
+        cases.append(("Adadelta", dict(lr=0.5, **c)))
     return cases
 
 

@@ -342,6 +342,7 @@ SCALAR_HYPERPARAMETERS = {
     "NAdam": ["lr", "eps", "weight_decay", "momentum_decay"],
     "RAdam": ["lr", "eps", "weight_decay"],
     "Lion": ["lr", "weight_decay"],
+    "Adadelta": ["lr", "rho", "eps", "weight_decay"],
 }
 HAS_BETAS = ["Adam", "AdamW", "Adamax", "NAdam", "RAdam", "Lion"]
 BAD_SCALARS = [-1e-3, -1.0, math.nan, -math.inf]

@@ -51,6 +51,8 @@ TORCH_GROUP_DEFAULTS: dict[str, dict[str, Any]] = {
               "differentiable": False},
     "RAdam": {"lr": 1e-3, "betas": (0.9, 0.999), "eps": 1e-8, "weight_decay": 0, "maximize": False,
               "foreach": None, "capturable": False, "decoupled_weight_decay": False, "differentiable": False},
+    "Adadelta": {"lr": 1.0, "rho": 0.9, "eps": 1e-6, "weight_decay": 0, "maximize": False, "capturable": False,
+                 "foreach": None, "differentiable": False},
 }
 
 # Implementation switches of torch.optim: they change how torch computes, not what.

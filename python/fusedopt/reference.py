@@ -304,6 +304,32 @@ def lion(
     exp_avg[...] = _lerp(exp_avg, d, 1.0 - float(betas[1]))
 
 
+# ---- torch.optim's remaining element-wise rules (Adadelta, Rprop, ASGD) ----
+
+
+def adadelta(
+    p: np.ndarray,
+    g: np.ndarray,
+    square_avg: np.ndarray,
+    acc_delta: np.ndarray,
+    *,
+    transform: GradTransform = _IDENTITY,
+    lr: float,
+    rho: float,
+    eps: float,
+    weight_decay: float,
+    **_unused: object,
+) -> None:
+    t = p.dtype.type
+    rho = float(rho)
+    d = transform.apply(g)
+    if weight_decay != 0:
+        d = p * t(weight_decay) + d
+    square_avg[...] = (t(1.0 - rho) * d) * d + square_avg * t(rho)
+    delta = (np.sqrt(acc_delta + t(eps)) / np.sqrt(square_avg + t(eps))) * d  # eps inside both sqrts
+    acc_delta[...] = (t(1.0 - rho) * delta) * delta + acc_delta * t(rho)
+    p[...] = delta * t(-float(lr)) + p
+
 # ---------------------------------------------------------------------------------------------
 # Gradient norms, for clipping: float64 accumulation, scaled so nothing overflows or underflows.
 

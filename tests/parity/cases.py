@@ -40,7 +40,7 @@ SIZES = tuple(int(np.prod(s, dtype=np.int64)) for s in SHAPES)
 OFFSETS = tuple(int(x) for x in np.cumsum((0,) + SIZES))
 TOTAL = OFFSETS[-1]
 
-N_STEPS = 20
+N_STEPS = 20  # the default; a case may run more (OptCase.n_steps)
 
 # Scalars kept in optimizer state (torch keeps them as 0-d float32 tensors,
 # fusedopt as Python numbers).  Every other state entry is an array with the
@@ -48,6 +48,7 @@ N_STEPS = 20
 SCALAR_STATE = ("step", "mu_product")
 
 OPTIMIZERS = ("SGD", "Adagrad", "RMSprop", "Adam", "AdamW", "Adamax", "NAdam", "RAdam")
+OPTIMIZERS += ("Adadelta",)
 
 
 # --------------------------------------------------------------------------
@@ -117,6 +118,7 @@ class OptCase:
     # to every gradient before step(), i.e. a global norm over all groups.
     clip: dict[str, Any] | None = None
     upstream: bool = True  # the config is one of common_optimizers.py's inputs
+    n_steps: int = N_STEPS
 
     def __hash__(self) -> int:  # kwargs is a dict; the id names the case
         return hash(self.id)
@@ -134,7 +136,7 @@ class OptCase:
         return _seed(self.name)
 
     def stream(self):
-        return make_stream(self.seed, self.dtype)
+        return make_stream(self.seed, self.dtype, self.n_steps)
 
     def config_json(self) -> str:
         return json.dumps(
@@ -147,7 +149,7 @@ class OptCase:
                 "clip": self.clip,
                 "seed": self.seed,
                 "shapes": SHAPES,
-                "n_steps": N_STEPS,
+                "n_steps": self.n_steps,
             },
             sort_keys=True,
         )
@@ -250,6 +252,23 @@ _CONFIGS: dict[str, list[tuple]] = {
         ("maximize", {"weight_decay": 0.1, "maximize": True}, {}),
         ("decoupled maximize", {"lr": 0.01, "weight_decay": 0.2, "decoupled_weight_decay": True, "maximize": True}, {"upstream": False}),
         ("param groups", {"lr": 0.01}, {"upstream": False, "groups": _GROUPS(lr=0.02, betas=(0.8, 0.99), weight_decay=0.1, decoupled_weight_decay=True)}),
+    ],
+}
+
+# torch.optim's remaining element-wise optimizers: 30 steps each (LONG).
+LONG = {"n_steps": 30}
+_CONFIGS |= {
+    "Adadelta": [
+        ("default", {}, LONG),
+        ("non-default lr", {"lr": 0.01}, LONG),
+        ("nonzero weight_decay", {"weight_decay": 0.1}, LONG),
+        ("maximize", {"maximize": True}, LONG),
+        ("maximize, weight_decay", {"weight_decay": 0.1, "maximize": True}, LONG),
+        ("rho", {"rho": 0.95, "weight_decay": 0.9}, LONG),
+        ("rho one eps", {"lr": 0.5, "rho": 1.0, "eps": 1e-4}, {**LONG, "upstream": False}),
+        ("param groups", {"lr": 0.5}, {**LONG, "upstream": False, "groups": _GROUPS(lr=2.0, rho=0.5, eps=1e-3, weight_decay=0.1)}),
+        ("max_grad_norm", {"weight_decay": 0.1}, {**LONG, "upstream": False, "clip": {"max_grad_norm": 0.5}}),
+        ("clip_value maximize", {"maximize": True}, {**LONG, "upstream": False, "clip": {"clip_value": 0.5}}),
     ],
 }
 

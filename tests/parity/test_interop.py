@@ -35,6 +35,7 @@ _RICH = {
     "Adamax": "maximize weight_decay",
     "NAdam": "decoupled_weight_decay",
     "RAdam": "decoupled_weight_decay",
+    "Adadelta": "maximize, weight_decay",
 }
 INTEROP_CASES = [c for c in cases.OPT_CASES if c.desc in (_RICH[c.optimizer], "param groups")]
 _PARAMS = [pytest.param(c, id=c.id) for c in INTEROP_CASES]

@@ -51,6 +51,7 @@ CASES: tuple[Case, ...] = (
     Case("NAdam", "NAdam", {"lr": 2e-3}, 3, "NAdam", False),
     Case("RAdam", "RAdam", {"lr": 1e-3}, 3, "RAdam", False, warmup_steps=8),
     Case("Lion", "Lion", {"lr": 1e-4}, 2, None, False),
+    Case("Adadelta", "Adadelta", {"lr": 1.0}, 3, "Adadelta", False),
 )
 
 CASE_BY_KEY: dict[str, Case] = {c.key.lower(): c for c in CASES}

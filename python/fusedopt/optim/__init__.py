@@ -1,5 +1,6 @@
 """Optimizer classes: torch.optim's parameter-group model over NumPy arrays."""
 
+from .adadelta import Adadelta
 from .adagrad import Adagrad
 from .adam import Adam, AdamW
 from .adam_variants import Adamax, NAdam, RAdam
@@ -9,6 +10,7 @@ from .rmsprop import RMSprop
 from .sgd import SGD, SGDMomentum
 
 __all__ = [
+    "Adadelta",
     "Adagrad",
     "Adam",
     "AdamW",

@@ -304,10 +304,11 @@ class Optimizer:
 
     def _load_param_state(self, key: Key, p: np.ndarray, st: Mapping[str, Any], group: dict[str, Any], gi: int) -> State:
         expected = set(self._engine.slots_used(group, 0, f" (param group {gi})"))
+        counter = _core.rule_info(self.rule)["extra_counter"]
         out: State = {}
         for name, value in st.items():
-            if name == "step":
-                out["step"] = value  # checked by the engine (a whole number >= 0; ints stay exact)
+            if name == "step" or name == counter:
+                out[name] = value  # checked by the engine (a whole number >= 0, a number; ints stay exact)
             elif name in expected or isinstance(value, np.ndarray):
                 out[name] = _state_array(value, p, f"state_dict: {name!r} of parameter {key!r}")
             else:
