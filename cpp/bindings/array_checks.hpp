@@ -33,10 +33,29 @@ inline bool plain_or_memmap(py::handle h) {
     return PyObject_TypeCheck(h.ptr(), reinterpret_cast<PyTypeObject*>(memmap)) != 0;
 }
 
+// ml_dtypes.bfloat16's scalar type, or null when ml_dtypes is not installed (then no array has it).
+PyObject* bfloat16_type();
+
+// The array's dtype as the kernels know it; false for any other.
+inline bool known_dtype(const py::detail::PyArrayDescr_Proxy* d, DType& out) {
+    switch (d->type_num) {
+    case py::detail::npy_api::NPY_FLOAT_: out = DType::f32; return true;
+    case py::detail::npy_api::NPY_DOUBLE_: out = DType::f64; return true;
+    case 23: out = DType::f16; return true;  // NPY_HALF
+    default: break;
+    }
+    if (d->type_num >= 256 && d->typeobj == bfloat16_type()) {  // a user-defined dtype (NPY_USERDEF)
+        out = DType::bf16;
+        return true;
+    }
+    return false;
+}
+
 // `describe()` names the array for messages, e.g. "grads for parameter 'W1'"; it is called
-// only when a check fails.
+// only when a check fails. `low`: bfloat16 and float16 are accepted (optimizer parameters and
+// gradients; not the standalone clip functions).
 template <class Describe>
-CheckedArray check_array(py::handle h, bool written, Describe&& describe) {
+CheckedArray check_array(py::handle h, bool written, Describe&& describe, bool low = false) {
     auto& api = py::detail::npy_api::get();
     if (!api.PyArray_Check_(h.ptr()))
         throw py::type_error(describe() + ": expected a numpy.ndarray of float32 or float64, got " +
@@ -48,11 +67,10 @@ CheckedArray check_array(py::handle h, bool written, Describe&& describe) {
     const auto* a = py::detail::array_proxy(h.ptr());
     const auto* d = py::detail::array_descriptor_proxy(a->descr);
     CheckedArray c;
-    if (d->type_num == py::detail::npy_api::NPY_FLOAT_) c.dtype = DType::f32;
-    else if (d->type_num == py::detail::npy_api::NPY_DOUBLE_) c.dtype = DType::f64;
-    else
+    if (!known_dtype(d, c.dtype) || (!low && low_precision(c.dtype)))
         throw py::type_error(describe() + ": dtype " + std::string(py::str(h.attr("dtype"))) +
-                             " is not supported; use float32 or float64");
+                             " is not supported; use float32 or float64" +
+                             (low ? " (or bfloat16, float16)" : ""));
     if (d->byteorder == '>')
         throw py::value_error(describe() + ": byte order is not native; use arr.astype(arr.dtype.newbyteorder('='))");
     const int flags = a->flags;

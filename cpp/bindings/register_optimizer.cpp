@@ -32,7 +32,26 @@ std::string shape_string(int ndim, const Py_ssize_t* shape) {
     return s + ")";
 }
 
-std::string dtype_name(DType t) { return t == DType::f32 ? "float32" : "float64"; }
+std::string dtype_name(DType t) {
+    switch (t) {
+    case DType::f32: return "float32";
+    case DType::f64: return "float64";
+    case DType::bf16: return "bfloat16";
+    case DType::f16: return "float16";
+    }
+    return "?";
+}
+
+PyObject* bfloat16_type() {
+    static PyObject* const type = [] {
+        try {
+            return py::object(py::module_::import("ml_dtypes").attr("bfloat16")).release().ptr();  // kept
+        } catch (const py::error_already_set&) {
+            return static_cast<PyObject*>(nullptr);
+        }
+    }();
+    return type;
+}
 
 namespace {
 
@@ -65,13 +84,19 @@ int find_rule(const std::string& name) {
     throw py::value_error("rule: unknown update rule '" + name + "'");
 }
 
+// The dtype of a parameter's state arrays: its own, float32 for bfloat16 and float16
+// parameters (updated in float32; 16-bit moments would lose every update below their
+// resolution, e.g. Adam's second moment at beta2 = 0.999).
+DType state_dtype(DType param) { return low_precision(param) ? DType::f32 : param; }
+
 // `x` (a gradient or a state array; who() names it, called only for a message) must have its
-// parameter's dtype and shape.
+// parameter's shape and `dtype` (the parameter's for a gradient, state_dtype for state).
 template <class Who>
-void check_like(const CheckedArray& x, const CheckedArray& p, Who&& who) {
-    if (x.dtype != p.dtype)
+void check_like(const CheckedArray& x, const CheckedArray& p, DType dtype, Who&& who) {
+    if (x.dtype != dtype)
         throw py::type_error(who() + ": dtype " + dtype_name(x.dtype) + " does not match the parameter's " +
-                             dtype_name(p.dtype));
+                             (dtype == p.dtype ? dtype_name(p.dtype)
+                                               : dtype_name(p.dtype) + " (its state is " + dtype_name(dtype) + ")"));
     if (!same_shape(x, p))
         throw py::value_error(who() + ": shape " + shape_string(x.ndim, x.shape) + " does not match the parameter's " +
                               shape_string(p.ndim, p.shape));
@@ -426,7 +451,7 @@ bool same_checked(const CheckedArray& now, const CheckedArray& was, const std::v
 // The array as check_array sees it, or nothing (data == nullptr) when it would fail.
 CheckedArray peek(py::handle h, bool written) {
     try {
-        return check_array(h, written, [] { return std::string(); });
+        return check_array(h, written, [] { return std::string(); }, true);
     } catch (const py::error_already_set&) {
         throw;
     } catch (const std::exception&) {
@@ -490,8 +515,8 @@ void Engine::read_state(Param& p, const RuleInfo& r, const char* arg) const {
         if (!a) continue;
         const char* role = r.slots[k].name;
         auto who = [&] { return describe(role, p.key); };
-        const CheckedArray c = check_array(a, true, who);
-        check_like(c, p.checked, who);
+        const CheckedArray c = check_array(a, true, who, true);
+        check_like(c, p.checked, state_dtype(p.checked.dtype), who);
         p.slots[k] = py::reinterpret_borrow<py::object>(a);
         p.slot_data[k] = c.data;
     }
@@ -542,7 +567,7 @@ void Engine::rebuild_from(const py::list& groups_list, const py::dict& state, co
             if (it != old.end() && p.key.equal(params_[it->second].key))
                 p.key = params_[it->second].key;  // the object the state dict holds: lookups by identity
             p.group = static_cast<std::size_t>(g);
-            p.checked = check_array(p.array, true, [&] { return describe(nullptr, p.key); });
+            p.checked = check_array(p.array, true, [&] { return describe(nullptr, p.key); }, true);
             p.shape.assign(p.checked.shape, p.checked.shape + p.checked.ndim);
             PyObject* st = dict_get(state.ptr(), p.key.ptr());
             p.state = st ? py::reinterpret_borrow<py::object>(st) : py::object(py::none());
@@ -558,7 +583,8 @@ void Engine::rebuild_from(const py::list& groups_list, const py::dict& state, co
             const std::size_t index = params.size();
             for (int slot = 0; slot < r.slot_count + 2; ++slot) {  // the parameter, then its state
                 void* data = slot == 0 ? p.checked.data : slot == 1 ? nullptr : p.slot_data[slot - 2];
-                if (data) spans.push_back(make_span(data, p.checked.size, p.checked.dtype, true, index, slot));
+                const DType t = slot == 0 ? p.checked.dtype : state_dtype(p.checked.dtype);
+                if (data) spans.push_back(make_span(data, p.checked.size, t, true, index, slot));
             }
             params.push_back(std::move(p));
         }
@@ -704,6 +730,7 @@ void Engine::step(py::handle grads) {
     // Gradients checked; each parameter a segment of the unit of its group, counters and dtype;
     // new state on the side.
     static const py::handle zeros_like = forever(py::module_::import("numpy").attr("zeros_like"));
+    static const py::handle float32 = forever(py::module_::import("numpy").attr("float32"));
     plan_.clear();
     plan_.group_count = static_cast<int>(ng);
     stepped_.clear();
@@ -713,8 +740,8 @@ void Engine::step(py::handle grads) {
         Param& p = params_[i];
         const double* v = &values[p.group * kMaxHyperValues];
         auto who = [&] { return describe("grads", p.key); };
-        const CheckedArray ga = check_array(g[i], false, who);
-        check_like(ga, p.checked, who);
+        const CheckedArray ga = check_array(g[i], false, who, true);
+        check_like(ga, p.checked, p.checked.dtype, who);
         if (ga.data != p.last_grad) {
             const Overlap o = overlap_with_written(written_, make_span(ga.data, ga.size, ga.dtype, false, i, 1));
             if (o.found) throw_overlap(r, params_, o);
@@ -733,7 +760,7 @@ void Engine::step(py::handle grads) {
                 seg.data[2 + k] = p.slot_data[k];
                 continue;
             }
-            fresh.arrays[k] = zeros_like(p.array);
+            fresh.arrays[k] = low_precision(p.checked.dtype) ? zeros_like(p.array, float32) : zeros_like(p.array);
             seg.data[2 + k] = py::detail::array_proxy(fresh.arrays[k].ptr())->data;
             creates = true;
         }
@@ -748,8 +775,9 @@ void Engine::step(py::handle grads) {
         }
         if (u == plan_.units.size()) {
             StepUnit unit;
-            unit.kernel = r.kernel[int(p.checked.dtype)];
+            unit.kernel = r.kernel[int(state_dtype(p.checked.dtype))];
             unit.dtype = p.checked.dtype;
+            unit.low.storage = p.checked.dtype;
             unit.group = static_cast<int>(p.group);
             unit.sign = r.maximize_value >= 0 && v[r.maximize_value] != 0.0 ? -1.0 : 1.0;
             unit.counters = c;
@@ -933,9 +961,12 @@ void register_optimizer(py::module_& m) {
     }, "Every update rule compiled in (one header each under cpp/include/fusedopt/rules/).");
     m.def(
         "check_array",
-        [](py::handle array, const std::string& name, bool written) { check_array(array, written, [&] { return name; }); },
-        py::arg("array"), py::arg("name"), py::kw_only(), py::arg("written") = true,
-        "The boundary's check of one array (TypeError/ValueError naming it), as a step makes it.");
+        [](py::handle array, const std::string& name, bool written, bool low_precision) {
+            check_array(array, written, [&] { return name; }, low_precision);
+        },
+        py::arg("array"), py::arg("name"), py::kw_only(), py::arg("written") = true, py::arg("low_precision") = false,
+        "The boundary's check of one array (TypeError/ValueError naming it), as a step makes it "
+        "(low_precision: bfloat16 and float16 accepted, as for optimizer parameters).");
     m.def("rule_info", &rule_info, py::arg("name"),
           "A rule's declaration: its hyperparameters (as param groups name them), state slots, counters.");
     py::class_<Engine>(m, "Engine",

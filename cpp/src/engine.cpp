@@ -15,18 +15,20 @@ namespace {
 // The norm pass: one norm per scope (per group, or one over everything).
 std::vector<NormResult> scope_norms(const StepPlan& plan, bool per_group, const KernelTable& k, const Exec& e) {
     const int scopes = per_group ? plan.group_count : 1;
-    std::vector<ArraySet> sets(static_cast<std::size_t>(scopes) * 2);
+    std::vector<ArraySet> sets(static_cast<std::size_t>(scopes) * kDTypeCount);
     for (std::size_t s = 0; s < plan.segments.size(); ++s) {
         const StepUnit& unit = plan.units[plan.unit_of[s]];
-        ArraySet& set = sets[static_cast<std::size_t>(per_group ? unit.group : 0) * 2 + int(unit.dtype)];
+        ArraySet& set = sets[static_cast<std::size_t>(per_group ? unit.group : 0) * kDTypeCount + int(unit.dtype)];
         set.dtype = unit.dtype;
         set.append(plan.segments[s]);
     }
     std::vector<NormResult> norms;
     for (int g = 0; g < scopes; ++g) {
         std::vector<const ArraySet*> mine;
-        for (int d = 0; d < 2; ++d)
-            if (sets[static_cast<std::size_t>(g) * 2 + d].total()) mine.push_back(&sets[static_cast<std::size_t>(g) * 2 + d]);
+        for (int d = 0; d < kDTypeCount; ++d) {
+            const ArraySet& set = sets[static_cast<std::size_t>(g) * kDTypeCount + d];
+            if (set.total()) mine.push_back(&set);
+        }
         norms.push_back(total_norm(mine, 1, 2.0, k, e));
     }
     return norms;
@@ -64,9 +66,13 @@ StepResult run_kernels(const StepPlan& plan, const SegmentList& l, const StepOpt
             grad[u].hi = opt.clip_value;
         }
     }
-    parallel_walk(l, e, [&plan, &grad, &l](const Segment& seg, std::size_t lo, std::size_t hi) {
-        const std::uint32_t u = plan.unit_of[static_cast<std::size_t>(&seg - l.segments)];
-        plan.units[u].kernel(seg, lo, hi, plan.units[u].scalars, grad[u]);
+    parallel_walk(l, e, [&plan, &grad, &l, &k](const Segment& seg, std::size_t lo, std::size_t hi) {
+        const StepUnit& unit = plan.units[plan.unit_of[static_cast<std::size_t>(&seg - l.segments)]];
+        const GradTransform& gt = grad[static_cast<std::size_t>(&unit - plan.units.data())];
+        if (low_precision(unit.dtype))
+            k.low_precision(seg, lo, hi, unit.kernel, unit.scalars, gt, unit.low);
+        else
+            unit.kernel(seg, lo, hi, unit.scalars, gt);
     });
     return result;
 }

@@ -6,7 +6,7 @@ namespace fusedopt {
 
 Span make_span(const void* data, std::size_t size, DType dtype, bool written, std::size_t owner, int slot) {
     const auto b = reinterpret_cast<std::uintptr_t>(data);
-    return {b, b + size * (dtype == DType::f32 ? 4 : 8), written, owner, slot};
+    return {b, b + size * dtype_size(dtype), written, owner, slot};
 }
 
 Overlap first_overlap(std::vector<Span>& spans) {

@@ -407,5 +407,10 @@ def run_step(
             transform = GradTransform(scale, -clip_value, clip_value) if clip_value is not None else GradTransform(scale)
             for i, (p, g) in enumerate(zip(params, grads)):
                 arrays = [None if lst is None else lst[i] for lst in slots]
-                update(p, g, *arrays, transform=transform, **counters, **hp)
+                if p.dtype.itemsize == 2:  # bfloat16, float16: float32 arithmetic, one rounding
+                    wide = p.astype(np.float32)
+                    update(wide, g.astype(np.float32), *arrays, transform=transform, **counters, **hp)
+                    p[...] = wide.astype(p.dtype)
+                else:
+                    update(p, g, *arrays, transform=transform, **counters, **hp)
     return result

@@ -14,8 +14,9 @@ namespace fusedopt {
 // Arrays of one dtype that share one rule's scalars (a param group's parameters with the same
 // counters): the segments whose unit_of names it.
 struct StepUnit {
-    ChunkKernel kernel = nullptr;
+    ChunkKernel kernel = nullptr;  // for bf16/f16: the float32 kernel, run on scratch
     DType dtype = DType::f32;
+    LowPrecision low;              // bf16/f16 only
     int group = 0;           // clipping scope when norms are per group
     double sign = 1.0;       // -1 for maximize
     Counters counters;       // what its scalars were derived from

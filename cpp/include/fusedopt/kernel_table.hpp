@@ -29,7 +29,9 @@ struct NormKernels {
     // min |g| and NaN presence. l2_sum: the sum of squares only. Operand `slot` is read.
     NormPartials (*f32)(const SegmentList&, int slot, NormKind, double p, NormScale scale, const Exec&);
     NormPartials (*f64)(const SegmentList&, int slot, NormKind, double p, NormScale scale, const Exec&);
-    auto get(DType t) const { return t == DType::f32 ? f32 : f64; }
+    NormPartials (*bf16)(const SegmentList&, int slot, NormKind, double p, NormScale scale, const Exec&);
+    NormPartials (*f16)(const SegmentList&, int slot, NormKind, double p, NormScale scale, const Exec&);
+    auto get(DType t) const { return t == DType::f32 ? f32 : t == DType::f64 ? f64 : t == DType::bf16 ? bf16 : f16; }
 };
 
 struct ElementwiseKernels {
@@ -47,6 +49,15 @@ struct ProbeKernels {
     void (*f64)(const SegmentList&, int rw, const Exec&);
 };
 
+// How a unit with 16-bit parameters and gradients is stored (kernels/low_precision.hpp).
+struct LowPrecision {
+    DType storage = DType::bf16;  // bf16 or f16
+};
+
+// A rule's float32 chunk kernel run on float32 scratch for a segment of 16-bit parameters.
+using LowPrecisionKernel = void (*)(const Segment&, std::size_t lo, std::size_t hi, ChunkKernel f32,
+                                    const void* scalars, const GradTransform&, const LowPrecision&);
+
 struct KernelTable {
     const char* name;
     const RuleInfo* rules;  // every rule under rules/, in the same order on every target
@@ -54,6 +65,7 @@ struct KernelTable {
     NormKernels norm;
     ElementwiseKernels elementwise;
     ProbeKernels probe;
+    LowPrecisionKernel low_precision;
 };
 
 }  // namespace fusedopt

@@ -28,6 +28,11 @@ struct Exec {
     bool flush_denormals = false; // rule kernels: FTZ and DAZ on while they run (parallel.hpp)
 };
 
-enum class DType { f32 = 0, f64 = 1 };
+// bf16 and f16: parameters and gradients stored in 16 bits (ml_dtypes.bfloat16, numpy.float16),
+// updated in float32 (kernels/low_precision.hpp); their state is float32.
+enum class DType { f32 = 0, f64 = 1, bf16 = 2, f16 = 3 };
+constexpr int kDTypeCount = 4;
+inline constexpr std::size_t dtype_size(DType t) { return t == DType::f64 ? 8 : t == DType::f32 ? 4 : 2; }
+inline constexpr bool low_precision(DType t) { return t == DType::bf16 || t == DType::f16; }
 
 }  // namespace fusedopt

@@ -10,7 +10,7 @@ if TYPE_CHECKING:
     from typing_extensions import Unpack
 
 from ._types import Hyper, ParamsLike, StepOptions
-from .optimizer import Optimizer
+from .optimizer import Optimizer, state_dtype
 
 
 class Adagrad(Optimizer):
@@ -53,4 +53,4 @@ class Adagrad(Optimizer):
     def _on_group_added(self, group: dict[str, Any]) -> None:
         for key, p in zip(self._group_keys(group), group["params"]):
             value = self.defaults["initial_accumulator_value"]
-            self._engine.set_param_state(key, {"step": 0, "sum": np.full_like(p, value)})
+            self._engine.set_param_state(key, {"step": 0, "sum": np.full_like(p, value, dtype=state_dtype(p))})

@@ -344,14 +344,20 @@ class Optimizer:
         return "\n".join(lines)
 
 
+def state_dtype(p: np.ndarray) -> np.dtype[Any]:
+    """The dtype of a parameter's state arrays: float32 for bfloat16 and float16 parameters
+    (updated in float32, docs/low_precision.md), else the parameter's own."""
+    return np.dtype(np.float32) if p.dtype.itemsize == 2 else p.dtype
+
+
 def _state_array(value: Any, p: np.ndarray, what: str) -> np.ndarray:
-    """A saved state array as a new array of its parameter's dtype and shape. Real numbers only:
-    a complex array would lose its imaginary part, a masked one its mask."""
+    """A saved state array as a new array of its parameter's state dtype and shape. Real numbers
+    only: a complex array would lose its imaginary part, a masked one its mask."""
     if isinstance(value, np.ma.MaskedArray):
         raise TypeError(f"{what} is a numpy.ma.MaskedArray; its mask would be ignored")
     arr = np.asarray(value)
-    if arr.dtype.kind not in "fiu":
+    if arr.dtype.kind not in "fiu" and arr.dtype.name != "bfloat16":
         raise TypeError(f"{what} has dtype {arr.dtype}; expected a real floating-point array")
     if arr.shape != p.shape:
         raise ValueError(f"{what} has shape {arr.shape}, the parameter has {p.shape}")
-    return np.array(arr, dtype=p.dtype, order="C", copy=True)
+    return np.array(arr, dtype=state_dtype(p), order="C", copy=True)

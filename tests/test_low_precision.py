@@ -1,0 +1,225 @@
+"""bfloat16 (ml_dtypes) and float16 parameters and gradients (docs/low_precision.md).
+
+* Native vs the NumPy reference for every optimizer (its rich configuration), both 16-bit
+  dtypes, every SIMD target, sizes with vector tails: bit for bit on the baseline target
+  (parameters and float32 state); on FMA targets, with teacher forcing, each float32 state
+  array within the float32 suite's per-step bound and each parameter within one rounding of its
+  dtype (the float32 results may straddle a rounding boundary).
+* The rounding itself: SGD with lr=1 computes p - g exactly in float32, so its stored result is
+  exactly ``(p - g).astype(dtype)`` (ties, overflow to inf, subnormals, NaN).
+* torch 2.13 on bfloat16/float16 CPU tensors: within one rounding of the stored dtype per step.
+* state dtype float32; state_dict, pickle and deepcopy resume bitwise; bad inputs.
+"""
+
+from __future__ import annotations
+
+import copy
+import pickle
+from typing import Any
+
+import fusedopt
+import numpy as np
+import pytest
+from conftest import (
+    OPTIMIZERS,
+    RICH_CONFIGS,
+    Pair,
+    assert_same_bits,
+    check_ulp_bound,
+    make_grad_stream,
+    make_params,
+    using_target,
+)
+from test_core_parity import ULPS
+
+ml_dtypes = pytest.importorskip("ml_dtypes")
+LOW = {"bfloat16": ml_dtypes.bfloat16, "float16": np.float16}
+SHAPES: list[tuple[int, ...]] = [(), (1,), (7,), (33,), (1037,), (3, 5)]
+STEPS = 25
+
+
+def ulp16(x: np.ndarray, dtype: Any) -> np.ndarray:
+    """The spacing of `dtype` at |x| (x given in float32), as float64."""
+    x = np.abs(np.asarray(x, dtype=np.float64))
+    if np.dtype(dtype) == np.dtype(np.float16):
+        return np.spacing(x.astype(np.float16)).astype(np.float64)
+    return np.spacing(x.astype(np.float32)).astype(np.float64) * 2.0**16  # 7 mantissa bits, not 23
+
+
+@pytest.mark.parametrize("dtype", list(LOW))
+@pytest.mark.parametrize("name", list(OPTIMIZERS))
+def test_native_matches_reference(name: str, dtype: str, target: str) -> None:
+    dt = LOW[dtype]
+    params = make_params(SHAPES, dt, seed=11)
+    grads = make_grad_stream(SHAPES, dt, STEPS, seed=12)
+    # lr 3e-2: a step of 1e-3 is below half a bfloat16 spacing at |p| >= 0.5 and would leave
+    # the parameters unchanged (what stochastic rounding and master weights are for)
+    pair = Pair(OPTIMIZERS[name], params, {**RICH_CONFIGS[name], "lr": 3e-2})
+    for t, g in enumerate(grads):
+        where = f"{name} {dtype} [{target}] step {t + 1}: "
+        old = pair.copy_b()
+        pair.step(g)
+        if target == "baseline":
+            pair.assert_bitwise(where)
+            continue
+        for label, a, b in pair.arrays():
+            if label.startswith("param"):
+                assert a.dtype == dt
+                diff = np.abs(a.astype(np.float64) - b.astype(np.float64))
+                assert (diff <= ulp16(np.maximum(np.abs(a.astype(np.float32)), np.abs(b.astype(np.float32))), dt)).all(), \
+                    f"{where}{label}: more than one rounding apart"
+            else:
+                assert a.dtype == np.float32, f"{label}: state dtype {a.dtype}"
+                o = old.get(label, np.zeros_like(b))
+                check_ulp_bound(a, b, np.maximum(np.abs(o), np.abs(b - o)), ULPS[name], where=f"{where}{label}: ")
+        pair.resync()
+    for p0, p in zip(params, pair.a.params):
+        assert not np.array_equal(p0, p), f"{name}: a parameter did not change"
+
+
+def _rounding_cases(dt: Any) -> tuple[np.ndarray, np.ndarray]:
+    """Pairs (p, g), both exact in `dt`, whose float32 difference p - g is exact and lands on
+    ties, just beside them, past the largest finite value, among subnormals, and on NaN/inf."""
+    rng = np.random.default_rng(5)
+    info = ml_dtypes.finfo(dt) if dt is ml_dtypes.bfloat16 else np.finfo(dt)
+    big, tiny = float(info.max), float(info.smallest_subnormal)
+    eps = float(info.eps)
+    p = [1.0, 1.0, 1.0, big, big, -big, tiny * 3, tiny, 0.0, np.inf, np.nan, 1.0, -0.0]
+    g = [eps / 4, -eps / 2, eps * 3 / 4, -big * eps / 4, -big * eps / 2, big * eps / 2, tiny * 2, tiny, -0.0,
+         1.0, 1.0, np.inf, 0.0]
+    # random magnitudes: the exact difference has up to ~16 significant bits, rounded once
+    e = rng.integers(-8, 8, size=4000)
+    a = np.ldexp(rng.uniform(1, 2, 4000), e) * rng.choice((-1, 1), 4000)
+    b = np.ldexp(rng.uniform(1, 2, 4000), e - rng.integers(0, 9, 4000)) * rng.choice((-1, 1), 4000)
+    pa = np.concatenate([np.array(p), a]).astype(dt)
+    ga = np.concatenate([np.array(g), b]).astype(dt)
+    exact = pa.astype(np.float64) - ga.astype(np.float64)
+    ok = np.isnan(exact) | np.isinf(exact) | (exact.astype(np.float32).astype(np.float64) == exact)
+    return pa[ok], ga[ok]
+
+
+@pytest.mark.parametrize("dtype", list(LOW))
+def test_rounding_is_nearest_even(dtype: str, target: str) -> None:
+    dt = LOW[dtype]
+    p, g = _rounding_cases(dt)
+    with np.errstate(all="ignore"):
+        expected = (p.astype(np.float32) - g.astype(np.float32)).astype(dt)
+    flush = fusedopt.get_flush_denormal()
+    fusedopt.set_flush_denormal(False)  # subnormal float32 differences must reach the rounding
+    try:
+        with np.errstate(all="ignore"):
+            fusedopt.SGD([p], lr=1.0).step([g])
+    finally:
+        fusedopt.set_flush_denormal(flush)
+    assert_same_bits(p, expected, f"{dtype} p - g")
+
+
+@pytest.mark.parametrize("dtype", list(LOW))
+def test_state_is_float32_and_resumes_bitwise(dtype: str) -> None:
+    dt = LOW[dtype]
+    shapes = [(7,), (3, 5)]
+    grads = make_grad_stream(shapes, dt, 8, seed=3)
+    a = fusedopt.Adam(make_params(shapes, dt, seed=2), lr=1e-2, amsgrad=True)
+    for g in grads[:4]:
+        a.step(g)
+    assert all(v.dtype == np.float32 for st in a.state.values() for v in st.values() if isinstance(v, np.ndarray))
+    saved = copy.deepcopy(a.state_dict())
+    b = fusedopt.Adam([p.copy() for p in a.params], lr=1e-2, amsgrad=True)
+    b.load_state_dict(saved)
+    c = pickle.loads(pickle.dumps(a))
+    d = copy.deepcopy(a)
+    for g in grads[4:]:
+        for o in (a, b, c, d):
+            o.step(g)
+    for o in (b, c, d):
+        for pa, po in zip(a.params, o.params):
+            assert_same_bits(po, pa, "resumed parameter")
+        for key, st in a.state.items():
+            for name, v in st.items():
+                if isinstance(v, np.ndarray):
+                    assert_same_bits(o.state[key][name], v, f"resumed state {name}")
+
+
+@pytest.mark.parametrize("dtype", list(LOW))
+def test_clipping_matches_reference(dtype: str, baseline_target: str) -> None:
+    dt = LOW[dtype]
+    shapes = [(33,), (1037,)]
+    grads = make_grad_stream(shapes, dt, 5, seed=8)
+    pair = Pair(fusedopt.AdamW, make_params(shapes, dt, seed=7), {"lr": 1e-2}, max_grad_norm=1.0)
+    for g in grads:
+        pair.step(g)
+        pair.assert_bitwise()
+        assert pair.a.last_grad_norm == pair.b.last_grad_norm
+
+
+def test_mixed_dtypes_in_one_group() -> None:
+    params = [make_params([(9,)], dt, seed=1)[0] for dt in (np.float32, ml_dtypes.bfloat16, np.float16, np.float64)]
+    grads = [np.full(9, 0.5, dtype=p.dtype) for p in params]
+    pair = Pair(fusedopt.Adam, params, {"lr": 1e-2})
+    with using_target("baseline"):
+        for _ in range(3):
+            pair.step(grads)
+            pair.assert_bitwise()
+
+
+def test_bad_inputs_change_nothing() -> None:
+    p = make_params([(5,)], ml_dtypes.bfloat16, seed=1)[0]
+    opt = fusedopt.Adam([p], lr=1e-2)
+    opt.step([np.ones(5, dtype=ml_dtypes.bfloat16)])
+    before = (p.copy(), {k: v.copy() for k, v in opt.state[0].items() if isinstance(v, np.ndarray)})
+    with pytest.raises(TypeError, match=r"grads for parameter 0: dtype float32 does not match the parameter's bfloat16"):
+        opt.step([np.ones(5, dtype=np.float32)])
+    opt.state[0]["exp_avg"] = np.zeros(5, dtype=ml_dtypes.bfloat16)
+    with pytest.raises(TypeError, match=r"exp_avg for parameter 0: dtype bfloat16 .*\(its state is float32\)"):
+        opt.step([np.ones(5, dtype=ml_dtypes.bfloat16)])
+    opt.state[0]["exp_avg"] = before[1]["exp_avg"].copy()
+    assert_same_bits(p, before[0], "parameter")
+    with pytest.raises(TypeError, match=r"dtype bfloat16 is not supported"):
+        fusedopt.clip_grad_norm_([np.ones(3, dtype=ml_dtypes.bfloat16)], 1.0)
+    with pytest.raises(TypeError, match=r"dtype int16 is not supported; use float32 or float64 \(or bfloat16"):
+        fusedopt.SGD([np.ones(3, dtype=np.int16)], lr=0.1)
+
+
+# ---------------------------------------------------------------------------------------------
+# torch 2.13 on bfloat16 / float16 CPU tensors (torch keeps their state in the parameter's dtype)
+# ---------------------------------------------------------------------------------------------
+
+# Steps of about 1e-2 per step: a few bfloat16 spacings at |p| in [0.5, 2), so rounding matters,
+# and parameters stay away from zero over the run.
+TORCH_CONFIGS: dict[str, dict[str, Any]] = {
+    "SGD": {"lr": 2e-3, "momentum": 0.9, "weight_decay": 0.05},
+    "Adagrad": {"lr": 1e-2, "weight_decay": 0.05},
+    "RMSprop": {"lr": 1e-3, "momentum": 0.9, "centered": True},
+    "Adam": {"lr": 1e-2, "weight_decay": 0.05},
+    "AdamW": {"lr": 1e-2, "weight_decay": 0.05, "amsgrad": True},
+    "Adamax": {"lr": 1e-2},
+    "NAdam": {"lr": 1e-2},
+    "RAdam": {"lr": 1e-2},
+}
+
+
+@pytest.mark.torch
+@pytest.mark.parametrize("dtype", list(LOW))
+@pytest.mark.parametrize("name", list(TORCH_CONFIGS))
+def test_torch_parity(name: str, dtype: str) -> None:
+    torch = pytest.importorskip("torch")
+    dt = LOW[dtype]
+    tdt = {"bfloat16": torch.bfloat16, "float16": torch.float16}[dtype]
+    shapes = [(7,), (33,), (1037,)]
+    params = make_params(shapes, dt, seed=21)
+    grads = make_grad_stream(shapes, dt, STEPS, seed=22)
+    ours = fusedopt.__dict__[name]([p.copy() for p in params], **TORCH_CONFIGS[name])
+    tp = [torch.tensor(p.astype(np.float32)).to(tdt).requires_grad_(True) for p in params]
+    theirs = getattr(torch.optim, name)(tp, **TORCH_CONFIGS[name])
+    # as the float32 suite's free-running bound: after step t, t roundings of the running max |p|
+    top = [np.abs(p.astype(np.float64)) for p in params]
+    for t, g in enumerate(grads):
+        for x, gi in zip(tp, g):
+            x.grad = torch.tensor(gi.astype(np.float32)).to(tdt)
+        theirs.step()
+        ours.step(g)
+        for i, (a, x) in enumerate(zip(ours.params, tp)):
+            b = x.detach().double().numpy()
+            top[i] = np.maximum(top[i], np.maximum(np.abs(a.astype(np.float64)), np.abs(b)))
+            excess = np.abs(a.astype(np.float64) - b) / ((t + 1) * ulp16(top[i], dt))
+            assert excess.max() <= 1.0, f"{name} {dtype} step {t + 1} param {i}: {excess.max():.3g}x the bound"
