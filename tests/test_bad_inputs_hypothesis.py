@@ -109,7 +109,7 @@ def _misaligned(shape: tuple, dtype: Any) -> np.ndarray:
 
 BAD_ARRAYS: dict[str, tuple[Callable[[tuple, Any], Any], type[Exception]]] = {
     "int64": (lambda s, d: np.ones(s, np.int64), TypeError),
-    "float16": (lambda s, d: np.ones(s, np.float16), TypeError),
+    "int16": (lambda s, d: np.ones(s, np.int16), TypeError),  # (float16 is a parameter dtype)
     "complex": (lambda s, d: np.ones(s, np.complex128), TypeError),
     "bool": (lambda s, d: np.ones(s, bool), TypeError),
     "object": (lambda s, d: np.ones(s, object), TypeError),

@@ -79,7 +79,7 @@ def _(a: Armed, grads: list) -> Any:
     return _replace(grads, _last_index(), np.ones(SHAPES[-1], dtype=np.int64))
 
 
-@grad_case("float16", TypeError, r"grads for parameter 4: dtype float16 is not supported")
+@grad_case("float16", TypeError, r"grads for parameter 4: dtype float16 does not match the parameter's float")
 def _(a: Armed, grads: list) -> Any:
     return _replace(grads, _last_index(), np.ones(SHAPES[-1], dtype=np.float16))
 
@@ -257,7 +257,7 @@ def _readonly(a: np.ndarray) -> np.ndarray:
 
 BAD_PARAMS = {
     "int64": (lambda: np.ones(4, dtype=np.int64), TypeError, r"params\[1\]: dtype int64 is not supported"),
-    "float16": (lambda: np.ones(4, dtype=np.float16), TypeError, r"params\[1\]: dtype float16 is not supported"),
+    "int16": (lambda: np.ones(4, dtype=np.int16), TypeError, r"params\[1\]: dtype int16 is not supported"),
     "non-contiguous": (lambda: np.ones(8)[::2], ValueError, r"params\[1\]: must be C-contiguous"),
     "fortran-2d": (lambda: np.asfortranarray(np.ones((3, 4))), ValueError, r"params\[1\]: must be C-contiguous"),
     "read-only": (lambda: _readonly(np.ones(4)), ValueError, r"params\[1\]: is read-only"),
