@@ -225,3 +225,132 @@ def test_torch_parity(name: str, dtype: str) -> None:
             top[i] = np.maximum(top[i], np.maximum(np.abs(a.astype(np.float64)), np.abs(b)))
             excess = np.abs(a.astype(np.float64) - b) / ((t + 1) * ulp16(top[i], dt))
             assert excess.max() <= 1.0, f"{name} {dtype} step {t + 1} param {i}: {excess.max():.3g}x the bound"
+
+
+# ---------------------------------------------------------------------------------------------
+# Stochastic rounding and master weights
+# ---------------------------------------------------------------------------------------------
+
+OPTIONS: dict[str, dict[str, Any]] = {
+    "stochastic": {"stochastic_rounding": True, "rounding_seed": 7},
+    "master": {"master_weights": True},
+    "master+stochastic": {"master_weights": True, "stochastic_rounding": True},
+}
+
+
+@pytest.mark.parametrize("option", list(OPTIONS))
+@pytest.mark.parametrize("dtype", list(LOW))
+@pytest.mark.parametrize("name", ["SGD", "Adam", "RMSprop", "Lion"])
+def test_options_match_reference(name: str, dtype: str, option: str, target: str) -> None:
+    dt = LOW[dtype]
+    params = make_params(SHAPES, dt, seed=31)
+    grads = make_grad_stream(SHAPES, dt, STEPS, seed=32)
+    pair = Pair(OPTIMIZERS[name], params, RICH_CONFIGS[name], **OPTIONS[option])
+    for t, g in enumerate(grads):
+        old = pair.copy_b()
+        pair.step(g)
+        _compare(pair, name, dt, target, old, f"{name} {dtype} {option} [{target}] step {t + 1}: ")
+    if "master" in option:
+        for key, st in pair.a.state.items():
+            p = pair.a.params[key]
+            assert st["master"].dtype == np.float32 and st["master"].shape == p.shape
+            if "stochastic" not in option:
+                assert_same_bits(p, st["master"].astype(dt), "parameter = master rounded")
+
+
+def _compare(pair: Pair, name: str, dt: Any, target: str, old: dict[str, np.ndarray], where: str) -> None:
+    if target == "baseline":
+        pair.assert_bitwise(where)
+        return
+    for label, a, b in pair.arrays():
+        if label.startswith("param"):
+            diff = np.abs(a.astype(np.float64) - b.astype(np.float64))
+            top = np.maximum(np.abs(a.astype(np.float32)), np.abs(b.astype(np.float32)))
+            assert (diff <= ulp16(top, dt)).all(), f"{where}{label}: more than one rounding apart"
+        else:
+            o = old.get(label, np.zeros_like(b))
+            check_ulp_bound(a, b, np.maximum(np.abs(o), np.abs(b - o)), ULPS[name], where=f"{where}{label}: ")
+    pair.resync()
+
+
+@pytest.mark.parametrize("dtype", list(LOW))
+def test_stochastic_rounding_is_unbiased_and_reproducible(dtype: str) -> None:
+    """p = 1, g = -spacing/8: nearest-even rounding keeps 1, stochastic rounding goes up one
+    spacing with probability 1/8; the same seed gives the same bits at any thread count."""
+    dt = LOW[dtype]
+    n = 200_000
+    spacing = float(ulp16(np.float32(1.0), dt))
+    g = np.full(n, -spacing / 8, dtype=dt)
+
+    def run(seed: int, threads: int) -> np.ndarray:
+        p = np.ones(n, dtype=dt)
+        from conftest import using_threads
+
+        with using_threads(threads, min_parallel=1):
+            fusedopt.SGD([p], lr=1.0, stochastic_rounding=True, rounding_seed=seed).step([g])
+        return p
+
+    a = run(1, 1)
+    up = a.astype(np.float64) > 1.0
+    assert set(np.unique(a.astype(np.float64))) <= {1.0, 1.0 + spacing}
+    assert abs(up.mean() - 1 / 8) < 5 * np.sqrt(1 / 8 * 7 / 8 / n)  # five sigma
+    assert_same_bits(run(1, 2), a, "same seed, two threads")
+    assert not np.array_equal(run(2, 1), a)
+    nearest = np.ones(n, dtype=dt)
+    fusedopt.SGD([nearest], lr=1.0).step([g])
+    assert (nearest.astype(np.float64) == 1.0).all()
+
+
+def test_master_weights_keep_small_updates() -> None:
+    """Adam at lr 1e-4 on bfloat16 parameters near 1: each step is below half a spacing, so the
+    parameter alone never moves; with master weights it follows the float32 run."""
+    shapes = [(1000,)]
+    p32 = make_params(shapes, np.float32, seed=3)[0]
+    grads = make_grad_stream(shapes, np.float32, 60, seed=4)
+    bf = ml_dtypes.bfloat16
+    plain, master, ref = p32.astype(bf), p32.astype(bf), p32.astype(bf).astype(np.float32)
+    o1 = fusedopt.Adam([plain], lr=1e-4)
+    o2 = fusedopt.Adam([master], lr=1e-4, master_weights=True)
+    o3 = fusedopt.Adam([ref], lr=1e-4)
+    for g in grads:
+        o1.step([g[0].astype(bf)])
+        o2.step([g[0].astype(bf)])
+        o3.step([g[0].astype(bf).astype(np.float32)])
+    assert np.array_equal(plain, p32.astype(bf))
+    assert_same_bits(o2.state[0]["master"], ref, "master == float32 run")
+    assert_same_bits(master, ref.astype(bf), "parameter == float32 run, rounded")
+
+
+def test_master_and_stochastic_resume_bitwise() -> None:
+    dt = ml_dtypes.bfloat16
+    shapes = [(7,), (40,)]
+    grads = make_grad_stream(shapes, dt, 8, seed=3)
+    opts = {"lr": 1e-3, "master_weights": True, "stochastic_rounding": True, "rounding_seed": 5}
+    a = fusedopt.AdamW(make_params(shapes, dt, seed=2), **opts)
+    for g in grads[:4]:
+        a.step(g)
+    assert set(a.state[0]) == {"step", "exp_avg", "exp_avg_sq", "master"}
+    saved = copy.deepcopy(a.state_dict())
+    b = fusedopt.AdamW([p.copy() for p in a.params], **opts)
+    b.load_state_dict(saved)
+    c = pickle.loads(pickle.dumps(a))
+    for g in grads[4:]:
+        for o in (a, b, c):
+            o.step(g)
+    for o in (b, c):
+        for pa, po in zip(a.params, o.params):
+            assert_same_bits(po, pa, "resumed parameter")
+        assert_same_bits(o.state[1]["master"], a.state[1]["master"], "resumed master")
+
+
+def test_options_checked_and_ignored_for_float32() -> None:
+    with pytest.raises(TypeError, match="master_weights"):
+        fusedopt.Adam([np.ones(3, np.float32)], master_weights=1)
+    with pytest.raises(TypeError, match="stochastic_rounding"):
+        fusedopt.Adam([np.ones(3, np.float32)], stochastic_rounding="yes")
+    with pytest.raises(ValueError, match="rounding_seed"):
+        fusedopt.Adam([np.ones(3, np.float32)], rounding_seed=-1)
+    p = np.ones(3, np.float32)
+    opt = fusedopt.Adam([p], master_weights=True, stochastic_rounding=True)
+    opt.step([np.ones(3, np.float32)])
+    assert "master" not in opt.state[0]

@@ -56,6 +56,12 @@ PyObject* bfloat16_type() {
 namespace {
 
 constexpr int kMaxSlots = kMaxOperands - 2;
+// The state array of master weights (master_weights=True): after the rule's own slots, for
+// bfloat16 and float16 parameters only.
+constexpr const char* kMasterSlot = "master";
+
+// The name of state slot k: the rule's, or the master copy after them.
+const char* slot_name(const RuleInfo& r, int k) { return k < r.slot_count ? r.slots[k].name : kMasterSlot; }
 
 // A module-level Python object this file keeps for the life of the process: never released, so
 // no destructor runs after the interpreter has finalized.
@@ -131,9 +137,10 @@ const CommonKeys& common_keys() {
 struct RuleNames {
     std::vector<py::object> hypers, slots;
     py::object extra;  // null without an extra counter
-    explicit RuleNames(const RuleInfo& r) {
+    explicit RuleNames(const RuleInfo& r, bool master) {
         for (int h = 0; h < r.hyper_count; ++h) hypers.push_back(interned(r.hypers[h].name));
         for (int k = 0; k < r.slot_count; ++k) slots.push_back(interned(r.slots[k].name));
+        if (master) slots.push_back(interned(kMasterSlot));
         if (r.extra_counter) extra = interned(r.extra_counter);
     }
 };
@@ -304,7 +311,7 @@ struct Param {
 // parameter, 1 its gradient, 2.. its state).
 [[noreturn]] void throw_overlap(const RuleInfo& r, const std::vector<Param>& params, const Overlap& o) {
     auto side = [&](const Span& s) {
-        const char* role = s.slot == 0 ? nullptr : s.slot == 1 ? "grads" : r.slots[s.slot - 2].name;
+        const char* role = s.slot == 0 ? nullptr : s.slot == 1 ? "grads" : slot_name(r, s.slot - 2);
         return describe(role, params[s.owner].key);
     };
     throw py::value_error(side(o.a) + " and " + side(o.b) + " share memory; every updated array must have its own buffer");
@@ -316,6 +323,10 @@ struct Group {
 
 struct Options {
     StepOptions step;
+    // bfloat16 / float16 parameters (docs/low_precision.md)
+    bool master_weights = false;
+    bool stochastic_rounding = false;
+    std::uint64_t seed = 0;
     bool raise_nonfinite = false;  // NonFiniteGradientError instead of a skipped step
     py::object reference;          // None: native kernels; else the NumPy reference, called as
                                    // reference(units, group_count, rule=, max_norm=, per_group=,
@@ -331,7 +342,8 @@ class Engine {
 public:
     Engine(const std::string& rule, py::list groups, py::dict state, const Options& options)
         : rule_(find_rule(rule)),
-          names_of_rule_(rule_at(rule_)),
+          names_of_rule_(rule_at(rule_), options.master_weights),
+          slot_count_(rule_at(rule_).slot_count + (options.master_weights ? 1 : 0)),
           groups_list_(std::move(groups)),
           state_(std::move(state)),
           options_(options) {}
@@ -383,6 +395,7 @@ private:
 
     int rule_;
     RuleNames names_of_rule_;
+    int slot_count_;  // the rule's slots, and the master copy's when kept
     py::list groups_list_;
     py::dict state_;
     Options options_;
@@ -489,7 +502,8 @@ bool Engine::state_dicts_current() const {
         PyObject* st = dict_get(state_.ptr(), p.key.ptr());
         if (st != (p.state.is_none() ? nullptr : p.state.ptr())) return false;
         if (!st) continue;
-        for (int k = 0; k < r.slot_count; ++k) {
+        for (int k = 0; k < slot_count_; ++k) {
+            if (k >= r.slot_count && !low_precision(p.checked.dtype)) continue;  // no master copy
             PyObject* a = dict_get(st, names_of_rule_.slots[static_cast<std::size_t>(k)].ptr());
             if (a != p.slots[k].ptr()) return false;
             if (a && py::detail::array_proxy(a)->data != p.slot_data[k]) return false;  // reallocated
@@ -508,12 +522,13 @@ bool Engine::state_dicts_current() const {
 
 // A state dict's arrays and counters, checked against the parameter.
 void Engine::read_state(Param& p, const RuleInfo& r, const char* arg) const {
-    for (int k = 0; k < r.slot_count; ++k) {
+    for (int k = 0; k < slot_count_; ++k) {
         p.slots[k] = py::object();
         p.slot_data[k] = nullptr;
+        if (k >= r.slot_count && !low_precision(p.checked.dtype)) continue;  // no master copy
         PyObject* a = dict_get(p.state.ptr(), names_of_rule_.slots[static_cast<std::size_t>(k)].ptr());
         if (!a) continue;
-        const char* role = r.slots[k].name;
+        const char* role = slot_name(r, k);
         auto who = [&] { return describe(role, p.key); };
         const CheckedArray c = check_array(a, true, who, true);
         check_like(c, p.checked, state_dtype(p.checked.dtype), who);
@@ -581,7 +596,7 @@ void Engine::rebuild_from(const py::list& groups_list, const py::dict& state, co
                 if (was != old_state.end() && !exposed_) p.counters = params_[was->second].counters;
             }
             const std::size_t index = params.size();
-            for (int slot = 0; slot < r.slot_count + 2; ++slot) {  // the parameter, then its state
+            for (int slot = 0; slot < slot_count_ + 2; ++slot) {  // the parameter, then its state
                 void* data = slot == 0 ? p.checked.data : slot == 1 ? nullptr : p.slot_data[slot - 2];
                 const DType t = slot == 0 ? p.checked.dtype : state_dtype(p.checked.dtype);
                 if (data) spans.push_back(make_span(data, p.checked.size, t, true, index, slot));
@@ -671,6 +686,19 @@ py::tuple Engine::aligned_grads(py::handle grads) const {
     throw py::type_error("grads: expected a list or dict of arrays, got " + type_name(grads));
 }
 
+// The stochastic-rounding key of a parameter at a step (kernels/low_precision.hpp): splitmix64
+// of (seed, step count, parameter index), so the bits depend on nothing else.
+std::uint32_t rounding_key(std::uint64_t seed, std::int64_t step, std::size_t param) {
+    auto mix = [](std::uint64_t z) {
+        z += 0x9e3779b97f4a7c15ull;
+        z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+        z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+        return z ^ (z >> 31);
+    };
+    const std::uint64_t k = mix(mix(mix(seed) ^ static_cast<std::uint64_t>(step)) ^ static_cast<std::uint64_t>(param));
+    return static_cast<std::uint32_t>(k >> 32) | 1u;  // never 0, the key of units without it
+}
+
 // State arrays a step creates (a first step, or an option that starts using a slot), kept
 // aside until the step has succeeded.
 struct NewState {
@@ -679,8 +707,9 @@ struct NewState {
 };
 
 // The plan's units for the NumPy reference: per unit (group, hyperparameters, counters, params,
-// grads, per slot the arrays or None). `stepped[s]` is the parameter of plan segment s.
-py::list reference_units(const RuleInfo& r, const StepPlan& plan, const std::vector<std::size_t>& stepped,
+// grads, per slot the arrays or None (the master copy last, when kept), parameter indices).
+// `stepped[s]` is the parameter of plan segment s.
+py::list reference_units(const RuleInfo& r, int slot_count, const StepPlan& plan, const std::vector<std::size_t>& stepped,
                          const std::vector<Param>& params, PyObject* const* grads,
                          const std::vector<NewState>& created, const std::vector<py::dict>& hp) {
     std::vector<const NewState*> new_of(params.size(), nullptr);
@@ -692,21 +721,23 @@ py::list reference_units(const RuleInfo& r, const StepPlan& plan, const std::vec
         counters["step"] = unit.counters.step;
         counters["fresh"] = unit.counters.fresh;
         if (r.extra_counter) counters[r.extra_counter] = unit.counters.extra;
-        py::list ps, gs, slots;
-        for (int k = 0; k < r.slot_count; ++k) slots.append(py::none());
+        py::list ps, gs, slots, tags;
+        for (int k = 0; k < slot_count; ++k) slots.append(py::none());
         for (std::size_t s = 0; s < plan.segments.size(); ++s) {
             if (plan.unit_of[s] != u) continue;
             const std::size_t i = stepped[s];
             ps.append(params[i].array);
             gs.append(py::reinterpret_borrow<py::object>(grads[i]));
-            for (int k = 0; k < r.slot_count; ++k) {
+            tags.append(i);
+            for (int k = 0; k < slot_count; ++k) {
                 if (!plan.segments[s].data[2 + k]) continue;  // a slot these options leave alone
                 if (slots[k].is_none()) slots[k] = py::list();
                 const bool made = new_of[i] && new_of[i]->arrays[k];
                 slots[k].cast<py::list>().append(made ? new_of[i]->arrays[k] : params[i].slots[k]);
             }
         }
-        units.append(py::make_tuple(unit.group, hp[static_cast<std::size_t>(unit.group)], counters, ps, gs, slots));
+        units.append(
+            py::make_tuple(unit.group, hp[static_cast<std::size_t>(unit.group)], counters, ps, gs, slots, tags));
     }
     return units;
 }
@@ -746,7 +777,9 @@ void Engine::step(py::handle grads) {
             const Overlap o = overlap_with_written(written_, make_span(ga.data, ga.size, ga.dtype, false, i, 1));
             if (o.found) throw_overlap(r, params_, o);
         }
-        const unsigned used = r.slots_used(v);
+        const bool low = low_precision(p.checked.dtype);
+        const bool master = low && options_.master_weights;
+        const unsigned used = r.slots_used(v) | (master ? 1u << r.slot_count : 0u);
         const bool first = p.state.is_none();  // torch keeps no state where there is none to keep
         Segment seg{};
         seg.size = p.checked.size;
@@ -754,30 +787,39 @@ void Engine::step(py::handle grads) {
         seg.data[1] = ga.data;
         NewState fresh{i, {}};
         bool creates = first && (used != 0 || r.has_step);
-        for (int k = 0; k < r.slot_count; ++k) {
+        for (int k = 0; k < slot_count_; ++k) {
             if (!(used & (1u << k))) continue;
             if (p.slot_data[k]) {
                 seg.data[2 + k] = p.slot_data[k];
                 continue;
             }
-            fresh.arrays[k] = low_precision(p.checked.dtype) ? zeros_like(p.array, float32) : zeros_like(p.array);
+            fresh.arrays[k] = k == r.slot_count ? p.array.attr("astype")(float32)  // the master copy
+                              : low                ? zeros_like(p.array, float32)
+                                                   : zeros_like(p.array);
             seg.data[2 + k] = py::detail::array_proxy(fresh.arrays[k].ptr())->data;
             creates = true;
         }
         if (creates) created.push_back(std::move(fresh));
         const Counters c = first ? Counters{0, r.extra_initial, true} : p.counters;
+        LowPrecision lp;
+        if (low) {
+            lp.storage = p.checked.dtype;
+            lp.master = master ? 2 + r.slot_count : -1;
+            lp.stochastic = options_.stochastic_rounding;
+            if (lp.stochastic) lp.key = rounding_key(options_.seed, step_count_, i);
+        }
         std::size_t u = 0;  // the unit of this group, dtype and counters (a group has one or a few)
         for (; u < plan_.units.size(); ++u) {
             const StepUnit& x = plan_.units[u];
             if (x.group == int(p.group) && x.dtype == p.checked.dtype && x.counters.step == c.step &&
-                x.counters.extra == c.extra && x.counters.fresh == c.fresh)
+                x.counters.extra == c.extra && x.counters.fresh == c.fresh && x.low.key == lp.key)
                 break;
         }
         if (u == plan_.units.size()) {
             StepUnit unit;
             unit.kernel = r.kernel[int(state_dtype(p.checked.dtype))];
             unit.dtype = p.checked.dtype;
-            unit.low.storage = p.checked.dtype;
+            unit.low = lp;
             unit.group = static_cast<int>(p.group);
             unit.sign = r.maximize_value >= 0 && v[r.maximize_value] != 0.0 ? -1.0 : 1.0;
             unit.counters = c;
@@ -793,11 +835,14 @@ void Engine::step(py::handle grads) {
     if (reference) {
         const StepOptions& o = options_.step;
         auto optional = [](double x) { return x >= 0.0 ? py::object(py::float_(x)) : py::object(py::none()); };
-        py::dict out = options_.reference(reference_units(r, plan_, stepped_, params_, g, created, hp), ng,
+        py::dict out = options_.reference(reference_units(r, slot_count_, plan_, stepped_, params_, g, created, hp), ng,
                                           py::arg("rule") = r.name, py::arg("max_norm") = optional(o.max_norm),
                                           py::arg("per_group") = o.per_group_norm,
                                           py::arg("clip_value") = optional(o.clip_value),
-                                          py::arg("check_finite") = o.check_finite);
+                                          py::arg("check_finite") = o.check_finite,
+                                          py::arg("master_weights") = options_.master_weights,
+                                          py::arg("stochastic_rounding") = options_.stochastic_rounding,
+                                          py::arg("seed") = options_.seed, py::arg("step_count") = step_count_);
         result.norm_computed = !out["grad_norm"].is_none();
         if (result.norm_computed) result.grad_norm = out["grad_norm"].cast<double>();
         result.group_norms = out["group_norms"].cast<std::vector<double>>();
@@ -825,17 +870,17 @@ void Engine::step(py::handle grads) {
         if (p.state.is_none()) {
             py::dict st;
             if (r.has_step) st[common_keys().step] = 0;
-            for (int k = 0; k < r.slot_count; ++k)
+            for (int k = 0; k < slot_count_; ++k)
                 if (n.arrays[k]) st[names_of_rule_.slots[static_cast<std::size_t>(k)]] = n.arrays[k];
             if (r.extra_counter) st[names_of_rule_.extra] = r.extra_initial;
             PyDict_SetItem(state_.ptr(), p.key.ptr(), st.ptr());
             p.state = std::move(st);
             p.counters = Counters{0, r.extra_initial, false};
         } else {
-            for (int k = 0; k < r.slot_count; ++k)
+            for (int k = 0; k < slot_count_; ++k)
                 if (n.arrays[k]) p.state[names_of_rule_.slots[static_cast<std::size_t>(k)]] = n.arrays[k];
         }
-        for (int k = 0; k < r.slot_count; ++k)
+        for (int k = 0; k < slot_count_; ++k)
             if (n.arrays[k]) {
                 p.slots[k] = n.arrays[k];
                 p.slot_data[k] = py::detail::array_proxy(n.arrays[k].ptr())->data;
@@ -972,8 +1017,12 @@ void register_optimizer(py::module_& m) {
     py::class_<Engine>(m, "Engine",
                        "The native optimizer: owns the step over a list of param-group dicts and a state dict.")
         .def(py::init([](const std::string& rule, py::list groups, py::dict state, py::object max_norm,
-                         bool per_group, py::object clip_value, const std::string& nonfinite, py::object reference) {
+                         bool per_group, py::object clip_value, const std::string& nonfinite, py::object reference,
+                         bool master_weights, bool stochastic_rounding, std::uint64_t seed) {
                  Options o;
+                 o.master_weights = master_weights;
+                 o.stochastic_rounding = stochastic_rounding;
+                 o.seed = seed;
                  if (!max_norm.is_none()) o.step.max_norm = max_norm.cast<double>();
                  if (!clip_value.is_none()) o.step.clip_value = clip_value.cast<double>();
                  o.step.per_group_norm = per_group;
@@ -984,7 +1033,8 @@ void register_optimizer(py::module_& m) {
              }),
              py::arg("rule"), py::arg("param_groups"), py::arg("state"), py::kw_only(),
              py::arg("max_norm") = py::none(), py::arg("per_group") = false, py::arg("clip_value") = py::none(),
-             py::arg("nonfinite") = "propagate", py::arg("reference") = py::none())
+             py::arg("nonfinite") = "propagate", py::arg("reference") = py::none(),
+             py::arg("master_weights") = false, py::arg("stochastic_rounding") = false, py::arg("seed") = 0)
         .def("step", &Engine::step, py::arg("grads"),
              "One whole step: checks, scalars, the norm pass and every kernel; all or nothing.")
         .def("keys", &Engine::keys, "The state keys of every parameter, in order over all groups.")

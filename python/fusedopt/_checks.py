@@ -47,6 +47,15 @@ def flag(value: Any, name: str) -> bool:
     return bool(value)
 
 
+def seed(value: Any, name: str) -> int:
+    """A random seed: an int (a NumPy integer too) in [0, 2**64)."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
+        raise TypeError(f"{name}: expected an int, got {type(value).__name__}")
+    if not 0 <= int(value) < 2**64:
+        raise ValueError(f"{name}: must be in [0, 2**64), got {int(value)}")
+    return int(value)
+
+
 def choice(value: Any, name: str, allowed: Sequence[str]) -> str:
     """One of the strings in `allowed`."""
     if not isinstance(value, str):

@@ -37,6 +37,9 @@ class Engine:
         clip_value: float | None = None,
         nonfinite: str = "propagate",
         reference: Callable[..., dict[str, Any] | None] | None = None,
+        master_weights: bool = False,
+        stochastic_rounding: bool = False,
+        seed: int = 0,
     ) -> None: ...
     def step(self, grads: Any) -> None: ...
     def keys(self) -> list[int | str]: ...

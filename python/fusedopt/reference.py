@@ -371,7 +371,7 @@ def combined_norm(norms: Sequence[float]) -> float:
 
 
 def run_step(
-    units: Sequence[tuple[int, dict[str, Any], dict[str, Any], list[Any], list[Any], list[Any]]],
+    units: Sequence[tuple[int, dict[str, Any], dict[str, Any], list[Any], list[Any], list[Any], list[int]]],
     group_count: int,
     *,
     rule: str,
@@ -379,6 +379,10 @@ def run_step(
     per_group: bool,
     clip_value: float | None,
     check_finite: bool,
+    master_weights: bool = False,
+    stochastic_rounding: bool = False,
+    seed: int = 0,
+    step_count: int = 0,
 ) -> dict[str, Any]:
     """Norm clipping, the non-finite check and every rule update; returns what the native step
     reports: {grad_norm, group_norms, aborted} (aborted: nothing was written)."""
@@ -386,7 +390,7 @@ def run_step(
     coef: dict[int, float] = {}
     if max_norm is not None or check_finite:
         scopes: dict[int, list[np.ndarray]] = {}
-        for group, _, _, _, grads, _ in units:
+        for group, _, _, _, grads, *_ in units:
             scopes.setdefault(group if per_group else 0, []).extend(grads)
         count = group_count if per_group else 1
         norms = [total_norm(scopes.get(i, [])) for i in range(count)]
@@ -402,15 +406,73 @@ def run_step(
                 coef[i] = c if (c < 1.0 or c != c) else 1.0
     update = globals()[rule]
     with np.errstate(all="ignore"):  # NaN/Inf propagate silently, as in torch and the kernels
-        for group, hp, counters, params, grads, slots in units:
+        for group, hp, counters, params, grads, slots, tags in units:
             scale = (-1.0 if hp.get("maximize") else 1.0) * coef.get(group if per_group else 0, 1.0)
             transform = GradTransform(scale, -clip_value, clip_value) if clip_value is not None else GradTransform(scale)
             for i, (p, g) in enumerate(zip(params, grads)):
                 arrays = [None if lst is None else lst[i] for lst in slots]
+                if master_weights:  # the last slot: the float32 master copy (16-bit parameters)
+                    master = arrays.pop()
                 if p.dtype.itemsize == 2:  # bfloat16, float16: float32 arithmetic, one rounding
-                    wide = p.astype(np.float32)
+                    wide = master if master_weights and master is not None else p.astype(np.float32)
                     update(wide, g.astype(np.float32), *arrays, transform=transform, **counters, **hp)
-                    p[...] = wide.astype(p.dtype)
+                    if stochastic_rounding:
+                        p[...] = round_stochastic(wide, p.dtype, rounding_key(seed, step_count, tags[i]))
+                    else:
+                        p[...] = wide.astype(p.dtype)
                 else:
                     update(p, g, *arrays, transform=transform, **counters, **hp)
     return result
+
+
+# ---------------------------------------------------------------------------------------------
+# bfloat16 / float16 parameters (docs/low_precision.md): float32 arithmetic, one rounding of the
+# stored value, to nearest even or (stochastic_rounding) up with the probability of the dropped
+# fraction, from counter-based random bits: the same hashes as kernels/low_precision.hpp.
+
+_M64 = (1 << 64) - 1
+
+
+def _splitmix64(z: int) -> int:
+    z = (z + 0x9E3779B97F4A7C15) & _M64
+    z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & _M64
+    z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & _M64
+    return z ^ (z >> 31)
+
+
+def rounding_key(seed: int, step_count: int, param: int) -> int:
+    """The 32-bit key of a parameter's random bits at a step."""
+    return (_splitmix64(_splitmix64(_splitmix64(seed) ^ step_count) ^ param) >> 32) | 1
+
+
+def _mix32(x: np.ndarray) -> np.ndarray:
+    x = x ^ (x >> np.uint32(16))
+    x = x * np.uint32(0x7FEB352D)
+    x = x ^ (x >> np.uint32(15))
+    x = x * np.uint32(0x846CA68B)
+    out: np.ndarray = x ^ (x >> np.uint32(16))
+    return out
+
+
+def round_stochastic(x: np.ndarray, dtype: Any, key: int) -> np.ndarray:
+    """float32 `x` rounded to bfloat16 or float16 with random bits hash(key, flat index)."""
+    u = np.ascontiguousarray(x, dtype=np.float32).reshape(-1).view(np.uint32)
+    r = _mix32(np.uint32(key) ^ _mix32(np.arange(u.size, dtype=np.uint32)))
+    mag, sign = u & np.uint32(0x7FFFFFFF), u & np.uint32(0x80000000)
+    special = mag >= np.uint32(0x7F800000)
+    nearest = x.reshape(-1).astype(dtype)
+    if np.dtype(dtype).itemsize == 2 and np.dtype(dtype) != np.dtype(np.float16):  # bfloat16
+        bits = ((u + (r & np.uint32(0xFFFF))) >> np.uint32(16)).astype(np.uint16)
+    else:
+        e = (mag >> np.uint32(23)).astype(np.int64) - 127
+        k = np.where(e < -14, 13 + (-14 - e), 13).clip(max=23).astype(np.uint32)
+        mask = (np.uint32(1) << k) - np.uint32(1)
+        wide = (sign | ((mag + (r & mask)) & ~mask)).view(np.float32)
+        with np.errstate(over="ignore"):
+            bits = wide.astype(np.float16).view(np.uint16)
+        tiny = e < -24  # 0 or 2^-24, with probability |x| / 2^-24
+        up = (r >> np.uint32(8)).astype(np.float32) * np.float32(2.0**-24) < mag.view(np.float32) * np.float32(2.0**24)
+        bits = np.where(tiny, (sign >> np.uint32(16)).astype(np.uint16) | up.astype(np.uint16), bits)
+    bits = np.where(special, nearest.view(np.uint16), bits)
+    out: np.ndarray = bits.view(dtype).reshape(x.shape)
+    return out

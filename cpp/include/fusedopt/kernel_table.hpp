@@ -1,5 +1,7 @@
 // The table of kernels one SIMD target provides. Chosen once at import (dispatch.cpp).
 #pragma once
+#include <cstdint>
+
 #include "fusedopt/rule.hpp"
 #include "fusedopt/segments.hpp"
 
@@ -52,6 +54,10 @@ struct ProbeKernels {
 // How a unit with 16-bit parameters and gradients is stored (kernels/low_precision.hpp).
 struct LowPrecision {
     DType storage = DType::bf16;  // bf16 or f16
+    int master = -1;              // operand of the float32 master copy (updated; the parameter
+                                  // written from it), or -1: the parameter itself is widened
+    bool stochastic = false;      // stochastic rounding of the parameter, random bits from
+    std::uint32_t key = 0;        // this key (seed, step, parameter) and the element's index
 };
 
 // A rule's float32 chunk kernel run on float32 scratch for a segment of 16-bit parameters.

@@ -24,3 +24,6 @@ class StepOptions(TypedDict, total=False):
     clip_value: float | None
     clip_scope: Literal["group", "global"]
     nonfinite: Literal["propagate", "skip", "raise"]
+    master_weights: bool
+    stochastic_rounding: bool
+    rounding_seed: int

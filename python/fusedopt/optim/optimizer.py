@@ -55,6 +55,9 @@ class Optimizer:
         clip_value: float | None = None,
         clip_scope: str = "group",
         nonfinite: str = "propagate",
+        master_weights: bool = False,
+        stochastic_rounding: bool = False,
+        rounding_seed: int = 0,
         **unknown: Any,
     ) -> None:
         for name in unknown:
@@ -76,6 +79,10 @@ class Optimizer:
         self.clip_value = clip_value
         self.clip_scope = clip_scope
         self.nonfinite = nonfinite
+        # bfloat16 / float16 parameters only (docs/low_precision.md)
+        self.master_weights = _checks.flag(master_weights, "master_weights")
+        self.stochastic_rounding = _checks.flag(stochastic_rounding, "stochastic_rounding")
+        self.rounding_seed = _checks.seed(rounding_seed, "rounding_seed")
         self._names_given: bool | None = None
         self._engine = self._new_engine()
         self._engine.check_hyperparameters(self.defaults, 0, "", construction=True)
@@ -98,6 +105,10 @@ class Optimizer:
             clip_value=self.clip_value,
             nonfinite=self.nonfinite,
             reference=reference.run_step if self.backend == "numpy" else None,
+            # (getattr: an optimizer pickled before these options existed)
+            master_weights=getattr(self, "master_weights", False),
+            stochastic_rounding=getattr(self, "stochastic_rounding", False),
+            seed=getattr(self, "rounding_seed", 0),
         )
 
     # ---- the step ---------------------------------------------------------------------------

@@ -72,9 +72,55 @@ inline void narrow(DType t, const float* in, std::uint16_t* out, std::size_t n) 
     if (t == DType::bf16) narrow_bf16(in, out, n); else narrow_f16(in, out, n);
 }
 
+// ---- stochastic rounding ------------------------------------------------------------------
+// Counter-based: the random bits of element i are a hash of (key, i), key = hash(seed, step,
+// parameter index), so they depend on nothing else (not threads, pieces or targets). The
+// magnitude's float32 bits get `k` random low bits added and are then truncated to the stored
+// precision: rounded up with probability equal to the dropped fraction (k = 16 for bfloat16;
+// 13 for float16, more in its subnormal range). lowbias32 (C. Wellons) as the mixer.
+inline std::uint32_t mix32(std::uint32_t x) {
+    x ^= x >> 16;
+    x *= 0x7feb352du;
+    x ^= x >> 15;
+    x *= 0x846ca68bu;
+    x ^= x >> 16;
+    return x;
+}
+inline std::uint32_t random_bits(std::uint32_t key, std::size_t i) {
+    return mix32(key ^ mix32(static_cast<std::uint32_t>(i)));
+}
+
+inline std::uint16_t f32_to_bf16_stochastic(float x, std::uint32_t r) {
+    const std::uint32_t u = f32_bits(x);
+    if ((u & 0x7fffffffu) >= 0x7f800000u) return f32_to_bf16(x);  // inf, NaN
+    return static_cast<std::uint16_t>((u + (r & 0xffffu)) >> 16);
+}
+
+inline std::uint16_t f32_to_f16_stochastic(float x, std::uint32_t r) {
+    const std::uint32_t u = f32_bits(x);
+    const std::uint32_t mag = u & 0x7fffffffu, sign = u & 0x80000000u;
+    if (mag >= 0x7f800000u) return f32_to_f16(x);  // inf, NaN
+    const int e = static_cast<int>(mag >> 23) - 127;
+    if (e < -24) {  // below float16's smallest subnormal 2^-24: 0 or 2^-24, P = |x| / 2^-24
+        const float p = f32_from(mag) * 0x1p24f;
+        return static_cast<std::uint16_t>((sign >> 16) | (static_cast<float>(r >> 8) * 0x1p-24f < p ? 1u : 0u));
+    }
+    const int k = e < -14 ? 13 + (-14 - e) : 13;  // float16 subnormals: a fixed spacing of 2^-24
+    const std::uint32_t mask = (1u << k) - 1u;
+    return f32_to_f16(f32_from(sign | ((mag + (r & mask)) & ~mask)));  // exact (or inf past 65504)
+}
+
+inline void narrow_stochastic(DType t, const float* __restrict in, std::uint16_t* __restrict out, std::size_t n,
+                              std::uint32_t key, std::size_t first) {
+    if (t == DType::bf16)
+        for (std::size_t i = 0; i < n; ++i) out[i] = f32_to_bf16_stochastic(in[i], random_bits(key, first + i));
+    else
+        for (std::size_t i = 0; i < n; ++i) out[i] = f32_to_f16_stochastic(in[i], random_bits(key, first + i));
+}
+
 // Elements [lo, hi) of a segment whose parameter (operand 0) and gradient (operand 1) are
 // 16-bit and whose state operands are float32: `f32` (a rule's float32 chunk kernel) on
-// scratch, block by block.
+// scratch (or on the master copy), block by block; the parameter rounded from the result.
 void low_precision_chunk(const Segment& seg, std::size_t lo, std::size_t hi, ChunkKernel f32, const void* scalars,
                          const GradTransform& gt, const LowPrecision& lp) {
     alignas(64) float p[kLowBlock];
@@ -89,9 +135,19 @@ void low_precision_chunk(const Segment& seg, std::size_t lo, std::size_t hi, Chu
         s.data[1] = g;
         for (int k = 2; k < kMaxOperands; ++k)
             if (seg.data[k]) s.data[k] = static_cast<float*>(seg.data[k]) + b;
-        widen(lp.storage, param + b, p, n);
+        float* w = p;  // what the rule updates: scratch, or the master copy in place
+        if (lp.master >= 0) {
+            w = static_cast<float*>(s.data[lp.master]);
+            s.data[0] = w;
+            s.data[lp.master] = nullptr;
+        } else {
+            widen(lp.storage, param + b, p, n);
+        }
         widen(lp.storage, grad + b, g, n);
         f32(s, 0, n, scalars, gt);
-        narrow(lp.storage, p, param + b, n);
+        if (lp.stochastic)
+            narrow_stochastic(lp.storage, w, param + b, n, lp.key, b);
+        else
+            narrow(lp.storage, w, param + b, n);
     }
 }
