@@ -1,7 +1,11 @@
 // Standalone gradient utilities over lists of arrays (mixed float32/float64 allowed):
 // total norm, in-place scaling, in-place clamping. The Python layer (fusedopt/clip.py) adds
 // torch.nn.utils semantics on top.
+#include <pybind11/functional.h>
+#include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
+
+#include <limits>
 
 #include <string>
 #include <vector>
@@ -70,6 +74,57 @@ void register_clip(py::module_& m) {
         },
         py::arg("arrays"), py::arg("norm_type"),
         "(norm, nonfinite): the norm_type-norm over every element of every array, float64 accumulation.");
+    m.def("norm_chunk_size", [](std::size_t total) { return norm_chunk_size(total); }, py::arg("total"),
+          "The norm pass's chunk size for a range of `total` elements (its fixed grid).");
+    m.def(
+        "shard_norm",
+        [](py::list arrays, std::size_t total, std::size_t offset, py::function combine) {
+            // The 2-norm of a range of `total` elements of which this process holds `arrays`
+            // (concatenated: elements [offset, offset + their size)), with the bits one norm pass over
+            // the whole range would give: this shard's chunks of the same grid, then `combine`
+            // (every process's chunk partials summed: each chunk has one owner, the rest add 0).
+            const SplitArrays s = split(arrays, false, "grads");
+            if (!s.sets[0].segments.empty() && !s.sets[1].segments.empty())
+                throw py::type_error("grads: a shard's gradients must share one dtype");
+            const ArraySet& set = s.sets[s.sets[1].segments.empty() ? 0 : 1];
+            const std::size_t chunk = norm_chunk_size(total);
+            const std::size_t end = offset + set.total();
+            if ((offset % chunk != 0 && offset != total) || end > total || (end % chunk != 0 && end != total))
+                throw py::value_error("offset: the shard [" + std::to_string(offset) + ", " + std::to_string(end) +
+                                      ") is not on the norm's chunk grid (" + std::to_string(chunk) + ") of " +
+                                      std::to_string(total) + " elements");
+            const std::size_t nchunks = (total + chunk - 1) / chunk;
+            const KernelTable& k = active_kernels();
+            const Exec e = current_exec();
+            auto pass = [&](NormKind kind, double p, NormScale scale) {
+                std::vector<NormPartials> mine(kMaxNormChunks);
+                if (set.total()) {
+                    py::gil_scoped_release release;
+                    k.norm.get_chunks(set.dtype)(set.list(), 1, kind, p, scale, chunk, mine.data(), e);
+                }
+                py::array_t<double> parts({std::size_t(2), nchunks});
+                auto w = parts.mutable_unchecked<2>();
+                for (std::size_t c = 0; c < nchunks; ++c) w(0, c) = w(1, c) = 0.0;
+                for (std::size_t c = 0, first = offset / chunk; first + c < nchunks && c * chunk < set.total(); ++c) {
+                    w(0, first + c) = mine[c].sum;
+                    w(1, first + c) = mine[c].max_abs;
+                }
+                combine(parts);
+                auto r = parts.unchecked<2>();
+                std::vector<NormPartials> all(nchunks);
+                for (std::size_t c = 0; c < nchunks; ++c) {
+                    all[c].sum = r(0, c);
+                    all[c].max_abs = r(1, c);
+                    all[c].min_abs = std::numeric_limits<double>::infinity();  // a 2-norm reads no minimum
+                }
+                return fold_norm_partials(all.data(), nchunks);
+            };
+            const NormResult r = norm_from_passes(pass, 2.0);
+            return py::make_tuple(r.norm, r.nonfinite);
+        },
+        py::arg("arrays"), py::arg("total"), py::arg("offset"), py::arg("combine"),
+        "(norm, nonfinite): the 2-norm over every process's shard of a range, bit for bit the norm "
+        "pass over the whole range; combine(parts) sums a (2, chunks) float64 array over processes in place.");
     m.def(
         "scale_",
         [](py::list arrays, double factor) {

@@ -357,7 +357,7 @@ public:
     py::object last_grad_norm() const { return has_norm_ ? py::object(py::float_(last_norm_)) : py::object(py::none()); }
     std::vector<double> last_group_norms() const { return last_group_norms_; }
 
-    void step(py::handle grads);
+    void step(py::handle grads, py::handle grad_norm);
     py::list keys();
     py::list keys_unlocked() const;
     py::dict state_view();
@@ -742,9 +742,19 @@ py::list reference_units(const RuleInfo& r, int slot_count, const StepPlan& plan
     return units;
 }
 
-void Engine::step(py::handle grads) {
+void Engine::step(py::handle grads, py::handle grad_norm) {
     Locked lock(*this);
     const RuleInfo& r = rule_at(rule_);
+    StepOptions options = options_.step;
+    if (!grad_norm.is_none()) {  // (norm, nonfinite) from fusedopt.distributed's sharded step
+        if (!py::isinstance<py::tuple>(grad_norm) || py::len(grad_norm) != 2)
+            throw py::type_error("grad_norm: expected a (norm, nonfinite) tuple");
+        if (options.per_group_norm && PyList_GET_SIZE(groups_list_.ptr()) > 1)
+            throw py::value_error("grad_norm: a given norm is global; per-group clipping computes its own");
+        options.norm_given = true;
+        options.given_norm = grad_norm[py::int_(0)].cast<double>();
+        options.given_nonfinite = grad_norm[py::int_(1)].cast<bool>();
+    }
     if (!structure_current() || (exposed_ && !state_dicts_current())) rebuild();
     const py::tuple grads_owned = aligned_grads(grads);
     PyObject* const* g = &PyTuple_GET_ITEM(grads_owned.ptr(), 0);
@@ -833,7 +843,7 @@ void Engine::step(py::handle grads) {
     // Run: the NumPy reference under the GIL, or the kernels without it.
     StepResult result;
     if (reference) {
-        const StepOptions& o = options_.step;
+        const StepOptions& o = options;
         auto optional = [](double x) { return x >= 0.0 ? py::object(py::float_(x)) : py::object(py::none()); };
         py::dict out = options_.reference(reference_units(r, slot_count_, plan_, stepped_, params_, g, created, hp), ng,
                                           py::arg("rule") = r.name, py::arg("max_norm") = optional(o.max_norm),
@@ -842,7 +852,8 @@ void Engine::step(py::handle grads) {
                                           py::arg("check_finite") = o.check_finite,
                                           py::arg("master_weights") = options_.master_weights,
                                           py::arg("stochastic_rounding") = options_.stochastic_rounding,
-                                          py::arg("seed") = options_.seed, py::arg("step_count") = step_count_);
+                                          py::arg("seed") = options_.seed, py::arg("step_count") = step_count_,
+                                          py::arg("grad_norm") = grad_norm);
         result.norm_computed = !out["grad_norm"].is_none();
         if (result.norm_computed) result.grad_norm = out["grad_norm"].cast<double>();
         result.group_norms = out["group_norms"].cast<std::vector<double>>();
@@ -851,7 +862,7 @@ void Engine::step(py::handle grads) {
         const KernelTable& k = active_kernels();
         const Exec e = step_exec();
         py::gil_scoped_release release;
-        result = run_step(plan_, options_.step, k, e);
+        result = run_step(plan_, options, k, e);
     }
 
     // Commit: norms, then (unless skipped) new state and counters.
@@ -1035,8 +1046,9 @@ void register_optimizer(py::module_& m) {
              py::arg("max_norm") = py::none(), py::arg("per_group") = false, py::arg("clip_value") = py::none(),
              py::arg("nonfinite") = "propagate", py::arg("reference") = py::none(),
              py::arg("master_weights") = false, py::arg("stochastic_rounding") = false, py::arg("seed") = 0)
-        .def("step", &Engine::step, py::arg("grads"),
-             "One whole step: checks, scalars, the norm pass and every kernel; all or nothing.")
+        .def("step", &Engine::step, py::arg("grads"), py::kw_only(), py::arg("grad_norm") = py::none(),
+             "One whole step: checks, scalars, the norm pass and every kernel; all or nothing. "
+             "grad_norm=(norm, nonfinite): a global norm computed elsewhere, used instead of the norm pass.")
         .def("keys", &Engine::keys, "The state keys of every parameter, in order over all groups.")
         .def("state", &Engine::state_view, "The live state dict (counters brought up to date).")
         .def("snapshot", &Engine::snapshot, py::arg("copy_arrays") = true,

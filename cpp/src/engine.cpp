@@ -41,7 +41,10 @@ StepResult run_kernels(const StepPlan& plan, const SegmentList& l, const StepOpt
     std::vector<double> coef(static_cast<std::size_t>(plan.group_count), 1.0);
     if (clip_norm || opt.check_finite) {
         result.norm_computed = true;
-        const std::vector<NormResult> norms = scope_norms(plan, opt.per_group_norm, k, e);
+        const NormResult given{opt.given_norm, opt.given_norm * opt.given_norm, opt.given_nonfinite};
+        const std::vector<NormResult> norms =
+            opt.norm_given ? std::vector<NormResult>(opt.per_group_norm ? std::size_t(plan.group_count) : 1, given)
+                           : scope_norms(plan, opt.per_group_norm, k, e);
         for (const NormResult& r : norms) {
             result.nonfinite = result.nonfinite || r.nonfinite;
             if (opt.per_group_norm) result.group_norms.push_back(r.norm);

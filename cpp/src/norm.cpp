@@ -33,11 +33,36 @@ const double kTiny = 0x1p-900, kHuge = 0x1p+900;  // a sum between them is plain
 
 }  // namespace
 
+std::size_t norm_chunk_size(std::size_t total) {
+    std::size_t c = 4096;
+    while (c * kMaxNormChunks < total) c *= 2;
+    return c;
+}
+
+NormPartials fold_norm_partials(const NormPartials* parts, std::size_t n) {
+    NormPartials total;
+    total.min_abs = std::numeric_limits<double>::infinity();
+    for (std::size_t c = 0; c < n; ++c) {
+        total.sum += parts[c].sum;
+        total.max_abs = parts[c].max_abs > total.max_abs ? parts[c].max_abs : total.max_abs;
+        total.min_abs = parts[c].min_abs < total.min_abs ? parts[c].min_abs : total.min_abs;
+    }
+    // Every term is >= 0, so the sum is NaN exactly when some element is NaN.
+    total.nan = total.sum != total.sum;
+    return total;
+}
+
 NormResult total_norm(const std::vector<const ArraySet*>& sets, int slot, double p, const KernelTable& k,
                       const Exec& e) {
+    return norm_from_passes([&](NormKind kind, double q, NormScale scale) {
+        return run_norm(sets, slot, kind, q, scale, k, e);
+    }, p);
+}
+
+NormResult norm_from_passes(const NormPass& run, double p) {
     NormResult r;
     if (p == 2.0) {  // the common case: one pass of squares, unless the sum is not plainly finite
-        const double sum = run_norm(sets, slot, NormKind::l2_sum, 2.0, {}, k, e).sum;
+        const double sum = run(NormKind::l2_sum, 2.0, {}).sum;
         if (sum > kTiny && sum < kHuge) {
             r.power_sum = sum;
             r.norm = std::sqrt(sum);
@@ -46,7 +71,7 @@ NormResult total_norm(const std::vector<const ArraySet*>& sets, int slot, double
     }
     const bool is_inf = std::isinf(p);
     const NormKind first = (p == 1.0) ? NormKind::l1 : NormKind::l2;
-    NormPartials a = run_norm(sets, slot, first, 2.0, {}, k, e);
+    NormPartials a = run(first, 2.0, {});
     r.nonfinite = a.nan || std::isinf(a.max_abs);
     const double nan = std::numeric_limits<double>::quiet_NaN();
     if (a.nan) {
@@ -74,7 +99,7 @@ NormResult total_norm(const std::vector<const ArraySet*>& sets, int slot, double
     int exponent = 0;
     std::frexp(a.max_abs, &exponent);
     const NormKind kind = p == 2.0 ? NormKind::l2 : (p == 1.0 ? NormKind::l1 : NormKind::pnorm);
-    const NormPartials b = run_norm(sets, slot, kind, p, power_of_two(-exponent), k, e);
+    const NormPartials b = run(kind, p, power_of_two(-exponent));
     const double root = p == 2.0 ? std::sqrt(b.sum) : (p == 1.0 ? b.sum : std::pow(b.sum, 1.0 / p));
     r.norm = std::ldexp(root, exponent);
     r.power_sum = std::pow(r.norm, p);

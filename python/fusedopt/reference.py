@@ -383,9 +383,11 @@ def run_step(
     stochastic_rounding: bool = False,
     seed: int = 0,
     step_count: int = 0,
+    grad_norm: tuple[float, bool] | None = None,
 ) -> dict[str, Any]:
     """Norm clipping, the non-finite check and every rule update; returns what the native step
-    reports: {grad_norm, group_norms, aborted} (aborted: nothing was written)."""
+    reports: {grad_norm, group_norms, aborted} (aborted: nothing was written). `grad_norm`: a
+    global norm computed elsewhere (a sharded step's), used instead of computing one."""
     result: dict[str, Any] = {"grad_norm": None, "group_norms": [], "aborted": False}
     coef: dict[int, float] = {}
     if max_norm is not None or check_finite:
@@ -393,7 +395,7 @@ def run_step(
         for group, _, _, _, grads, *_ in units:
             scopes.setdefault(group if per_group else 0, []).extend(grads)
         count = group_count if per_group else 1
-        norms = [total_norm(scopes.get(i, [])) for i in range(count)]
+        norms = [grad_norm[0] if grad_norm else total_norm(scopes.get(i, [])) for i in range(count)]
         result["grad_norm"] = norms[0] if count == 1 else combined_norm(norms)
         if per_group:
             result["group_norms"] = norms

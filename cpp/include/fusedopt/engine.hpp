@@ -52,6 +52,11 @@ struct StepOptions {
     double clip_value = -1.0;      // < 0: no value clipping
     bool check_finite = false;     // run the norm pass even without clipping
     bool abort_on_nonfinite = false;
+    // A global norm computed elsewhere (fusedopt.distributed: over every process's shard), used
+    // instead of the norm pass, and whether that pass saw a non-finite gradient.
+    bool norm_given = false;
+    double given_norm = 0.0;
+    bool given_nonfinite = false;
 };
 
 struct StepResult {

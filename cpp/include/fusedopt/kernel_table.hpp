@@ -1,5 +1,6 @@
 // The table of kernels one SIMD target provides. Chosen once at import (dispatch.cpp).
 #pragma once
+#include <cstddef>
 #include <cstdint>
 
 #include "fusedopt/rule.hpp"
@@ -26,6 +27,14 @@ struct NormScale {
     double first = 1.0, second = 1.0;
 };
 
+// The norm pass's fixed grid: a range of `total` elements is cut into chunks of this size (at most
+// kMaxNormChunks of them), each reduced alone and the chunks' partials folded in order. Defined
+// once (norm.cpp) for every target, so a sharded step can cut its shard on the same grid.
+constexpr std::size_t kMaxNormChunks = 1024;
+std::size_t norm_chunk_size(std::size_t total);
+// The chunks' partials folded in chunk order: sums added, max and min taken, NaN from the sum.
+NormPartials fold_norm_partials(const NormPartials* parts, std::size_t n);
+
 struct NormKernels {
     // kind l2: sum of (|g|*scale)^2; l1: of |g|*scale; pnorm: of (|g|*scale)^p; each also max |g|,
     // min |g| and NaN presence. l2_sum: the sum of squares only. Operand `slot` is read.
@@ -34,6 +43,17 @@ struct NormKernels {
     NormPartials (*bf16)(const SegmentList&, int slot, NormKind, double p, NormScale scale, const Exec&);
     NormPartials (*f16)(const SegmentList&, int slot, NormKind, double p, NormScale scale, const Exec&);
     auto get(DType t) const { return t == DType::f32 ? f32 : t == DType::f64 ? f64 : t == DType::bf16 ? bf16 : f16; }
+    // The same pass's partials of each `chunk`-sized piece of the list, unfolded, into
+    // out[0 .. ceil(total / chunk)): a shard on the grid of a larger range (fusedopt.distributed).
+    using Chunks = void (*)(const SegmentList&, int slot, NormKind, double p, NormScale scale, std::size_t chunk,
+                            NormPartials* out, const Exec&);
+    Chunks chunks_f32;
+    Chunks chunks_f64;
+    Chunks chunks_bf16;
+    Chunks chunks_f16;
+    Chunks get_chunks(DType t) const {
+        return t == DType::f32 ? chunks_f32 : t == DType::f64 ? chunks_f64 : t == DType::bf16 ? chunks_bf16 : chunks_f16;
+    }
 };
 
 struct ElementwiseKernels {

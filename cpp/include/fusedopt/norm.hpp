@@ -1,6 +1,7 @@
 // Gradient norms over many arrays (standalone clipping and the norm pass of a step).
 #pragma once
 #include <cstddef>
+#include <functional>
 #include <vector>
 
 #include "fusedopt/kernel_table.hpp"
@@ -33,6 +34,12 @@ struct NormResult {
 // NaN). Bitwise independent of the thread count.
 NormResult total_norm(const std::vector<const ArraySet*>& sets, int slot, double p, const KernelTable& k,
                       const Exec& e);
+
+// One pass over the whole range: the folded partials of a kind (at power p, scaled).
+using NormPass = std::function<NormPartials(NormKind, double p, NormScale scale)>;
+// total_norm's passes and branches over any source of passes: a sharded step's passes are its
+// shard's chunk partials combined with every other rank's (fusedopt.distributed).
+NormResult norm_from_passes(const NormPass& run, double p);
 
 // The 2-norm of several scopes' 2-norms (a step's global norm from per-group ones): the square
 // root of their power sums, rescaled where those under- or overflow.

@@ -4,14 +4,6 @@
 // the same bits at any thread count (a SIMD target's lane order is its own, so targets may
 // differ in the last bit). Included inside a per-target anonymous namespace.
 
-constexpr std::size_t kMaxNormChunks = 1024;
-
-inline std::size_t norm_chunk_size(std::size_t total) {
-    std::size_t c = 4096;
-    while (c * kMaxNormChunks < total) c *= 2;
-    return c;
-}
-
 template <NormKind K>
 inline double norm_term(double y, double p) {
     if (K == NormKind::l2) return y * y;
@@ -71,11 +63,11 @@ NormPartials norm_chunk(const SegmentList& l, int slot, std::size_t begin, std::
     return r;
 }
 
+// Each chunk's partials into parts[c] (chunk c: elements [c * chunk, (c + 1) * chunk) of the list).
 template <class T, NormKind K>
-NormPartials norm_run(const SegmentList& l, int slot, double p, NormScale scale, const Exec& e) {
-    const std::size_t chunk = norm_chunk_size(l.total);
+void norm_parts(const SegmentList& l, int slot, std::size_t chunk, double p, NormScale scale, NormPartials* parts,
+                const Exec& e) {
     const std::size_t nchunks = (l.total + chunk - 1) / chunk;
-    NormPartials parts[kMaxNormChunks];
     auto do_chunks = [&](std::size_t c0, std::size_t c1) {
         for (std::size_t c = c0; c < c1; ++c) {
             const std::size_t end = (c + 1) * chunk < l.total ? (c + 1) * chunk : l.total;
@@ -88,16 +80,14 @@ NormPartials norm_run(const SegmentList& l, int slot, double p, NormScale scale,
         do_chunks(0, nchunks);
     else
         run_on_team(nchunks, nt, piece);
-    NormPartials total;
-    total.min_abs = __builtin_inf();
-    for (std::size_t c = 0; c < nchunks; ++c) {
-        total.sum += parts[c].sum;
-        total.max_abs = parts[c].max_abs > total.max_abs ? parts[c].max_abs : total.max_abs;
-        total.min_abs = parts[c].min_abs < total.min_abs ? parts[c].min_abs : total.min_abs;
-    }
-    // Every term is >= 0, so the sum is NaN exactly when some element is NaN.
-    total.nan = total.sum != total.sum;
-    return total;
+}
+
+template <class T, NormKind K>
+NormPartials norm_run(const SegmentList& l, int slot, double p, NormScale scale, const Exec& e) {
+    const std::size_t chunk = norm_chunk_size(l.total);
+    NormPartials parts[kMaxNormChunks];
+    norm_parts<T, K>(l, slot, chunk, p, scale, parts, e);
+    return fold_norm_partials(parts, (l.total + chunk - 1) / chunk);
 }
 
 template <class T>
@@ -106,6 +96,15 @@ NormPartials norm_kernel(const SegmentList& l, int slot, NormKind kind, double p
     if (kind == NormKind::l2) return norm_run<T, NormKind::l2>(l, slot, p, scale, e);
     if (kind == NormKind::l1) return norm_run<T, NormKind::l1>(l, slot, p, scale, e);
     return norm_run<T, NormKind::pnorm>(l, slot, p, scale, e);
+}
+
+template <class T>
+void norm_chunks_kernel(const SegmentList& l, int slot, NormKind kind, double p, NormScale scale, std::size_t chunk,
+                        NormPartials* out, const Exec& e) {
+    if (kind == NormKind::l2_sum) return norm_parts<T, NormKind::l2_sum>(l, slot, chunk, p, scale, out, e);
+    if (kind == NormKind::l2) return norm_parts<T, NormKind::l2>(l, slot, chunk, p, scale, out, e);
+    if (kind == NormKind::l1) return norm_parts<T, NormKind::l1>(l, slot, chunk, p, scale, out, e);
+    return norm_parts<T, NormKind::pnorm>(l, slot, chunk, p, scale, out, e);
 }
 
 // Standalone clipping: x *= factor, and clamp(x, lo, hi) with NaN kept (torch.clamp).
