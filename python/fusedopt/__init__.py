@@ -5,7 +5,7 @@
     opt.step({"W": dw, "b": db})          # arrays updated in place, one native call
 """
 
-from . import init, interop, reference, schedules
+from . import distributed, init, interop, reference, schedules
 from . import runtime as _runtime
 from ._core import runtime_info as _native_info
 from .clip import clip_grad_norm_, clip_grad_value_, clip_grads_with_norm_, get_total_norm
@@ -33,6 +33,7 @@ __all__ = [
     "clip_grad_norm_",
     "clip_grad_value_",
     "clip_grads_with_norm_",
+    "distributed",
     "get_total_norm",
     "init",
     "interop",

@@ -1,0 +1,101 @@
+"""The collectives the distributed wrappers use, over an mpi4py communicator, or over a world of
+one process when there is no MPI (the same step code runs; every collective is a copy or nothing).
+
+Gradients are averaged in rank order, ``((g_0 + g_1) + g_2 + ...) / world_size`` in their own
+dtype, not by MPI's reduction (whose order is the MPI library's choice, so its bits cannot be
+reproduced): an Alltoallv hands each rank every rank's copy of its shard, and the rank sums them
+in order. That moves the bytes of a ring reduce-scatter, and a single process averaging the same
+gradients the same way gets the same bits.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import numpy as np
+
+
+def _world() -> Any:
+    try:
+        from mpi4py import MPI
+    except ImportError:  # no MPI: a world of one process
+        return None
+    return MPI.COMM_WORLD
+
+
+class Collectives:
+    """An mpi4py communicator (default ``MPI.COMM_WORLD``; None and no mpi4py: one process), with
+    per-rank counters of the bytes this rank hands to MPI and the seconds spent in collectives."""
+
+    def __init__(self, comm: Any = None) -> None:
+        self.comm = _world() if comm is None else comm
+        self.rank: int = 0 if self.comm is None else int(self.comm.Get_rank())
+        self.size: int = 1 if self.comm is None else int(self.comm.Get_size())
+        self.bytes_sent = 0
+        self.seconds = 0.0
+        self._scratch = np.empty(0, np.float32)
+
+    def _mpi_type(self, dtype: np.dtype[Any]) -> Any:
+        from mpi4py.util.dtlib import from_numpy_dtype
+
+        return from_numpy_dtype(dtype)
+
+    def _recv_buffer(self, n: int, dtype: np.dtype[Any]) -> np.ndarray:
+        if self._scratch.dtype != dtype or self._scratch.size < n:
+            self._scratch = np.empty(n, dtype)
+        return self._scratch[:n]
+
+    def reduce_scatter_mean(self, send: np.ndarray, bounds: list[int], out: np.ndarray) -> None:
+        """out = the rank-order average of every rank's ``send[bounds[rank]:bounds[rank + 1]]``."""
+        lo, hi = bounds[self.rank], bounds[self.rank + 1]
+        if self.size == 1:
+            np.copyto(out, send[lo:hi])  # / 1 is exact
+            return
+        start = time.perf_counter()
+        m, n = hi - lo, self.size
+        recv = self._recv_buffer(n * m, send.dtype)
+        t = self._mpi_type(send.dtype)
+        counts = [bounds[k + 1] - bounds[k] for k in range(n)]
+        self.comm.Alltoallv([send, (counts, bounds[:-1]), t], [recv, ([m] * n, [k * m for k in range(n)]), t])
+        np.copyto(out, recv[:m])
+        for k in range(1, n):
+            np.add(out, recv[k * m : (k + 1) * m], out=out)
+        np.divide(out, send.dtype.type(n), out=out)
+        self.bytes_sent += (bounds[-1] - m) * send.itemsize
+        self.seconds += time.perf_counter() - start
+
+    def allgather(self, flat: np.ndarray, bounds: list[int]) -> None:
+        """Every rank's ``flat[bounds[r]:bounds[r + 1]]`` to every rank, in place."""
+        if self.size == 1:
+            return
+        from mpi4py import MPI
+
+        start = time.perf_counter()
+        counts = [bounds[k + 1] - bounds[k] for k in range(self.size)]
+        self.comm.Allgatherv(MPI.IN_PLACE, [flat, (counts, bounds[:-1]), self._mpi_type(flat.dtype)])
+        self.bytes_sent += (self.size - 1) * counts[self.rank] * flat.itemsize
+        self.seconds += time.perf_counter() - start
+
+    def allreduce_sum(self, a: np.ndarray) -> None:
+        """a = the sum over ranks of a, in place (the norm's chunk partials: each has one owner,
+        the others add 0, so the order does not matter)."""
+        if self.size == 1:
+            return
+        from mpi4py import MPI
+
+        start = time.perf_counter()
+        self.comm.Allreduce(MPI.IN_PLACE, a, op=MPI.SUM)
+        self.bytes_sent += a.nbytes
+        self.seconds += time.perf_counter() - start
+
+    def broadcast(self, a: np.ndarray) -> None:
+        """Rank 0's `a` to every rank, in place."""
+        if self.size > 1:
+            self.comm.Bcast(a, root=0)
+
+    def gather_objects(self, obj: Any) -> list[Any] | None:
+        """Every rank's `obj` on rank 0 (in rank order); None elsewhere."""
+        if self.size == 1:
+            return [obj]
+        return self.comm.gather(obj, root=0)  # type: ignore[no-any-return]
