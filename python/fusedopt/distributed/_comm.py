@@ -35,6 +35,7 @@ class Collectives:
         self.bytes_sent = 0
         self.seconds = 0.0
         self._scratch = np.empty(0, np.float32)
+        self._send = np.empty(0, np.float32)
 
     def _mpi_type(self, dtype: np.dtype[Any]) -> Any:
         from mpi4py.util.dtlib import from_numpy_dtype
@@ -45,6 +46,11 @@ class Collectives:
         if self._scratch.dtype != dtype or self._scratch.size < n:
             self._scratch = np.empty(n, dtype)
         return self._scratch[:n]
+
+    def _send_buffer(self, n: int, dtype: np.dtype[Any]) -> np.ndarray:
+        if self._send.dtype != dtype or self._send.size < n:
+            self._send = np.empty(n, dtype)
+        return self._send[:n]
 
     def reduce_scatter_mean(self, send: np.ndarray, bounds: list[int], out: np.ndarray) -> None:
         """out = the rank-order average of every rank's ``send[bounds[rank]:bounds[rank + 1]]``."""
@@ -66,15 +72,21 @@ class Collectives:
         self.seconds += time.perf_counter() - start
 
     def allgather(self, flat: np.ndarray, bounds: list[int]) -> None:
-        """Every rank's ``flat[bounds[r]:bounds[r + 1]]`` to every rank, in place."""
+        """Every rank's ``flat[bounds[r]:bounds[r + 1]]`` to every rank, in place. An Alltoallv (the
+        shard to each other rank), not MPICH's Allgatherv: measured on 2 cores at 3 ranks, its ring
+        waited for descheduled neighbours at every step (1.7 s for 16 MB, the Alltoallv 13 ms)."""
         if self.size == 1:
             return
-        from mpi4py import MPI
-
         start = time.perf_counter()
-        counts = [bounds[k + 1] - bounds[k] for k in range(self.size)]
-        self.comm.Allgatherv(MPI.IN_PLACE, [flat, (counts, bounds[:-1]), self._mpi_type(flat.dtype)])
-        self.bytes_sent += (self.size - 1) * counts[self.rank] * flat.itemsize
+        r, n = self.rank, self.size
+        counts = [bounds[k + 1] - bounds[k] for k in range(n)]
+        mine = self._send_buffer(counts[r], flat.dtype)  # MPI forbids a send buffer inside the receive one
+        np.copyto(mine, flat[bounds[r] : bounds[r + 1]])
+        send_counts = [0 if k == r else counts[r] for k in range(n)]
+        recv_counts = [0 if k == r else counts[k] for k in range(n)]
+        t = self._mpi_type(flat.dtype)
+        self.comm.Alltoallv([mine, (send_counts, [0] * n), t], [flat, (recv_counts, bounds[:-1]), t])
+        self.bytes_sent += (n - 1) * counts[r] * flat.itemsize
         self.seconds += time.perf_counter() - start
 
     def allreduce_sum(self, a: np.ndarray) -> None:
@@ -86,7 +98,8 @@ class Collectives:
 
         start = time.perf_counter()
         self.comm.Allreduce(MPI.IN_PLACE, a, op=MPI.SUM)
-        self.bytes_sent += a.nbytes
+        # What a bandwidth-optimal allreduce (reduce-scatter + all-gather) sends; MPI chooses its own.
+        self.bytes_sent += 2 * (self.size - 1) * a.nbytes // self.size
         self.seconds += time.perf_counter() - start
 
     def broadcast(self, a: np.ndarray) -> None:
