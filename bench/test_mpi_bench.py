@@ -10,6 +10,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import fusedopt
 import pytest
 
 SCRIPT = Path(__file__).with_name("mpi_steps.py")
@@ -22,8 +23,10 @@ def test_mpi_bench_quick():
     mpiexec = next((str(p / "mpiexec") for p in prefixes if (p / "mpiexec").exists()), shutil.which("mpiexec"))
     if mpiexec is None:
         pytest.skip("no mpiexec found (pip install mpich)")
+    here = str(Path(fusedopt.__file__).resolve().parents[1])  # the ranks import this fusedopt
+    env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=os.pathsep.join(filter(None, (here, os.environ.get("PYTHONPATH")))))
     run = subprocess.run([mpiexec, "-n", "2", sys.executable, str(SCRIPT), "--quick"], capture_output=True,
-                         text=True, timeout=300, env=dict(os.environ, OMP_NUM_THREADS="1"))
+                         text=True, timeout=300, env=env)
     assert run.returncode == 0, run.stdout + run.stderr
     rows = [line.split() for line in run.stdout.splitlines() if line.strip().startswith("0.06M")]
     assert {(r[1], r[2]) for r in rows} == {(m, k) for m in ("dp-ordered", "dp-allreduce", "zero1") for k in "01"}

@@ -33,6 +33,14 @@ def _mpiexec() -> str | None:
     return shutil.which("mpiexec")
 
 
+def _child_env() -> dict[str, str]:
+    """The ranks import the fusedopt this process runs (tools/sanitize.sh puts its build first on
+    sys.path) and use one thread each (they share the cores)."""
+    here = str(Path(fo.__file__).resolve().parents[1])
+    path = os.pathsep.join(p for p in (here, os.environ.get("PYTHONPATH", "")) if p)
+    return dict(os.environ, PYTHONPATH=path, OMP_NUM_THREADS="1")
+
+
 @pytest.mark.parametrize("ranks", [2, 3])
 def test_mpi_runs_match_one_process(ranks):
     if importlib.util.find_spec("mpi4py") is None:
@@ -40,10 +48,9 @@ def test_mpi_runs_match_one_process(ranks):
     mpiexec = _mpiexec()
     if mpiexec is None:
         pytest.skip("no mpiexec found (pip install mpich)")
-    env = dict(os.environ, OMP_NUM_THREADS="1")  # ranks share the cores
     run = subprocess.run(
         [mpiexec, "-n", str(ranks), sys.executable, str(SCRIPT)],
-        capture_output=True, text=True, timeout=300, env=env,
+        capture_output=True, text=True, timeout=300, env=_child_env(),
     )
     assert run.returncode == 0 and f"OK {ranks} ranks" in run.stdout, run.stdout[-4000:] + run.stderr[-4000:]
 
@@ -314,7 +321,7 @@ def test_example_script_trains_under_mpiexec(tmp_path):
     ck = tmp_path / "ck.pkl"
     run = subprocess.run(
         [mpiexec, "-n", "2", sys.executable, str(example), "--sharded", "--steps", "60", "--checkpoint", str(ck)],
-        capture_output=True, text=True, timeout=300, env=dict(os.environ, OMP_NUM_THREADS="1"),
+        capture_output=True, text=True, timeout=300, env=_child_env(),
     )
     assert run.returncode == 0 and "2 rank(s), ZeRO-1: accuracy" in run.stdout, run.stdout + run.stderr
     saved = pickle.loads(ck.read_bytes())
