@@ -282,6 +282,8 @@ def test_bad_inputs(no_mpi):
         DataParallel(object())
     with pytest.raises(TypeError, match="one parameter dtype"):
         ShardedOptimizer(fo.SGD([np.ones(3, np.float32), np.ones(3)], lr=0.1))
+    with pytest.raises(TypeError, match="float32 or float64"):
+        DataParallel(fo.SGD([np.ones(3, np.float16)], lr=0.1))
     with pytest.raises(ValueError, match="average"):
         DataParallel(fo.SGD([np.ones(3, np.float32)], lr=0.1), average="mean")
     groups = [{"params": [np.ones(3, np.float32)]}, {"params": [np.ones(3, np.float32)]}]

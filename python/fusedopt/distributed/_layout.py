@@ -38,6 +38,8 @@ class FlatLayout:
         if len(dtypes) != 1:
             raise TypeError(f"optimizer: a distributed step needs one parameter dtype, got {sorted(map(str, dtypes))}")
         self.dtype: np.dtype[Any] = self.params[0].dtype
+        if self.dtype not in (np.float32, np.float64):  # MPI has no bfloat16; the sharded norm reads f32/f64
+            raise TypeError(f"optimizer: a distributed step needs float32 or float64 parameters, got {self.dtype}")
         self.offsets = [0]
         for p in self.params:
             self.offsets.append(self.offsets[-1] + p.size)
