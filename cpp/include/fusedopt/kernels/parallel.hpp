@@ -27,11 +27,27 @@ inline std::size_t split_point(const SegmentList& l, int t, int nt) {
     return l.starts[s] + ((x - l.starts[s]) & ~(kAlignElements - 1));
 }
 
+// Asks for the first cache lines of every operand of a segment, one segment ahead. Many small
+// arrays, each its own allocation, otherwise start cold: the hardware prefetcher follows a new
+// stream only after a few misses (1000 arrays of 1000, Adam, 1 thread, the same process
+// alternating: 10-30% less time). Read prefetches: a write hint needs PRFCHW, which the
+// baseline target lacks. (GCC 12 dropped these prefetches altogether when the hint was chosen
+// by a branch inside the loop.)
+inline void prefetch_start(const Segment& seg) {
+    constexpr int kLines = 4;
+    for (int k = 0; k < kMaxOperands; ++k) {
+        const char* d = static_cast<const char*>(seg.data[k]);
+        if (!d) continue;
+        for (int i = 0; i < kLines; ++i) __builtin_prefetch(d + 64 * i);
+    }
+}
+
 // Calls body(segment, lo, hi) for every piece of [begin, end), in order.
 template <class Body>
 inline void walk(const SegmentList& l, std::size_t begin, std::size_t end, Body& body) {
     if (begin >= end) return;
     for (std::size_t s = segment_of(l, begin); s < l.count && l.starts[s] < end; ++s) {
+        if (s + 1 < l.count && l.starts[s + 1] < end) prefetch_start(l.segments[s + 1]);
         const std::size_t a = l.starts[s], b = l.starts[s + 1];
         const std::size_t lo = begin > a ? begin - a : 0;
         const std::size_t hi = (end < b ? end : b) - a;
