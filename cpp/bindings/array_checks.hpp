@@ -7,6 +7,7 @@
 
 #include <cstddef>
 #include <string>
+#include <utility>
 
 #include "fusedopt/segments.hpp"
 
@@ -20,6 +21,8 @@ struct CheckedArray {
     DType dtype = DType::f32;
     int ndim = 0;
     const Py_ssize_t* shape = nullptr;
+    const Py_ssize_t* strides = nullptr;  // bytes
+    bool dense = true;                    // its elements fill [data, data + size * itemsize)
 };
 
 std::string shape_string(int ndim, const Py_ssize_t* shape);
@@ -51,11 +54,47 @@ inline bool known_dtype(const py::detail::PyArrayDescr_Proxy* d, DType& out) {
     return false;
 }
 
+// Whether the elements fill one block of memory, in some order of the axes (C order, Fortran
+// order, channels_last, any permutation): strides, sorted, are the running products of the
+// sizes of the faster axes. Negative strides are refused (the data pointer is not the block's
+// start). Axes of length 1 have any stride; an empty array is dense.
+inline bool dense_layout(int ndim, const Py_ssize_t* shape, const Py_ssize_t* strides, Py_ssize_t itemsize) {
+    Py_ssize_t order[64][2];  // NPY_MAXDIMS is 64 (NumPy 2), 32 before
+    int n = 0;
+    for (int i = 0; i < ndim; ++i) {
+        if (shape[i] == 0) return true;
+        if (shape[i] == 1) continue;
+        if (strides[i] <= 0) return false;
+        order[n][0] = strides[i];
+        order[n][1] = shape[i];
+        ++n;
+    }
+    for (int i = 1; i < n; ++i)  // insertion sort by stride
+        for (int j = i; j > 0 && order[j][0] < order[j - 1][0]; --j) std::swap(order[j], order[j - 1]);
+    Py_ssize_t expected = itemsize;
+    for (int i = 0; i < n; ++i) {
+        if (order[i][0] != expected) return false;
+        expected *= order[i][1];
+    }
+    return true;
+}
+
+// Arrays a and b (of any itemsizes) lay out their elements in the same order: equal strides
+// in elements on every axis longer than 1 (both dense, same shape).
+inline bool same_layout(const CheckedArray& a, Py_ssize_t a_item, const CheckedArray& b, Py_ssize_t b_item) {
+    for (int i = 0; i < a.ndim; ++i)
+        if (a.shape[i] > 1 && a.strides[i] / a_item != b.strides[i] / b_item) return false;
+    return true;
+}
+
 // `describe()` names the array for messages, e.g. "grads for parameter 'W1'"; it is called
 // only when a check fails. `low`: bfloat16 and float16 are accepted (optimizer parameters and
-// gradients; not the standalone clip functions).
+// gradients; not the standalone clip functions). `any_dense`: any dense layout, not only C order
+// (optimizer parameters and state); `strided`: any layout at all (`dense` says which; an
+// optimizer's gradients, which it copies when their layout is not their parameter's).
 template <class Describe>
-CheckedArray check_array(py::handle h, bool written, Describe&& describe, bool low = false) {
+CheckedArray check_array(py::handle h, bool written, Describe&& describe, bool low = false, bool any_dense = false,
+                         bool strided = false) {
     auto& api = py::detail::npy_api::get();
     if (!api.PyArray_Check_(h.ptr()))
         throw py::type_error(describe() + ": expected a numpy.ndarray of float32 or float64, got " +
@@ -74,8 +113,12 @@ CheckedArray check_array(py::handle h, bool written, Describe&& describe, bool l
     if (d->byteorder == '>')
         throw py::value_error(describe() + ": byte order is not native; use arr.astype(arr.dtype.newbyteorder('='))");
     const int flags = a->flags;
-    if (!(flags & py::detail::npy_api::NPY_ARRAY_C_CONTIGUOUS_))
-        throw py::value_error(describe() + ": must be C-contiguous (an in-place update cannot go through a copy)");
+    const bool c_order = (flags & py::detail::npy_api::NPY_ARRAY_C_CONTIGUOUS_) != 0;
+    c.dense = c_order || ((any_dense || strided) && dense_layout(a->nd, a->dimensions, a->strides, static_cast<Py_ssize_t>(dtype_size(c.dtype))));
+    if (!c.dense && !strided)
+        throw py::value_error(describe() + (any_dense ? ": must be dense (C order, Fortran order or another order of its "
+                                                        "axes; an in-place update cannot go through a copy)"
+                                                      : ": must be C-contiguous (an in-place update cannot go through a copy)"));
     if (!(flags & py::detail::npy_api::NPY_ARRAY_ALIGNED_))
         throw py::value_error(describe() + ": must be aligned");
     if (written && !(flags & py::detail::npy_api::NPY_ARRAY_WRITEABLE_))
@@ -83,6 +126,7 @@ CheckedArray check_array(py::handle h, bool written, Describe&& describe, bool l
     c.data = a->data;
     c.ndim = a->nd;
     c.shape = a->dimensions;
+    c.strides = a->strides;
     std::size_t n = 1;
     for (int i = 0; i < a->nd; ++i) n *= static_cast<std::size_t>(a->dimensions[i]);
     c.size = n;

@@ -477,7 +477,7 @@ inline void prefetch_dims(PyObject* a) {
 // The array as check_array sees it, or nothing (data == nullptr) when it would fail.
 CheckedArray peek(py::handle h, bool written) {
     try {
-        return check_array(h, written, [] { return std::string(); }, true);
+        return check_array(h, written, [] { return std::string(); }, true, true);
     } catch (const py::error_already_set&) {
         throw;
     } catch (const std::exception&) {
@@ -545,8 +545,11 @@ void Engine::read_state(Param& p, const RuleInfo& r, const char* arg) const {
         if (!a) continue;
         const char* role = slot_name(r, k);
         auto who = [&] { return describe(role, p.key); };
-        const CheckedArray c = check_array(a, true, who, true);
+        const CheckedArray c = check_array(a, true, who, true, true);
         check_like(c, p.checked, state_dtype(p.checked.dtype), who);
+        if (!same_layout(c, Py_ssize_t(dtype_size(c.dtype)), p.checked, Py_ssize_t(dtype_size(p.checked.dtype))))
+            throw py::value_error(who() + ": its memory layout (strides) is not the parameter's; state arrays take the "
+                                          "parameter's layout (numpy.empty_like(param, dtype=...))");
         p.slots[k] = py::reinterpret_borrow<py::object>(a);
         p.slot_data[k] = c.data;
     }
@@ -597,7 +600,7 @@ void Engine::rebuild_from(const py::list& groups_list, const py::dict& state, co
             if (it != old.end() && p.key.equal(params_[it->second].key))
                 p.key = params_[it->second].key;  // the object the state dict holds: lookups by identity
             p.group = static_cast<std::size_t>(g);
-            p.checked = check_array(p.array, true, [&] { return describe(nullptr, p.key); }, true);
+            p.checked = check_array(p.array, true, [&] { return describe(nullptr, p.key); }, true, true);
             p.shape.assign(p.checked.shape, p.checked.shape + p.checked.ndim);
             PyObject* st = dict_get(state.ptr(), p.key.ptr());
             p.state = st ? py::reinterpret_borrow<py::object>(st) : py::object(py::none());
@@ -787,6 +790,10 @@ void Engine::step(py::handle grads, py::handle grad_norm) {
     // new state on the side.
     static const py::handle zeros_like = forever(py::module_::import("numpy").attr("zeros_like"));
     static const py::handle float32 = forever(py::module_::import("numpy").attr("float32"));
+    static const py::handle empty_like = forever(py::module_::import("numpy").attr("empty_like"));
+    static const py::handle copyto = forever(py::module_::import("numpy").attr("copyto"));
+    std::vector<py::object> grad_copies;  // owned until the kernels are done
+    std::vector<char> grad_copied;        // per plan segment
     plan_.clear();
     plan_.group_count = static_cast<int>(ng);
     stepped_.clear();
@@ -797,9 +804,16 @@ void Engine::step(py::handle grads, py::handle grad_norm) {
         Param& p = params_[i];
         const double* v = &values[p.group * kMaxHyperValues];
         auto who = [&] { return describe("grads", p.key); };
-        const CheckedArray ga = check_array(g[i], false, who, true);
+        CheckedArray ga = check_array(g[i], false, who, true, true, true);
         check_like(ga, p.checked, p.checked.dtype, who);
-        if (ga.data != p.last_grad) {
+        const Py_ssize_t item = Py_ssize_t(dtype_size(ga.dtype));
+        const bool copied = !ga.dense || !same_layout(ga, item, p.checked, item);
+        if (copied) {  // another layout, or not dense: read through a copy in the parameter's layout
+            py::object copy = empty_like(p.array);
+            copyto(copy, py::handle(g[i]));
+            ga = check_array(copy, false, who, true, true);
+            grad_copies.push_back(std::move(copy));
+        } else if (ga.data != p.last_grad) {
             const Overlap o = overlap_with_written(written_, make_span(ga.data, ga.size, ga.dtype, false, i, 1));
             if (o.found) throw_overlap(r, params_, o);
         }
@@ -854,6 +868,7 @@ void Engine::step(py::handle grads, py::handle grad_norm) {
         }
         plan_.add_segment(seg, u);
         stepped_.push_back(i);
+        grad_copied.push_back(copied);
     }
 
     // Run: the NumPy reference under the GIL, or the kernels without it.
@@ -916,7 +931,7 @@ void Engine::step(py::handle grads, py::handle grad_norm) {
     }
     for (std::size_t s = 0; s < stepped_.size(); ++s) {
         Param& p = params_[stepped_[s]];
-        p.last_grad = plan_.segments[s].data[1];
+        p.last_grad = grad_copied[s] ? nullptr : plan_.segments[s].data[1];  // a copy's address may come back
         if (p.state.is_none()) continue;
         if (r.extra_counter) p.counters.extra = r.advance_extra(&values[p.group * kMaxHyperValues], p.counters);
         if (r.has_step) ++p.counters.step;
@@ -1033,12 +1048,14 @@ void register_optimizer(py::module_& m) {
     }, "Every update rule compiled in (one header each under cpp/include/fusedopt/rules/).");
     m.def(
         "check_array",
-        [](py::handle array, const std::string& name, bool written, bool low_precision) {
-            check_array(array, written, [&] { return name; }, low_precision);
+        [](py::handle array, const std::string& name, bool written, bool low_precision, bool dense) {
+            check_array(array, written, [&] { return name; }, low_precision, dense);
         },
         py::arg("array"), py::arg("name"), py::kw_only(), py::arg("written") = true, py::arg("low_precision") = false,
+        py::arg("dense") = false,
         "The boundary's check of one array (TypeError/ValueError naming it), as a step makes it "
-        "(low_precision: bfloat16 and float16 accepted, as for optimizer parameters).");
+        "(low_precision: bfloat16 and float16 accepted; dense: any dense layout, not only C order; both as for "
+        "optimizer parameters).");
     m.def("rule_info", &rule_info, py::arg("name"),
           "A rule's declaration: its hyperparameters (as param groups name them), state slots, counters.");
     py::class_<Engine>(m, "Engine",

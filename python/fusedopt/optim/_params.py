@@ -13,7 +13,7 @@ from .. import _core
 
 
 def _check_param(p: Any, where: str) -> np.ndarray:
-    _core.check_array(p, where, low_precision=True)  # as a step checks it: dtype, layout, writeable, no subclass
+    _core.check_array(p, where, low_precision=True, dense=True)  # as a step checks it: dtype, layout, writeable, no subclass
     return p  # type: ignore[no-any-return]
 
 

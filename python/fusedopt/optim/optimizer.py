@@ -362,7 +362,7 @@ def state_dtype(p: np.ndarray) -> np.dtype[Any]:
 
 
 def _state_array(value: Any, p: np.ndarray, what: str) -> np.ndarray:
-    """A saved state array as a new array of its parameter's state dtype and shape. Real numbers
+    """A saved state array as a new array of its parameter's state dtype, shape and layout. Real numbers
     only: a complex array would lose its imaginary part, a masked one its mask."""
     if isinstance(value, np.ma.MaskedArray):
         raise TypeError(f"{what} is a numpy.ma.MaskedArray; its mask would be ignored")
@@ -371,4 +371,6 @@ def _state_array(value: Any, p: np.ndarray, what: str) -> np.ndarray:
         raise TypeError(f"{what} has dtype {arr.dtype}; expected a real floating-point array")
     if arr.shape != p.shape:
         raise ValueError(f"{what} has shape {arr.shape}, the parameter has {p.shape}")
-    return np.array(arr, dtype=state_dtype(p), order="C", copy=True)
+    out = np.empty_like(p, dtype=state_dtype(p))  # the parameter's layout (C, Fortran, ...)
+    out[...] = arr
+    return out
