@@ -7,7 +7,9 @@ if ! command -v valgrind >/dev/null; then
     echo "check_without_avx512: valgrind not installed, skipped"
     exit 0
 fi
-valgrind --tool=none --error-exitcode=3 python - <<'PY'
+# The interpreter itself, not a launcher script (pyenv's shim execs it, out of valgrind's sight).
+python_exe=$(python -c "import sys; print(sys.executable)")
+valgrind --tool=none --trace-children=yes --error-exitcode=3 "$python_exe" - <<'PY'
 import numpy as np
 
 import fusedopt as fo
