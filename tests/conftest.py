@@ -44,6 +44,8 @@ OPTIMIZERS: dict[str, type] = {
     for name in ("SGD", "Adagrad", "RMSprop", "Adam", "AdamW", "Adamax", "NAdam", "RAdam", "Lion")
     + ("Adadelta",)
 }
+# Rules with per-array reductions (rule.hpp, ReduceInfo).
+OPTIMIZERS.update({name: getattr(fusedopt, name) for name in ("Lamb",)})
 
 # One configuration per optimizer that switches on (nearly) every option at once, with
 # learning rates small enough that parameters drawn in +-[0.5, 2] never come near zero over
@@ -59,6 +61,7 @@ RICH_CONFIGS: dict[str, dict[str, Any]] = {
     "RAdam": {"lr": 1e-3, "weight_decay": 0.05, "decoupled_weight_decay": True, "maximize": True},
     "Lion": {"lr": 1e-3, "weight_decay": 0.05, "maximize": True},
     "Adadelta": {"lr": 0.5, "rho": 0.8, "eps": 1e-5, "weight_decay": 0.05, "maximize": True},
+    "Lamb": {"lr": 1e-3, "weight_decay": 0.05, "weight_decouple": False, "maximize": True},
 }
 
 

@@ -90,6 +90,10 @@ MIXED_SHAPES: list[tuple[int, ...]] = [(), (0,), (1,), (15,), (16,), (17,), (100
 # constant) shows up as hundreds of ulp or more.
 FUSED_OPS = {"SGD": 4, "Adagrad": 3, "RMSprop": 6, "Adam": 4, "AdamW": 4, "Adamax": 2, "NAdam": 4, "RAdam": 4, "Lion": 3}
 FUSED_OPS |= {"Adadelta": 6}
+# Trust-ratio rules: the per-element chain, plus the array's coefficient, a ratio of norms of
+# values that differ by that chain (a relative difference of about the same size).
+#   Lamb     5  d (x2: squared); m = d*beta3 + beta1*m; v; u += wd*p (coupled); p += alpha*u
+FUSED_OPS.update({"Lamb": 5})
 ULPS = {name: 2 * k + 1 for name, k in FUSED_OPS.items()}
 
 
@@ -147,12 +151,19 @@ def option_matrix() -> list[tuple[str, dict[str, Any]]]:
         cases.append(("Lion", dict(lr=1e-3, **c)))
     for c in _grid(rho=(0.9, 1.0), weight_decay=(0.0, 0.05), maximize=(False, True)):
         cases.append(("Adadelta", dict(lr=0.5, **c)))
+    for c in _grid(weight_decay=(0.0, 0.05), weight_decouple=(False, True), maximize=(False, True)):
+        cases.append(("Lamb", dict(lr=1e-3, **c)))
+    for c in ({"fixed_decay": True, "weight_decay": 0.05, "adam": False, "max_weight_norm": 1.0},
+              {"fixed_decay": False, "grad_averaging": False, "adam_debias": True, "max_weight_norm": 10.0},
+              {"adam": True, "weight_decay": 0.05, "grad_averaging": True, "adam_debias": False}):
+        cases.append(("Lamb", dict(lr=1e-3, **c)))
     return cases
 
 
 _SHORT = {"momentum": "mom", "dampening": "damp", "nesterov": "nest", "weight_decay": "wd", "maximize": "max",
           "formulation": "", "lr_decay": "lrd", "initial_accumulator_value": "iav", "centered": "cent",
-          "amsgrad": "ams", "decoupled_weight_decay": "dec", "momentum_decay": "md"}
+          "amsgrad": "ams", "decoupled_weight_decay": "dec", "momentum_decay": "md", "weight_decouple": "wdc",
+          "fixed_decay": "fixed", "grad_averaging": "avg", "adam_debias": "debias", "max_weight_norm": "maxwn"}
 
 
 def case_id(name: str, cfg: dict[str, Any]) -> str:

@@ -108,6 +108,59 @@ void check_like(const CheckedArray& x, const CheckedArray& p, DType dtype, Who&&
                               shape_string(p.ndim, p.shape));
 }
 
+// The parameter's extents as a Segment carries them (segments.hpp).
+void set_extents(Segment& s, const CheckedArray& p) {
+    s.size = p.size;
+    s.ndim = p.ndim;
+    s.matrices = 1;
+    s.rows = 1;
+    s.cols = p.ndim == 0 ? 1 : static_cast<std::size_t>(p.shape[p.ndim - 1]);
+    if (p.ndim >= 2) {
+        s.rows = static_cast<std::size_t>(p.shape[p.ndim - 2]);
+        for (int i = 0; i + 2 < p.ndim; ++i) s.matrices *= static_cast<std::size_t>(p.shape[i]);
+    }
+}
+
+// A slot's shape for parameter `p` (SlotShape: torch's keepdim shapes); false where it has none.
+bool slot_shape(SlotShape k, const CheckedArray& p, std::vector<Py_ssize_t>& out) {
+    out.assign(p.shape, p.shape + p.ndim);
+    switch (k) {
+    case SlotShape::param: return true;
+    case SlotShape::unfactored: return p.ndim < 2;
+    case SlotShape::rows:
+        if (p.ndim < 2) return false;
+        out.back() = 1;
+        return true;
+    case SlotShape::cols:
+        if (p.ndim < 2) return false;
+        out[out.size() - 2] = 1;
+        return true;
+    case SlotShape::scalar: out.clear(); return true;
+    }
+    return false;
+}
+
+// Slot k's shape rule; the master copy of a 16-bit parameter (k == slot_count) is like the parameter.
+SlotShape slot_shape_of(const RuleInfo& r, int k) { return k < r.slot_count ? r.slots[k].shape : SlotShape::param; }
+
+// `x`, a state array of slot `k`, must have its parameter's dtype and the slot's shape.
+template <class Who>
+void check_slot(const CheckedArray& x, const CheckedArray& p, DType dtype, SlotShape k, Who&& who) {
+    std::vector<Py_ssize_t> shape;
+    if (k == SlotShape::param) return check_like(x, p, dtype, who);
+    if (!slot_shape(k, p, shape))
+        throw py::value_error(who() + ": a parameter of shape " + shape_string(p.ndim, p.shape) + " has no such state");
+    if (x.dtype != dtype)
+        throw py::type_error(who() + ": dtype " + dtype_name(x.dtype) + " does not match the parameter's " +
+                             dtype_name(dtype));
+    bool same = x.ndim == int(shape.size());
+    for (int i = 0; same && i < x.ndim; ++i) same = x.shape[i] == shape[static_cast<std::size_t>(i)];
+    if (!same)
+        throw py::value_error(who() + ": shape " + shape_string(x.ndim, x.shape) + " is not the " +
+                              shape_string(int(shape.size()), shape.data()) + " a parameter of shape " +
+                              shape_string(p.ndim, p.shape) + " keeps");
+}
+
 // Dict keys as interned Python strings made once: a hot lookup builds no string (as
 // PyDict_GetItemString would), and finds keys written as literals in Python by identity.
 py::object interned(const char* text) {
@@ -186,8 +239,10 @@ double real_value(py::handle v, Label&& label) {
 double number_value(py::handle v, const char* name, int index, const Where& where, HyperCheck check,
                     bool construction) {
     auto label = [&] { return std::string(name) + (index >= 0 ? "[" + std::to_string(index) + "]" : "") + where.str(); };
+    if (check == HyperCheck::optional_nonnegative && v.is_none()) return __builtin_nan("");
     const double x = real_value(v, label);
     const bool nonnegative = check == HyperCheck::nonnegative || check == HyperCheck::unit_interval ||
+                             check == HyperCheck::optional_nonnegative ||
                              (check == HyperCheck::initially_nonnegative && construction);
     if (nonnegative && !(x >= 0.0)) throw py::value_error(label() + ": must be >= 0, got " + repr_of(v));
     if (check == HyperCheck::unit_interval && !(x < 1.0))
@@ -302,6 +357,7 @@ struct Param {
     std::vector<Py_ssize_t> shape;
     py::object slots[kMaxSlots];   // the state arrays as validated (null where absent)
     void* slot_data[kMaxSlots] = {};
+    std::size_t slot_size[kMaxSlots] = {};  // their elements (SlotShape)
     Counters counters;
     std::size_t group = 0;
     const void* last_grad = nullptr;  // checked against the written buffers already
@@ -380,6 +436,21 @@ public:
         for (int k = 0; k < r.slot_count; ++k)
             if (used & (1u << k)) names.push_back(r.slots[k].name);
         return names;
+    }
+
+    // {name: shape} of the state arrays a group's current hyperparameters use for `param`.
+    py::dict slot_shapes(py::handle group, std::int64_t count, const std::string& where, py::handle param) const {
+        const RuleInfo& r = rule_at(rule_);
+        double values[kMaxHyperValues];
+        resolve_group(r, names_of_rule_, group, count, Where{&where}, values, nullptr);
+        const CheckedArray p = check_array(param, false, [] { return std::string("param"); }, true, true);
+        py::dict out;
+        const unsigned used = r.slots_used(values);
+        std::vector<Py_ssize_t> shape;
+        for (int k = 0; k < r.slot_count; ++k)
+            if ((used & (1u << k)) && slot_shape(r.slots[k].shape, p, shape))
+                out[names_of_rule_.slots[static_cast<std::size_t>(k)]] = py::tuple(py::cast(shape));
+        return out;
     }
 
 private:
@@ -546,12 +617,14 @@ void Engine::read_state(Param& p, const RuleInfo& r, const char* arg) const {
         const char* role = slot_name(r, k);
         auto who = [&] { return describe(role, p.key); };
         const CheckedArray c = check_array(a, true, who, true, true);
-        check_like(c, p.checked, state_dtype(p.checked.dtype), who);
-        if (!same_layout(c, Py_ssize_t(dtype_size(c.dtype)), p.checked, Py_ssize_t(dtype_size(p.checked.dtype))))
+        check_slot(c, p.checked, state_dtype(p.checked.dtype), slot_shape_of(r, k), who);
+        if (slot_shape_of(r, k) == SlotShape::param &&
+            !same_layout(c, Py_ssize_t(dtype_size(c.dtype)), p.checked, Py_ssize_t(dtype_size(p.checked.dtype))))
             throw py::value_error(who() + ": its memory layout (strides) is not the parameter's; state arrays take the "
                                           "parameter's layout (numpy.empty_like(param, dtype=...))");
         p.slots[k] = py::reinterpret_borrow<py::object>(a);
         p.slot_data[k] = c.data;
+        p.slot_size[k] = c.size;
     }
     p.counters = Counters{};
     if (r.has_step) {
@@ -617,7 +690,8 @@ void Engine::rebuild_from(const py::list& groups_list, const py::dict& state, co
             for (int slot = 0; slot < slot_count_ + 2; ++slot) {  // the parameter, then its state
                 void* data = slot == 0 ? p.checked.data : slot == 1 ? nullptr : p.slot_data[slot - 2];
                 const DType t = slot == 0 ? p.checked.dtype : state_dtype(p.checked.dtype);
-                if (data) spans.push_back(make_span(data, p.checked.size, t, true, index, slot));
+                const std::size_t size = slot < 2 ? p.checked.size : p.slot_size[slot - 2];
+                if (data) spans.push_back(make_span(data, size, t, true, index, slot));
             }
             params.push_back(std::move(p));
         }
@@ -788,6 +862,7 @@ void Engine::step(py::handle grads, py::handle grad_norm) {
 
     // Gradients checked; each parameter a segment of the unit of its group, counters and dtype;
     // new state on the side.
+    static const py::handle zeros = forever(py::module_::import("numpy").attr("zeros"));
     static const py::handle zeros_like = forever(py::module_::import("numpy").attr("zeros_like"));
     static const py::handle float32 = forever(py::module_::import("numpy").attr("float32"));
     static const py::handle empty_like = forever(py::module_::import("numpy").attr("empty_like"));
@@ -796,6 +871,8 @@ void Engine::step(py::handle grads, py::handle grad_norm) {
     std::vector<char> grad_copied;        // per plan segment
     plan_.clear();
     plan_.group_count = static_cast<int>(ng);
+    plan_.reduce = &r.reduce;
+    std::vector<Py_ssize_t> shape;
     stepped_.clear();
     std::vector<NewState> created;
     for (std::size_t i = 0; i < params_.size(); ++i) {
@@ -817,25 +894,29 @@ void Engine::step(py::handle grads, py::handle grad_norm) {
             const Overlap o = overlap_with_written(written_, make_span(ga.data, ga.size, ga.dtype, false, i, 1));
             if (o.found) throw_overlap(r, params_, o);
         }
+        if (r.reduce.passes > 0 && low_precision(p.checked.dtype))  // its passes read float32 or float64
+            throw py::type_error(describe(nullptr, p.key) + ": dtype " + dtype_name(p.checked.dtype) +
+                                 " is not supported by " + r.name + " (per-array reductions); use float32");
         const bool low = low_precision(p.checked.dtype);
         const bool master = low && options_.master_weights;
         const unsigned used = r.slots_used(v) | (master ? 1u << r.slot_count : 0u);
         const bool first = p.state.is_none();  // torch keeps no state where there is none to keep
         Segment seg{};
-        seg.size = p.checked.size;
+        set_extents(seg, p.checked);
         seg.data[0] = p.checked.data;
         seg.data[1] = ga.data;
         NewState fresh{i, {}};
         bool creates = first && (used != 0 || r.has_step);
         for (int k = 0; k < slot_count_; ++k) {
-            if (!(used & (1u << k))) continue;
+            if (!(used & (1u << k)) || !slot_shape(slot_shape_of(r, k), p.checked, shape)) continue;
             if (p.slot_data[k]) {
                 seg.data[2 + k] = p.slot_data[k];
                 continue;
             }
-            fresh.arrays[k] = k == r.slot_count ? p.array.attr("astype")(float32)  // the master copy
-                              : low                ? zeros_like(p.array, float32)
-                                                   : zeros_like(p.array);
+            const py::object dtype = low ? py::reinterpret_borrow<py::object>(float32) : py::object(p.array.attr("dtype"));
+            fresh.arrays[k] = k == r.slot_count                          ? p.array.attr("astype")(float32)  // the master copy
+                              : slot_shape_of(r, k) == SlotShape::param ? zeros_like(p.array, dtype)  // its layout
+                                                                          : zeros(py::tuple(py::cast(shape)), dtype);
             seg.data[2 + k] = py::detail::array_proxy(fresh.arrays[k].ptr())->data;
             creates = true;
         }
@@ -926,6 +1007,7 @@ void Engine::step(py::handle grads, py::handle grad_norm) {
             if (n.arrays[k]) {
                 p.slots[k] = n.arrays[k];
                 p.slot_data[k] = py::detail::array_proxy(n.arrays[k].ptr())->data;
+                p.slot_size[k] = n.arrays[k].attr("size").cast<std::size_t>();
             }
         valid_ = false;  // the new arrays join the written buffers at the next step's rebuild
     }
@@ -1032,6 +1114,7 @@ py::dict rule_info(const std::string& name) {
     d["hyperparameters"] = hypers;
     d["slots"] = slots;
     d["has_step"] = r.has_step;
+    d["reduce_passes"] = r.reduce.passes;
     d["extra_counter"] = r.extra_counter ? py::object(py::str(r.extra_counter)) : py::object(py::none());
     return d;
 }
@@ -1097,6 +1180,8 @@ void register_optimizer(py::module_& m) {
              "Raise TypeError/ValueError for a group's invalid hyperparameters (construction: the "
              "constructor's defaults, where torch checks lr).")
         .def("slots_used", &Engine::slots_used, py::arg("group"), py::arg("count"), py::arg("where") = "")
+        .def("slot_shapes", &Engine::slot_shapes, py::arg("group"), py::arg("count"), py::arg("where"), py::arg("param"),
+             "{name: shape} of the state arrays the group's hyperparameters keep for this parameter.")
         .def_property_readonly("param_groups", &Engine::param_groups)
         .def_property("step_count", &Engine::step_count,
                       [](Engine& e, py::handle v) { e.set_step_count(v); })

@@ -34,6 +34,66 @@ std::vector<NormResult> scope_norms(const StepPlan& plan, bool per_group, const 
     return norms;
 }
 
+// The rule's per-array reduction passes (rule.hpp, ReduceInfo): per pass, every array's chunks
+// (a grid fixed by its shape) on the team in any order, each writing its own partials, then
+// each array finished in order into its values (value_at[s]: the first of segment s's).
+struct ReduceItem {
+    std::size_t seg, lo, hi, out;  // out: its partials' offset
+};
+
+void run_reductions(const StepPlan& plan, const SegmentList& l, const std::vector<GradTransform>& grad,
+                    const Exec& e, std::vector<std::size_t>& value_at, std::vector<double>& values) {
+    const ReduceInfo& r = *plan.reduce;
+    const std::size_t n = plan.segments.size();
+    value_at.assign(n + 1, 0);
+    for (std::size_t s = 0; s < n; ++s) value_at[s + 1] = value_at[s] + r.values(plan.segments[s]);
+    values.assign(value_at[n], 0.0);
+    std::vector<ReduceItem> items;
+    std::vector<std::size_t> first(n + 1), width(n), starts;
+    std::vector<double> partials;
+    const int nt = team_size(l, e);
+    for (int pass = 0; pass < r.passes; ++pass) {
+        items.clear();
+        std::size_t at = 0;
+        for (std::size_t s = 0; s < n; ++s) {
+            first[s] = items.size();
+            const Segment& seg = plan.segments[s];
+            const ChunkGrid g = chunk_grid(seg, r.whole_rows(pass, seg));
+            width[s] = g.len ? r.width(pass, seg, g.len) : 0;
+            if (!width[s]) continue;
+            for (std::size_t b = 0; b < seg.size; b += g.block)
+                for (std::size_t lo = b; lo < b + g.block; lo += g.len) {
+                    items.push_back({s, lo, lo + g.len < b + g.block ? lo + g.len : b + g.block, at});
+                    at += width[s];
+                }
+        }
+        first[n] = items.size();
+        partials.assign(at, 0.0);
+        auto chunk = [&](std::size_t i) {
+            FlushDenormals flush(e.flush_denormals);
+            const ReduceItem& it = items[i];
+            const std::uint32_t u = plan.unit_of[it.seg];
+            const StepUnit& unit = plan.units[u];
+            r.chunk[int(unit.dtype)](pass, plan.segments[it.seg], it.lo, it.hi, unit.scalars,
+                                     values.data() + value_at[it.seg], grad[u], partials.data() + it.out);
+        };
+        if (nt == 1 || items.size() < 2)
+            for (std::size_t i = 0; i < items.size(); ++i) chunk(i);
+        else
+            run_on_team(items.size(), nt, chunk);
+        FlushDenormals flush(e.flush_denormals);
+        for (std::size_t s = 0; s < n; ++s) {
+            if (!width[s]) continue;
+            starts.clear();
+            for (std::size_t k = first[s]; k < first[s + 1]; ++k) starts.push_back(items[k].lo);
+            starts.push_back(items[first[s + 1] - 1].hi);
+            const StepUnit& unit = plan.units[plan.unit_of[s]];
+            r.finish[int(unit.dtype)](pass, plan.segments[s], unit.scalars, partials.data() + items[first[s]].out,
+                                      width[s], starts.data(), first[s + 1] - first[s], values.data() + value_at[s]);
+        }
+    }
+}
+
 StepResult run_kernels(const StepPlan& plan, const SegmentList& l, const StepOptions& opt, const KernelTable& k,
                        const Exec& e) {
     StepResult result;
@@ -69,13 +129,19 @@ StepResult run_kernels(const StepPlan& plan, const SegmentList& l, const StepOpt
             grad[u].hi = opt.clip_value;
         }
     }
-    parallel_walk(l, e, [&plan, &grad, &l, &k](const Segment& seg, std::size_t lo, std::size_t hi) {
-        const StepUnit& unit = plan.units[plan.unit_of[static_cast<std::size_t>(&seg - l.segments)]];
-        const GradTransform& gt = grad[static_cast<std::size_t>(&unit - plan.units.data())];
+    std::vector<std::size_t> value_at;
+    std::vector<double> values;
+    if (plan.reduce && plan.reduce->passes > 0) run_reductions(plan, l, grad, e, value_at, values);
+    const double* vals = value_at.empty() ? nullptr : values.data();
+    const std::size_t* val_at = value_at.data();
+    parallel_walk(l, e, [&plan, &grad, &l, &k, vals, val_at](const Segment& seg, std::size_t lo, std::size_t hi) {
+        const std::size_t s = static_cast<std::size_t>(&seg - l.segments);
+        const StepUnit& unit = plan.units[plan.unit_of[s]];
+        const GradTransform& gt = grad[plan.unit_of[s]];
         if (low_precision(unit.dtype))
             k.low_precision(seg, lo, hi, unit.kernel, unit.scalars, gt, unit.low);
         else
-            unit.kernel(seg, lo, hi, unit.scalars, gt);
+            unit.kernel(seg, lo, hi, unit.scalars, vals ? vals + val_at[s] : nullptr, gt);
     });
     return result;
 }

@@ -331,6 +331,87 @@ def adadelta(
     p[...] = delta * t(-float(lr)) + p
 
 # ---------------------------------------------------------------------------------------------
+# Per-array reductions (LAMB, LARS, Adafactor), in the native passes' summation order: an array
+# is cut into chunks fixed by its shape (8192 elements, more when it would make over 256; whole
+# rows of each matrix when a pass needs rows), each chunk's float64 terms summed in 8 lanes
+# (element i to lane i % 8, each lane in order, lanes combined pairwise), chunks added in order.
+# That order is part of the definition (it makes the sums independent of the thread count), so
+# the reference follows it to agree bit for bit; everything else here is computed independently.
+
+_CHUNK, _MAX_CHUNKS = 8192, 256
+
+
+def _chunk_len(n: int) -> int:
+    return _CHUNK * max(1, -(-n // (_CHUNK * _MAX_CHUNKS)))
+
+
+def _row_chunk_rows(rows: int, cols: int) -> int:
+    return max(-(-_CHUNK // cols), -(-rows // _MAX_CHUNKS))
+
+
+def _lane_sum(terms: np.ndarray) -> float:
+    """float64 terms (1-D) summed in 8 lanes, lanes combined ((0+1)+(2+3))+((4+5)+(6+7))."""
+    pad = (-terms.size) % 8
+    x = np.concatenate([terms, np.zeros(pad)]) if pad else terms
+    lanes = np.cumsum(x.reshape(-1, 8), axis=0)[-1] if x.size else np.zeros(8)
+    a = [float(v) for v in lanes]
+    return ((a[0] + a[1]) + (a[2] + a[3])) + ((a[4] + a[5]) + (a[6] + a[7]))
+
+
+def _sum_squares(x: np.ndarray) -> float:
+    """sum(x^2) in float64 over element chunks (the order of the native pass)."""
+    flat = np.ravel(x, order="K").astype(np.float64)  # memory order, as the native pass reads it
+    step = _chunk_len(flat.size)
+    total = 0.0
+    for lo in range(0, flat.size, step):
+        c = flat[lo : lo + step]
+        total += _lane_sum(c * c)
+    return total
+
+
+def _norm(x: np.ndarray) -> Any:
+    """The 2-norm rounded to x's dtype, as a torch norm tensor holds it."""
+    return x.dtype.type(math.sqrt(_sum_squares(x)))
+
+
+def lamb(
+    p: np.ndarray,
+    g: np.ndarray,
+    exp_avg: np.ndarray,
+    exp_avg_sq: np.ndarray,
+    *,
+    transform: GradTransform = _IDENTITY,
+    step: int,
+    lr: float,
+    betas: tuple[float, float],
+    eps: float,
+    weight_decay: float,
+    weight_decouple: bool,
+    fixed_decay: bool,
+    grad_averaging: bool,
+    adam_debias: bool,
+    adam: bool,
+    max_weight_norm: float,
+    **_unused: object,
+) -> None:
+    t = p.dtype.type
+    beta1, beta2, lr, wd = float(betas[0]), float(betas[1]), float(lr), float(weight_decay)
+    d = transform.apply(g)
+    exp_avg[...] = d * t(1.0 - beta1 if grad_averaging else 1.0) + exp_avg * t(beta1)
+    _second_moment(exp_avg_sq, d, beta2)
+    if wd != 0 and weight_decouple:
+        p[...] = p * t(1.0 - wd * (1.0 if fixed_decay else lr))
+    u = exp_avg / (np.sqrt(exp_avg_sq) + t(eps))
+    if not weight_decouple and wd > 0:
+        u = p * t(wd) + u
+    wn = np.minimum(_norm(p), t(max_weight_norm))  # torch.clamp: NaN stays
+    pn = _norm(u)
+    trust = t(1) if (wn == 0 or pn == 0 or adam) else wn / (pn + t(eps))
+    step_size = lr if adam_debias else lr / (1.0 - math.pow(beta1, step + 1))
+    p[...] = u * (t(-step_size) * trust) + p
+
+
+# ---------------------------------------------------------------------------------------------
 # Gradient norms, for clipping: float64 accumulation, scaled so nothing overflows or underflows.
 
 

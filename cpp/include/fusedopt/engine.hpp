@@ -29,6 +29,7 @@ struct StepPlan {
     std::vector<std::uint32_t> unit_of;  // per segment
     std::vector<std::size_t> starts{0};  // starts[i]: first element of segment i; back(): total
     int group_count = 1;
+    const ReduceInfo* reduce = nullptr;  // the rule's per-array reductions (null or no passes: none)
     // One thread or the team, from this optimizer's own step times; kept by clear(), so it
     // learns across steps. Mutable: run_step records into it.
     mutable TeamChoice team;

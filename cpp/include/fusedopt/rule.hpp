@@ -24,7 +24,8 @@ struct GradTransform {
 enum class HyperKind : unsigned char { number, flag, pair, choice };
 // [0, inf), [0, 1); initially_nonnegative: [0, inf) in the constructor's defaults only (torch checks
 // lr there alone, so a scheduler may take it below 0 mid-run, and such a checkpoint loads).
-enum class HyperCheck : unsigned char { none, nonnegative, unit_interval, initially_nonnegative };
+// optional_nonnegative: [0, inf) or None (resolved as NaN; Adafactor's eps1, "the dtype's epsilon").
+enum class HyperCheck : unsigned char { none, nonnegative, unit_interval, initially_nonnegative, optional_nonnegative };
 
 struct HyperSpec {
     const char* name;
@@ -33,11 +34,33 @@ struct HyperSpec {
     const char* const* choices = nullptr;  // choice: the allowed strings; pair: its two names (null-terminated)
 };
 
-// A state array: shaped like its parameter and zero-filled when created. Adafactor's row and
-// column factors and LAMB's per-array norms extend this (docs/architecture.md, "Growing the contract").
+// A state array's shape, from its parameter's (torch's keepdim conventions); zero-filled when
+// created, checked against it when loaded or replaced, saved as it is.
+enum class SlotShape : unsigned char {
+    param,       // like the parameter
+    unfactored,  // like the parameter, for parameters of fewer than 2 dimensions (absent otherwise)
+    rows,        // >= 2-D parameters only: shape[:-1] + (1,), one value per row (Adafactor's row_var)
+    cols,        // >= 2-D parameters only: shape[:-2] + (1, shape[-1]), per column of each matrix
+    scalar,      // shape (): one value per array
+};
+
 struct SlotSpec {
     const char* name;
+    SlotShape shape = SlotShape::param;
 };
+
+// Elements of a slot for a parameter of these extents (Segment), or -1 where it has none.
+inline long long slot_elements(SlotShape s, const Segment& seg) {
+    const bool factored = seg.ndim >= 2;
+    switch (s) {
+    case SlotShape::param: return static_cast<long long>(seg.size);
+    case SlotShape::unfactored: return factored ? -1 : static_cast<long long>(seg.size);
+    case SlotShape::rows: return factored ? static_cast<long long>(seg.matrices * seg.rows) : -1;
+    case SlotShape::cols: return factored ? static_cast<long long>(seg.matrices * seg.cols) : -1;
+    case SlotShape::scalar: return 1;
+    }
+    return -1;
+}
 
 // A rule's per-parameter counters: torch's 'step' and at most one more float (NAdam's mu_product).
 struct Counters {
@@ -55,9 +78,62 @@ struct HyperError {
 constexpr int kMaxHyperValues = 16;
 constexpr std::size_t kMaxScalarBytes = 128;
 
-// Updates elements [lo, hi) of one segment (operands as SlotSpec order, from slot 2).
+// Updates elements [lo, hi) of one segment (operands as SlotSpec order, from slot 2);
+// `array_values`: what the rule's reductions finished for this array (null without reductions).
 using ChunkKernel = void (*)(const Segment&, std::size_t lo, std::size_t hi, const void* scalars,
-                             const GradTransform&);
+                             const double* array_values, const GradTransform&);
+
+// ---- per-array reductions (LAMB/LARS trust ratios, Adafactor's factored second moment) ----------
+// A rule may declare up to kMaxReducePasses passes that run, inside the step's one native call,
+// before its update region: each pass cuts every array into chunks fixed by its shape alone
+// (chunk_grid), has each chunk write `width` float64 partials (on the team, any order), then
+// finishes each array in order: its partials, chunk after chunk, become per-array values (and
+// may update small state such as Adafactor's row and column factors) that the next pass and the
+// update loop receive. Same bits at any thread count; sums inside a chunk use lane_sum's order.
+constexpr int kMaxReducePasses = 2;
+
+// Chunks never cross a block (a whole array, or one matrix of a >= 2-D array when a pass needs
+// whole rows) and hold `len` elements (the last of a block fewer); `len` is a multiple of the
+// row length when rows are whole.
+struct ChunkGrid {
+    std::size_t block = 0, len = 0;
+};
+constexpr std::size_t kReduceChunk = 8192;       // elements (a multiple of the 8 summing lanes)
+constexpr std::size_t kMaxChunksPerBlock = 256;  // beyond it chunks grow (bounded partials)
+
+inline ChunkGrid chunk_grid(const Segment& s, bool whole_rows) {
+    ChunkGrid g;
+    if (s.size == 0) return g;
+    const auto div_up = [](std::size_t a, std::size_t b) { return (a + b - 1) / b; };
+    if (whole_rows && s.ndim >= 2) {
+        std::size_t rows = div_up(kReduceChunk, s.cols);
+        const std::size_t few = div_up(s.rows, kMaxChunksPerBlock);
+        if (few > rows) rows = few;
+        g.block = s.rows * s.cols;
+        g.len = rows * s.cols;
+    } else {
+        g.block = s.size;
+        g.len = kReduceChunk * (div_up(s.size, kReduceChunk * kMaxChunksPerBlock) > 1
+                                    ? div_up(s.size, kReduceChunk * kMaxChunksPerBlock) : 1);
+    }
+    return g;
+}
+
+struct ReduceInfo {
+    int passes = 0;
+    // Per-array values the passes finish (their count for this array).
+    std::size_t (*values)(const Segment&) = nullptr;
+    bool (*whole_rows)(int pass, const Segment&) = nullptr;
+    // Partials one chunk of `len` elements writes; 0: the pass skips this array.
+    std::size_t (*width)(int pass, const Segment&, std::size_t len) = nullptr;
+    // Chunk [lo, hi) of the array: its partials into out[0, width).
+    void (*chunk[2])(int pass, const Segment&, std::size_t lo, std::size_t hi, const void* scalars,
+                     const double* array_values, const GradTransform&, double* out) = {};
+    // The array's chunks in order (chunk k: elements [starts[k], starts[k+1]), partials at
+    // partials + k*width, scratch the finish may overwrite) into array_values (and small state).
+    void (*finish[2])(int pass, const Segment&, const void* scalars, double* partials, std::size_t width,
+                      const std::size_t* starts, std::size_t chunks, double* array_values) = {};
+};
 
 struct RuleInfo {
     const char* name;
@@ -77,6 +153,7 @@ struct RuleInfo {
     // Counters::extra after a successful step (step itself is advanced by the engine).
     double (*advance_extra)(const double* values, const Counters& c);
     ChunkKernel kernel[2];      // by DType: f32, f64
+    ReduceInfo reduce;          // passes == 0: an element-wise rule
 };
 
 }  // namespace fusedopt

@@ -12,6 +12,11 @@ constexpr int kMaxOperands = 6;
 struct Segment {
     void* data[kMaxOperands];
     std::size_t size;  // elements
+    // The parameter's extents, for rules whose state is not shaped like it (rule.hpp, SlotShape):
+    // >= 2-D: `matrices` of `rows` x `cols` (shape[:-2], shape[-2], shape[-1]); fewer
+    // dimensions: one row of `size` elements (cols = size, 1 for 0-d).
+    int ndim = 1;
+    std::size_t matrices = 1, rows = 1, cols = 0;
 };
 
 struct SegmentList {

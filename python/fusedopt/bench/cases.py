@@ -52,6 +52,8 @@ CASES: tuple[Case, ...] = (
     Case("RAdam", "RAdam", {"lr": 1e-3}, 3, "RAdam", False, warmup_steps=8),
     Case("Lion", "Lion", {"lr": 1e-4}, 2, None, False),
     Case("Adadelta", "Adadelta", {"lr": 1.0}, 3, "Adadelta", False),
+    # Trust-ratio rules: a reduction pass reads what the update then reads again.
+    Case("Lamb", "Lamb", {"lr": 1e-3, "weight_decay": 1e-2}, 3, None, False),
 )
 
 CASE_BY_KEY: dict[str, Case] = {c.key.lower(): c for c in CASES}

@@ -42,6 +42,9 @@ class ShardedOptimizer:
     """
 
     def __init__(self, optimizer: Any, comm: Any = None, *, broadcast: bool = True) -> None:
+        if _core.rule_info(optimizer.rule)["reduce_passes"]:  # rule.hpp: whole-array norms and shapes
+            raise TypeError(f"optimizer: {type(optimizer).__name__} reduces over whole arrays (trust ratios, "
+                            "factored moments); a flat shard of them is not sharded here")
         self.layout = layout = FlatLayout(optimizer)
         self.optimizer = optimizer
         self.comm = Collectives(comm)

@@ -8,6 +8,7 @@ from .lion import Lion
 from .optimizer import NonFiniteGradientError, Optimizer
 from .rmsprop import RMSprop
 from .sgd import SGD, SGDMomentum
+from .trust_ratio import Lamb
 
 __all__ = [
     "Adadelta",
@@ -15,6 +16,7 @@ __all__ = [
     "Adam",
     "AdamW",
     "Adamax",
+    "Lamb",
     "Lion",
     "NAdam",
     "NonFiniteGradientError",

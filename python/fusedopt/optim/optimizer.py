@@ -314,14 +314,15 @@ class Optimizer:
         )
 
     def _load_param_state(self, key: Key, p: np.ndarray, st: Mapping[str, Any], group: dict[str, Any], gi: int) -> State:
-        expected = set(self._engine.slots_used(group, 0, f" (param group {gi})"))
+        shapes = self._engine.slot_shapes(group, 0, f" (param group {gi})", p)  # by the rule's SlotShape
+        expected = set(shapes)
         counter = _core.rule_info(self.rule)["extra_counter"]
         out: State = {}
         for name, value in st.items():
             if name == "step" or name == counter:
                 out[name] = value  # checked by the engine (a whole number >= 0, a number; ints stay exact)
             elif name in expected or isinstance(value, np.ndarray):
-                out[name] = _state_array(value, p, f"state_dict: {name!r} of parameter {key!r}")
+                out[name] = _state_array(value, p, f"state_dict: {name!r} of parameter {key!r}", shapes.get(name))
             else:
                 out[name] = value
         missing = expected - out.keys()
@@ -361,16 +362,21 @@ def state_dtype(p: np.ndarray) -> np.dtype[Any]:
     return np.dtype(np.float32) if p.dtype.itemsize == 2 else p.dtype
 
 
-def _state_array(value: Any, p: np.ndarray, what: str) -> np.ndarray:
-    """A saved state array as a new array of its parameter's state dtype, shape and layout. Real numbers
-    only: a complex array would lose its imaginary part, a masked one its mask."""
+def _state_array(value: Any, p: np.ndarray, what: str, shape: tuple[int, ...] | None = None) -> np.ndarray:
+    """A saved state array as a new array of its parameter's state dtype and its slot's shape
+    (default: the parameter's, and then its layout). Real numbers only: a complex array would
+    lose its imaginary part, a masked one its mask."""
     if isinstance(value, np.ma.MaskedArray):
         raise TypeError(f"{what} is a numpy.ma.MaskedArray; its mask would be ignored")
     arr = np.asarray(value)
     if arr.dtype.kind not in "fiu" and arr.dtype.name != "bfloat16":
         raise TypeError(f"{what} has dtype {arr.dtype}; expected a real floating-point array")
-    if arr.shape != p.shape:
-        raise ValueError(f"{what} has shape {arr.shape}, the parameter has {p.shape}")
+    expected = p.shape if shape is None else tuple(shape)
+    if arr.shape != expected:
+        raise ValueError(f"{what} has shape {arr.shape}, the parameter has {p.shape}"
+                         + ("" if shape is None else f" and keeps it as {expected}"))
+    if shape is not None and tuple(shape) != p.shape:  # a slot of another shape (rule.hpp, SlotShape): C order
+        return np.array(arr, dtype=state_dtype(p), order="C", copy=True)
     out = np.empty_like(p, dtype=state_dtype(p))  # the parameter's layout (C, Fortran, ...)
     out[...] = arr
     return out

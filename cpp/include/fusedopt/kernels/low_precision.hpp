@@ -146,7 +146,7 @@ void low_precision_chunk(const Segment& seg, std::size_t lo, std::size_t hi, Chu
             widen(lp.storage, param + b, p, n);
         }
         widen(lp.storage, grad + b, g, n);
-        f32(s, 0, n, scalars, gt);
+        f32(s, 0, n, scalars, nullptr, gt);  // rules with per-array reductions refuse 16-bit parameters
         if (lp.stochastic)
             narrow_stochastic(lp.storage, w, param + b, n, lp.key, b);
         else

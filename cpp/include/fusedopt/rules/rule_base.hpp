@@ -4,8 +4,14 @@
 //   slots_used(values), struct Scalars, derive(values, counters) -> Scalars (float64),
 //   template <class T> kernel(segment, lo, hi, scalars, grad transform): the per-element loop;
 // and, where they differ from RuleBase: has_step, extra_counter/extra_initial/advance_extra, check.
+// A rule with per-array reductions (rule.hpp, ReduceInfo) sets reduce_passes and defines
+//   array_values(segment), whole_rows(pass, segment), partial_width(pass, segment, len),
+//   template <class T> reduce(pass, segment, lo, hi, scalars, values, grad, out),
+//   template <class T> finish(pass, segment, scalars, partials, width, starts, chunks, values),
+// and its kernel takes the array's values before the grad transform.
 
 struct RuleBase {
+    static constexpr int reduce_passes = 0;
     static constexpr bool has_step = true;
     static constexpr const char* extra_counter = nullptr;
     static constexpr double extra_initial = 0.0;
