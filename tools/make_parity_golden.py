@@ -28,7 +28,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
 
-from parity import cases
+from parity import cases, sparse_cases
 
 REQUIRED_TORCH = "2.13.0"
 
@@ -118,6 +118,7 @@ def main(argv=None) -> int:
     only = {s.strip().lower() for s in args.only.split(",") if s.strip()}
     jobs = [(cases.golden_path(o), lambda o=o: optimizer_arrays(torch, o)) for o in cases.OPTIMIZERS]
     jobs += [(cases.CLIP_GOLDEN, lambda: clip_arrays(torch)), (cases.SCHED_GOLDEN, lambda: sched_arrays(torch))]
+    jobs += [(sparse_cases.GOLDEN_PATH, lambda: sparse_cases.golden_arrays(torch))]  # row-sparse gradients
 
     cases.DATA_DIR.mkdir(parents=True, exist_ok=True)
     diffs: list[str] = []

@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "array_checks.hpp"
+#include "row_sparse.hpp"
 #include "fusedopt/dispatch.hpp"
 #include "fusedopt/engine.hpp"
 #include "fusedopt/overlap.hpp"
@@ -377,6 +378,14 @@ struct Group {
     py::object dict, params;  // the user's group dict and its 'params' list, as validated
 };
 
+// A parameter a step updates: its unit, and its whole arrays (a dense gradient's data, null for
+// a row-sparse one; the slots these options use) whatever segments it became.
+struct Stepped {
+    std::size_t param;
+    std::uint32_t unit;
+    Segment whole;
+};
+
 struct Options {
     StepOptions step;
     // bfloat16 / float16 parameters (docs/low_precision.md)
@@ -481,7 +490,8 @@ private:
     double last_norm_ = 0;
     std::vector<double> last_group_norms_;
     StepPlan plan_;                    // reused across steps
-    std::vector<std::size_t> stepped_;  // per plan segment: its parameter
+    std::vector<Stepped> stepped_;      // the parameters this step updates
+    RowCoalescer coalescer_;            // row-sparse gradients: their distinct rows, their sums
     std::mutex mutex_;
     std::atomic<std::thread::id> owner_{};
 };
@@ -756,9 +766,10 @@ py::tuple Engine::aligned_grads(py::handle grads) const {
         }
         return out;
     }
-    if (api.PyArray_Check_(grads.ptr())) {
+    if (api.PyArray_Check_(grads.ptr()) || is_row_sparse(grads)) {
         if (n != 1)
-            throw py::type_error("grads: expected " + std::to_string(n) + " gradients (a list or dict), got one array");
+            throw py::type_error("grads: expected " + std::to_string(n) + " gradients (a list or dict), got one " +
+                                 (is_row_sparse(grads) ? "fusedopt.RowSparse" : "array"));
         put(0, grads.ptr());
         return out;
     }
@@ -799,9 +810,9 @@ struct NewState {
 };
 
 // The plan's units for the NumPy reference: per unit (group, hyperparameters, counters, params,
-// grads, per slot the arrays or None (the master copy last, when kept), parameter indices).
-// `stepped[s]` is the parameter of plan segment s.
-py::list reference_units(const RuleInfo& r, int slot_count, const StepPlan& plan, const std::vector<std::size_t>& stepped,
+// grads (a fusedopt.RowSparse as given), per slot the arrays or None (the master copy last, when
+// kept), parameter indices).
+py::list reference_units(const RuleInfo& r, int slot_count, const StepPlan& plan, const std::vector<Stepped>& stepped,
                          const std::vector<Param>& params, PyObject* const* grads,
                          const std::vector<NewState>& created, const std::vector<py::dict>& hp) {
     std::vector<const NewState*> new_of(params.size(), nullptr);
@@ -813,16 +824,17 @@ py::list reference_units(const RuleInfo& r, int slot_count, const StepPlan& plan
         counters["step"] = unit.counters.step;
         counters["fresh"] = unit.counters.fresh;
         if (r.extra_counter) counters[r.extra_counter] = unit.counters.extra;
+        if (unit.counters.sparse) counters["sparse"] = true;
         py::list ps, gs, slots, tags;
         for (int k = 0; k < slot_count; ++k) slots.append(py::none());
-        for (std::size_t s = 0; s < plan.segments.size(); ++s) {
-            if (plan.unit_of[s] != u) continue;
-            const std::size_t i = stepped[s];
+        for (const Stepped& st : stepped) {
+            if (st.unit != u) continue;
+            const std::size_t i = st.param;
             ps.append(params[i].array);
             gs.append(py::reinterpret_borrow<py::object>(grads[i]));
             tags.append(i);
             for (int k = 0; k < slot_count; ++k) {
-                if (!plan.segments[s].data[2 + k]) continue;  // a slot these options leave alone
+                if (!st.whole.data[2 + k]) continue;  // a slot these options leave alone
                 if (slots[k].is_none()) slots[k] = py::list();
                 const bool made = new_of[i] && new_of[i]->arrays[k];
                 slots[k].cast<py::list>().append(made ? new_of[i]->arrays[k] : params[i].slots[k]);
@@ -868,12 +880,15 @@ void Engine::step(py::handle grads, py::handle grad_norm) {
     static const py::handle empty_like = forever(py::module_::import("numpy").attr("empty_like"));
     static const py::handle copyto = forever(py::module_::import("numpy").attr("copyto"));
     std::vector<py::object> grad_copies;  // owned until the kernels are done
-    std::vector<char> grad_copied;        // per plan segment
+    std::vector<char> grad_copied;        // per stepped parameter
     plan_.clear();
     plan_.group_count = static_cast<int>(ng);
     plan_.reduce = &r.reduce;
     std::vector<Py_ssize_t> shape;
     stepped_.clear();
+    coalescer_.clear();
+    std::vector<RowCoalescer::Row> rows;  // distinct rows of the row-sparse gradients, in order
+    std::vector<std::size_t> summed;      // plan segments whose gradient row is a sum in scratch
     std::vector<NewState> created;
     for (std::size_t i = 0; i < params_.size(); ++i) {
         if (i + kPrefetchAhead / 2 < params_.size()) prefetch_dims(g[i + kPrefetchAhead / 2]);
@@ -881,18 +896,41 @@ void Engine::step(py::handle grads, py::handle grad_norm) {
         Param& p = params_[i];
         const double* v = &values[p.group * kMaxHyperValues];
         auto who = [&] { return describe("grads", p.key); };
-        CheckedArray ga = check_array(g[i], false, who, true, true, true);
-        check_like(ga, p.checked, p.checked.dtype, who);
-        const Py_ssize_t item = Py_ssize_t(dtype_size(ga.dtype));
-        const bool copied = !ga.dense || !same_layout(ga, item, p.checked, item);
-        if (copied) {  // another layout, or not dense: read through a copy in the parameter's layout
-            py::object copy = empty_like(p.array);
-            copyto(copy, py::handle(g[i]));
-            ga = check_array(copy, false, who, true, true);
-            grad_copies.push_back(std::move(copy));
-        } else if (ga.data != p.last_grad) {
-            const Overlap o = overlap_with_written(written_, make_span(ga.data, ga.size, ga.dtype, false, i, 1));
-            if (o.found) throw_overlap(r, params_, o);
+        const bool sparse = is_row_sparse(g[i]);
+        CheckedArray ga;
+        CheckedSparse sg;
+        bool copied = false;
+        if (sparse) {
+            if (r.sparse_grads == SparseGrads::refused)
+                throw py::type_error(who() + ": rule '" + r.name + "' does not take row-sparse gradients (SGD, Adagrad, "
+                                     "Adam, AdamW and SparseAdam do); give a dense array");
+            const HyperError no = r.sparse_refusal(v);
+            if (no.hyper) throw py::value_error(who() + ": " + no.hyper + Where{nullptr, p.group}.str() + ": " + no.message);
+            sg = check_row_sparse(g[i], p.checked, who);
+            const std::size_t index_bytes = sg.count * (sg.wide ? 8 : 4);
+            for (const Span& s : {make_span(sg.rows.data, sg.rows.size, sg.rows.dtype, false, i, 1),
+                                  make_span(sg.indices, index_bytes / 4, DType::f32, false, i, 1)}) {
+                const Overlap o = s.begin == s.end ? Overlap{} : overlap_with_written(written_, s);
+                if (o.found) throw_overlap(r, params_, o);
+            }
+        } else {
+            if (r.sparse_grads == SparseGrads::required)
+                throw py::type_error(who() + ": rule '" + r.name + "' takes row-sparse gradients only "
+                                     "(fusedopt.RowSparse(indices, rows)), got " + type_name(g[i]) +
+                                     "; use Adam for dense gradients");
+            ga = check_array(g[i], false, who, true, true, true);
+            check_like(ga, p.checked, p.checked.dtype, who);
+            const Py_ssize_t item = Py_ssize_t(dtype_size(ga.dtype));
+            copied = !ga.dense || !same_layout(ga, item, p.checked, item);
+            if (copied) {  // another layout, or not dense: read through a copy in the parameter's layout
+                py::object copy = empty_like(p.array);
+                copyto(copy, py::handle(g[i]));
+                ga = check_array(copy, false, who, true, true);
+                grad_copies.push_back(std::move(copy));
+            } else if (ga.data != p.last_grad) {
+                const Overlap o = overlap_with_written(written_, make_span(ga.data, ga.size, ga.dtype, false, i, 1));
+                if (o.found) throw_overlap(r, params_, o);
+            }
         }
         if (r.reduce.passes > 0 && low_precision(p.checked.dtype))  // its passes read float32 or float64
             throw py::type_error(describe(nullptr, p.key) + ": dtype " + dtype_name(p.checked.dtype) +
@@ -921,7 +959,8 @@ void Engine::step(py::handle grads, py::handle grad_norm) {
             creates = true;
         }
         if (creates) created.push_back(std::move(fresh));
-        const Counters c = first ? Counters{0, r.extra_initial, true} : p.counters;
+        Counters c = first ? Counters{0, r.extra_initial, true} : p.counters;
+        c.sparse = sparse;
         LowPrecision lp;
         if (low) {
             lp.storage = p.checked.dtype;
@@ -933,7 +972,8 @@ void Engine::step(py::handle grads, py::handle grad_norm) {
         for (; u < plan_.units.size(); ++u) {
             const StepUnit& x = plan_.units[u];
             if (x.group == int(p.group) && x.dtype == p.checked.dtype && x.counters.step == c.step &&
-                x.counters.extra == c.extra && x.counters.fresh == c.fresh && x.low.key == lp.key)
+                x.counters.extra == c.extra && x.counters.fresh == c.fresh && x.counters.sparse == c.sparse &&
+                x.low.key == lp.key)
                 break;
         }
         if (u == plan_.units.size()) {
@@ -947,10 +987,34 @@ void Engine::step(py::handle grads, py::handle grad_norm) {
             r.derive(v, c, unit.scalars);
             plan_.units.push_back(unit);
         }
-        plan_.add_segment(seg, u);
-        stepped_.push_back(i);
+        stepped_.push_back({i, static_cast<std::uint32_t>(u), seg});
         grad_copied.push_back(copied);
+        if (!sparse) {
+            plan_.add_segment(seg, u);
+            continue;
+        }
+        // One segment per distinct row: only those rows of the parameter and its state are touched.
+        if (sg.row_size == 0) continue;
+        rows.clear();
+        coalescer_.coalesce(sg, p.checked.shape[0], p.checked.dtype, rows);
+        const std::size_t row_bytes = sg.row_size * dtype_size(p.checked.dtype);  // float32/64: state alike
+        for (const RowCoalescer::Row& row : rows) {
+            Segment rs{};
+            rs.size = sg.row_size;
+            const std::size_t at = static_cast<std::size_t>(row.index) * row_bytes;
+            for (int k = 0; k < kMaxOperands; ++k)
+                if (k != 1 && seg.data[k]) rs.data[k] = static_cast<unsigned char*>(seg.data[k]) + at;
+            rs.data[1] = const_cast<void*>(row.grad);
+            if (!row.grad) {
+                rs.data[1] = reinterpret_cast<void*>(row.sum);  // an offset until the scratch is placed
+                summed.push_back(plan_.segments.size());
+            }
+            plan_.add_segment(rs, u);
+        }
     }
+    void* const scratch = coalescer_.prepare();
+    for (std::size_t s : summed)
+        plan_.segments[s].data[1] = static_cast<unsigned char*>(scratch) + reinterpret_cast<std::uintptr_t>(plan_.segments[s].data[1]);
 
     // Run: the NumPy reference under the GIL, or the kernels without it.
     StepResult result;
@@ -974,6 +1038,7 @@ void Engine::step(py::handle grads, py::handle grad_norm) {
         const KernelTable& k = active_kernels();
         const Exec e = step_exec();
         py::gil_scoped_release release;
+        coalescer_.run_sums(scratch);
         result = run_step(plan_, options, k, e);
     }
 
@@ -1012,8 +1077,9 @@ void Engine::step(py::handle grads, py::handle grad_norm) {
         valid_ = false;  // the new arrays join the written buffers at the next step's rebuild
     }
     for (std::size_t s = 0; s < stepped_.size(); ++s) {
-        Param& p = params_[stepped_[s]];
-        p.last_grad = grad_copied[s] ? nullptr : plan_.segments[s].data[1];  // a copy's address may come back
+        const Stepped& st = stepped_[s];
+        Param& p = params_[st.param];
+        p.last_grad = grad_copied[s] ? nullptr : st.whole.data[1];  // a copy's address may come back
         if (p.state.is_none()) continue;
         if (r.extra_counter) p.counters.extra = r.advance_extra(&values[p.group * kMaxHyperValues], p.counters);
         if (r.has_step) ++p.counters.step;

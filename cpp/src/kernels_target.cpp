@@ -80,6 +80,8 @@ RuleInfo describe() {
         __builtin_memcpy(out, &s, sizeof(S));
     };
     r.advance_extra = &R::advance_extra;
+    r.sparse_grads = R::sparse_grads;
+    r.sparse_refusal = &R::sparse_refusal;
     r.kernel[0] = &update<R, float>;
     r.kernel[1] = &update<R, double>;
     if constexpr (R::reduce_passes > 0) {

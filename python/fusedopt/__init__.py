@@ -10,6 +10,7 @@ from . import runtime as _runtime
 from ._core import runtime_info as _native_info
 from .clip import clip_grad_norm_, clip_grad_value_, clip_grads_with_norm_, get_total_norm
 from .flat import FlatParams
+from .sparse import RowSparse
 from .optim import *  # noqa: F403
 from .optim import __all__ as _optim_all
 from .runtime import (
@@ -30,6 +31,7 @@ _runtime._apply_environment()
 __all__ = [
     *_optim_all,
     "FlatParams",
+    "RowSparse",
     "clip_grad_norm_",
     "clip_grad_value_",
     "clip_grads_with_norm_",

@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 
 from ._grad_transform import GradTransform
+from .sparse import RowSparse
 
 _IDENTITY = GradTransform()
 
@@ -93,11 +94,16 @@ def adagrad(
     lr_decay: float,
     weight_decay: float,
     eps: float,
+    sparse: bool = False,
     **_unused: object,
 ) -> None:
     t = p.dtype.type
     clr = float(lr) / (1 + (float(step + 1) - 1) * float(lr_decay))
     d = transform.apply(g)
+    if sparse:  # torch's sparse path: the square rounded, then p += -clr * (g / std) fused
+        sum[...] = sum + d * d
+        p[...] = (d / (np.sqrt(sum) + t(eps))) * t(-clr) + p
+        return
     if weight_decay != 0:
         d = p * t(weight_decay) + d
     sum[...] = d * d + sum
@@ -189,6 +195,30 @@ def adam(
         v = max_exp_avg_sq
     denom = np.sqrt(v) / t(bc2_sqrt) + t(eps)
     p[...] = p + (t(-step_size) * exp_avg) / denom
+
+
+def sparse_adam(
+    p: np.ndarray,
+    g: np.ndarray,
+    exp_avg: np.ndarray,
+    exp_avg_sq: np.ndarray,
+    *,
+    transform: GradTransform = _IDENTITY,
+    step: int,
+    lr: float,
+    betas: tuple[float, float],
+    eps: float,
+    **_unused: object,
+) -> None:
+    """torch's sparse_adam on the rows of a coalesced gradient (run_step gathers them)."""
+    t = p.dtype.type
+    tt = float(step + 1)
+    beta1, beta2 = float(betas[0]), float(betas[1])
+    step_size = float(lr) * math.sqrt(1 - beta2**tt) / (1 - beta1**tt)
+    d = transform.apply(g)
+    exp_avg[...] = exp_avg + (d - exp_avg) * t(1 - beta1)
+    exp_avg_sq[...] = exp_avg_sq + (d * d - exp_avg_sq) * t(1 - beta2)
+    p[...] = p + t(-step_size) * (exp_avg / (np.sqrt(exp_avg_sq) + t(eps)))
 
 
 def adamax(
@@ -446,6 +476,21 @@ def combined_norm(norms: Sequence[float]) -> float:
     return math.hypot(*norms) if norms else 0.0
 
 
+def coalesce(g: RowSparse) -> tuple[np.ndarray, np.ndarray]:
+    """A row-sparse gradient's distinct rows (in order of first appearance) and their gradients:
+    a row given more than once gets the sum of its copies, added in the order given."""
+    idx = np.asarray(g.indices, dtype=np.int64)
+    uniq, first, inverse = np.unique(idx, return_index=True, return_inverse=True)
+    order = np.argsort(first, kind="stable")
+    position = np.empty(len(uniq), dtype=np.int64)
+    position[order] = np.arange(len(uniq))
+    summed = g.rows[first[order]].copy()
+    again = np.ones(len(idx), dtype=bool)
+    again[first] = False
+    np.add.at(summed, position[inverse.reshape(-1)[again]], g.rows[again])  # in order, one at a time
+    return uniq[order], summed
+
+
 # ---------------------------------------------------------------------------------------------
 # A whole step in NumPy (``backend="numpy"``): the native engine checks everything and keeps the
 # state and counters, and hands each unit (parameters of one group sharing their counters) here.
@@ -471,10 +516,13 @@ def run_step(
     global norm computed elsewhere (a sharded step's), used instead of computing one."""
     result: dict[str, Any] = {"grad_norm": None, "group_norms": [], "aborted": False}
     coef: dict[int, float] = {}
+    # Row-sparse gradients: the update runs on their distinct rows, gathered and scattered back.
+    rows_of = {id(g): coalesce(g) for unit in units for g in unit[4] if isinstance(g, RowSparse)}
     if max_norm is not None or check_finite:
         scopes: dict[int, list[np.ndarray]] = {}
         for group, _, _, _, grads, *_ in units:
-            scopes.setdefault(group if per_group else 0, []).extend(grads)
+            dense = [rows_of[id(g)][1] if isinstance(g, RowSparse) else g for g in grads]
+            scopes.setdefault(group if per_group else 0, []).extend(dense)
         count = group_count if per_group else 1
         norms = [grad_norm[0] if grad_norm else total_norm(scopes.get(i, [])) for i in range(count)]
         result["grad_norm"] = norms[0] if count == 1 else combined_norm(norms)
@@ -496,7 +544,14 @@ def run_step(
                 arrays = [None if lst is None else lst[i] for lst in slots]
                 if master_weights:  # the last slot: the float32 master copy (16-bit parameters)
                     master = arrays.pop()
-                if p.dtype.itemsize == 2:  # bfloat16, float16: float32 arithmetic, one rounding
+                if isinstance(g, RowSparse):  # (float32/float64 parameters only)
+                    rows, summed = rows_of[id(g)]
+                    touched = [None if a is None else a[rows] for a in [p, *arrays]]
+                    update(touched[0], summed, *touched[1:], transform=transform, **counters, **hp)
+                    for a, r in zip([p, *arrays], touched):
+                        if a is not None:
+                            a[rows] = r
+                elif p.dtype.itemsize == 2:  # bfloat16, float16: float32 arithmetic, one rounding
                     wide = master if master_weights and master is not None else p.astype(np.float32)
                     update(wide, g.astype(np.float32), *arrays, transform=transform, **counters, **hp)
                     if stochastic_rounding:

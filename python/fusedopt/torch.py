@@ -35,8 +35,9 @@ import torch
 
 from . import interop
 from . import optim as _optim
+from .sparse import RowSparse
 
-__all__ = ["Adagrad", "Adam", "AdamW", "Adamax", "Lion", "NAdam", "Optimizer", "RAdam", "RMSprop", "SGD"]
+__all__ = ["Adagrad", "Adam", "AdamW", "Adamax", "Lion", "NAdam", "Optimizer", "RAdam", "RMSprop", "SGD", "SparseAdam"]
 
 # torch's implementation switches: the values that describe what fusedopt does.
 _FLAGS_ACCEPTED: dict[str, tuple[Any, ...]] = {
@@ -66,12 +67,15 @@ def _view(p: torch.Tensor, where: str) -> np.ndarray:
     return p.detach().numpy()
 
 
-def _grad_view(p: torch.Tensor, where: str) -> np.ndarray | None:
+def _grad_view(p: torch.Tensor, where: str) -> np.ndarray | RowSparse | None:
     """The careful path for a gradient the fast ``g.numpy()`` refused (one that requires grad,
-    after ``backward(create_graph=True)``; a sparse one)."""
+    after ``backward(create_graph=True)``; a sparse one: ``nn.Embedding(sparse=True)``'s, as
+    fusedopt.RowSparse for the optimizers that take it, docs/sparse.md)."""
     g = p.grad
     if g is None:
         return None
+    if g.layout == torch.sparse_coo and g.sparse_dim() == 1:
+        return RowSparse(g._indices()[0].numpy(), g._values().detach().contiguous().numpy())
     if g.layout != torch.strided:
         raise TypeError(f"{where}: its gradient is {g.layout}; fusedopt steps dense gradients")
     return g.detach().numpy()
@@ -196,10 +200,10 @@ class Optimizer(torch.optim.Optimizer):
 
     # ---- the step ---------------------------------------------------------------------------
 
-    def _grads(self) -> list[np.ndarray | None]:
+    def _grads(self) -> list[np.ndarray | RowSparse | None]:
         """The gradients as NumPy views aligned with fusedopt's parameters."""
         self._sync(self._hyper_keys)
-        grads: list[np.ndarray | None] = []
+        grads: list[np.ndarray | RowSparse | None] = []
         for g, group in enumerate(self.param_groups):
             tensors = group["params"]
             try:
@@ -219,7 +223,8 @@ class Optimizer(torch.optim.Optimizer):
             self._fo.step(grads)
         except ValueError:
             # torch allows a non-contiguous gradient (assigned by hand); its copy is read only
-            fixed = [a if a is None or a.flags.c_contiguous else np.ascontiguousarray(a) for a in grads]
+            fixed = [a if not isinstance(a, np.ndarray) or a.flags.c_contiguous else np.ascontiguousarray(a)
+                     for a in grads]
             if all(a is b for a, b in zip(fixed, grads)):
                 raise
             self._fo.step(fixed)
@@ -343,6 +348,13 @@ class RAdam(Optimizer):
     """torch.optim.RAdam, stepped by :class:`fusedopt.RAdam`."""
 
     _fusedopt_class = _optim.RAdam
+
+
+class SparseAdam(Optimizer):
+    """torch.optim.SparseAdam, stepped by :class:`fusedopt.SparseAdam` (sparse COO gradients with
+    one sparse dimension, as ``nn.Embedding(sparse=True)`` makes them)."""
+
+    _fusedopt_class = _optim.SparseAdam
 
 
 class Lion(Optimizer):

@@ -67,7 +67,11 @@ struct Counters {
     std::int64_t step = 0;  // steps taken before this one
     double extra = 0.0;
     bool fresh = false;     // the state was created for this step (SGD's first momentum step)
+    bool sparse = false;    // the gradients are row-sparse (torch rounds some sparse paths differently)
 };
+
+// Whether a rule takes row-sparse gradients (fusedopt.RowSparse; docs/sparse.md).
+enum class SparseGrads : unsigned char { refused, accepted, required };
 
 // A rule's cross-hyperparameter check failed: which hyperparameter, and why.
 struct HyperError {
@@ -154,6 +158,9 @@ struct RuleInfo {
     double (*advance_extra)(const double* values, const Counters& c);
     ChunkKernel kernel[2];      // by DType: f32, f64
     ReduceInfo reduce;          // passes == 0: an element-wise rule
+    SparseGrads sparse_grads;
+    // Why these hyperparameters cannot take row-sparse gradients (hyper null: they can).
+    HyperError (*sparse_refusal)(const double* values);
 };
 
 }  // namespace fusedopt

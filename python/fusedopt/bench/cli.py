@@ -27,6 +27,7 @@ from fusedopt import _core
 from . import report
 from .cases import CASES, LAYOUTS, Case, Layout, select_cases, select_layouts
 from .denormals import denormal_compare
+from .sparse import sparse_compare
 from .timing import (
     BusyNeighbour,
     Contender,
@@ -385,6 +386,8 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--memory", action="store_true", help="also check memory stays flat over 1000 steps")
     ap.add_argument("--denormals", action="store_true",
                     help="also time steps on denormal gradients and state (1e-42) against ordinary values")
+    ap.add_argument("--sparse", action="store_true",
+                    help="also time SparseAdam on a 1M x 64 table with 1%% of rows touched (row-sparse gradients)")
     ap.add_argument("--all", action="store_true", help="= --threshold-sweep --simd-compare --memory --denormals")
     ap.add_argument("--loaded", action="store_true",
                     help="run everything with one busy process beside it (a CPU-bound loop), as on a machine "
@@ -480,6 +483,8 @@ def main(argv: list[str] | None = None) -> int:
         total += len(SIMD_CASES) * len(simd_layouts)
     if args.denormals:
         total += len(cases)
+    if args.sparse:
+        total += 1
     progress = Progress(total, not args.no_progress)
     if args.wait_quiet > 0:
         waited = wait_quiet(args.wait_quiet)
@@ -512,6 +517,9 @@ def main(argv: list[str] | None = None) -> int:
         if args.denormals:
             progress.describe("denormals")
             extras["denormals"] = denormal_compare(cases, cfg, progress.update)
+        if args.sparse:
+            progress.describe("row-sparse")
+            extras["sparse"] = sparse_compare(cfg, progress.update)
     finally:
         if neighbour is not None:
             neighbour.stop()

@@ -9,6 +9,7 @@ import textwrap
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from . import sparse
 from .cases import CASES, LAYOUTS, TORCH_FUSED_TARGETS
 
 NaN = math.nan
@@ -170,7 +171,7 @@ def per_array_overhead(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return out
 
 
-EXTRAS = ("threshold_sweep", "simd_compare", "memory", "denormals")
+EXTRAS = ("threshold_sweep", "simd_compare", "memory", "denormals", "sparse")
 
 
 def rebuild(saved: Mapping[str, Any]) -> dict[str, Any]:
@@ -372,6 +373,8 @@ def _extras_text(doc: Mapping[str, Any]) -> list[str]:
             lines.append(f"  {r['case']:<12} {r['target']:<8} ordinary {r['normal_s'] * 1e6:8.1f} us  "
                          f"flushed {_x(r['flushed'])}  kept {_x(r['kept'])}")
         lines.append("")
+    if doc.get("sparse"):
+        lines += sparse.render(doc["sparse"])
     mem = doc.get("memory")
     if mem:
         lines.append("memory over 1000 native steps (after warm-up):")

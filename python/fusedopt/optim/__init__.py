@@ -9,6 +9,7 @@ from .optimizer import NonFiniteGradientError, Optimizer
 from .rmsprop import RMSprop
 from .sgd import SGD, SGDMomentum
 from .trust_ratio import Lamb
+from .sparse_adam import SparseAdam
 
 __all__ = [
     "Adadelta",
@@ -25,4 +26,5 @@ __all__ = [
     "RMSprop",
     "SGD",
     "SGDMomentum",
+    "SparseAdam",
 ]

@@ -8,12 +8,16 @@ from typing import Any, Literal, TypedDict, Union
 
 import numpy as np
 
+from ..sparse import RowSparse
+
 # A number, or a function of the step count (evaluated at each step).
 Hyper = Union[float, Callable[[int], float]]
 Betas = tuple[Hyper, Hyper]
 
 ParamsLike = Union[Sequence[np.ndarray], Mapping[str, np.ndarray], Sequence[Mapping[str, Any]], np.ndarray]
-GradsLike = Union[Sequence[Union[np.ndarray, None]], Mapping[str, Union[np.ndarray, None]], np.ndarray]
+# A gradient: a dense array, or the rows it touches (fusedopt.RowSparse, for the optimizers that take it).
+Grad = Union[np.ndarray, RowSparse]
+GradsLike = Union[Sequence[Union[Grad, None]], Mapping[str, Union[Grad, None]], Grad]
 
 
 class StepOptions(TypedDict, total=False):

@@ -8,14 +8,33 @@ struct adagrad_rule : RuleBase {
                                            number("initial_accumulator_value"), number("eps"), flag("maximize")};
     static constexpr SlotSpec slots[] = {{"sum"}};
     static unsigned slots_used(const double*) { return 1u; }
+    static constexpr SparseGrads sparse_grads = SparseGrads::accepted;
+    static HyperError sparse_refusal(const double* v) {
+        if (v[weight_decay] != 0.0) return {"weight_decay", "must be 0 with row-sparse gradients (as in torch)"};
+        return {};
+    }
 
     struct Scalars {
         double clr;  // lr / (1 + (t - 1) * lr_decay)
         double weight_decay, eps;
+        bool sparse;
     };
     static Scalars derive(const double* v, const Counters& c) {
         const double t = double(c.step + 1);
-        return {v[lr] / (1 + (t - 1) * v[lr_decay]), v[weight_decay], v[eps]};
+        return {v[lr] / (1 + (t - 1) * v[lr_decay]), v[weight_decay], v[eps], c.sparse};
+    }
+
+    // torch's sparse path (_single_tensor_adagrad): sum += g^2 (the square rounded first), then
+    // p += -clr * (g / (sqrt(sum) + eps)) as one fused add.
+    template <class T>
+    static void sparse_loop(T* __restrict p, const T* __restrict g, T* __restrict sum, std::size_t n, GradIn<T> gin,
+                            T eps, T nclr) {
+        for (std::size_t i = 0; i < n; ++i) {
+            const T d = gin(g[i]);
+            const T acc = sum[i] + d * d;
+            sum[i] = acc;
+            p[i] = fmadd(d / (sqrt_(acc) + eps), nclr, p[i]);
+        }
     }
 
     template <class T, bool WD>
@@ -32,6 +51,9 @@ struct adagrad_rule : RuleBase {
 
     template <class T>
     static void kernel(const Segment& seg, std::size_t lo, std::size_t hi, const Scalars& s, const GradTransform& gt) {
+        if (s.sparse)
+            return sparse_loop<T>(operand<T>(seg, 0) + lo, operand<T>(seg, 1) + lo, operand<T>(seg, 2) + lo, hi - lo,
+                                  GradIn<T>(gt), T(s.eps), T(-s.clr));
         with_flag(s.weight_decay != 0.0, [&](auto wd_on) {
             loop<T, decltype(wd_on)::value>(operand<T>(seg, 0) + lo, operand<T>(seg, 1) + lo, operand<T>(seg, 2) + lo,
                                             hi - lo, GradIn<T>(gt), T(s.weight_decay), T(s.eps), T(-s.clr));

@@ -7,6 +7,8 @@ struct adam_rule : RuleBase {
                                            flag("amsgrad"), flag("maximize"), flag("decoupled_weight_decay")};
     static constexpr SlotSpec slots[] = {{"exp_avg"}, {"exp_avg_sq"}, {"max_exp_avg_sq"}};
     static unsigned slots_used(const double* v) { return v[amsgrad] != 0.0 ? 7u : 3u; }
+    // Row-sparse gradients: lazy Adam (the same update on the touched rows only; docs/sparse.md).
+    static constexpr SparseGrads sparse_grads = SparseGrads::accepted;
 
     struct Scalars {
         double beta1, beta2, eps, weight_decay;

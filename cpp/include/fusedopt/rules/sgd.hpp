@@ -18,6 +18,17 @@ struct sgd_rule : RuleBase {
         if (classic(v) && v[dampening] != 0.0) return {"dampening", "the classic formulation has no dampening"};
         return {};
     }
+    // Row-sparse gradients as torch takes them: plain SGD only. torch refuses weight decay
+    // (add(sparse, dense)); with momentum it keeps a sparse buffer that moves every row it has
+    // ever touched, which is not a row-sparse step.
+    static constexpr SparseGrads sparse_grads = SparseGrads::accepted;
+    static HyperError sparse_refusal(const double* v) {
+        if (v[weight_decay] != 0.0) return {"weight_decay", "must be 0 with row-sparse gradients (as in torch)"};
+        if (v[momentum] != 0.0 || classic(v))
+            return {"momentum", "must be 0 with row-sparse gradients (torch's sparse momentum buffer moves every row "
+                                "it has touched); pass dense gradients for momentum"};
+        return {};
+    }
 
     struct Scalars {
         double lr, momentum, dampening, weight_decay;
