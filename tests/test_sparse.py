@@ -351,3 +351,11 @@ def test_16_bit_parameters_refuse_row_sparse_gradients() -> None:
         opt = fusedopt.SGD([np.ones((4, 2), dtype)], lr=0.1)
         with pytest.raises(TypeError, match=r"grads for parameter 0: row-sparse gradients need a float32 or float64"):
             opt.step(RowSparse(np.array([1]), np.ones((1, 2), dtype)))
+
+
+def test_fortran_ordered_parameter_refuses_row_sparse_gradients() -> None:
+    p = np.asfortranarray(np.ones((6, 3)))
+    opt = fusedopt.SGD([p], lr=0.1)
+    with pytest.raises(ValueError, match=r"grads for parameter 0: row-sparse gradients need a C-ordered parameter"):
+        opt.step(RowSparse(np.array([1]), np.ones((1, 3))))
+    np.testing.assert_array_equal(p, 1.0)
