@@ -439,6 +439,26 @@ def lamb(
     trust = t(1) if (wn == 0 or pn == 0 or adam) else wn / (pn + t(eps))
     step_size = lr if adam_debias else lr / (1.0 - math.pow(beta1, step + 1))
     p[...] = u * (t(-step_size) * trust) + p
+# The wrappers' pass over pairs of arrays (Lookahead, averaging, Schedule-Free's swap): what
+# ``_core.blend_`` computes, with torch's rounding (torch.lerp; get_swa_avg_fn's division).
+
+
+def blend(a: Sequence[np.ndarray], b: Sequence[np.ndarray], weights: float | Sequence[float], op: str) -> None:
+    """In place, pair by pair: 'lerp' a = lerp(a, b, w); 'lerp_sync' a = b = lerp(a, b, w);
+    'div' a = a + (b - a) / w; 'copy' a = b."""
+    ws = list(weights) if isinstance(weights, Sequence) else [weights] * len(a)
+    with np.errstate(all="ignore"):
+        for x, y, w in zip(a, b, ws, strict=True):
+            if op in ("lerp", "lerp_sync"):
+                x[...] = _lerp(x, y, float(w))
+                if op == "lerp_sync":
+                    y[...] = x
+            elif op == "div":
+                x[...] = x + (y - x) / x.dtype.type(w)
+            elif op == "copy":
+                x[...] = y
+            else:
+                raise ValueError(f"op: unknown {op!r}")
 
 
 # ---------------------------------------------------------------------------------------------

@@ -64,6 +64,15 @@ struct ElementwiseKernels {
     void (*clamp_f64)(const SegmentList&, double lo, double hi, const Exec&);
 };
 
+// The wrappers' pass over pairs of arrays (kernels/blend.hpp): operand 0 = a, operand 1 = b.
+//   lerp: a = lerp(a, b, w)   lerp_sync: a = b = lerp(a, b, w)   div: a = a + (b - a) / w   copy: a = b
+enum class BlendOp { lerp = 0, lerp_sync = 1, div = 2, copy = 3 };
+struct BlendKernels {
+    void (*f32)(const SegmentList&, BlendOp, double w, const Exec&);
+    void (*f64)(const SegmentList&, BlendOp, double w, const Exec&);
+    auto get(DType t) const { return t == DType::f32 ? f32 : f64; }
+};
+
 // Memory-traffic probe: `rw` read-write operands (slots 0.., skipping slot 1) and the
 // read-only gradient (slot 1), with trivial arithmetic.
 struct ProbeKernels {
@@ -92,6 +101,7 @@ struct KernelTable {
     ElementwiseKernels elementwise;
     ProbeKernels probe;
     LowPrecisionKernel low_precision;
+    BlendKernels blend;
 };
 
 }  // namespace fusedopt

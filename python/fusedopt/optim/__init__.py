@@ -5,6 +5,7 @@ from .adagrad import Adagrad
 from .adam import Adam, AdamW
 from .adam_variants import Adamax, NAdam, RAdam
 from .lion import Lion
+from .lookahead import Lookahead
 from .optimizer import NonFiniteGradientError, Optimizer
 from .rmsprop import RMSprop
 from .sgd import SGD, SGDMomentum
@@ -19,6 +20,7 @@ __all__ = [
     "Adamax",
     "Lamb",
     "Lion",
+    "Lookahead",
     "NAdam",
     "NonFiniteGradientError",
     "Optimizer",
