@@ -5,12 +5,13 @@
     opt.step({"W": dw, "b": db})          # arrays updated in place, one native call
 """
 
-from . import distributed, init, interop, reference, schedules
+from . import distributed, init, interop, reference, schedules, swa_utils
 from . import runtime as _runtime
 from ._core import runtime_info as _native_info
 from .clip import clip_grad_norm_, clip_grad_value_, clip_grads_with_norm_, get_total_norm
 from .flat import FlatParams
 from .sparse import RowSparse
+from .swa_utils import AveragedModel, get_ema_multi_avg_fn, get_swa_multi_avg_fn
 from .optim import *  # noqa: F403
 from .optim import __all__ as _optim_all
 from .runtime import (
@@ -30,8 +31,12 @@ _runtime._apply_environment()
 
 __all__ = [
     *_optim_all,
+    "AveragedModel",
     "FlatParams",
     "RowSparse",
+    "get_ema_multi_avg_fn",
+    "get_swa_multi_avg_fn",
+    "swa_utils",
     "clip_grad_norm_",
     "clip_grad_value_",
     "clip_grads_with_norm_",

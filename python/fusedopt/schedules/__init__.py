@@ -50,6 +50,7 @@ from .lr_scheduler import (
     StepLR,
 )
 from .lr_scheduler_cyclic import CosineAnnealingWarmRestarts, CyclicLR, OneCycleLR
+from .swalr import SWALR
 
 __all__ = [
     # scheduler classes
@@ -69,6 +70,7 @@ __all__ = [
     "MultiplicativeLR",
     "SequentialLR",
     "ChainedScheduler",
+    "SWALR",
     # pure functions of the step
     "Schedule",
     "constant",
