@@ -187,15 +187,30 @@ const CommonKeys& common_keys() {
     return k;
 }
 
+// A rule's extra float counters (NAdam's mu_product; ASGD's eta and mu): the k-th one's name in
+// the state dict (null: the rule has none) and its place in Counters.
+constexpr int kExtraCounters = 2;
+constexpr double Counters::*kExtra[kExtraCounters] = {&Counters::extra, &Counters::extra2};
+const char* extra_name(const RuleInfo& r, int k) { return k == 0 ? r.extra_counter : r.extra2_counter; }
+// The counters of a parameter whose state is created now (`fresh`: for this step).
+Counters initial_counters(const RuleInfo& r, bool fresh) {
+    Counters c;
+    c.extra = r.extra_initial;
+    c.extra2 = r.extra2_initial;
+    c.fresh = fresh;
+    return c;
+}
+
 // A rule's hyperparameter, slot and counter names as Python strings, made once per engine.
 struct RuleNames {
     std::vector<py::object> hypers, slots;
-    py::object extra;  // null without an extra counter
+    py::object extras[kExtraCounters];  // null where the rule has no such counter
     explicit RuleNames(const RuleInfo& r, bool master) {
         for (int h = 0; h < r.hyper_count; ++h) hypers.push_back(interned(r.hypers[h].name));
         for (int k = 0; k < r.slot_count; ++k) slots.push_back(interned(r.slots[k].name));
         if (master) slots.push_back(interned(kMasterSlot));
-        if (r.extra_counter) extra = interned(r.extra_counter);
+        for (int k = 0; k < kExtraCounters; ++k)
+            if (extra_name(r, k)) extras[k] = interned(extra_name(r, k));
     }
 };
 
@@ -608,9 +623,10 @@ bool Engine::state_dicts_current() const {
             PyObject* s = dict_get(st, common_keys().step.ptr());
             if (!s || !PyLong_CheckExact(s) || PyLong_AsLongLong(s) != p.counters.step) return false;
         }
-        if (r.extra_counter) {
-            PyObject* x = dict_get(st, names_of_rule_.extra.ptr());
-            if (!x || !PyFloat_CheckExact(x) || PyFloat_AS_DOUBLE(x) != p.counters.extra) return false;
+        for (int k = 0; k < kExtraCounters; ++k) {
+            if (!extra_name(r, k)) continue;
+            PyObject* x = dict_get(st, names_of_rule_.extras[k].ptr());
+            if (!x || !PyFloat_CheckExact(x) || PyFloat_AS_DOUBLE(x) != p.counters.*kExtra[k]) return false;
         }
     }
     return true;
@@ -642,12 +658,14 @@ void Engine::read_state(Param& p, const RuleInfo& r, const char* arg) const {
         if (!s) throw py::value_error(std::string(arg) + ": parameter " + label(p.key) + " lacks 'step'");
         p.counters.step = whole_step(s, p.key, arg);
     }
-    if (r.extra_counter) {
-        PyObject* x = dict_get(p.state.ptr(), names_of_rule_.extra.ptr());
-        const std::string what = std::string(arg) + ": '" + r.extra_counter + "' of parameter " + label(p.key);
+    for (int k = 0; k < kExtraCounters; ++k) {
+        if (!extra_name(r, k)) continue;
+        PyObject* x = dict_get(p.state.ptr(), names_of_rule_.extras[k].ptr());
+        const std::string what = std::string(arg) + ": '" + extra_name(r, k) + "' of parameter " + label(p.key);
         if (!x) throw py::value_error(what + " is missing");
-        p.counters.extra = real_value(x, [&] { return what; });
-        if (!std::isfinite(p.counters.extra)) throw py::value_error(what + " must be finite, got " + repr_of(x));
+        double& value = p.counters.*kExtra[k];
+        value = real_value(x, [&] { return what; });
+        if (!std::isfinite(value)) throw py::value_error(what + " must be finite, got " + repr_of(x));
     }
 }
 
@@ -718,18 +736,21 @@ void Engine::rebuild_from(const py::list& groups_list, const py::dict& state, co
 void Engine::sync_counters_to_dicts() {
     const RuleInfo& r = rule_at(rule_);
     // One Python object per distinct value (usually one per step for all parameters).
-    py::object step, extra;
+    py::object step, extra[kExtraCounters];
     std::int64_t step_value = -1;
-    double extra_value = 0.0;
+    double extra_value[kExtraCounters] = {};
     for (const Param& p : params_) {
         if (p.state.is_none()) continue;
         if (r.has_step) {
             if (!step || p.counters.step != step_value) step = py::int_(step_value = p.counters.step);
             if (PyDict_SetItem(p.state.ptr(), common_keys().step.ptr(), step.ptr()) < 0) throw py::error_already_set();
         }
-        if (r.extra_counter) {
-            if (!extra || p.counters.extra != extra_value) extra = py::float_(extra_value = p.counters.extra);
-            if (PyDict_SetItem(p.state.ptr(), names_of_rule_.extra.ptr(), extra.ptr()) < 0) throw py::error_already_set();
+        for (int k = 0; k < kExtraCounters; ++k) {
+            if (!extra_name(r, k)) continue;
+            const double x = p.counters.*kExtra[k];
+            if (!extra[k] || x != extra_value[k]) extra[k] = py::float_(extra_value[k] = x);
+            if (PyDict_SetItem(p.state.ptr(), names_of_rule_.extras[k].ptr(), extra[k].ptr()) < 0)
+                throw py::error_already_set();
         }
     }
 }
@@ -823,8 +844,9 @@ py::list reference_units(const RuleInfo& r, int slot_count, const StepPlan& plan
         py::dict counters;
         counters["step"] = unit.counters.step;
         counters["fresh"] = unit.counters.fresh;
-        if (r.extra_counter) counters[r.extra_counter] = unit.counters.extra;
         if (unit.counters.sparse) counters["sparse"] = true;
+        for (int k = 0; k < kExtraCounters; ++k)
+            if (extra_name(r, k)) counters[extra_name(r, k)] = unit.counters.*kExtra[k];
         py::list ps, gs, slots, tags;
         for (int k = 0; k < slot_count; ++k) slots.append(py::none());
         for (const Stepped& st : stepped) {
@@ -959,7 +981,7 @@ void Engine::step(py::handle grads, py::handle grad_norm) {
             creates = true;
         }
         if (creates) created.push_back(std::move(fresh));
-        Counters c = first ? Counters{0, r.extra_initial, true} : p.counters;
+        Counters c = first ? initial_counters(r, true) : p.counters;
         c.sparse = sparse;
         LowPrecision lp;
         if (low) {
@@ -972,7 +994,8 @@ void Engine::step(py::handle grads, py::handle grad_norm) {
         for (; u < plan_.units.size(); ++u) {
             const StepUnit& x = plan_.units[u];
             if (x.group == int(p.group) && x.dtype == p.checked.dtype && x.counters.step == c.step &&
-                x.counters.extra == c.extra && x.counters.fresh == c.fresh && x.counters.sparse == c.sparse &&
+                x.counters.extra == c.extra && x.counters.extra2 == c.extra2 && x.counters.fresh == c.fresh &&
+                x.counters.sparse == c.sparse &&
                 x.low.key == lp.key)
                 break;
         }
@@ -1060,10 +1083,12 @@ void Engine::step(py::handle grads, py::handle grad_norm) {
             if (r.has_step) st[common_keys().step] = 0;
             for (int k = 0; k < slot_count_; ++k)
                 if (n.arrays[k]) st[names_of_rule_.slots[static_cast<std::size_t>(k)]] = n.arrays[k];
-            if (r.extra_counter) st[names_of_rule_.extra] = r.extra_initial;
+            const Counters initial = initial_counters(r, false);
+            for (int k = 0; k < kExtraCounters; ++k)
+                if (extra_name(r, k)) st[names_of_rule_.extras[k]] = initial.*kExtra[k];
             PyDict_SetItem(state_.ptr(), p.key.ptr(), st.ptr());
             p.state = std::move(st);
-            p.counters = Counters{0, r.extra_initial, false};
+            p.counters = initial;
         } else {
             for (int k = 0; k < slot_count_; ++k)
                 if (n.arrays[k]) p.state[names_of_rule_.slots[static_cast<std::size_t>(k)]] = n.arrays[k];
@@ -1081,7 +1106,12 @@ void Engine::step(py::handle grads, py::handle grad_norm) {
         Param& p = params_[st.param];
         p.last_grad = grad_copied[s] ? nullptr : st.whole.data[1];  // a copy's address may come back
         if (p.state.is_none()) continue;
-        if (r.extra_counter) p.counters.extra = r.advance_extra(&values[p.group * kMaxHyperValues], p.counters);
+        if (r.extra_counter || r.extra2_counter) {
+            const double* v = &values[p.group * kMaxHyperValues];
+            const double extra = r.advance_extra(v, p.counters), extra2 = r.advance_extra2(v, p.counters);
+            p.counters.extra = extra;
+            p.counters.extra2 = extra2;
+        }
         if (r.has_step) ++p.counters.step;
     }
     ++step_count_;
@@ -1182,6 +1212,10 @@ py::dict rule_info(const std::string& name) {
     d["has_step"] = r.has_step;
     d["reduce_passes"] = r.reduce.passes;
     d["extra_counter"] = r.extra_counter ? py::object(py::str(r.extra_counter)) : py::object(py::none());
+    py::list extras;
+    for (int k = 0; k < kExtraCounters; ++k)
+        if (extra_name(r, k)) extras.append(extra_name(r, k));
+    d["extra_counters"] = extras;
     return d;
 }
 

@@ -62,10 +62,12 @@ inline long long slot_elements(SlotShape s, const Segment& seg) {
     return -1;
 }
 
-// A rule's per-parameter counters: torch's 'step' and at most one more float (NAdam's mu_product).
+// A rule's per-parameter counters: torch's 'step' and at most two more floats (NAdam's
+// mu_product; ASGD's eta and mu), each a Python float in the state dict.
 struct Counters {
     std::int64_t step = 0;  // steps taken before this one
-    double extra = 0.0;
+    double extra = 0.0;     // the rule's extra_counter
+    double extra2 = 0.0;    // its extra2_counter
     bool fresh = false;     // the state was created for this step (SGD's first momentum step)
     bool sparse = false;    // the gradients are row-sparse (torch rounds some sparse paths differently)
 };
@@ -150,12 +152,15 @@ struct RuleInfo {
     bool has_step;              // keeps torch's per-parameter 'step'
     const char* extra_counter;  // name of Counters::extra in the state dict, or null
     double extra_initial;
+    const char* extra2_counter;  // name of Counters::extra2, or null
+    double extra2_initial;
     HyperError (*check)(const double* values);
     unsigned (*slots_used)(const double* values);  // bit k: slot k is read and written
     // The step's float64 scalars, written into `out` (kMaxScalarBytes).
     void (*derive)(const double* values, const Counters& c, void* out);
-    // Counters::extra after a successful step (step itself is advanced by the engine).
+    // Counters::extra and extra2 after a successful step (step itself is advanced by the engine).
     double (*advance_extra)(const double* values, const Counters& c);
+    double (*advance_extra2)(const double* values, const Counters& c);
     ChunkKernel kernel[2];      // by DType: f32, f64
     ReduceInfo reduce;          // passes == 0: an element-wise rule
     SparseGrads sparse_grads;

@@ -3,8 +3,9 @@
 //   name, hypers[] (HyperSpec, in the order of its Value enum), slots[] (SlotSpec),
 //   slots_used(values), struct Scalars, derive(values, counters) -> Scalars (float64),
 //   template <class T> kernel(segment, lo, hi, scalars, grad transform): the per-element loop;
-// and, where they differ from RuleBase: has_step, extra_counter/extra_initial/advance_extra, check,
-//   sparse_grads/sparse_refusal (row-sparse gradients: one segment per touched row, docs/sparse.md).
+// and, where they differ from RuleBase: has_step, extra_counter/extra_initial/advance_extra (and
+// extra2_...: a second float counter), check, sparse_grads/sparse_refusal (row-sparse gradients:
+// one segment per touched row, docs/sparse.md).
 // A rule with per-array reductions (rule.hpp, ReduceInfo) sets reduce_passes and defines
 //   array_values(segment), whole_rows(pass, segment), partial_width(pass, segment, len),
 //   template <class T> reduce(pass, segment, lo, hi, scalars, values, grad, out),
@@ -16,8 +17,11 @@ struct RuleBase {
     static constexpr bool has_step = true;
     static constexpr const char* extra_counter = nullptr;
     static constexpr double extra_initial = 0.0;
+    static constexpr const char* extra2_counter = nullptr;
+    static constexpr double extra2_initial = 0.0;
     static HyperError check(const double*) { return {}; }
     static double advance_extra(const double*, const Counters& c) { return c.extra; }
+    static double advance_extra2(const double*, const Counters& c) { return c.extra2; }
     static constexpr SparseGrads sparse_grads = SparseGrads::refused;
     static HyperError sparse_refusal(const double*) { return {}; }
 };
