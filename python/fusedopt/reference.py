@@ -360,6 +360,90 @@ def adadelta(
     acc_delta[...] = (t(1.0 - rho) * delta) * delta + acc_delta * t(rho)
     p[...] = delta * t(-float(lr)) + p
 
+
+# ---- Schedule-Free (the schedulefree package) ----
+
+
+def _schedule_free_weights(step: int, lr_max: float, weight_sum: float, lr: float, warmup_steps: float, r: float,
+                           weight_lr_power: float) -> tuple[float, float]:
+    """schedulefree's per-step scalars, its Python arithmetic: (the step's lr, ckp1)."""
+    k = step
+    sched = (k + 1) / float(warmup_steps) if k < warmup_steps else 1.0
+    lr = float(lr) * sched
+    lr_max = max(lr, lr_max)
+    weight = ((k + 1) ** float(r)) * (lr_max ** float(weight_lr_power))
+    weight_sum = weight_sum + weight
+    ckp1 = weight / weight_sum if weight_sum != 0 else 0.0
+    return lr, ckp1
+
+
+def _schedule_free_yz(y: np.ndarray, z: np.ndarray, d: np.ndarray, lr: float, beta1: float, ckp1: float) -> None:
+    t = y.dtype.type
+    y[...] = d * t(lr * (beta1 * (1 - ckp1) - 1)) + _lerp(y, z, ckp1)
+    z[...] = d * t(-lr) + z
+
+
+def sgd_schedule_free(
+    p: np.ndarray,
+    g: np.ndarray,
+    z: np.ndarray,
+    *,
+    transform: GradTransform = _IDENTITY,
+    step: int,
+    fresh: bool,
+    lr_max: float,
+    weight_sum: float,
+    lr: float,
+    momentum: float,
+    weight_decay: float,
+    warmup_steps: float,
+    r: float,
+    weight_lr_power: float,
+    **_unused: object,
+) -> None:
+    t = p.dtype.type
+    lr_k, ckp1 = _schedule_free_weights(step, lr_max, weight_sum, lr, warmup_steps, r, weight_lr_power)
+    if fresh:
+        z[...] = p
+    d = transform.apply(g)
+    if weight_decay != 0:
+        d = p * t(weight_decay) + d
+    _schedule_free_yz(p, z, d, lr_k, float(momentum), ckp1)
+
+
+def adamw_schedule_free(
+    p: np.ndarray,
+    g: np.ndarray,
+    z: np.ndarray,
+    exp_avg_sq: np.ndarray,
+    *,
+    transform: GradTransform = _IDENTITY,
+    step: int,
+    fresh: bool,
+    lr_max: float,
+    weight_sum: float,
+    lr: float,
+    betas: tuple[float, float],
+    eps: float,
+    weight_decay: float,
+    warmup_steps: float,
+    r: float,
+    weight_lr_power: float,
+    **_unused: object,
+) -> None:
+    t = p.dtype.type
+    beta1, beta2 = float(betas[0]), float(betas[1])
+    lr_k, ckp1 = _schedule_free_weights(step, lr_max, weight_sum, lr, warmup_steps, r, weight_lr_power)
+    if fresh:
+        z[...] = p
+    d = transform.apply(g)
+    _second_moment(exp_avg_sq, d, beta2)
+    d = d / (np.sqrt(exp_avg_sq / t(1 - beta2 ** float(step + 1))) + t(eps))
+    if weight_decay != 0:
+        d = p * t(weight_decay) + d
+    _schedule_free_yz(p, z, d, lr_k, beta1, ckp1)
+
+
 # ---------------------------------------------------------------------------------------------
 # Per-array reductions (LAMB, LARS, Adafactor), in the native passes' summation order: an array
 # is cut into chunks fixed by its shape (8192 elements, more when it would make over 256; whole

@@ -8,6 +8,7 @@ from .lion import Lion
 from .lookahead import Lookahead
 from .optimizer import NonFiniteGradientError, Optimizer
 from .rmsprop import RMSprop
+from .schedule_free import AdamWScheduleFree, SGDScheduleFree
 from .sgd import SGD, SGDMomentum
 from .trust_ratio import Lamb
 from .sparse_adam import SparseAdam
@@ -17,6 +18,7 @@ __all__ = [
     "Adagrad",
     "Adam",
     "AdamW",
+    "AdamWScheduleFree",
     "Adamax",
     "Lamb",
     "Lion",
@@ -29,4 +31,5 @@ __all__ = [
     "SGD",
     "SGDMomentum",
     "SparseAdam",
+    "SGDScheduleFree",
 ]

@@ -43,7 +43,8 @@ class Optimizer:
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
-        cls.has_step = bool(_core.rule_info(cls.rule)["has_step"])
+        if hasattr(cls, "rule"):  # not an intermediate base (Schedule-Free's)
+            cls.has_step = bool(_core.rule_info(cls.rule)["has_step"])
 
     def __init__(
         self,

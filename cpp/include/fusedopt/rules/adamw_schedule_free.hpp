@@ -1,0 +1,68 @@
+// Schedule-Free AdamW (Defazio et al. 2024), as schedulefree's AdamWScheduleFree. Slots: z,
+// exp_avg_sq. Counters: 'step' (k), 'lr_max', 'weight_sum' (kernels/schedule_free.hpp). Per element:
+//   v = beta2*v + (1 - beta2)*g*g;  d = g / (sqrt(v / (1 - beta2^(k+1))) + eps) + wd*y;
+//   y = lerp(y, z, ckp1);  y += d*lr*(beta1*(1 - ckp1) - 1);  z -= lr*d
+
+struct adamw_schedule_free_rule : RuleBase {
+    static constexpr const char* name = "adamw_schedule_free";
+    enum Value { lr, beta1, beta2, eps, weight_decay, warmup_steps, r, weight_lr_power, value_count };
+    static constexpr int maximize = -1;
+    static constexpr HyperSpec hypers[] = {number("lr"), betas_pair(), number("eps"), number("weight_decay"),
+                                           number("warmup_steps"), {"r", HyperKind::number},
+                                           {"weight_lr_power", HyperKind::number}};
+    static constexpr SlotSpec slots[] = {{"z"}, {"exp_avg_sq"}};
+    static constexpr const char* extra_counter = "lr_max";
+    static constexpr double extra_initial = -1.0;
+    static constexpr const char* extra2_counter = "weight_sum";
+    static constexpr double extra2_initial = 0.0;
+    static unsigned slots_used(const double*) { return 3u; }
+    static HyperError check(const double* v) {
+        if (!(v[beta1] > 0.0)) return {"betas", "beta1 must be in (0, 1): eval() divides by it"};
+        return {};
+    }
+
+    struct Scalars {
+        double ckp1, y_coef, lr, weight_decay, beta2, bc2, eps;
+        bool fresh;
+    };
+    static Scalars derive(const double* v, const Counters& c) {
+        const ScheduleFreeWeights w = schedule_free_weights(v[lr], v[warmup_steps], v[r], v[weight_lr_power], c);
+        const double bc2 = 1 - __builtin_pow(v[beta2], double(c.step + 1));
+        return {w.ckp1, w.lr * (v[beta1] * (1 - w.ckp1) - 1), w.lr, v[weight_decay], v[beta2], bc2, v[eps], c.fresh};
+    }
+    static double advance_extra(const double* v, const Counters& c) {
+        return schedule_free_weights(v[lr], v[warmup_steps], v[r], v[weight_lr_power], c).lr_max;
+    }
+    static double advance_extra2(const double* v, const Counters& c) {
+        return c.extra2 + schedule_free_weights(v[lr], v[warmup_steps], v[r], v[weight_lr_power], c).weight;
+    }
+
+    template <class T, bool WD, bool FRESH>
+    static void loop(T* __restrict y, const T* __restrict g, T* __restrict z, T* __restrict v, std::size_t n,
+                     GradIn<T> gin, Moments<T> mom, T bc2, T eps, T wd, ScheduleFreeStep<T> sf) {
+        for (std::size_t i = 0; i < n; ++i) {
+            const T gi = gin(g[i]);
+            T yi = y[i], zi = FRESH ? y[i] : z[i];
+            const T vi = mom.second(v[i], gi);
+            v[i] = vi;
+            T d = gi / (sqrt_(vi / bc2) + eps);
+            if (WD) d = fmadd(yi, wd, d);
+            sf(yi, zi, d);
+            y[i] = yi;
+            z[i] = zi;
+        }
+    }
+
+    template <class T>
+    static void kernel(const Segment& seg, std::size_t lo, std::size_t hi, const Scalars& s, const GradTransform& gt) {
+        const ScheduleFreeStep<T> sf(s.ckp1, s.y_coef, s.lr);
+        const Moments<T> mom(0.0, s.beta2);
+        with_flag(s.weight_decay != 0.0, [&](auto wd) {
+            with_flag(s.fresh, [&](auto fresh) {
+                loop<T, decltype(wd)::value, decltype(fresh)::value>(
+                    operand<T>(seg, 0) + lo, operand<T>(seg, 1) + lo, operand<T>(seg, 2) + lo, operand<T>(seg, 3) + lo,
+                    hi - lo, GradIn<T>(gt), mom, T(s.bc2), T(s.eps), T(s.weight_decay), sf);
+            });
+        });
+    }
+};
