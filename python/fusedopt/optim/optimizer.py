@@ -317,10 +317,10 @@ class Optimizer:
     def _load_param_state(self, key: Key, p: np.ndarray, st: Mapping[str, Any], group: dict[str, Any], gi: int) -> State:
         shapes = self._engine.slot_shapes(group, 0, f" (param group {gi})", p)  # by the rule's SlotShape
         expected = set(shapes)
-        counter = _core.rule_info(self.rule)["extra_counter"]
+        counters = ("step", *_core.rule_info(self.rule)["extra_counters"])
         out: State = {}
         for name, value in st.items():
-            if name == "step" or name == counter:
+            if name in counters:
                 out[name] = value  # checked by the engine (a whole number >= 0, a number; ints stay exact)
             elif name in expected or isinstance(value, np.ndarray):
                 out[name] = _state_array(value, p, f"state_dict: {name!r} of parameter {key!r}", shapes.get(name))
