@@ -54,6 +54,8 @@ CASES: tuple[Case, ...] = (
     Case("Adadelta", "Adadelta", {"lr": 1.0}, 3, "Adadelta", False),
     # Trust-ratio rules: a reduction pass reads what the update then reads again.
     Case("Lamb", "Lamb", {"lr": 1e-3, "weight_decay": 1e-2}, 3, None, False),
+    Case("SGD-SF", "SGDScheduleFree", {"lr": 1e-2}, 2, None, False),  # p, z
+    Case("AdamW-SF", "AdamWScheduleFree", {"lr": 1e-3}, 3, None, False),  # p, z, exp_avg_sq
 )
 
 CASE_BY_KEY: dict[str, Case] = {c.key.lower(): c for c in CASES}
