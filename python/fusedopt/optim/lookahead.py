@@ -11,6 +11,7 @@ import numpy as np
 
 from .. import _checks, _core
 from ._types import GradsLike
+from ..sparse import RowSparse
 from .optimizer import Key, Optimizer, _state_array
 
 _COUNTER = "lookahead_counter"  # per param group, as pytorch_optimizer's 'counter'
@@ -20,7 +21,7 @@ def aligned_grads(optimizer: Optimizer, grads: GradsLike) -> list[Any]:
     """`grads` as a list aligned with ``optimizer.params`` (None where a parameter has none),
     for a structure the optimizer's step has already accepted."""
     keys = optimizer._engine.keys()
-    if isinstance(grads, np.ndarray):
+    if isinstance(grads, (np.ndarray, RowSparse)):  # one parameter's gradient
         return [grads]
     if isinstance(grads, Mapping):
         return [grads.get(k) for k in keys]
