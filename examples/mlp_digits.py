@@ -52,6 +52,7 @@ OPTIMIZERS: dict[str, tuple[str, dict[str, Any]]] = {
     "adagrad": ("Adagrad", dict(lr=0.05)),
     "lion": ("Lion", dict(lr=1e-3, weight_decay=0.1)),
     "adadelta": ("Adadelta", dict(lr=1.0)),
+    "asgd": ("ASGD", dict(lr=0.1)),
 }
 DEFAULT_OPTIMIZERS = "sgd,momentum,nesterov,adam,adamw,rmsprop,adagrad,nadam,radam,adamax,lion"
 SCHEDULES = ("cosine", "step", "exponential", "none")
@@ -258,7 +259,7 @@ COLORS = {
     "sgd": "#7f7f7f", "momentum": "#1f77b4", "nesterov": "#17becf", "adam": "#d62728",
     "adamw": "#ff7f0e", "nadam": "#e377c2", "radam": "#8c564b", "adamax": "#bcbd22",
     "rmsprop": "#2ca02c", "adagrad": "#9467bd", "lion": "#000000",
-    "adadelta": "#aec7e8",
+    "adadelta": "#aec7e8", "asgd": "#98df8a",
 }
 
 

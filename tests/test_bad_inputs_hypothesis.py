@@ -75,14 +75,32 @@ def bad_hyperparameter(default: Any, hp: str, at_construction: bool) -> st.Searc
     checks it there alone)."""
     if isinstance(default, bool):
         return NOT_A_FLAG
+    if isinstance(default, tuple) and hp in PAIRS:
+        good, first, second = PAIRS[hp]
+        return st.one_of(NOT_A_PAIR,
+                         st.one_of(NOT_A_NUMBER, PAST_FLOAT64, raising(first, ValueError)).map(
+                             lambda b: ((b[0], good[1]), b[1])),
+                         st.one_of(NOT_A_NUMBER, PAST_FLOAT64, raising(second, ValueError)).map(
+                             lambda b: ((good[0], b[0]), b[1])))
     if isinstance(default, tuple):
         return st.one_of(NOT_A_PAIR, st.tuples(st.one_of(NOT_A_NUMBER, PAST_FLOAT64, NOT_IN_UNIT),
                                                st.booleans()).map(_in_pair))
     if isinstance(default, str):
-        return raising(st.text(max_size=6).filter(lambda s: s not in ("torch", "classic")) | st.none(), ValueError)
+        return raising(st.text(max_size=6).filter(lambda s: s not in ("torch", "classic", "hat")) | st.none(),
+                       ValueError)
     if hp == "lr" and not at_construction:
         return st.one_of(NOT_A_NUMBER, PAST_FLOAT64)
     return st.one_of(NOT_A_NUMBER, PAST_FLOAT64, NEGATIVE)
+
+
+# Pairs other than betas (both in [0, 1)): a good pair, and bad values for its first and its
+# second element (Rprop: 0 < etas[0] < 1 < etas[1], 0 <= step_sizes[0] <= step_sizes[1]).
+PAIRS: dict[str, tuple[tuple[float, float], st.SearchStrategy, st.SearchStrategy]] = {
+    "etas": ((0.5, 1.2), st.floats(min_value=1.0) | st.floats(max_value=0.0) | st.just(math.nan),
+             st.floats(max_value=1.0) | st.just(math.nan)),
+    "step_sizes": ((1e-6, 50.0), st.floats(min_value=50.5) | st.floats(max_value=-1e-300) | st.just(math.nan),
+                   st.floats(max_value=1e-7) | st.just(math.nan)),
+}
 
 
 def _in_pair(bad_and_side: tuple[tuple[Any, type], bool]) -> tuple[Any, type]:
@@ -204,7 +222,8 @@ def assert_contract(call: Callable[[], Any], exc: type[Exception], names: tuple[
 def test_bad_hyperparameter_in_constructor(data: st.DataObject, case: tuple[str, str]) -> None:
     name, hp = case
     value, exc = data.draw(bad_hyperparameter(OPTIMIZERS[name]([np.ones(1)]).defaults[hp], hp, True))
-    if value is None and inspect.signature(OPTIMIZERS[name]).parameters[hp].default is None:
+    param = inspect.signature(OPTIMIZERS[name]).parameters.get(hp)
+    if value is None and param is not None and param.default is None:
         return  # None asks the constructor for the class's default (Adam's decoupled_weight_decay)
     p = np.ones(3, np.float32)
     assert_contract(lambda: OPTIMIZERS[name]([p], **{hp: value}), exc, (hp,), lambda: p.tobytes())

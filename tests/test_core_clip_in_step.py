@@ -310,8 +310,13 @@ def _nan_aware_equal(a: np.ndarray, b: np.ndarray, what: str) -> None:
     assert_same_bits(a[ok], b[ok], what)
 
 
+# Rprop moves by sign(g) * step_size, and torch.sign(NaN) = 0, sign(inf) = 1: its parameters stay
+# finite (test_rules_torch.py checks what it does instead).
+POISONED = [n for n in NAMES if n != "Rprop"]
+
+
 @pytest.mark.parametrize("value", list(BAD_VALUES))
-@pytest.mark.parametrize("name", NAMES)
+@pytest.mark.parametrize("name", POISONED)
 def test_propagate_without_clipping_poisons_only_that_element(name: str, value: str, baseline_target: str) -> None:
     """No norm is involved: each element's update sees only its own gradient, so a NaN (or an
     inf, which turns into NaN or inf in the update) reaches exactly that element of the
@@ -340,7 +345,7 @@ def test_propagate_without_clipping_poisons_only_that_element(name: str, value: 
                 _nan_aware_equal(v, ref.state[key][n], f"state[{key}][{n}]")
 
 
-@pytest.mark.parametrize("name", NAMES)
+@pytest.mark.parametrize("name", POISONED)
 def test_propagate_with_max_grad_norm_nan_poisons_everything(name: str, baseline_target: str) -> None:
     """torch's clip_grad_norm_ with a NaN total norm multiplies every gradient by NaN, so every
     parameter element becomes NaN (same here, native and reference)."""

@@ -89,11 +89,15 @@ MIXED_SHAPES: list[tuple[int, ...]] = [(), (0,), (1,), (15,), (16,), (17,), (100
 # discrepancy (a scalar rounded to the wrong dtype, an operation in another order, a wrong
 # constant) shows up as hundreds of ulp or more.
 FUSED_OPS = {"SGD": 4, "Adagrad": 3, "RMSprop": 6, "Adam": 4, "AdamW": 4, "Adamax": 2, "NAdam": 4, "RAdam": 4, "Lion": 3}
-FUSED_OPS |= {"Adadelta": 6}
 # Trust-ratio rules: the per-element chain, plus the array's coefficient, a ratio of norms of
 # values that differ by that chain (a relative difference of about the same size).
 #   Lamb     5  d (x2: squared); m = d*beta3 + beta1*m; v; u += wd*p (coupled); p += alpha*u
 FUSED_OPS.update({"Lamb": 5})
+# Adadelta 6  d (x2: squared); sq = (1-rho)*d*d + rho*sq; acc likewise with delta (which carries
+#             d's difference again); p += -lr*delta  (measured: 4)
+# Rprop    0  no fused op: sign(g*prev) * step_size is exact, p + (-sign)*step_size one rounding
+# ASGD     2  d = g + wd*p; p = -eta*d + decay*p  (ax = ax + (p - ax)*mu: no fused op)
+FUSED_OPS |= {"Adadelta": 6, "Rprop": 0, "ASGD": 2}
 ULPS = {name: 2 * k + 1 for name, k in FUSED_OPS.items()}
 
 
@@ -157,6 +161,17 @@ def option_matrix() -> list[tuple[str, dict[str, Any]]]:
               {"fixed_decay": False, "grad_averaging": False, "adam_debias": True, "max_weight_norm": 10.0},
               {"adam": True, "weight_decay": 0.05, "grad_averaging": True, "adam_debias": False}):
         cases.append(("Lamb", dict(lr=1e-3, **c)))
+    for c in _grid(etas=((0.5, 1.2), (0.3, 1.6)), step_sizes=((1e-6, 50.0), (2e-4, 4e-3)), maximize=(False, True)):
+        cases.append(("Rprop", dict(lr=1e-3, **c)))
+    for c in _grid(lambd_alpha=((1e-4, 0.75), (0.05, 0.5)), t0=(1e6, 3.0), weight_decay=(0.0, 0.05),
+                   maximize=(False, True)):
+        lambd, alpha = c.pop("lambd_alpha")
+        cases.append(("ASGD", dict(lr=1e-2, lambd=lambd, alpha=alpha, **c)))
+    for c in _grid(amsgrad=(False, True), weight_decay=(0.0, 0.05), decoupled_weight_decay=(False, True)):
+        cases.append(("Adam", dict(lr=1e-3, eps_mode="hat", maximize=c["amsgrad"], **c)))
+    cases.append(("Adam", dict(lr=1e-3, eps_mode="torch", weight_decay=0.05)))
+    for c in _grid(eps_mode=("torch", "hat"), amsgrad=(False, True)):
+        cases.append(("AdamW", dict(lr=1e-3, weight_decay=0.05, maximize=True, **c)))
     return cases
 
 
@@ -172,7 +187,8 @@ def case_id(name: str, cfg: dict[str, Any]) -> str:
         if k == "lr" or v is False or v == 0.0:
             continue
         short = _SHORT.get(k, k)
-        parts.append(str(v) if k == "formulation" else short if v is True else f"{short}{v:g}")
+        parts.append(str(v) if isinstance(v, str) else short if v is True else
+                     f"{short}{v[0]:g},{v[1]:g}" if isinstance(v, tuple) else f"{short}{v:g}")
     return "-".join(parts)
 
 

@@ -34,6 +34,10 @@ SHAPES_G0 = [(6,), (2, 3)]
 SHAPES_G1 = [(), (17,)]
 SHAPES = SHAPES_G0 + SHAPES_G1
 N0 = len(SHAPES_G0)
+# A param-group edit that changes the next steps, and a scheduled (callable) hyperparameter:
+# lr and weight_decay, except for Rprop (no weight decay; lr only sets the first step sizes).
+GROUP_EDIT: dict[str, dict[str, Any]] = {"Rprop": {"etas": (0.3, 1.5), "step_sizes": (1e-5, 5e-3)}}
+SCHEDULED: dict[str, dict[str, Any]] = {"Rprop": {"etas": (lambda s: 0.5 - 0.05 * (s % 4), 1.2)}}
 
 
 def build(name: str, params: list[np.ndarray], named: bool, cfg: dict | None = None, **options: Any) -> Any:
@@ -217,8 +221,7 @@ def test_param_groups_editable_between_steps(name: str, baseline_target: str) ->
     for t, g in enumerate(grads):
         if t == 3:
             for opt in (pair.a, pair.b):
-                opt.param_groups[0]["lr"] = cfg["lr"] * 3
-                opt.param_groups[0]["weight_decay"] = 0.2
+                opt.param_groups[0].update(GROUP_EDIT.get(name, {"lr": cfg["lr"] * 3, "weight_decay": 0.2}))
         pair.step(g, look=False)  # state not handed out: the edit must be seen on that path too
         unchanged.step(g)
         pair.assert_bitwise(f"{name} step {t + 1}: ")
@@ -452,7 +455,7 @@ def test_callable_hyperparameters_resume_bitwise(name: str) -> None:
     k, total = 4, 9
     params = make_params(SHAPES, np.float32, 26)
     grads = make_grad_stream(SHAPES, np.float32, total, 27)
-    cfg = {**RICH_CONFIGS[name], "lr": Recorder(), "weight_decay": lambda s: 0.01 * (s % 4)}
+    cfg = {**RICH_CONFIGS[name], "lr": Recorder(), **SCHEDULED.get(name, {"weight_decay": lambda s: 0.01 * (s % 4)})}
     ref = OPTIMIZERS[name](copies(params), **cfg)
     for t in range(total):
         if t == k:

@@ -104,7 +104,7 @@ def test_compare_all_defaults_reach_the_minimum():
     results = R.compare_all()
     assert list(results) == ["rosenbrock", "quadratic", "beale"]
     for runs in results.values():
-        assert [r.spec.name for r in runs] == ["SGD", "Momentum", "Nesterov", "Adam", "RMSprop"]
+        assert [r.spec.name for r in runs] == ["SGD", "Momentum", "Nesterov", "Adam", "RMSprop", "Rprop"]
         best = min(runs, key=lambda r: r.final_loss)
         assert best.final_loss < 1e-3
         assert best.distance_to_minimum < 0.1

@@ -1,9 +1,10 @@
 """Moving a run between torch.optim and fusedopt: state_dict conversion.
 
 torch keys optimizer state by parameter *position* over all param groups and
-keeps ``step`` (and NAdam's ``mu_product``) as float32 0-d tensors; fusedopt
-keys it by position or by parameter name, keeps ``step`` as an exact Python
-int and array state as NumPy arrays of the parameter's dtype.  The state
+keeps ``step`` (and NAdam's ``mu_product``, ASGD's ``eta`` and ``mu``) as
+float32 0-d tensors; fusedopt keys it by position or by parameter name, keeps
+``step`` as an exact Python int, the other scalars as Python floats, and
+array state as NumPy arrays of the parameter's dtype.  The state
 names are the same (``exp_avg``, ``momentum_buffer``, ...).
 
     tsd = torch_opt.state_dict()
@@ -53,6 +54,10 @@ TORCH_GROUP_DEFAULTS: dict[str, dict[str, Any]] = {
               "foreach": None, "capturable": False, "decoupled_weight_decay": False, "differentiable": False},
     "Adadelta": {"lr": 1.0, "rho": 0.9, "eps": 1e-6, "weight_decay": 0, "maximize": False, "capturable": False,
                  "foreach": None, "differentiable": False},
+    "Rprop": {"lr": 1e-2, "etas": (0.5, 1.2), "step_sizes": (1e-6, 50), "foreach": None, "maximize": False,
+              "differentiable": False, "capturable": False},
+    "ASGD": {"lr": 1e-2, "lambd": 1e-4, "alpha": 0.75, "t0": 1e6, "weight_decay": 0, "foreach": None,
+             "maximize": False, "differentiable": False, "capturable": False},
 }
 
 # Implementation switches of torch.optim: they change how torch computes, not what.
@@ -60,7 +65,7 @@ _TORCH_FLAGS = frozenset({"foreach", "fused", "capturable", "differentiable"})
 # Keys torch's lr schedulers add to param groups; carried both ways.
 _SCHEDULER_KEYS = ("initial_lr", "max_lr", "min_lr", "max_momentum", "base_momentum")
 # State torch keeps as 0-d float32 tensors (whatever the parameter dtype).
-_FLOAT32_SCALARS = frozenset({"step", "mu_product"})
+_FLOAT32_SCALARS = frozenset({"step", "mu_product", "eta", "mu"})
 
 
 def _group_defaults(optimizer: Any) -> dict[str, Any]:
@@ -184,7 +189,7 @@ def to_torch_state_dict(optimizer: Any) -> dict[str, Any]:
     """The optimizer's state as a dict ``torch.optim.<Same>.load_state_dict`` accepts.
 
     State is keyed by position over all groups; arrays become tensors (NumPy
-    copies without torch), ``step`` and ``mu_product`` float32 0-d tensors.
+    copies without torch), ``step``, ``mu_product``, ``eta`` and ``mu`` float32 0-d tensors.
     Param groups carry torch's keys for that optimizer (for Lion, which
     torch.optim lacks, its own hyperparameters), with torch's defaults for its
     implementation flags; callable hyperparameters are evaluated at

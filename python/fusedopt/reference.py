@@ -177,13 +177,15 @@ def adam(
     weight_decay: float,
     amsgrad: bool,
     decoupled_weight_decay: bool,
+    eps_mode: str = "torch",
     **_unused: object,
 ) -> None:
     t = p.dtype.type
     tt = float(step + 1)
     beta1, beta2 = float(betas[0]), float(betas[1])
-    step_size = float(lr) / (1 - beta1**tt)
     bc2_sqrt = (1 - beta2**tt) ** 0.5
+    hat = eps_mode == "hat"  # epsilon-hat (Keras, TF, scikit-learn): lr_t = lr*sqrt(bc2)/bc1, eps unscaled
+    step_size = float(lr) * bc2_sqrt / (1 - beta1**tt) if hat else float(lr) / (1 - beta1**tt)
     decay = _decay(lr, weight_decay, decoupled_weight_decay)
     d = _weight_decay(p, transform.apply(g), weight_decay, decay, decoupled_weight_decay)
     exp_avg[...] = _lerp(exp_avg, d, 1.0 - beta1)
@@ -193,7 +195,7 @@ def adam(
         assert max_exp_avg_sq is not None
         max_exp_avg_sq[...] = _maximum(max_exp_avg_sq, exp_avg_sq)
         v = max_exp_avg_sq
-    denom = np.sqrt(v) / t(bc2_sqrt) + t(eps)
+    denom = np.sqrt(v) + t(eps) if hat else np.sqrt(v) / t(bc2_sqrt) + t(eps)
     p[...] = p + (t(-step_size) * exp_avg) / denom
 
 
@@ -544,6 +546,63 @@ def blend(a: Sequence[np.ndarray], b: Sequence[np.ndarray], weights: float | Seq
             else:
                 raise ValueError(f"op: unknown {op!r}")
 
+def _torch_sign(x: np.ndarray) -> np.ndarray:
+    """torch.sign on CPU: (x > 0) - (x < 0), so sign(NaN) = 0 and sign(-0.0) = +0.0."""
+    t = x.dtype.type
+    out: np.ndarray = (x > 0).astype(t) - (x < 0).astype(t)
+    return out
+
+
+def rprop(
+    p: np.ndarray,
+    g: np.ndarray,
+    prev: np.ndarray,
+    step_size: np.ndarray,
+    *,
+    transform: GradTransform = _IDENTITY,
+    fresh: bool,
+    lr: float,
+    etas: tuple[float, float],
+    step_sizes: tuple[float, float],
+    **_unused: object,
+) -> None:
+    t = p.dtype.type
+    etaminus, etaplus = t(etas[0]), t(etas[1])
+    d = transform.apply(g)
+    s = _torch_sign(d * prev)
+    s = np.where(s > 0, etaplus, s)  # torch's three masked assignments, in its order
+    s = np.where(s < 0, etaminus, s)
+    s = np.where(s == 0, t(1), s)
+    old = np.full_like(step_size, t(lr)) if fresh else step_size  # the first step starts from lr
+    ss = old * s
+    ss = np.where(ss < t(step_sizes[0]), t(step_sizes[0]), ss)  # clamp, NaN kept
+    step_size[...] = np.where(ss > t(step_sizes[1]), t(step_sizes[1]), ss)
+    d = np.where(s == etaminus, t(0), d)  # a sign flip: no move, and prev = 0
+    p[...] = -_torch_sign(d) * step_size + p
+    prev[...] = d
+
+def asgd(
+    p: np.ndarray,
+    g: np.ndarray,
+    ax: np.ndarray,
+    *,
+    transform: GradTransform = _IDENTITY,
+    fresh: bool,
+    eta: float,
+    mu: float,
+    lr: float,
+    lambd: float,
+    weight_decay: float,
+    **_unused: object,
+) -> None:
+    t = p.dtype.type
+    if fresh:  # torch's state starts at eta = lr (a float32 tensor) and mu = 1
+        eta, mu = float(np.float32(lr)), 1.0
+    d = transform.apply(g)
+    if weight_decay != 0:
+        d = p * t(weight_decay) + d
+    p[...] = d * t(-eta) + p * t(1 - float(lambd) * eta)
+    ax[...] = ax + (p - ax) * t(mu) if mu != 1 else p
 
 # ---------------------------------------------------------------------------------------------
 # Gradient norms, for clipping: float64 accumulation, scaled so nothing overflows or underflows.

@@ -45,10 +45,11 @@ N_STEPS = 20  # the default; a case may run more (OptCase.n_steps)
 # Scalars kept in optimizer state (torch keeps them as 0-d float32 tensors,
 # fusedopt as Python numbers).  Every other state entry is an array with the
 # parameter's shape and dtype.
-SCALAR_STATE = ("step", "mu_product")
+SCALAR_STATE = ("step", "mu_product", "eta", "mu")
+FLOAT_SCALARS = SCALAR_STATE[1:]  # torch: float32 0-d tensors; fusedopt: Python floats
 
 OPTIMIZERS = ("SGD", "Adagrad", "RMSprop", "Adam", "AdamW", "Adamax", "NAdam", "RAdam")
-OPTIMIZERS += ("Adadelta",)
+OPTIMIZERS += ("Adadelta", "Rprop", "ASGD")
 
 
 # --------------------------------------------------------------------------
@@ -270,6 +271,33 @@ _CONFIGS |= {
         ("max_grad_norm", {"weight_decay": 0.1}, {**LONG, "upstream": False, "clip": {"max_grad_norm": 0.5}}),
         ("clip_value maximize", {"maximize": True}, {**LONG, "upstream": False, "clip": {"clip_value": 0.5}}),
     ],
+    "Rprop": [
+        ("default", {}, LONG),
+        ("non-default lr", {"lr": 2e-4}, LONG),
+        ("non-default etas", {"etas": (0.5, 1.5)}, LONG),
+        ("non-default step_sizes", {"step_sizes": (2e-6, 100)}, LONG),
+        ("maximize", {"maximize": True}, LONG),
+        ("clamped both ways", {"lr": 0.1, "etas": (0.3, 1.9), "step_sizes": (0.05, 0.2)}, {**LONG, "upstream": False}),
+        ("param groups", {"lr": 1e-3}, {**LONG, "upstream": False, "groups": _GROUPS(lr=0.05, etas=(0.2, 1.1), step_sizes=(1e-3, 0.06))}),
+        ("max_grad_norm maximize", {"maximize": True}, {**LONG, "upstream": False, "clip": {"max_grad_norm": 0.5}}),
+        ("clip_value", {}, {**LONG, "upstream": False, "clip": {"clip_value": 0.5}}),
+    ],
+    "ASGD": [
+        ("default", {}, LONG),
+        ("non-default lambd", {"lambd": 0.1}, LONG),
+        ("non-default lr", {"lr": 0.02}, LONG),
+        ("t0", {"t0": 100}, LONG),
+        ("maximize", {"maximize": True}, LONG),
+        ("nonzero weight_decay", {"weight_decay": 0.1}, LONG),
+        ("maximize, nonzero weight_decay", {"weight_decay": 0.1, "maximize": True}, LONG),
+        # t0 small enough that mu < 1 (the averaging branch) within the run
+        ("averaging", {"lr": 0.05, "lambd": 0.01, "alpha": 0.5, "t0": 5}, {**LONG, "upstream": False}),
+        ("averaging from the start", {"lr": 0.1, "lambd": 0.5, "t0": 0, "weight_decay": 0.2, "maximize": True},
+         {**LONG, "upstream": False}),
+        ("param groups", {"t0": 3}, {**LONG, "upstream": False, "groups": _GROUPS(lr=0.05, lambd=0.2, alpha=1.0, t0=12, weight_decay=0.1)}),
+        ("max_grad_norm", {"lr": 0.05, "t0": 4}, {**LONG, "upstream": False, "clip": {"max_grad_norm": 1.0}}),
+        ("clip_value maximize", {"t0": 8, "maximize": True}, {**LONG, "upstream": False, "clip": {"clip_value": 0.5}}),
+    ],
 }
 
 
@@ -410,6 +438,7 @@ def run_fusedopt_case(fusedopt, case: OptCase, init, grads, backend: str) -> lis
 #   <id>.s.<name>    (N_STEPS+1, TOTAL) param dtype, array state (NaN where absent)
 #   <id>.m.<name>    (N_STEPS+1, N_PARAMS) bool: the param has that state entry
 #   <id>.mu_product  (N_STEPS+1, N_PARAMS) float32 (NaN where absent), NAdam only
+#   <id>.eta, .mu    the same, ASGD only
 # --------------------------------------------------------------------------
 def _flat(arrs) -> np.ndarray:
     return np.concatenate([np.asarray(a).reshape(-1) for a in arrs])
@@ -439,7 +468,7 @@ def pack_case(case: OptCase, init, grads, snaps) -> dict[str, np.ndarray]:
     out[f"{p}.grad_mask"] = np.array([[g is not None for g in row] for row in grads], dtype=bool)
     has = np.zeros((n, N_PARAMS), dtype=bool)
     step = np.full((n, N_PARAMS), -1, dtype=np.int32)
-    mu = np.full((n, N_PARAMS), np.nan, dtype=np.float32)
+    floats = {k: np.full((n, N_PARAMS), np.nan, dtype=np.float32) for k in FLOAT_SCALARS}
     arrays = {k: np.full((n, TOTAL), np.nan, dtype=dt) for k in names}
     present = {k: np.zeros((n, N_PARAMS), dtype=bool) for k in names}
     for r, s in enumerate(snaps):
@@ -447,16 +476,18 @@ def pack_case(case: OptCase, init, grads, snaps) -> dict[str, np.ndarray]:
             has[r, i] = True
             if "step" in st:
                 step[r, i] = st["step"]
-            if "mu_product" in st:
-                mu[r, i] = st["mu_product"]
+            for k in FLOAT_SCALARS:
+                if k in st:
+                    floats[k][r, i] = st[k]
             for k in names:
                 if k in st:
                     present[k][r, i] = True
                     arrays[k][r, OFFSETS[i] : OFFSETS[i + 1]] = np.asarray(st[k]).reshape(-1)
     out[f"{p}.has_state"] = has
     out[f"{p}.step"] = step
-    if not np.isnan(mu).all():
-        out[f"{p}.mu_product"] = mu
+    for k, a in floats.items():
+        if not np.isnan(a).all():
+            out[f"{p}.{k}"] = a
     for k, a in arrays.items():
         out[f"{p}.s.{k}"] = a
         out[f"{p}.m.{k}"] = present[k]
@@ -472,7 +503,7 @@ def unpack_case(data, case: OptCase):
     mask = data[f"{p}.grad_mask"]
     has = data[f"{p}.has_state"]
     step = data[f"{p}.step"]
-    mu = data.get(f"{p}.mu_product")
+    floats = {k: data[f"{p}.{k}"] for k in FLOAT_SCALARS if f"{p}.{k}" in data}
     prefix = f"{p}.s."
     names = [k[len(prefix) :] for k in data if k.startswith(prefix)]
     arrays = {k: data[prefix + k] for k in names}
@@ -490,8 +521,9 @@ def unpack_case(data, case: OptCase):
             d: dict[str, Any] = {}
             if step[r, i] >= 0:
                 d["step"] = int(step[r, i])
-            if mu is not None and not np.isnan(mu[r, i]):
-                d["mu_product"] = float(mu[r, i])
+            for k, a in floats.items():
+                if not np.isnan(a[r, i]):
+                    d[k] = float(a[r, i])
             for k in names:
                 if present[k][r, i]:
                     d[k] = arrays[k][r, OFFSETS[i] : OFFSETS[i + 1]].reshape(SHAPES[i]).copy()

@@ -61,7 +61,7 @@ TOLERANCES: dict[str, tuple[float, float]] = {  # dtype -> (rtol, atol)
 SCHEDULE_TOLERANCE: tuple[float, float] = (1e-12, 1e-15)  # (rtol, atol)
 
 # Scalars torch keeps as float32 tensors whatever the parameter dtype.
-SCALAR_TOLERANCE_DTYPE: dict[str, str] = {"mu_product": "float32"}
+SCALAR_TOLERANCE_DTYPE: dict[str, str] = {"mu_product": "float32", "eta": "float32", "mu": "float32"}
 
 
 # ---------------------------------------------------------------------------

@@ -36,6 +36,8 @@ _RICH = {
     "NAdam": "decoupled_weight_decay",
     "RAdam": "decoupled_weight_decay",
     "Adadelta": "maximize, weight_decay",
+    "Rprop": "clamped both ways",
+    "ASGD": "averaging",
 }
 INTEROP_CASES = [c for c in cases.OPT_CASES if c.desc in (_RICH[c.optimizer], "param groups")]
 _PARAMS = [pytest.param(c, id=c.id) for c in INTEROP_CASES]

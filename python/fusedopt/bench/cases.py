@@ -56,6 +56,9 @@ CASES: tuple[Case, ...] = (
     Case("Lamb", "Lamb", {"lr": 1e-3, "weight_decay": 1e-2}, 3, None, False),
     Case("SGD-SF", "SGDScheduleFree", {"lr": 1e-2}, 2, None, False),  # p, z
     Case("AdamW-SF", "AdamWScheduleFree", {"lr": 1e-3}, 3, None, False),  # p, z, exp_avg_sq
+    Case("Rprop", "Rprop", {"lr": 1e-2}, 3, "Rprop", False),
+    Case("ASGD", "ASGD", {"lr": 1e-2}, 2, "ASGD", False),
+    Case("Adam+hat", "Adam", {"lr": 1e-3, "eps_mode": "hat"}, 3, None, False, variant=True),
 )
 
 CASE_BY_KEY: dict[str, Case] = {c.key.lower(): c for c in CASES}

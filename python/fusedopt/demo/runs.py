@@ -6,7 +6,7 @@ be computed, printed and tested without the ``plot`` extra.
 * :func:`run_path` — one optimizer on a 2-D :class:`~.functions.TestFunction`,
   returning the path and the loss at every step.
 * :func:`compare_on_function` — the standard line-up (SGD, momentum, Nesterov,
-  Adam, RMSprop) with settings tuned per function (:data:`DEFAULT_SETTINGS`).
+  Adam, RMSprop, Rprop) with settings tuned per function (:data:`DEFAULT_SETTINGS`).
 * :func:`lr_momentum_grid` — final loss of SGD for a grid of learning rates
   and momenta.
 * :func:`regression_runs` / :func:`schedule_runs` — mini-batch linear
@@ -57,6 +57,7 @@ COLORS = {
     "Nesterov": "#ff7f0e",
     "Adam": "#d62728",
     "RMSprop": "#2ca02c",
+    "Rprop": "#8c564b",
     "Adagrad": "#9467bd",
 }
 
@@ -168,17 +169,18 @@ def run_path(
 # --------------------------------------------------------------------------- #
 #: Learning rates per function: ``sgd`` is shared by SGD, Momentum and Nesterov
 #: (so the plots show what momentum adds at the same step size), ``mu`` is the
-#: momentum; ``adam`` and ``rms`` are Adam's and RMSprop's learning rates.
+#: momentum; ``adam`` and ``rms`` are Adam's and RMSprop's learning rates, ``rprop``
+#: Rprop's initial step size (these are full-batch gradients, what Rprop is for).
 DEFAULT_SETTINGS: dict[str, dict[str, float]] = {
-    "rosenbrock": dict(sgd=1e-3, mom=1e-3, mu=0.9, adam=0.05, rms=0.01),
-    "quadratic": dict(sgd=0.01, mom=0.01, mu=0.9, adam=0.2, rms=0.1),
-    "beale": dict(sgd=2e-3, mom=2e-3, mu=0.9, adam=0.05, rms=0.01),
+    "rosenbrock": dict(sgd=1e-3, mom=1e-3, mu=0.9, adam=0.05, rms=0.01, rprop=0.01),
+    "quadratic": dict(sgd=0.01, mom=0.01, mu=0.9, adam=0.2, rms=0.1, rprop=0.01),
+    "beale": dict(sgd=2e-3, mom=2e-3, mu=0.9, adam=0.05, rms=0.01, rprop=0.01),
 }
 DEFAULT_STEPS = {"rosenbrock": 600, "quadratic": 100, "beale": 500}
 
 
 def standard_specs(function_name: str) -> list[OptimizerSpec]:
-    """SGD, Momentum, Nesterov, Adam and RMSprop with the tuned settings."""
+    """SGD, Momentum, Nesterov, Adam, RMSprop and Rprop with the tuned settings."""
     s = DEFAULT_SETTINGS[function_name]
     return [
         OptimizerSpec("SGD", "SGD", dict(lr=s["sgd"])),
@@ -188,6 +190,7 @@ def standard_specs(function_name: str) -> list[OptimizerSpec]:
         ),
         OptimizerSpec("Adam", "Adam", dict(lr=s["adam"])),
         OptimizerSpec("RMSprop", "RMSprop", dict(lr=s["rms"])),
+        OptimizerSpec("Rprop", "Rprop", dict(lr=s["rprop"])),
     ]
 
 

@@ -4,16 +4,19 @@ from .adadelta import Adadelta
 from .adagrad import Adagrad
 from .adam import Adam, AdamW
 from .adam_variants import Adamax, NAdam, RAdam
+from .asgd import ASGD
 from .lion import Lion
 from .lookahead import Lookahead
 from .optimizer import NonFiniteGradientError, Optimizer
 from .rmsprop import RMSprop
 from .schedule_free import AdamWScheduleFree, SGDScheduleFree
+from .rprop import Rprop
 from .sgd import SGD, SGDMomentum
 from .trust_ratio import Lamb
 from .sparse_adam import SparseAdam
 
 __all__ = [
+    "ASGD",
     "Adadelta",
     "Adagrad",
     "Adam",
@@ -28,6 +31,7 @@ __all__ = [
     "Optimizer",
     "RAdam",
     "RMSprop",
+    "Rprop",
     "SGD",
     "SGDMomentum",
     "SparseAdam",

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal
 
 if TYPE_CHECKING:
     from typing_extensions import Unpack
@@ -21,6 +21,17 @@ class Adam(Optimizer):
         p -= lr/(1 - beta1^t) * m / (sqrt(v)/sqrt(1 - beta2^t) + eps)   # eps outside the sqrt
 
     The step count t is an exact integer (torch's float32 counter stops at 2^24).
+
+    ``eps_mode="hat"`` switches to the epsilon-hat form of Kingma & Ba (end of section 2) that
+    Keras (``keras.optimizers.Adam``), TensorFlow 1 (``tf.train.AdamOptimizer``) and
+    scikit-learn (``MLPClassifier(solver="adam")``) compute, so their runs can be reproduced::
+
+        p -= lr * sqrt(1 - beta2^t) / (1 - beta1^t) * m / (sqrt(v) + eps)   # eps not bias-corrected
+
+    (their default eps differs too: 1e-7 in Keras, 1e-8 in TF1 and scikit-learn). With the
+    default ``"torch"`` eps is added to sqrt(v)/sqrt(1 - beta2^t), as torch, optax and PyTorch
+    ports do; the two agree when eps is negligible next to sqrt(v). Everything else (weight
+    decay, amsgrad, maximize) is unchanged by the switch.
     """
 
     rule = "adam"
@@ -37,6 +48,7 @@ class Adam(Optimizer):
         *,
         maximize: bool = False,
         decoupled_weight_decay: bool | None = None,
+        eps_mode: Literal["torch", "hat"] = "torch",
         **options: Unpack[StepOptions],
     ) -> None:
         if decoupled_weight_decay is None:
@@ -49,12 +61,14 @@ class Adam(Optimizer):
             amsgrad=amsgrad,
             maximize=maximize,
             decoupled_weight_decay=decoupled_weight_decay,
+            eps_mode=eps_mode,
         )
         super().__init__(params, defaults, **options)
 
 class AdamW(Adam):
     """Adam with decoupled weight decay (Loshchilov & Hutter), as torch.optim.AdamW:
-    ``p *= 1 - lr*weight_decay`` before the Adam update; weight_decay defaults to 1e-2."""
+    ``p *= 1 - lr*weight_decay`` before the Adam update; weight_decay defaults to 1e-2. ``eps_mode``
+    as in :class:`Adam` (``"hat"``: Keras' AdamW)."""
 
     _decoupled_default = True
 
@@ -68,8 +82,10 @@ class AdamW(Adam):
         amsgrad: bool = False,
         *,
         maximize: bool = False,
+        eps_mode: Literal["torch", "hat"] = "torch",
         **options: Unpack[StepOptions],
     ) -> None:
         super().__init__(
-            params, lr, betas, eps, weight_decay, amsgrad, maximize=maximize, decoupled_weight_decay=True, **options
+            params, lr, betas, eps, weight_decay, amsgrad, maximize=maximize, decoupled_weight_decay=True,
+            eps_mode=eps_mode, **options
         )

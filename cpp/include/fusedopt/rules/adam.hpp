@@ -1,10 +1,14 @@
 // torch.optim.Adam / AdamW. Slots: exp_avg, exp_avg_sq, max_exp_avg_sq (amsgrad).
+// eps_mode "hat": the epsilon-hat form of Keras, TensorFlow and scikit-learn (Kingma & Ba, end of
+// section 2): p -= lr*sqrt(1-beta2^t)/(1-beta1^t) * m / (sqrt(v) + eps), eps not bias-corrected.
 
 struct adam_rule : RuleBase {
     static constexpr const char* name = "adam";
-    enum Value { lr, beta1, beta2, eps, weight_decay, amsgrad, maximize, decoupled, value_count };
+    enum Value { lr, beta1, beta2, eps, weight_decay, amsgrad, maximize, decoupled, eps_mode, value_count };
+    static constexpr const char* eps_modes[] = {"torch", "hat", nullptr};
     static constexpr HyperSpec hypers[] = {learning_rate(), betas_pair(), number("eps"), number("weight_decay"),
-                                           flag("amsgrad"), flag("maximize"), flag("decoupled_weight_decay")};
+                                           flag("amsgrad"), flag("maximize"), flag("decoupled_weight_decay"),
+                                           {"eps_mode", HyperKind::choice, HyperCheck::none, eps_modes}};
     static constexpr SlotSpec slots[] = {{"exp_avg"}, {"exp_avg_sq"}, {"max_exp_avg_sq"}};
     static unsigned slots_used(const double* v) { return v[amsgrad] != 0.0 ? 7u : 3u; }
     // Row-sparse gradients: lazy Adam (the same update on the touched rows only; docs/sparse.md).
@@ -12,20 +16,20 @@ struct adam_rule : RuleBase {
 
     struct Scalars {
         double beta1, beta2, eps, weight_decay;
-        double step_size;  // lr / (1 - beta1^t)
+        double step_size;  // lr / (1 - beta1^t); hat: lr * sqrt(1 - beta2^t) / (1 - beta1^t)
         double bc2_sqrt;   // sqrt(1 - beta2^t)
         double decay;      // 1 - lr*weight_decay when decoupled, else 1
-        bool amsgrad, decoupled;
+        bool amsgrad, decoupled, hat;
     };
     static Scalars derive(const double* v, const Counters& c) {
         const double t = double(c.step + 1);
-        const bool dec = v[decoupled] != 0.0;
-        return {v[beta1], v[beta2], v[eps], v[weight_decay], v[lr] / (1 - __builtin_pow(v[beta1], t)),
-                __builtin_pow(1 - __builtin_pow(v[beta2], t), 0.5), decoupled_decay(v[lr], v[weight_decay], dec),
-                v[amsgrad] != 0.0, dec};
+        const bool dec = v[decoupled] != 0.0, hat = v[eps_mode] == 1.0;
+        const double bc1 = 1 - __builtin_pow(v[beta1], t), bc2_sqrt = __builtin_pow(1 - __builtin_pow(v[beta2], t), 0.5);
+        return {v[beta1], v[beta2], v[eps], v[weight_decay], hat ? v[lr] * bc2_sqrt / bc1 : v[lr] / bc1, bc2_sqrt,
+                decoupled_decay(v[lr], v[weight_decay], dec), v[amsgrad] != 0.0, dec, hat};
     }
 
-    template <class T, bool AMS, bool CWD, bool DEC>
+    template <class T, bool AMS, bool CWD, bool DEC, bool HAT>
     static void loop(T* __restrict p, const T* __restrict g, T* __restrict m, T* __restrict v, T* __restrict vmax,
                      std::size_t n, DecayedGrad<T, CWD, DEC> grad, Moments<T> mom, T bc2_sqrt, T eps, T neg_step) {
         for (std::size_t i = 0; i < n; ++i) {
@@ -37,7 +41,7 @@ struct adam_rule : RuleBase {
                 vi = max_nan(vmax[i], vi);
                 vmax[i] = vi;
             }
-            const T denom = sqrt_(vi) / bc2_sqrt + eps;
+            const T denom = HAT ? sqrt_(vi) + eps : sqrt_(vi) / bc2_sqrt + eps;
             p[i] = pi + (neg_step * mi) / denom;
         }
     }
@@ -49,9 +53,10 @@ struct adam_rule : RuleBase {
         with_flag(s.amsgrad, [&](auto ams) {
             with_weight_decay(s.weight_decay, s.decoupled, [&](auto cwd, auto dec) {
                 constexpr bool A = decltype(ams)::value, C = decltype(cwd)::value, D = decltype(dec)::value;
-                loop<T, A, C, D>(operand<T>(seg, 0) + lo, operand<T>(seg, 1) + lo, operand<T>(seg, 2) + lo,
-                                 operand<T>(seg, 3) + lo, A ? operand<T>(seg, 4) + lo : nullptr, hi - lo,
-                                 DecayedGrad<T, C, D>(gt, s.weight_decay, s.decay), mom, bc2_sqrt, eps, neg_step);
+                const auto run = s.hat ? &loop<T, A, C, D, true> : &loop<T, A, C, D, false>;
+                run(operand<T>(seg, 0) + lo, operand<T>(seg, 1) + lo, operand<T>(seg, 2) + lo, operand<T>(seg, 3) + lo,
+                    A ? operand<T>(seg, 4) + lo : nullptr, hi - lo, DecayedGrad<T, C, D>(gt, s.weight_decay, s.decay),
+                    mom, bc2_sqrt, eps, neg_step);
             });
         });
     }

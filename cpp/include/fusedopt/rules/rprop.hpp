@@ -1,0 +1,68 @@
+// torch.optim.Rprop (Riedmiller & Braun 1993, without weight backtracking). Slots: prev, step_size.
+// s = sign(g*prev) mapped > 0 -> etaplus, < 0 -> etaminus, 0 -> 1; step_size = clamp(step_size*s,
+// min, max); g = 0 where s == etaminus (a sign flip: no move, and prev = 0 so the next step
+// neither grows nor shrinks); p -= sign(g)*step_size; prev = g. step_size starts at lr.
+
+struct rprop_rule : RuleBase {
+    static constexpr const char* name = "rprop";
+    enum Value { lr, etaminus, etaplus, step_size_min, step_size_max, maximize, value_count };
+    static constexpr const char* kEtaNames[] = {"etaminus", "etaplus", nullptr};
+    static constexpr const char* kStepSizeNames[] = {"step_size_min", "step_size_max", nullptr};
+    static constexpr HyperSpec hypers[] = {learning_rate(),
+                                           {"etas", HyperKind::pair, HyperCheck::none, kEtaNames},
+                                           {"step_sizes", HyperKind::pair, HyperCheck::none, kStepSizeNames},
+                                           flag("maximize")};
+    static constexpr SlotSpec slots[] = {{"prev"}, {"step_size"}};
+    static unsigned slots_used(const double*) { return 3u; }
+    // torch checks the etas (at construction); the step sizes must bound a range.
+    static HyperError check(const double* v) {
+        if (!(0.0 < v[etaminus] && v[etaminus] < 1.0 && 1.0 < v[etaplus]))
+            return {"etas", "must satisfy 0 < etas[0] < 1 < etas[1]"};
+        if (!(0.0 <= v[step_size_min] && v[step_size_min] <= v[step_size_max]))
+            return {"step_sizes", "must satisfy 0 <= step_sizes[0] <= step_sizes[1]"};
+        return {};
+    }
+
+    struct Scalars {
+        double lr, etaminus, etaplus, lo, hi;
+        bool first;  // the state was just created: step_size starts at lr (torch: full_like(p, lr))
+    };
+    static Scalars derive(const double* v, const Counters& c) {
+        return {v[lr], v[etaminus], v[etaplus], v[step_size_min], v[step_size_max], c.fresh};
+    }
+
+    // torch.sign on CPU: (x > 0) - (x < 0), so sign(NaN) = 0 and sign(-0) = +0.
+    template <class T>
+    static T sign0(T x) {
+        return T(x > T(0)) - T(x < T(0));
+    }
+
+    template <class T, bool FIRST>
+    static void loop(T* __restrict p, const T* __restrict g, T* __restrict prev, T* __restrict step_size,
+                     std::size_t n, GradIn<T> gin, T lr, T em, T ep, T lo, T hi) {
+        for (std::size_t i = 0; i < n; ++i) {
+            T d = gin(g[i]);
+            // torch's three masked assignments, in its order.
+            T s = sign0(d * prev[i]);
+            s = s > T(0) ? ep : s;
+            s = s < T(0) ? em : s;
+            s = s == T(0) ? T(1) : s;
+            T ss = (FIRST ? lr : step_size[i]) * s;
+            ss = ss < lo ? lo : ss;  // clamp_(lo, hi): NaN stays NaN
+            ss = ss > hi ? hi : ss;
+            step_size[i] = ss;
+            d = s == em ? T(0) : d;
+            p[i] = fmadd(-sign0(d), ss, p[i]);  // addcmul_(sign(g), step_size, value=-1)
+            prev[i] = d;
+        }
+    }
+
+    template <class T>
+    static void kernel(const Segment& seg, std::size_t lo, std::size_t hi, const Scalars& s, const GradTransform& gt) {
+        with_flag(s.first, [&](auto first) {
+            loop<T, decltype(first)::value>(operand<T>(seg, 0) + lo, operand<T>(seg, 1) + lo, operand<T>(seg, 2) + lo,
+                                            operand<T>(seg, 3) + lo, hi - lo, GradIn<T>(gt), T(s.lr), T(s.etaminus),
+                                            T(s.etaplus), T(s.lo), T(s.hi));
+        });
+    }
+};
