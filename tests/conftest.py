@@ -63,7 +63,7 @@ RICH_CONFIGS: dict[str, dict[str, Any]] = {
     "Adadelta": {"lr": 0.5, "rho": 0.8, "eps": 1e-5, "weight_decay": 0.05, "maximize": True},
     "Lamb": {"lr": 1e-3, "weight_decay": 0.05, "weight_decouple": False, "maximize": True},
     "Rprop": {"lr": 1e-3, "etas": (0.4, 1.3), "step_sizes": (1e-5, 1e-2), "maximize": True},
-    "ASGD": {"lr": 1e-2, "lambd": 1e-2, "alpha": 0.6, "t0": 5, "weight_decay": 0.05, "maximize": True},
+    "ASGD": {"lr": 1e-3, "lambd": 1e-2, "alpha": 0.6, "t0": 5, "weight_decay": 0.05, "maximize": True},
 }
 
 
