@@ -61,6 +61,9 @@ CASES: tuple[Case, ...] = (
     Case("Adam+hat", "Adam", {"lr": 1e-3, "eps_mode": "hat"}, 3, None, False, variant=True),
 )
 
+# LBFGS has no row: a step is up to max_iter iterations around the user's closure, so a time
+# per step would measure the closure (docs/lbfgs.md).
+
 CASE_BY_KEY: dict[str, Case] = {c.key.lower(): c for c in CASES}
 
 # Targets of issue 8 that compare with torch's fused step.

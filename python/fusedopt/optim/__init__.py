@@ -5,6 +5,7 @@ from .adagrad import Adagrad
 from .adam import Adam, AdamW
 from .adam_variants import Adamax, NAdam, RAdam
 from .asgd import ASGD
+from .lbfgs import LBFGS
 from .lion import Lion
 from .lookahead import Lookahead
 from .optimizer import NonFiniteGradientError, Optimizer
@@ -24,6 +25,7 @@ __all__ = [
     "AdamWScheduleFree",
     "Adamax",
     "Lamb",
+    "LBFGS",
     "Lion",
     "Lookahead",
     "NAdam",
