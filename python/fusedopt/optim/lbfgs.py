@@ -4,34 +4,21 @@ from __future__ import annotations
 
 import copy
 import numbers
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import numpy as np
 
 from .. import _checks
+from ._axpy import Axpy
+from ._grads import align_grads
 from ._line_search import Scalar, strong_wolfe
 from ._params import as_groups, split_params
 from ._types import GradsLike, ParamsLike
-from .sgd import SGD
 
 Closure = Callable[[], tuple[Any, GradsLike]]
 _LINE_SEARCHES = (None, "strong_wolfe")
 _HISTORY = ("d", "t", "old_dirs", "old_stps", "ro", "H_diag", "prev_flat_grad", "prev_loss")
-
-
-class _Axpy:
-    """``x += alpha * y`` over fixed arrays `x` in one native call: torch's ``add_(y, alpha=...)``,
-    a fused multiply-add on the FMA targets as torch's vector loop is (SGD without momentum is
-    exactly this update, with lr = -alpha)."""
-
-    def __init__(self, arrays: list[np.ndarray], backend: str) -> None:
-        self._opt = SGD(arrays, lr=0.0, backend=backend)  # type: ignore[arg-type]
-        self._group = self._opt.param_groups[0]
-
-    def __call__(self, alpha: Scalar, ys: list[np.ndarray]) -> None:
-        self._group["lr"] = -float(alpha)
-        self._opt.step(ys)
 
 
 def _whole(value: Any, name: str, low: int) -> int:
@@ -141,36 +128,9 @@ class LBFGS:
 
     def _flat_grad(self, grads: Any) -> np.ndarray:
         """torch's _gather_flat_grad: the closure's gradients, concatenated (None: zeros)."""
-        params, names = self.params, self.param_groups[0].get("param_names")
-        if isinstance(grads, np.ndarray) and len(params) == 1:
-            items: list[Any] = [grads]
-        elif isinstance(grads, Mapping):
-            if names is None:
-                raise TypeError("closure: gradients by name, but the params were not given by name")
-            extra = set(grads) - set(names)
-            if extra:
-                raise ValueError(f"closure: gradients for unknown parameters {sorted(map(str, extra))}")
-            items = [grads.get(n) for n in names]
-        elif isinstance(grads, Sequence) and not isinstance(grads, (str, bytes)):
-            if len(grads) != len(params):
-                raise ValueError(f"closure: {len(grads)} gradients for {len(params)} parameters")
-            items = list(grads)
-        else:
-            raise TypeError(f"closure: gradients must have the params' structure, got {type(grads).__name__}")
-        views = []
-        for i, (p, g) in enumerate(zip(params, items)):
-            label = repr(names[i]) if names else i
-            if g is None:
-                views.append(np.zeros(p.size, p.dtype))
-                continue
-            if not isinstance(g, np.ndarray) or isinstance(g, np.ma.MaskedArray):
-                raise TypeError(f"closure: gradient for parameter {label} is {type(g).__name__}, not a numpy.ndarray")
-            if g.dtype != p.dtype:
-                raise TypeError(f"closure: gradient for parameter {label} has dtype {g.dtype}, the parameter {p.dtype}")
-            if g.shape != p.shape:
-                raise ValueError(f"closure: gradient for parameter {label} has shape {g.shape}, the parameter {p.shape}")
-            views.append(g.reshape(-1))
-        return np.concatenate(views)
+        params = self.params
+        items = align_grads(grads, params, self.param_groups[0].get("param_names"), "closure")
+        return np.concatenate([np.zeros(p.size, p.dtype) if g is None else g.reshape(-1) for p, g in zip(params, items)])
 
     def _split(self, flat: np.ndarray) -> list[np.ndarray]:
         out, offset = [], 0
@@ -190,13 +150,13 @@ class LBFGS:
             raise TypeError(f"closure: the loss must be a number, got {type(loss).__name__}") from None
         return loss, value, self._flat_grad(grads)
 
-    def _axpy(self, which: str, arrays: list[np.ndarray]) -> _Axpy:
+    def _axpy(self, which: str, arrays: list[np.ndarray]) -> Axpy:
         """A native x += alpha*y over `arrays`, kept while they are the same arrays."""
-        cache: dict[str, tuple[list[int], _Axpy]] = self.__dict__.setdefault("_axpys", {})
+        cache: dict[str, tuple[list[int], Axpy]] = self.__dict__.setdefault("_axpys", {})
         ids = [id(a) for a in arrays]
         hit = cache.get(which)
         if hit is None or hit[0] != ids:
-            hit = (ids, _Axpy(arrays, self.backend))
+            hit = (ids, Axpy(arrays, self.backend))
             cache[which] = hit
         return hit[1]
 
