@@ -53,6 +53,8 @@ OPTIMIZERS: dict[str, tuple[str, dict[str, Any]]] = {
     "lion": ("Lion", dict(lr=1e-3, weight_decay=0.1)),
     "adadelta": ("Adadelta", dict(lr=1.0)),
     "asgd": ("ASGD", dict(lr=0.1)),
+    # Muon for the weight matrices, AdamW (lr 3e-3) for the biases (MuonAndAdamW below)
+    "muon": ("Muon", dict(lr=0.02, adjust_lr_fn="match_rms_adamw", weight_decay=1e-2)),
 }
 DEFAULT_OPTIMIZERS = "sgd,momentum,nesterov,adam,adamw,rmsprop,adagrad,nadam,radam,adamax,lion"
 SCHEDULES = ("cosine", "step", "exponential", "none")
@@ -195,6 +197,22 @@ def _write(bar: Any, line: str) -> None:
         print(line, flush=True)
 
 
+class MuonAndAdamW:
+    """Muon on the 2-D weights and AdamW on the biases, as torch's Muon docs advise, seen as one
+    optimizer: ``param_groups`` lists both (so a scheduler drives both lrs), ``step`` splits."""
+
+    def __init__(self, params: dict[str, np.ndarray], **muon_kwargs: Any) -> None:
+        self.matrices = [k for k, v in params.items() if v.ndim == 2]
+        self.muon = fusedopt.Muon({k: params[k] for k in self.matrices}, **muon_kwargs)
+        self.adamw = fusedopt.AdamW({k: v for k, v in params.items() if k not in self.matrices},
+                                    lr=3e-3, weight_decay=muon_kwargs.get("weight_decay", 0.1))
+        self.param_groups = self.muon.param_groups + self.adamw.param_groups
+
+    def step(self, grads: dict[str, np.ndarray]) -> None:
+        self.muon.step({k: grads[k] for k in self.matrices})
+        self.adamw.step({k: g for k, g in grads.items() if k not in self.matrices})
+
+
 def train(
     name: str,
     data: Data,
@@ -216,7 +234,8 @@ def train(
         kwargs["lr"] = lr
     dtype = data.X_train.dtype
     params = init_params(data.X_train.shape[1], hidden, 10, seed, dtype)
-    optimizer = getattr(fusedopt, cls_name)(params, **kwargs)
+    optimizer = (MuonAndAdamW(params, **kwargs) if cls_name == "Muon"
+                 else getattr(fusedopt, cls_name)(params, **kwargs))
     scheduler = make_scheduler(schedule, optimizer, epochs)
     settings = ", ".join(f"{k}={v:g}" if isinstance(v, float) else f"{k}={v}"
                          for k, v in kwargs.items())
@@ -260,6 +279,7 @@ COLORS = {
     "adamw": "#ff7f0e", "nadam": "#e377c2", "radam": "#8c564b", "adamax": "#bcbd22",
     "rmsprop": "#2ca02c", "adagrad": "#9467bd", "lion": "#000000",
     "adadelta": "#aec7e8", "asgd": "#98df8a",
+    "adadelta": "#aec7e8", "muon": "#393b79",
 }
 
 

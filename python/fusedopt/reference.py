@@ -777,3 +777,31 @@ def round_stochastic(x: np.ndarray, dtype: Any, key: int) -> np.ndarray:
     bits = np.where(special, nearest.view(np.uint16), bits)
     out: np.ndarray = bits.view(dtype).reshape(x.shape)
     return out
+
+
+def muon(
+    p: np.ndarray,
+    g: np.ndarray,
+    momentum_buffer: np.ndarray,
+    *,
+    lr: float,
+    weight_decay: float,
+    momentum: float,
+    nesterov: bool,
+    ns_coefficients: tuple[float, float, float],
+    eps: float,
+    ns_steps: int,
+    adjust_lr_fn: str | None,
+    ns_dtype: str = "bfloat16",
+    **_unused: object,
+) -> None:
+    """torch.optim.Muon's step for one 2-D parameter (momentum_buffer starts at zeros)."""
+    from .optim._newton_schulz import orthogonalize  # the Newton-Schulz iteration itself
+
+    A, B = p.shape
+    ratio = math.sqrt(max(1, A / B)) if adjust_lr_fn in (None, "original") else 0.2 * math.sqrt(max(A, B))
+    momentum_buffer[...] = _lerp(momentum_buffer, g, 1 - float(momentum))
+    u = _lerp(g, momentum_buffer, float(momentum)) if nesterov else momentum_buffer
+    o = orthogonalize(u, ns_coefficients, ns_steps, eps, ns_dtype).astype(p.dtype)
+    p[...] = p * p.dtype.type(1 - float(lr) * float(weight_decay))
+    p[...] = o * p.dtype.type(-float(lr) * ratio) + p

@@ -172,6 +172,7 @@ def per_array_overhead(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 EXTRAS = ("threshold_sweep", "simd_compare", "memory", "denormals", "sparse")
+EXTRAS = ("threshold_sweep", "simd_compare", "memory", "denormals", "muon")
 
 
 def rebuild(saved: Mapping[str, Any]) -> dict[str, Any]:
@@ -375,6 +376,13 @@ def _extras_text(doc: Mapping[str, Any]) -> list[str]:
         lines.append("")
     if doc.get("sparse"):
         lines += sparse.render(doc["sparse"])
+    mu = doc.get("muon")
+    if mu:
+        lines.append("Muon, ms per step of one float32 matrix (5 Newton-Schulz iterations):")
+        for r in mu["rows"]:
+            cols = [f"{k} {r[k] * 1e3:8.2f}" for k in ("bfloat16", "float32", "torch") if k in r]
+            lines.append(f"  {r['shape'][0]}x{r['shape'][1]:<6} " + "  ".join(cols))
+        lines.append("")
     mem = doc.get("memory")
     if mem:
         lines.append("memory over 1000 native steps (after warm-up):")

@@ -8,6 +8,7 @@ from .asgd import ASGD
 from .lbfgs import LBFGS
 from .lion import Lion
 from .lookahead import Lookahead
+from .muon import Muon
 from .optimizer import NonFiniteGradientError, Optimizer
 from .rmsprop import RMSprop
 from .schedule_free import AdamWScheduleFree, SGDScheduleFree
@@ -28,6 +29,7 @@ __all__ = [
     "LBFGS",
     "Lion",
     "Lookahead",
+    "Muon",
     "NAdam",
     "NonFiniteGradientError",
     "Optimizer",

@@ -1,0 +1,356 @@
+"""Muon: torch.optim.Muon 2.13's steps (bfloat16 Newton-Schulz), the NumPy reference, the
+float32 option, state_dict, pickling, bad input.
+
+What agrees with torch, and how closely (measured; see docs/muon.md):
+
+* the momentum buffers, bit for bit, on the FMA targets (torch's lerp fuses, as the native
+  pass does);
+* ``orthogonalize`` against torch's ``_zeropower_via_newtonschulz``, bit for bit on small
+  matrices. On larger ones (64x64, 128x96), within 2.4 bfloat16 ulps of the largest element
+  (bound: 3): the float32 sums
+  inside each matrix product run in another order (oneDNN versus OpenBLAS), which moves about 1
+  result in 60,000 to the neighbouring bfloat16 value, and later iterations spread it;
+* the parameters, to what those bfloat16 differences move them: at most two bfloat16 ulps of a
+  unit update, times the adjusted lr, per step.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import pickle
+from typing import Any
+
+import fusedopt
+import numpy as np
+import pytest
+from conftest import FMA_TARGETS, using_target
+from fusedopt import reference
+from fusedopt.optim._newton_schulz import orthogonalize, round_bf16
+from fusedopt.optim.muon import NS_COEFFICIENTS, adjusted_lr
+
+SHAPES = [(3, 5), (6, 2), (17, 9), (1, 4), (33, 40)]
+STEPS = 25
+CONFIGS: dict[str, dict[str, Any]] = {
+    "default": {},
+    "no-nesterov": {"nesterov": False},
+    "match_rms_adamw": {"adjust_lr_fn": "match_rms_adamw", "lr": 0.02},
+    "original": {"adjust_lr_fn": "original", "lr": 0.05, "weight_decay": 0.5},
+    "low-momentum": {"momentum": 0.3, "weight_decay": 0.0},
+    "ns": {"ns_steps": 3, "eps": 1e-3, "ns_coefficients": (2.0, -1.5, 0.5)},
+}
+BF16_ULP = 2.0**-8  # of a value in [1, 2)
+
+
+def stream(dtype: type, steps: int = STEPS, seed: int = 0) -> tuple[list[np.ndarray], list[list[np.ndarray | None]]]:
+    """Parameters and gradients; parameter 3 gets no gradient before step 4, parameter 1
+    none at step 9, and step 6 has none at all."""
+    rng = np.random.default_rng(seed)
+    init = [rng.standard_normal(s).astype(dtype) for s in SHAPES]
+    grads: list[list[np.ndarray | None]] = []
+    for i in range(steps):
+        gs: list[np.ndarray | None] = [rng.standard_normal(s).astype(dtype) * (1 + i % 3) for s in SHAPES]
+        if i < 3:
+            gs[3] = None
+        if i == 8:
+            gs[1] = None
+        if i == 5:
+            gs = [None] * len(SHAPES)
+        grads.append(gs)
+    return init, grads
+
+
+def _bits(x: Any) -> bytes:
+    return np.asarray(x).tobytes()
+
+
+# ---------------------------------------------------------------------------------------------
+# Against torch
+# ---------------------------------------------------------------------------------------------
+
+
+@pytest.mark.torch
+@pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["float32", "float64"])
+@pytest.mark.parametrize("config", list(CONFIGS))
+@pytest.mark.skipif(not FMA_TARGETS, reason="torch's lerp and add_ fuse, as the FMA targets do")
+def test_matches_torch(config: str, dtype: type) -> None:
+    torch = pytest.importorskip("torch")
+    kw = CONFIGS[config]
+    init, grads = stream(dtype)
+    params = [p.copy() for p in init]
+    tparams = [torch.from_numpy(p.copy()) for p in init]
+    topt = torch.optim.Muon(tparams, **kw)
+    with using_target(FMA_TARGETS[-1]):
+        opt = fusedopt.Muon(params, **kw)
+        bound = [0.0] * len(params)
+        for step, gs in enumerate(grads, 1):
+            opt.step(gs)
+            for tp, g in zip(tparams, gs):
+                tp.grad = None if g is None else torch.from_numpy(g.copy())
+            topt.step()
+            for i, (p, tp) in enumerate(zip(params, tparams)):
+                if gs[i] is not None:
+                    lr = kw.get("lr", 1e-3)
+                    bound[i] += 2 * BF16_ULP * adjusted_lr(lr, kw.get("adjust_lr_fn"), p.shape)
+                diff = float(np.max(np.abs(p - tp.numpy()))) if p.size else 0.0
+                assert diff <= bound[i] + 1e-300, f"step {step} param {i}: {diff:.3g} > {bound[i]:.3g}"
+                assert p.dtype == tp.numpy().dtype
+                tstate = topt.state.get(tp, {})
+                assert (i in opt.state) == ("momentum_buffer" in tstate), f"step {step} param {i}: state"
+                if i in opt.state:
+                    assert _bits(opt.state[i]["momentum_buffer"]) == _bits(tstate["momentum_buffer"].numpy()), \
+                        f"step {step} param {i}: momentum_buffer"
+
+
+@pytest.mark.torch
+@pytest.mark.parametrize("shape, steps, max_ulps", [
+    ((3, 5), 5, 0), ((17, 9), 5, 0), ((9, 17), 1, 0), ((1, 6), 5, 0), ((64, 64), 1, 0),
+    ((64, 64), 5, 3), ((128, 96), 5, 3),
+])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["float32", "float64"])
+def test_newton_schulz_matches_torch(shape: tuple[int, int], steps: int, max_ulps: int, dtype: type) -> None:
+    torch = pytest.importorskip("torch")
+    from torch.optim._muon import _zeropower_via_newtonschulz
+
+    rng = np.random.default_rng(3)
+    for _ in range(3):
+        g = (rng.standard_normal(shape) * 3).astype(dtype)
+        want = _zeropower_via_newtonschulz(torch.from_numpy(g), NS_COEFFICIENTS, steps, 1e-7).float().numpy()
+        got = orthogonalize(g, NS_COEFFICIENTS, steps, 1e-7)
+        assert got.dtype == np.float32 and got.shape == shape
+        assert _bits(round_bf16(got)) == _bits(got)  # bfloat16 values
+        err = float(np.max(np.abs(got - want))) / (BF16_ULP * float(np.max(np.abs(want))))
+        assert err <= max_ulps, f"{err:.2f} bfloat16 ulps of the largest element"
+
+
+@pytest.mark.torch
+def test_float32_option_is_torchs_iteration_without_bfloat16() -> None:
+    torch = pytest.importorskip("torch")
+    from torch.optim._muon import _zeropower_via_newtonschulz
+
+    rng = np.random.default_rng(4)
+    g = rng.standard_normal((20, 12)).astype(np.float32)
+    saved = torch.Tensor.bfloat16
+    torch.Tensor.bfloat16 = lambda self: self.float()  # torch's algorithm, in float32
+    try:
+        want = _zeropower_via_newtonschulz(torch.from_numpy(g), NS_COEFFICIENTS, 5, 1e-7).numpy()
+    finally:
+        torch.Tensor.bfloat16 = saved
+    got = orthogonalize(g, NS_COEFFICIENTS, 5, 1e-7, "float32")
+    np.testing.assert_allclose(got, want, rtol=0, atol=2e-6)  # float32 sums in another order
+    assert np.max(np.abs(got - orthogonalize(g, NS_COEFFICIENTS, 5, 1e-7))) > 1e-4  # not bfloat16's
+
+
+def test_round_bf16_is_ml_dtypes_rounding() -> None:
+    ml_dtypes = pytest.importorskip("ml_dtypes")
+    rng = np.random.default_rng(5)
+    bits = rng.integers(0, 2**32, size=200_000, dtype=np.uint64).astype(np.uint32)
+    x = bits.view(np.float32)
+    special = np.array([0.0, -0.0, np.inf, -np.inf, 1.0 + 2**-8, 1.0 + 3 * 2**-8, 3.3895e38, 1e-40, np.nan],
+                       dtype=np.float32)
+    for arr in (x, special):
+        with np.errstate(invalid="ignore"):  # ml_dtypes warns on NaN inputs
+            want = arr.astype(ml_dtypes.bfloat16).astype(np.float32)
+        got = round_bf16(arr)
+        same = (got.view(np.uint32) == want.view(np.uint32)) | (np.isnan(got) & np.isnan(want))
+        assert same.all(), arr[~same][:5]
+
+
+# ---------------------------------------------------------------------------------------------
+# The NumPy reference and the backends
+# ---------------------------------------------------------------------------------------------
+
+
+def run(dtype: type, config: dict[str, Any], backend: str = "native", steps: int = STEPS) -> tuple[list[np.ndarray], Any]:
+    init, grads = stream(dtype, steps)
+    params = [p.copy() for p in init]
+    opt = fusedopt.Muon(params, backend=backend, **config)
+    for gs in grads:
+        opt.step(gs)
+    return params, opt
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["float32", "float64"])
+@pytest.mark.parametrize("config", list(CONFIGS) + ["float32-ns"])
+def test_reference_and_backends_agree_bitwise(config: str, dtype: type, baseline_target: str) -> None:
+    kw = dict(CONFIGS.get(config, {"ns_dtype": "float32"}))
+    native, nopt = run(dtype, kw)
+    numpy_, bopt = run(dtype, kw, backend="numpy")
+    init, grads = stream(dtype)
+    ref = [p.copy() for p in init]
+    bufs: list[np.ndarray | None] = [None] * len(ref)
+    hyper = {**fusedopt.Muon([np.zeros((1, 1))]).defaults, **kw}
+    for gs in grads:
+        for i, g in enumerate(gs):
+            if g is None:
+                continue
+            if bufs[i] is None:
+                bufs[i] = np.zeros_like(g)
+            reference.muon(ref[i], g, bufs[i], **hyper)
+    for i, (a, b, c) in enumerate(zip(native, numpy_, ref)):
+        assert _bits(a) == _bits(c) and _bits(b) == _bits(c), f"param {i}"
+        assert _bits(nopt.state[i]["momentum_buffer"]) == _bits(bufs[i])
+        assert _bits(bopt.state[i]["momentum_buffer"]) == _bits(bufs[i])
+
+
+def test_none_gradient_makes_no_state_and_no_decay() -> None:
+    w, v = np.ones((2, 3)), np.ones((3, 2))
+    opt = fusedopt.Muon({"w": w, "v": v}, lr=0.1, weight_decay=0.5)
+    opt.step({"w": np.ones((2, 3)), "v": None})
+    assert list(opt.state) == ["w"] and np.all(v == 1) and not np.all(w == 1)
+    opt.step({"w": None})
+    assert list(opt.state) == ["w"]
+
+
+def test_adjusted_lr() -> None:
+    assert adjusted_lr(0.1, None, (8, 2)) == 0.1 * 2.0
+    assert adjusted_lr(0.1, "original", (2, 8)) == 0.1
+    assert adjusted_lr(0.1, "match_rms_adamw", (2, 9)) == 0.1 * 0.2 * 3.0
+
+
+# ---------------------------------------------------------------------------------------------
+# State, copies
+# ---------------------------------------------------------------------------------------------
+
+
+def test_state_dict_resume_is_bitwise() -> None:
+    init, grads = stream(np.float32)
+    a = [p.copy() for p in init]
+    opt = fusedopt.Muon(a, lr=0.02)
+    for gs in grads[:10]:
+        opt.step(gs)
+    sd = pickle.loads(pickle.dumps(opt.state_dict()))
+    b = [p.copy() for p in a]
+    for gs in grads[10:]:
+        opt.step(gs)
+    other = fusedopt.Muon(b, lr=0.5)
+    other.load_state_dict(sd)
+    assert other.param_groups[0]["lr"] == 0.02
+    for gs in grads[10:]:
+        other.step(gs)
+    assert all(_bits(x) == _bits(y) for x, y in zip(a, b))
+    assert sd["param_groups"][0]["params"] == [0, 1, 2, 3, 4]
+
+
+@pytest.mark.parametrize("how", ["pickle", "deepcopy"])
+def test_pickle_and_deepcopy_continue_bitwise(how: str) -> None:
+    init, grads = stream(np.float64)
+    a = [p.copy() for p in init]
+    opt = fusedopt.Muon([{"params": a[:2], "lr": 0.01}, {"params": a[2:], "nesterov": False}])
+    for gs in grads[:5]:
+        opt.step(gs)
+    twin = pickle.loads(pickle.dumps(opt)) if how == "pickle" else copy.deepcopy(opt)
+    b = twin.params
+    assert all(x is not y for x, y in zip(a, b))
+    for gs in grads[5:]:
+        opt.step(gs)
+        twin.step(gs)
+    assert all(_bits(x) == _bits(y) for x, y in zip(a, b))
+    assert all(_bits(opt.state[k]["momentum_buffer"]) == _bits(twin.state[k]["momentum_buffer"]) for k in opt.state)
+
+
+# ---------------------------------------------------------------------------------------------
+# Bad input: a clear error, and nothing changed
+# ---------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "kwargs, exc, match",
+    [
+        ({"lr": -1.0}, ValueError, r"lr"),
+        ({"momentum": -0.1}, ValueError, r"momentum"),
+        ({"weight_decay": "0.1"}, TypeError, r"weight_decay"),
+        ({"nesterov": 1}, TypeError, r"nesterov"),
+        ({"ns_steps": 100}, ValueError, r"ns_steps"),
+        ({"ns_steps": 2.0}, TypeError, r"ns_steps"),
+        ({"ns_coefficients": (1.0, 2.0)}, ValueError, r"ns_coefficients"),
+        ({"ns_coefficients": (1.0, 2.0, "3")}, TypeError, r"ns_coefficients"),
+        ({"adjust_lr_fn": "keller"}, ValueError, r"adjust_lr_fn"),
+        ({"ns_dtype": "float16"}, ValueError, r"ns_dtype"),
+        ({"eps": math.nan}, ValueError, r"eps"),
+        ({"foreach": True}, TypeError, r"foreach"),
+    ],
+)
+def test_bad_hyperparameters(kwargs: dict[str, Any], exc: type, match: str) -> None:
+    with pytest.raises(exc, match=match):
+        fusedopt.Muon([np.zeros((2, 2))], **kwargs)
+
+
+@pytest.mark.parametrize("shape", [(3,), (), (2, 2, 2)])
+def test_refuses_non_2d_params(shape: tuple[int, ...]) -> None:
+    with pytest.raises(ValueError, match="Muon only supports 2D parameters"):
+        fusedopt.Muon([np.zeros((2, 2)), np.zeros(shape)])
+
+
+def _snapshot(opt: Any) -> Any:
+    return [p.copy() for p in opt.params], copy.deepcopy(opt.state), copy.deepcopy(opt.param_groups)
+
+
+def _assert_unchanged(opt: Any, snap: Any) -> None:
+    params, state, groups = snap
+    assert all(_bits(p) == _bits(q) for p, q in zip(opt.params, params))
+    assert set(opt.state) == set(state)
+    assert all(_bits(opt.state[k]["momentum_buffer"]) == _bits(state[k]["momentum_buffer"]) for k in state)
+    assert [{k: v for k, v in g.items() if k != "params"} for g in opt.param_groups] == \
+           [{k: v for k, v in g.items() if k != "params"} for g in groups]
+
+
+@pytest.mark.parametrize(
+    "grads, exc, match",
+    [
+        ([np.ones((2, 3))], ValueError, r"1 gradients for 2 parameters"),
+        ([np.ones((3, 2)), np.ones((3, 2))], ValueError, r"parameter 0 has shape"),
+        ([np.ones((2, 3), np.float32), None], TypeError, r"parameter 0 has dtype"),
+        ([[1.0] * 3, None], TypeError, r"not a numpy.ndarray"),
+        ({"w": np.ones((2, 3))}, TypeError, r"not given by name"),
+        (3.0, TypeError, r"params' structure"),
+    ],
+)
+def test_bad_grads_change_nothing(grads: Any, exc: type, match: str) -> None:
+    opt = fusedopt.Muon([np.ones((2, 3)), np.ones((3, 2))], lr=0.1)
+    opt.step([np.ones((2, 3)), np.ones((3, 2))])
+    snap = _snapshot(opt)
+    with pytest.raises(exc, match=match):
+        opt.step(grads)
+    _assert_unchanged(opt, snap)
+
+
+def test_edited_group_and_replaced_state_are_checked_first() -> None:
+    opt = fusedopt.Muon([np.ones((2, 3)), np.ones((3, 2))], lr=0.1)
+    opt.step([np.ones((2, 3)), np.ones((3, 2))])
+    opt.param_groups[0]["adjust_lr_fn"] = "nope"
+    snap = _snapshot(opt)
+    with pytest.raises(ValueError, match=r"adjust_lr_fn \(param group 0\)"):
+        opt.step([np.ones((2, 3)), np.ones((3, 2))])
+    _assert_unchanged(opt, snap)
+    opt.param_groups[0]["adjust_lr_fn"] = None
+    opt.state[1]["momentum_buffer"] = np.zeros((2, 3))
+    snap = _snapshot(opt)
+    with pytest.raises(ValueError, match=r"'momentum_buffer' of parameter 1"):
+        opt.step([np.ones((2, 3)), np.ones((3, 2))])
+    _assert_unchanged(opt, snap)
+
+
+@pytest.mark.parametrize(
+    "mutate, exc, match",
+    [
+        (lambda sd: sd.pop("state"), ValueError, r"'state' and 'param_groups'"),
+        (lambda sd: sd["param_groups"].append({}), ValueError, r"param groups"),
+        (lambda sd: sd["param_groups"][0].update(params=[0]), ValueError, r"has 1 params"),
+        (lambda sd: sd["param_groups"][0].update(momentum=-1.0), ValueError, r"momentum"),
+        (lambda sd: sd["param_groups"][0].pop("ns_steps"), ValueError, r"lacks 'ns_steps'"),
+        (lambda sd: sd["state"][0].update(momentum_buffer=np.zeros(3)), ValueError, r"has shape"),
+        (lambda sd: sd["state"][0].update(momentum_buffer=np.array(["a"] * 6).reshape(2, 3)), TypeError, r"dtype"),
+        (lambda sd: sd["state"].update({7: sd["state"][0]}), ValueError, r"unknown parameter 7"),
+        (lambda sd: sd["state"][0].pop("momentum_buffer"), ValueError, r"lacks 'momentum_buffer'"),
+    ],
+)
+def test_bad_state_dict_changes_nothing(mutate: Any, exc: type, match: str) -> None:
+    opt = fusedopt.Muon([np.ones((2, 3)), np.ones((3, 2))], lr=0.1)
+    opt.step([np.ones((2, 3)), np.ones((3, 2))])
+    sd = opt.state_dict()
+    mutate(sd)
+    snap = _snapshot(opt)
+    with pytest.raises(exc, match=match):
+        opt.load_state_dict(sd)
+    _assert_unchanged(opt, snap)
