@@ -315,6 +315,9 @@ def test_bad_params() -> None:
         fusedopt.LBFGS([])
     with pytest.raises(TypeError, match="dtype"):
         fusedopt.LBFGS([np.zeros(2, np.int64)])
+    ml_dtypes = pytest.importorskip("ml_dtypes")
+    with pytest.raises(TypeError, match="float32 or float64"):
+        fusedopt.LBFGS([np.zeros(2, ml_dtypes.bfloat16)])
 
 
 def _unchanged(opt: Any, params: list[np.ndarray]) -> Any:

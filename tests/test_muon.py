@@ -276,6 +276,14 @@ def test_bad_hyperparameters(kwargs: dict[str, Any], exc: type, match: str) -> N
         fusedopt.Muon([np.zeros((2, 2))], **kwargs)
 
 
+def test_refuses_low_precision_params() -> None:
+    ml_dtypes = pytest.importorskip("ml_dtypes")
+    with pytest.raises(TypeError, match="float32 or float64"):
+        fusedopt.Muon([np.zeros((2, 2), ml_dtypes.bfloat16)])
+    with pytest.raises(TypeError, match="float32 or float64"):
+        fusedopt.Muon([np.zeros((2, 2), np.float16)])
+
+
 @pytest.mark.parametrize("shape", [(3,), (), (2, 2, 2)])
 def test_refuses_non_2d_params(shape: tuple[int, ...]) -> None:
     with pytest.raises(ValueError, match="Muon only supports 2D parameters"):

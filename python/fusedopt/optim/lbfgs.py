@@ -108,6 +108,8 @@ class LBFGS:
         dtypes = {p.dtype for p in arrays}
         if len(dtypes) != 1:
             raise TypeError(f"params: LBFGS needs one dtype for every parameter, got {sorted(map(str, dtypes))}")
+        if arrays[0].dtype not in (np.float32, np.float64):  # torch's rounding is mirrored for these only
+            raise TypeError(f"params: LBFGS takes float32 or float64 parameters, got {arrays[0].dtype}")
         if sum(p.size for p in arrays) == 0:
             raise ValueError("params: every parameter is empty")
         for key, value in self.defaults.items():

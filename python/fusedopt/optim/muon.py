@@ -133,6 +133,8 @@ class Muon:
             label = names[i] if names else i
             if p.ndim != 2:
                 raise ValueError(f"params[{label!r}]: Muon only supports 2D parameters, got shape {p.shape}")
+            if p.dtype not in (np.float32, np.float64):  # torch's rounding is mirrored for these only
+                raise TypeError(f"params[{label!r}]: Muon takes float32 or float64 parameters, got {p.dtype}")
             if id(p) in known:
                 raise ValueError(f"params[{label!r}]: this array is listed twice")
             known.add(id(p))
