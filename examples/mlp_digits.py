@@ -279,7 +279,7 @@ COLORS = {
     "adamw": "#ff7f0e", "nadam": "#e377c2", "radam": "#8c564b", "adamax": "#bcbd22",
     "rmsprop": "#2ca02c", "adagrad": "#9467bd", "lion": "#000000",
     "adadelta": "#aec7e8", "asgd": "#98df8a",
-    "adadelta": "#aec7e8", "muon": "#393b79",
+    "muon": "#393b79",
 }
 
 
