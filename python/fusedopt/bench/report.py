@@ -171,8 +171,7 @@ def per_array_overhead(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return out
 
 
-EXTRAS = ("threshold_sweep", "simd_compare", "memory", "denormals", "sparse")
-EXTRAS = ("threshold_sweep", "simd_compare", "memory", "denormals", "muon")
+EXTRAS = ("threshold_sweep", "simd_compare", "memory", "denormals", "sparse", "muon")
 
 
 def rebuild(saved: Mapping[str, Any]) -> dict[str, Any]:
