@@ -98,6 +98,9 @@ FUSED_OPS.update({"Lamb": 5})
 # Rprop    0  no fused op: sign(g*prev) * step_size is exact, p + (-sign)*step_size one rounding
 # ASGD     2  d = g + wd*p; p = -eta*d + decay*p  (ax = ax + (p - ax)*mu: no fused op)
 FUSED_OPS |= {"Adadelta": 6, "Rprop": 0, "ASGD": 2}
+#   LARS     4  d = g + wd*p (times trust: the norms are of p and g, equal at a common start);
+#               buf = mom*buf + (1-damp)*d; d += mom*buf (nesterov); p += -lr*d
+FUSED_OPS.update({"Lamb": 5, "LARS": 4})
 ULPS = {name: 2 * k + 1 for name, k in FUSED_OPS.items()}
 
 
@@ -172,13 +175,18 @@ def option_matrix() -> list[tuple[str, dict[str, Any]]]:
     cases.append(("Adam", dict(lr=1e-3, eps_mode="torch", weight_decay=0.05)))
     for c in _grid(eps_mode=("torch", "hat"), amsgrad=(False, True)):
         cases.append(("AdamW", dict(lr=1e-3, weight_decay=0.05, maximize=True, **c)))
+    for c in _grid(weight_decay=(0.0, 0.05), nesterov=(False, True), maximize=(False, True)):
+        cases.append(("LARS", dict(lr=1e-3, **c)))
+    for c in ({"momentum": 0.0, "dampening": 0.0, "trust_coefficient": 1e-3, "weight_decay": 0.05},
+              {"momentum": 0.5, "dampening": 0.3, "trust_coefficient": 0.02}):
+        cases.append(("LARS", dict(lr=1e-3, **c)))
     return cases
 
 
 _SHORT = {"momentum": "mom", "dampening": "damp", "nesterov": "nest", "weight_decay": "wd", "maximize": "max",
           "formulation": "", "lr_decay": "lrd", "initial_accumulator_value": "iav", "centered": "cent",
           "amsgrad": "ams", "decoupled_weight_decay": "dec", "momentum_decay": "md", "weight_decouple": "wdc",
-          "fixed_decay": "fixed", "grad_averaging": "avg", "adam_debias": "debias", "max_weight_norm": "maxwn"}
+          "fixed_decay": "fixed", "grad_averaging": "avg", "adam_debias": "debias", "max_weight_norm": "maxwn", "trust_coefficient": "tc"}
 
 
 def case_id(name: str, cfg: dict[str, Any]) -> str:

@@ -603,6 +603,33 @@ def asgd(
         d = p * t(weight_decay) + d
     p[...] = d * t(-eta) + p * t(1 - float(lambd) * eta)
     ax[...] = ax + (p - ax) * t(mu) if mu != 1 else p
+def lars(
+    p: np.ndarray,
+    g: np.ndarray,
+    momentum_buffer: np.ndarray | None,
+    *,
+    transform: GradTransform = _IDENTITY,
+    lr: float,
+    weight_decay: float,
+    momentum: float,
+    dampening: float,
+    trust_coefficient: float,
+    nesterov: bool,
+    **_unused: object,
+) -> None:
+    t = p.dtype.type
+    d = transform.apply(g)
+    if p.ndim > 1:  # 0-d and 1-D parameters take plain SGD steps
+        pn, gn = _norm(p), _norm(d)
+        den = gn + t(weight_decay) * pn
+        trust = (t(trust_coefficient) * pn) / den if (pn > 0 and den > 0) else t(1)
+        d = (p * t(weight_decay) + d) * trust
+    if momentum > 0:
+        assert momentum_buffer is not None
+        momentum_buffer[...] = d * t(1.0 - float(dampening)) + momentum_buffer * t(momentum)
+        d = momentum_buffer * t(momentum) + d if nesterov else momentum_buffer
+    p[...] = d * t(-float(lr)) + p
+
 
 # ---------------------------------------------------------------------------------------------
 # Gradient norms, for clipping: float64 accumulation, scaled so nothing overflows or underflows.

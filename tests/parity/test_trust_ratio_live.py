@@ -36,6 +36,11 @@ CASES: list[tuple[str, str, str, dict[str, Any]]] = [
                                                   "grad_averaging": False}),
     ("Lamb", "Lamb", "adam betas eps", {"lr": 1e-2, "betas": (0.8, 0.99), "eps": 1e-8, "adam": True}),
     ("Lamb", "Lamb", "adam_debias maximize", {"lr": 1e-2, "adam_debias": True, "maximize": True}),
+    ("LARS", "LARS", "default", {}),
+    ("LARS", "LARS", "weight_decay nesterov", {"lr": 1e-2, "weight_decay": 0.1, "nesterov": True}),
+    ("LARS", "LARS", "dampening trust maximize", {"lr": 1e-2, "momentum": 0.5, "dampening": 0.3,
+                                                   "trust_coefficient": 0.02, "weight_decay": 0.01, "maximize": True}),
+    ("LARS", "LARS", "no momentum", {"lr": 0.1, "momentum": 0.0, "weight_decay": 0.1}),
 ]
 
 

@@ -59,6 +59,7 @@ CASES: tuple[Case, ...] = (
     Case("Rprop", "Rprop", {"lr": 1e-2}, 3, "Rprop", False),
     Case("ASGD", "ASGD", {"lr": 1e-2}, 2, "ASGD", False),
     Case("Adam+hat", "Adam", {"lr": 1e-3, "eps_mode": "hat"}, 3, None, False, variant=True),
+    Case("LARS", "LARS", {"lr": 1e-2, "weight_decay": 1e-4}, 2, None, False),
 )
 
 # LBFGS has no row: a step is up to max_iter iterations around the user's closure, so a time

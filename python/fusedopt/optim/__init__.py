@@ -16,6 +16,7 @@ from .rprop import Rprop
 from .sgd import SGD, SGDMomentum
 from .trust_ratio import Lamb
 from .sparse_adam import SparseAdam
+from .trust_ratio import LARS, Lamb
 
 __all__ = [
     "ASGD",
@@ -25,6 +26,7 @@ __all__ = [
     "AdamW",
     "AdamWScheduleFree",
     "Adamax",
+    "LARS",
     "Lamb",
     "LBFGS",
     "Lion",

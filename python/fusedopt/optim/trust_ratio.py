@@ -64,3 +64,39 @@ class Lamb(Optimizer):
         )
         super().__init__(params, defaults, **options)
 
+class LARS(Optimizer):
+    """LARS (You et al. 2017, "Large Batch Training of Convolutional Networks"), as
+    pytorch_optimizer's ``LARS`` computes it. For parameters of 2 or more dimensions::
+
+        trust = trust_coefficient*|p| / (|g| + weight_decay*|p|)   # 1 unless |p| > 0 and that sum > 0
+        d = (g + weight_decay*p) * trust
+
+    0-d and 1-D parameters (biases, normalization scales) take plain SGD steps, ``d = g``, with
+    no weight decay and no scaling, as in pytorch_optimizer. Then, for all::
+
+        buf = momentum*buf + (1 - dampening)*d         # momentum > 0; buf starts at zero
+        d = d + momentum*buf (nesterov) or buf
+        p += -lr * d
+
+    The norms are float64 sums over each array (a reduction pass inside the one native step; the
+    same bits at any thread count), rounded to the array's dtype as pytorch_optimizer's tensors are.
+    """
+
+    rule = "lars"
+
+    def __init__(
+        self,
+        params: ParamsLike | None = None,
+        lr: Hyper = 1e-3,
+        weight_decay: Hyper = 0.0,
+        momentum: Hyper = 0.9,
+        dampening: Hyper = 0.0,
+        trust_coefficient: Hyper = 1e-3,
+        nesterov: bool = False,
+        *,
+        maximize: bool = False,
+        **options: Unpack[StepOptions],
+    ) -> None:
+        defaults = dict(lr=lr, weight_decay=weight_decay, momentum=momentum, dampening=dampening,
+                        trust_coefficient=trust_coefficient, nesterov=nesterov, maximize=maximize)
+        super().__init__(params, defaults, **options)
