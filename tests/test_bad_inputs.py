@@ -17,7 +17,7 @@ from fusedopt import schedules
 from fusedopt.schedules import LambdaLR
 
 NAMES = list(OPTIMIZERS)
-STEP_NAMES = [n for n in NAMES if n != "SGD"]  # SGD keeps no 'step'
+STEP_NAMES = [n for n in NAMES if OPTIMIZERS[n].has_step]  # SGD and LARS keep no 'step'
 LAST = 4  # the last parameter of Armed's optimizer (in its param group 1)
 
 
