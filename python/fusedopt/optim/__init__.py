@@ -14,7 +14,6 @@ from .rmsprop import RMSprop
 from .schedule_free import AdamWScheduleFree, SGDScheduleFree
 from .rprop import Rprop
 from .sgd import SGD, SGDMomentum
-from .trust_ratio import Lamb
 from .sparse_adam import SparseAdam
 from .trust_ratio import LARS, Lamb
 
