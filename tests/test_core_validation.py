@@ -559,9 +559,9 @@ def _mutations() -> dict[str, tuple[Callable[[dict], None], str]]:
 
 
 LOAD_CASES = _mutations()
-# SGD keeps no 'step': the cases about it do not apply to SGD
+# SGD and LARS keep no 'step': the cases about it do not apply to them
 _STEP_CASES = {"missing-step", "negative-step", "fractional-step", "nan-step"}
-_LOAD_PARAMS = [(n, c) for n in NAMES for c in LOAD_CASES if not (n == "SGD" and c in _STEP_CASES)]
+_LOAD_PARAMS = [(n, c) for n in NAMES for c in LOAD_CASES if getattr(fusedopt, n).has_step or c not in _STEP_CASES]
 
 
 @pytest.mark.parametrize("name, case", _LOAD_PARAMS, ids=[f"{n}-{c}" for n, c in _LOAD_PARAMS])
