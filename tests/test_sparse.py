@@ -75,7 +75,11 @@ def test_native_matches_reference(name: str, cfg: dict, dtype: Any, options: dic
             pair.assert_within_ulp(ULPS[name], old=old, where=where)
             pair.resync()
     if options:
-        assert pair.a.last_grad_norm == pytest.approx(pair.b.last_grad_norm, rel=1e-12)
+        want = pair.b.last_grad_norm  # None under value clipping (no norm is computed)
+        if want is None:
+            assert pair.a.last_grad_norm is None
+        else:  # pytest 9.1's approx refuses None
+            assert pair.a.last_grad_norm == pytest.approx(want, rel=1e-12)
     for p0, p in zip(params, pair.a.params):
         assert not np.array_equal(p0, p)
 
