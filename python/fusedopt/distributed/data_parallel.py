@@ -11,11 +11,12 @@ from .._checks import choice, flag
 from ..optim._types import GradsLike
 from ._comm import Collectives
 from ._layout import FlatLayout, aligned_empty, shard_bounds
+from ._wrapped import WrapsOptimizer
 
 _AVERAGES = ("ordered", "allreduce")
 
 
-class DataParallel:
+class DataParallel(WrapsOptimizer):
     """Wraps any fusedopt optimizer: ``step(grads)`` averages the gradients over every rank of
     `comm` (an mpi4py communicator; default ``MPI.COMM_WORLD``; without mpi4py, one process)
     through one flat buffer, then steps.
@@ -58,14 +59,6 @@ class DataParallel:
             self.comm.allreduce_sum(self._mean)
             np.divide(self._mean, self._mean.dtype.type(self.comm.size), out=self._mean)
         self.optimizer.step(self._mean_views)
-
-    @property
-    def param_groups(self) -> list[dict[str, Any]]:
-        return self.optimizer.param_groups  # type: ignore[no-any-return]
-
-    @property
-    def defaults(self) -> dict[str, Any]:
-        return self.optimizer.defaults  # type: ignore[no-any-return]
 
     def state_dict(self) -> dict[str, Any]:
         """The wrapped optimizer's (the same on every rank: save it from rank 0)."""

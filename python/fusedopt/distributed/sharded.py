@@ -22,6 +22,7 @@ from ..optim._types import GradsLike
 from ..optim.optimizer import Optimizer
 from ._comm import Collectives
 from ._layout import FlatLayout, aligned_empty, shard_bounds
+from ._wrapped import WrapsOptimizer
 
 _NOT_HYPER = ("params", "param_names")
 
@@ -30,7 +31,7 @@ def _hypers(group: Mapping[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in group.items() if k not in _NOT_HYPER}
 
 
-class ShardedOptimizer:
+class ShardedOptimizer(WrapsOptimizer):
     """ZeRO-1 over any element-wise fusedopt optimizer, built from `optimizer` (its class,
     hyperparameters, param groups and options; hand it over before its first step, or its state
     is sharded from its state_dict). Every parameter must have one dtype.
@@ -114,14 +115,6 @@ class ShardedOptimizer:
             layout.copy_out(self.flat)
 
     # ---- what a plain optimizer shows ---------------------------------------------------------
-
-    @property
-    def param_groups(self) -> list[dict[str, Any]]:
-        return self.optimizer.param_groups  # type: ignore[no-any-return]
-
-    @property
-    def defaults(self) -> dict[str, Any]:
-        return self.optimizer.defaults  # type: ignore[no-any-return]
 
     @property
     def step_count(self) -> int:
