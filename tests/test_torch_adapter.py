@@ -6,8 +6,10 @@ state entry after every step with the torch-parity suite's tolerances (tests/par
 says why they are not bitwise: torch's CPU sqrt is not correctly rounded, ~16% of float32
 results one ulp off). The models feed back each difference into the next gradients, so what
 these tests bound is the whole training run, not one step. Where no sqrt is involved (SGD,
-Adamax) and both sides fuse the same multiply-adds (fusedopt's FMA targets, torch's
-AVX2/AVX512 kernels), the runs are bit for bit equal, and that is asserted.
+Adamax, Rprop, ASGD) and both sides fuse the same multiply-adds (fusedopt's FMA targets, torch's
+AVX2/AVX512 kernels), the runs are bit for bit equal, and that is asserted. LAMB and LARS
+(pytorch_optimizer) and Schedule-Free (schedulefree, with its eval()/train() swap) are checked
+the same way against their reference packages, which are torch optimizers too.
 
 Besides: the adapter against fusedopt's NumPy optimizers fed the very gradients the adapter
 saw (bitwise: the same engine, so any difference is the adapter's plumbing), None gradients,
@@ -36,12 +38,13 @@ from parity.conftest import compare_trajectory  # noqa: E402
 
 pytestmark = pytest.mark.torch
 
-NAMES = ("SGD", "Adagrad", "RMSprop", "Adam", "AdamW", "Adamax", "NAdam", "RAdam", "Lion")
-TORCH_NAMES = NAMES[:-1]  # torch.optim has no Lion
-STEPS = 20
+NAMES = ("SGD", "Adagrad", "RMSprop", "Adam", "AdamW", "Adamax", "NAdam", "RAdam", "Adadelta", "Rprop", "ASGD", "Lion")
+NAMES += ("Lamb", "LARS", "SGDScheduleFree", "AdamWScheduleFree")
+TORCH_NAMES = tuple(n for n in NAMES if hasattr(torch.optim, n))  # not Lion, Lamb, LARS, Schedule-Free
+STEPS = 25
 DTYPES = (torch.float32, torch.float64)
 # No sqrt on the path: bitwise equal to torch where both fuse the same multiply-adds.
-BITWISE_WITH_TORCH = ("SGD", "Adamax")
+BITWISE_WITH_TORCH = ("SGD", "Adamax", "Rprop", "ASGD")
 TORCH_FUSES = torch.backends.cpu.get_cpu_capability() in ("AVX2", "AVX512")
 # Every option on (tests/conftest.py), but RMSprop's momentum at 0.5: its buffer sums gradients
 # normalised to ~1, so at 0.9 it reaches ~10 in these models, where elements passing through
@@ -50,6 +53,10 @@ TORCH_FUSES = torch.backends.cpu.get_cpu_capability() in ("AVX2", "AVX512")
 # on the FMA targets and momentum_buffer differs in ~14% of elements: torch's CPU sqrt, ~16% of
 # float32 results one ulp off. The parity suite covers momentum 0.9 on its data.
 CONFIGS = {**RICH_CONFIGS, "RMSprop": {**RICH_CONFIGS["RMSprop"], "momentum": 0.5}}
+# Warmup, r, weight_lr_power and weight decay all in play (tests/test_schedule_free.py's configurations).
+CONFIGS["SGDScheduleFree"] = {"lr": 0.05, "momentum": 0.8, "weight_decay": 0.1, "warmup_steps": 5, "r": 0.5}
+CONFIGS["AdamWScheduleFree"] = {"lr": 1e-2, "betas": (0.8, 0.99), "weight_decay": 0.1, "warmup_steps": 5,
+                                "eps": 1e-6, "weight_lr_power": 1.0}
 
 
 def make_model(dtype: torch.dtype, seed: int = 0) -> torch.nn.Module:
@@ -178,6 +185,140 @@ def test_steps_exactly_as_fusedopt_on_numpy(name, dtype):
     for i in theirs:
         for k, v in theirs[i].items():
             assert torch.equal(ours[i][k], v), (i, k)
+
+
+# ---- optimizers torch.optim lacks, against their reference packages (torch optimizers too) ----
+
+# (package, per-step diagnostics it keeps in state, which are not optimizer state here)
+PACKAGES = {"Lamb": ("pytorch_optimizer", ("weight_norm", "adam_norm", "trust_ratio")),
+            "LARS": ("pytorch_optimizer", ()),
+            "SGDScheduleFree": ("schedulefree", ()),
+            "AdamWScheduleFree": ("schedulefree", ())}
+COUNTERS = ("step", "lr_max", "weight_sum")  # per parameter here, per group in both packages
+SWAPS = (8, 17)  # Schedule-Free: eval() then train() after these steps
+
+
+def _arrays_and_counters(opt, params: list, skip: tuple[str, ...]) -> tuple[dict, dict]:
+    """(snapshot of the parameters and state arrays, counters per parameter with state):
+    fusedopt.torch's counters from its state, the packages' from each parameter's group."""
+    snap: dict = {"params": [p.detach().clone().numpy() for p in params], "state": {}}
+    counters: dict = {}
+    group_of = {id(p): g for g in opt.param_groups for p in g["params"]}
+    for i, p in enumerate(params):
+        st = opt.state.get(p)
+        if not st:
+            continue
+        snap["state"][i] = {k: v.detach().clone().numpy() for k, v in st.items() if k not in COUNTERS + skip}
+        g = group_of[id(p)]
+        if isinstance(opt, ft.Optimizer):
+            counters[i] = tuple(st[k].item() for k in COUNTERS if k in st)
+        else:
+            counters[i] = tuple(g[k] for k in ("k", "lr_max", "weight_sum", "step") if k in g)
+    return snap, counters
+
+
+@pytest.mark.parametrize("target", SUPPORTED_TARGETS)
+@pytest.mark.parametrize("dtype", DTYPES, ids=_dtype_name)
+@pytest.mark.parametrize("name", list(PACKAGES))
+def test_trains_like_the_reference_package(name, dtype, target):
+    """Lamb and LARS against pytorch_optimizer's, Schedule-Free against schedulefree's (with
+    eval()/train() swaps mid-run, compared after each), on torch's gradients, every parameter
+    and state array after every step at the parity tolerances, the counters exactly.
+    Schedule-Free SGD is bit for bit where both sides fuse (docs/wrappers.md)."""
+    package, skip = PACKAGES[name]
+    ref_cls = getattr(pytest.importorskip(package), name)
+    kwargs = CONFIGS[name]
+    runs: list = []
+    record: list = []
+    for opt_cls in (ref_cls, getattr(ft, name)):
+        model = make_model(dtype)
+        params = list(model.parameters())
+        opt = opt_cls(model.parameters(), **kwargs)
+        if "ScheduleFree" in name:
+            opt.train()  # schedulefree starts in eval mode; fusedopt's in train mode (a no-op)
+        snaps, counters = [], []
+        with using_target(target):
+            for t, batch in enumerate(batches(dtype)):
+                opt.zero_grad()
+                if runs:
+                    for p, g in zip(params, record[t]):
+                        p.grad = g.clone()
+                else:
+                    backward(model, batch)
+                    record.append([p.grad.clone() for p in params])
+                opt.step()
+                # snapshots after the step, then (at SWAPS) after eval() and after train(): a
+                # failure message's "after step r" counts snapshots
+                for swap in (None,) + ((opt.eval, opt.train) if t + 1 in SWAPS and "ScheduleFree" in name else ()):
+                    if swap is not None:
+                        swap()
+                    snap, count = _arrays_and_counters(opt, params, skip)
+                    snaps.append(snap)
+                    counters.append(count)
+        if "ScheduleFree" in name:
+            assert [g["train_mode"] for g in opt.param_groups] == [True]
+        runs.append((snaps, counters))
+    (ref, ref_counts), (got, got_counts) = runs
+    label = f"{name} {_dtype_name(dtype)} [{target}]"
+    if not getattr(fusedopt, name).has_step:  # LARS keeps no count (pytorch_optimizer's group has one)
+        ref_counts = [{i: () for i in c} for c in ref_counts]
+    assert got_counts == ref_counts, label
+    compare_trajectory(got, ref, _dtype_name(dtype), label, suite=package, first_step=1)
+    if name == "SGDScheduleFree" and target != "baseline" and TORCH_FUSES:
+        assert_bitwise(got, ref, label)
+
+
+@pytest.mark.parametrize("name", ["SGDScheduleFree", "AdamWScheduleFree"])
+def test_schedule_free_saved_in_eval_mode_resumes_bitwise(name):
+    """schedulefree's advice: eval() before saving. The state_dict (torch.save-able with
+    weights_only; lr_max and weight_sum as float64 0-d tensors, their bits kept) and the
+    eval-mode parameters load into a fresh optimizer, which continues after train() exactly
+    as the original does."""
+    data = batches(torch.float64)
+    a = make_model(torch.float64)
+    oa = getattr(ft, name)(a.parameters(), **CONFIGS[name])
+    train(a, oa, data[:SWITCH], snap=False)
+    oa.eval()
+    assert oa.state[next(a.parameters())]["lr_max"].dtype == torch.float64
+    buffer = io.BytesIO()
+    torch.save(oa.state_dict(), buffer)
+    buffer.seek(0)
+    sd = torch.load(buffer, weights_only=True)
+    assert [g["train_mode"] for g in sd["param_groups"]] == [False]
+    b = copy.deepcopy(a)
+    ob = getattr(ft, name)(b.parameters())
+    ob.load_state_dict(sd)
+    assert ob.param_groups[0]["train_mode"] is False
+    for opt in (oa, ob):
+        opt.train()
+    assert_bitwise(_continue(b, ob, data[SWITCH:]), _continue(a, oa, data[SWITCH:]), name)
+
+
+def test_schedule_free_modes_follow_the_torch_groups():
+    """A step in eval mode raises and changes nothing; a swap whose weight is not a number is
+    refused naming it, with nothing changed; train_mode lives in torch's param_groups."""
+    model = make_model(torch.float32)
+    opt = ft.SGDScheduleFree(model.parameters(), lr=0.1)
+    train(model, opt, batches(torch.float32, 2), snap=False)
+    opt.eval()
+    assert [g["train_mode"] for g in opt.param_groups] == [False]
+    before = [p.detach().clone() for p in model.parameters()]
+    state_before = copy.deepcopy(opt.state_dict())
+    backward(model, batches(torch.float32, 1)[0])
+    with pytest.raises(RuntimeError, match="eval mode"):
+        opt.step()
+    opt.eval()  # already in eval mode: nothing moves
+    opt.param_groups[0]["momentum"] = lambda t: 0.9
+    with pytest.raises(TypeError, match="momentum"):
+        opt.train()
+    assert all(torch.equal(p, q) for p, q in zip(model.parameters(), before))
+    after = opt.state_dict()
+    assert after["param_groups"][0]["train_mode"] is False
+    assert all(torch.equal(after["state"][0][k], v) for k, v in state_before["state"][0].items())
+    opt.param_groups[0]["momentum"] = 0.9
+    opt.train()
+    opt.step()
+    assert opt.state[next(model.parameters())]["step"] == 3
 
 
 # ---- what a step must notice ----------------------------------------------------------------

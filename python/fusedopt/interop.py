@@ -78,6 +78,17 @@ def _group_defaults(optimizer: Any) -> dict[str, Any]:
     return dict(optimizer.defaults)
 
 
+def _float_counters(optimizer: Any) -> frozenset[str]:
+    """The float counters fusedopt keeps in float64 (Schedule-Free's ``lr_max``, ``weight_sum``):
+    0-d float64 tensors in torch's layout, Python floats here."""
+    from . import _core
+
+    rule = getattr(optimizer, "rule", None)
+    if not isinstance(rule, str) or rule not in _core.rule_names():
+        return frozenset()
+    return frozenset(_core.rule_info(rule)["extra_counters"]) - _FLOAT32_SCALARS
+
+
 def _to_numpy(value: Any) -> np.ndarray:
     """A torch tensor (any device, with or without grad) or array-like as a NumPy array."""
     if hasattr(value, "detach") and hasattr(value, "cpu"):
@@ -150,6 +161,8 @@ def from_torch_state_dict(optimizer: Any, torch_state_dict: Mapping[str, Any]) -
                 max_step = st["step"] if max_step is None else max(max_step, st["step"])
             elif name in _FLOAT32_SCALARS:
                 st[name] = float(np.float32(arr))
+            elif name in _float_counters(optimizer):
+                st[name] = float(arr)
             else:
                 if arr.shape != p.shape:
                     raise ValueError(
@@ -219,8 +232,10 @@ def to_torch_state_dict(optimizer: Any) -> dict[str, Any]:
         for sname, value in st.items():
             if isinstance(value, np.ndarray):
                 out[sname] = tensor(value)
-            elif sname in _FLOAT32_SCALARS or isinstance(value, (int, float, np.number)):
+            elif sname in _FLOAT32_SCALARS:
                 out[sname] = tensor(float(value), float32=True)
+            elif isinstance(value, (int, float, np.number)):  # a float64 counter (Schedule-Free's)
+                out[sname] = tensor(np.float64(value))
             else:
                 out[sname] = copy.deepcopy(value)
         state[position[key]] = out

@@ -37,7 +37,8 @@ from . import interop
 from . import optim as _optim
 from .sparse import RowSparse
 
-__all__ = ["Adagrad", "Adam", "AdamW", "Adamax", "Lion", "NAdam", "Optimizer", "RAdam", "RMSprop", "SGD", "SparseAdam"]
+__all__ = ["ASGD", "Adadelta", "Adagrad", "Adam", "AdamW", "AdamWScheduleFree", "Adamax", "LARS", "Lamb", "Lion", "NAdam",
+           "Optimizer", "RAdam", "RMSprop", "Rprop", "SGD", "SGDScheduleFree", "SparseAdam"]
 
 # torch's implementation switches: the values that describe what fusedopt does.
 _FLAGS_ACCEPTED: dict[str, tuple[Any, ...]] = {
@@ -79,6 +80,12 @@ def _grad_view(p: torch.Tensor, where: str) -> np.ndarray | RowSparse | None:
     if g.layout != torch.strided:
         raise TypeError(f"{where}: its gradient is {g.layout}; fusedopt steps dense gradients")
     return g.detach().numpy()
+
+
+def _scalar_dtype(name: str) -> torch.dtype:
+    """torch keeps step counts and NAdam's/ASGD's scalars in float32; Schedule-Free's float64
+    counters (lr_max, weight_sum: Python floats in schedulefree) keep their bits in float64."""
+    return torch.float32 if name in interop._FLOAT32_SCALARS else torch.float64
 
 
 class _Link:
@@ -235,15 +242,16 @@ class Optimizer(torch.optim.Optimizer):
     @property
     def state(self) -> defaultdict[torch.Tensor, dict[str, Any]]:
         """Per-parameter state keyed by tensor, as torch's: arrays as tensors sharing fusedopt's
-        memory (in-place edits reach the next step), ``step`` (and NAdam's ``mu_product``) as
-        float32 0-d tensors (copies: set counters through load_state_dict)."""
+        memory (in-place edits reach the next step), ``step`` (and NAdam's ``mu_product``,
+        ASGD's ``eta`` and ``mu``) as float32 0-d tensors, Schedule-Free's ``lr_max`` and
+        ``weight_sum`` as float64 ones (copies: set counters through load_state_dict)."""
         self._sync(())
         live = self._fo.state
         tensors = [p for k in self._links for p in k.tensors]
         out: defaultdict[torch.Tensor, dict[str, Any]] = defaultdict(dict)
         for i, st in live.items():
             out[tensors[int(i)]] = {
-                name: torch.from_numpy(v) if isinstance(v, np.ndarray) else torch.tensor(float(v), dtype=torch.float32)
+                name: torch.from_numpy(v) if isinstance(v, np.ndarray) else torch.tensor(float(v), dtype=_scalar_dtype(name))
                 for name, v in st.items()
             }
         return out
@@ -362,3 +370,72 @@ class Lion(Optimizer):
     state_dict has torch's layout with Lion's own group keys."""
 
     _fusedopt_class = _optim.Lion
+
+
+class Adadelta(Optimizer):
+    """torch.optim.Adadelta, stepped by :class:`fusedopt.Adadelta`."""
+
+    _fusedopt_class = _optim.Adadelta
+
+
+class Rprop(Optimizer):
+    """torch.optim.Rprop, stepped by :class:`fusedopt.Rprop`."""
+
+    _fusedopt_class = _optim.Rprop
+
+
+class ASGD(Optimizer):
+    """torch.optim.ASGD, stepped by :class:`fusedopt.ASGD` (the average is ``state[p]['ax']``)."""
+
+    _fusedopt_class = _optim.ASGD
+
+
+class Lamb(Optimizer):
+    """LAMB as pytorch_optimizer's ``Lamb`` computes it, stepped by :class:`fusedopt.Lamb`; its
+    state_dict has torch's layout with fusedopt.Lamb's group keys."""
+
+    _fusedopt_class = _optim.Lamb
+
+
+class LARS(Optimizer):
+    """LARS as pytorch_optimizer's ``LARS`` computes it, stepped by :class:`fusedopt.LARS`; its
+    state_dict has torch's layout with fusedopt.LARS's group keys."""
+
+    _fusedopt_class = _optim.LARS
+
+
+class _ScheduleFree(Optimizer):
+    """Schedule-Free's ``train()``/``eval()`` parameter swap: one native pass over the
+    parameters' storage (they are fusedopt's arrays), with each torch group's ``train_mode``
+    kept the truth as every hyperparameter is."""
+
+    def train(self) -> None:
+        """Parameters to y, for steps (groups already in train mode are left alone)."""
+        self._swap(True)
+
+    def eval(self) -> None:
+        """Parameters to x, the average, for evaluation and checkpoints (groups already in eval
+        mode are left alone)."""
+        self._swap(False)
+
+    def _swap(self, to_train: bool) -> None:
+        self._sync(self._hyper_keys)
+        fo = self._fo
+        assert isinstance(fo, _optim.SGDScheduleFree | _optim.AdamWScheduleFree)
+        fo.train() if to_train else fo.eval()
+        for group, link in zip(self.param_groups, self._links):
+            group["train_mode"] = link.twin["train_mode"]
+
+
+class SGDScheduleFree(_ScheduleFree):
+    """schedulefree.SGDScheduleFree (a torch optimizer), stepped by :class:`fusedopt.SGDScheduleFree`;
+    starts in train mode (schedulefree's starts in eval mode and needs ``train()`` first)."""
+
+    _fusedopt_class = _optim.SGDScheduleFree
+
+
+class AdamWScheduleFree(_ScheduleFree):
+    """schedulefree.AdamWScheduleFree (a torch optimizer), stepped by
+    :class:`fusedopt.AdamWScheduleFree`; starts in train mode like :class:`SGDScheduleFree`."""
+
+    _fusedopt_class = _optim.AdamWScheduleFree
