@@ -11,14 +11,15 @@ Two comparisons with torch:
   sum) and MKL VML's sqrt, which is not correctly rounded.
 * ``test_close_to_torch``: torch as it is. Those last-bit differences grow along the run by as
   much as the problem amplifies them; the table states the measured agreement per case.
+
+The configurations, both runs and that table are in parity/lbfgs_cases.py, shared with the
+golden test (parity/test_lbfgs_golden.py: the same without torch).
 """
 
 from __future__ import annotations
 
-import contextlib
 import copy
 import pickle
-from collections.abc import Iterator
 from typing import Any
 
 import fusedopt
@@ -26,15 +27,8 @@ import numpy as np
 import pytest
 from conftest import FMA_TARGETS, using_target
 from lbfgs_problems import PROBLEMS
+from parity.lbfgs_cases import CLOSE, CONFIGS, numpy_reductions, run_fusedopt, run_torch, worst_rel_diff
 
-STEPS = 25
-CONFIGS: dict[str, dict[str, Any]] = {
-    "default": {},
-    "strong_wolfe": {"line_search_fn": "strong_wolfe"},
-    "short": {"max_iter": 4, "history_size": 3},
-    "short-wolfe": {"max_iter": 4, "line_search_fn": "strong_wolfe", "history_size": 3},
-    "lr-evals": {"lr": 0.5, "max_iter": 6, "max_eval": 5, "tolerance_change": 1e-6},
-}
 STATE_ARRAYS = ("d", "prev_flat_grad")
 STATE_LISTS = ("old_dirs", "old_stps", "ro")
 STATE_SCALARS = ("t", "H_diag", "prev_loss", "func_evals", "n_iter")
@@ -42,64 +36,6 @@ STATE_SCALARS = ("t", "H_diag", "prev_loss", "func_evals", "n_iter")
 
 def _bits(x: Any) -> bytes:
     return np.asarray(x).tobytes()
-
-
-def run_fusedopt(problem: str, dtype: type, config: dict[str, Any], steps: int = STEPS,
-                 backend: str = "native") -> tuple[list[list[np.ndarray]], list[dict[str, Any]], list[list[float]]]:
-    params, f = PROBLEMS[problem](dtype)
-    opt = fusedopt.LBFGS(params, backend=backend, **config)
-    seen: list[list[float]] = []
-
-    def closure() -> tuple[Any, list[np.ndarray]]:
-        seen.append(np.concatenate([p.ravel() for p in params]).tolist())
-        return f(params)
-
-    traj, states = [], []
-    for _ in range(steps):
-        opt.step(closure)
-        traj.append([p.copy() for p in params])
-        states.append(copy.deepcopy(opt.state.get(0, {})))
-    return traj, states, seen
-
-
-@contextlib.contextmanager
-def numpy_reductions(torch: Any) -> Iterator[None]:
-    """torch's dot, full sum and sqrt computed by NumPy, for the block."""
-    T = torch.Tensor
-    saved = T.dot, T.sum, T.sqrt
-    as_t = lambda v: torch.from_numpy(np.asarray(v))  # noqa: E731
-    T.dot = lambda a, b: as_t(np.dot(a.numpy(), b.numpy()))
-    T.sum = lambda a, *args, **kw: saved[1](a, *args, **kw) if args or kw else as_t(np.sum(a.numpy()))
-    T.sqrt = lambda a: as_t(np.sqrt(a.numpy()))
-    try:
-        yield
-    finally:
-        T.dot, T.sum, T.sqrt = saved
-
-
-def run_torch(torch: Any, problem: str, dtype: type, config: dict[str, Any],
-              steps: int = STEPS) -> tuple[list[list[np.ndarray]], list[dict[str, Any]], list[list[float]]]:
-    params, f = PROBLEMS[problem](dtype)
-    tp = [torch.from_numpy(p.copy()).requires_grad_() for p in params]
-    opt = torch.optim.LBFGS(tp, **config)
-    seen: list[list[float]] = []
-
-    def closure() -> Any:
-        arrays = [p.detach().numpy() for p in tp]
-        seen.append(np.concatenate([a.ravel() for a in arrays]).tolist())
-        loss, grads = f(arrays)
-        for p, g in zip(tp, grads):
-            p.grad = torch.from_numpy(np.array(g))
-        return torch.tensor(loss)
-
-    traj, states = [], []
-    for _ in range(steps):
-        opt.step(closure)
-        traj.append([p.detach().numpy().copy() for p in tp])
-        st = opt.state[tp[0]]
-        conv = lambda v: v.detach().numpy().copy() if isinstance(v, torch.Tensor) else v  # noqa: E731
-        states.append({k: ([conv(x) for x in v] if isinstance(v, list) else conv(v)) for k, v in st.items() if k != "al"})
-    return traj, states, seen
 
 
 def _assert_same_bits(got: Any, want: Any, what: str) -> None:
@@ -141,32 +77,6 @@ def test_bitwise_with_torch_given_numpys_reductions(problem: str, config: str, d
                     _assert_same_bits(a, b, f"step {step + 1} state {name!r}[{k}]")
 
 
-# Measured largest relative difference of any parameter from torch's (as it is) over the
-# 25 steps, with a margin of 10x. Cases left out: fixed-step (no line search) L-BFGS on the
-# 5- and 10-dim Rosenbrock, and most float32 Rosenbrock runs, are chaotic: a last-bit
-# difference in a dot product changes later branches (the tolerance tests, the history
-# update), so those runs agree only as far as both reach the minimum. The bitwise test above
-# covers them.
-CLOSE: dict[tuple[str, str, str], float] = {
-    ("rosenbrock2", "default", "float64"): 0.0,
-    ("rosenbrock2", "strong_wolfe", "float64"): 0.0,
-    ("rosenbrock2", "default", "float32"): 0.0,
-    ("rosenbrock5", "strong_wolfe", "float64"): 3e-8,
-    ("rosenbrock5", "short-wolfe", "float64"): 4e-8,
-    ("rosenbrock10", "strong_wolfe", "float64"): 1e-7,
-    ("rosenbrock10", "short-wolfe", "float64"): 6e-9,
-    ("logistic", "default", "float64"): 5e-14,
-    ("logistic", "strong_wolfe", "float64"): 5e-14,
-    ("logistic", "short-wolfe", "float64"): 5e-14,
-    ("logistic", "default", "float32"): 2e-5,
-    ("logistic", "strong_wolfe", "float32"): 2e-5,
-    ("logistic", "short-wolfe", "float32"): 8e-5,
-    ("quadratic", "default", "float64"): 6e-11,
-    ("quadratic", "strong_wolfe", "float64"): 6e-11,
-    ("quadratic", "short-wolfe", "float64"): 5e-9,
-}
-
-
 @pytest.mark.torch
 @pytest.mark.parametrize("case", list(CLOSE), ids=["-".join(c) for c in CLOSE])
 @pytest.mark.skipif(not FMA_TARGETS, reason="measured with torch's fused add_, as the FMA targets compute it")
@@ -177,10 +87,7 @@ def test_close_to_torch(case: tuple[str, str, str]) -> None:
     want, _, _ = run_torch(torch, problem, dtype, CONFIGS[config])
     with using_target(FMA_TARGETS[-1]):
         got, _, _ = run_fusedopt(problem, dtype, CONFIGS[config])
-    worst = 0.0
-    for ps, qs in zip(got, want):
-        for p, q in zip(ps, qs):
-            worst = max(worst, float(np.max(np.abs(p.astype(np.float64) - q) / np.maximum(np.abs(q), 1e-30))))
+    worst = worst_rel_diff(got, want)
     assert worst <= CLOSE[case], f"largest relative difference {worst:.3g} > {CLOSE[case]:.3g}"
 
 

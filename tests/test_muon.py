@@ -28,37 +28,7 @@ from conftest import FMA_TARGETS, using_target
 from fusedopt import reference
 from fusedopt.optim._newton_schulz import orthogonalize, round_bf16
 from fusedopt.optim.muon import NS_COEFFICIENTS, adjusted_lr
-
-SHAPES = [(3, 5), (6, 2), (17, 9), (1, 4), (33, 40)]
-STEPS = 25
-CONFIGS: dict[str, dict[str, Any]] = {
-    "default": {},
-    "no-nesterov": {"nesterov": False},
-    "match_rms_adamw": {"adjust_lr_fn": "match_rms_adamw", "lr": 0.02},
-    "original": {"adjust_lr_fn": "original", "lr": 0.05, "weight_decay": 0.5},
-    "low-momentum": {"momentum": 0.3, "weight_decay": 0.0},
-    "ns": {"ns_steps": 3, "eps": 1e-3, "ns_coefficients": (2.0, -1.5, 0.5)},
-}
-BF16_ULP = 2.0**-8  # of a value in [1, 2)
-
-
-def stream(dtype: type, steps: int = STEPS, seed: int = 0) -> tuple[list[np.ndarray], list[list[np.ndarray | None]]]:
-    """Parameters and gradients; parameter 3 gets no gradient before step 4, parameter 1
-    none at step 9, and step 6 has none at all."""
-    rng = np.random.default_rng(seed)
-    init = [rng.standard_normal(s).astype(dtype) for s in SHAPES]
-    grads: list[list[np.ndarray | None]] = []
-    for i in range(steps):
-        gs: list[np.ndarray | None] = [rng.standard_normal(s).astype(dtype) * (1 + i % 3) for s in SHAPES]
-        if i < 3:
-            gs[3] = None
-        if i == 8:
-            gs[1] = None
-        if i == 5:
-            gs = [None] * len(SHAPES)
-        grads.append(gs)
-    return init, grads
-
+from parity.muon_cases import BF16_ULP, CONFIGS, STEPS, stream
 
 def _bits(x: Any) -> bytes:
     return np.asarray(x).tobytes()

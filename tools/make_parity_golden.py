@@ -7,6 +7,9 @@ every case of tests/parity/cases.py and writes
     tests/data/parity_<optimizer>.npz   one file per optimizer
     tests/data/parity_clip.npz          clip_grad_norm_ / clip_grad_value_ / get_total_norm
     tests/data/parity_schedulers.npz    every lr_scheduler class driving an optimizer
+    tests/data/parity_sparse.npz        row-sparse gradients (parity/sparse_cases.py)
+    tests/data/parity_lbfgs.npz         LBFGS iterates (parity/lbfgs_cases.py)
+    tests/data/parity_muon.npz          Muon parameters and momentum (parity/muon_cases.py)
 
 The default test command compares fusedopt against these files without torch.
 
@@ -28,7 +31,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
 
-from parity import cases, sparse_cases
+from parity import cases, lbfgs_cases, muon_cases, sparse_cases
 
 REQUIRED_TORCH = "2.13.0"
 
@@ -119,6 +122,8 @@ def main(argv=None) -> int:
     jobs = [(cases.golden_path(o), lambda o=o: optimizer_arrays(torch, o)) for o in cases.OPTIMIZERS]
     jobs += [(cases.CLIP_GOLDEN, lambda: clip_arrays(torch)), (cases.SCHED_GOLDEN, lambda: sched_arrays(torch))]
     jobs += [(sparse_cases.GOLDEN_PATH, lambda: sparse_cases.golden_arrays(torch))]  # row-sparse gradients
+    jobs += [(lbfgs_cases.GOLDEN_PATH, lambda: lbfgs_cases.golden_arrays(torch)),  # steps in Python (closures,
+             (muon_cases.GOLDEN_PATH, lambda: muon_cases.golden_arrays(torch))]    # matrix products)
 
     cases.DATA_DIR.mkdir(parents=True, exist_ok=True)
     diffs: list[str] = []
@@ -134,7 +139,7 @@ def main(argv=None) -> int:
         data = _bytes(arrays)
         path.write_bytes(data)
         total += len(data)
-        n = sum(1 for k in arrays if k.endswith((".config", ".norm")))
+        n = sum(1 for k in arrays if k.endswith((".config", ".norm", "/params", "/p0")))
         print(f"wrote {path.relative_to(ROOT)}: {n} cases, {len(data) / 1024:.1f} KiB")
     if args.check:
         for d in diffs:
