@@ -45,6 +45,7 @@ inline bool known_dtype(const py::detail::PyArrayDescr_Proxy* d, DType& out) {
     case py::detail::npy_api::NPY_FLOAT_: out = DType::f32; return true;
     case py::detail::npy_api::NPY_DOUBLE_: out = DType::f64; return true;
     case 23: out = DType::f16; return true;  // NPY_HALF
+    case py::detail::npy_api::NPY_UBYTE_: out = DType::u8; return true;
     default: break;
     }
     if (d->type_num >= 256 && d->typeobj == bfloat16_type()) {  // a user-defined dtype (NPY_USERDEF)
@@ -91,10 +92,11 @@ inline bool same_layout(const CheckedArray& a, Py_ssize_t a_item, const CheckedA
 // only when a check fails. `low`: bfloat16 and float16 are accepted (optimizer parameters and
 // gradients; not the standalone clip functions). `any_dense`: any dense layout, not only C order
 // (optimizer parameters and state); `strided`: any layout at all (`dense` says which; an
-// optimizer's gradients, which it copies when their layout is not their parameter's).
+// optimizer's gradients, which it copies when their layout is not their parameter's);
+// `codes`: uint8 accepted (int8 optimizer state's codes).
 template <class Describe>
 CheckedArray check_array(py::handle h, bool written, Describe&& describe, bool low = false, bool any_dense = false,
-                         bool strided = false) {
+                         bool strided = false, bool codes = false) {
     auto& api = py::detail::npy_api::get();
     if (!api.PyArray_Check_(h.ptr()))
         throw py::type_error(describe() + ": expected a numpy.ndarray of float32 or float64, got " +
@@ -106,7 +108,7 @@ CheckedArray check_array(py::handle h, bool written, Describe&& describe, bool l
     const auto* a = py::detail::array_proxy(h.ptr());
     const auto* d = py::detail::array_descriptor_proxy(a->descr);
     CheckedArray c;
-    if (!known_dtype(d, c.dtype) || (!low && low_precision(c.dtype)))
+    if (!known_dtype(d, c.dtype) || (!low && low_precision(c.dtype)) || (!codes && c.dtype == DType::u8))
         throw py::type_error(describe() + ": dtype " + std::string(py::str(h.attr("dtype"))) +
                              " is not supported; use float32 or float64" +
                              (low ? " (or bfloat16, float16)" : ""));

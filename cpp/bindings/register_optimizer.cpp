@@ -18,6 +18,7 @@
 
 #include "array_checks.hpp"
 #include "row_sparse.hpp"
+#include "state_slots.hpp"
 #include "fusedopt/dispatch.hpp"
 #include "fusedopt/engine.hpp"
 #include "fusedopt/overlap.hpp"
@@ -39,6 +40,7 @@ std::string dtype_name(DType t) {
     case DType::f64: return "float64";
     case DType::bf16: return "bfloat16";
     case DType::f16: return "float16";
+    case DType::u8: return "uint8";
     }
     return "?";
 }
@@ -57,12 +59,6 @@ PyObject* bfloat16_type() {
 namespace {
 
 constexpr int kMaxSlots = kMaxOperands - 2;
-// The state array of master weights (master_weights=True): after the rule's own slots, for
-// bfloat16 and float16 parameters only.
-constexpr const char* kMasterSlot = "master";
-
-// The name of state slot k: the rule's, or the master copy after them.
-const char* slot_name(const RuleInfo& r, int k) { return k < r.slot_count ? r.slots[k].name : kMasterSlot; }
 
 // A module-level Python object this file keeps for the life of the process: never released, so
 // no destructor runs after the interpreter has finalized.
@@ -91,13 +87,8 @@ int find_rule(const std::string& name) {
     throw py::value_error("rule: unknown update rule '" + name + "'");
 }
 
-// The dtype of a parameter's state arrays: its own, float32 for bfloat16 and float16
-// parameters (updated in float32; 16-bit moments would lose every update below their
-// resolution, e.g. Adam's second moment at beta2 = 0.999).
-DType state_dtype(DType param) { return low_precision(param) ? DType::f32 : param; }
-
 // `x` (a gradient or a state array; who() names it, called only for a message) must have its
-// parameter's shape and `dtype` (the parameter's for a gradient, state_dtype for state).
+// parameter's shape and `dtype` (the parameter's for a gradient, its slot's for state).
 template <class Who>
 void check_like(const CheckedArray& x, const CheckedArray& p, DType dtype, Who&& who) {
     if (x.dtype != dtype)
@@ -122,38 +113,16 @@ void set_extents(Segment& s, const CheckedArray& p) {
     }
 }
 
-// A slot's shape for parameter `p` (SlotShape: torch's keepdim shapes); false where it has none.
-bool slot_shape(SlotShape k, const CheckedArray& p, std::vector<Py_ssize_t>& out) {
-    out.assign(p.shape, p.shape + p.ndim);
-    switch (k) {
-    case SlotShape::param: return true;
-    case SlotShape::unfactored: return p.ndim < 2;
-    case SlotShape::rows:
-        if (p.ndim < 2) return false;
-        out.back() = 1;
-        return true;
-    case SlotShape::cols:
-        if (p.ndim < 2) return false;
-        out[out.size() - 2] = 1;
-        return true;
-    case SlotShape::scalar: out.clear(); return true;
-    }
-    return false;
-}
-
-// Slot k's shape rule; the master copy of a 16-bit parameter (k == slot_count) is like the parameter.
-SlotShape slot_shape_of(const RuleInfo& r, int k) { return k < r.slot_count ? r.slots[k].shape : SlotShape::param; }
-
-// `x`, a state array of slot `k`, must have its parameter's dtype and the slot's shape.
+// `x`, a state array of slot `k`, must have the slot's dtype and shape.
 template <class Who>
-void check_slot(const CheckedArray& x, const CheckedArray& p, DType dtype, SlotShape k, Who&& who) {
+void check_slot(const CheckedArray& x, const CheckedArray& p, const SlotLayout& layout, int k, Who&& who) {
     std::vector<Py_ssize_t> shape;
-    if (k == SlotShape::param) return check_like(x, p, dtype, who);
-    if (!slot_shape(k, p, shape))
+    const DType dtype = layout.dtype(k, p.dtype);
+    if (layout.param_shaped(k)) return check_like(x, p, dtype, who);
+    if (!layout.shape(k, p, shape))
         throw py::value_error(who() + ": a parameter of shape " + shape_string(p.ndim, p.shape) + " has no such state");
     if (x.dtype != dtype)
-        throw py::type_error(who() + ": dtype " + dtype_name(x.dtype) + " does not match the parameter's " +
-                             dtype_name(dtype));
+        throw py::type_error(who() + ": dtype " + dtype_name(x.dtype) + " is not the slot's " + dtype_name(dtype));
     bool same = x.ndim == int(shape.size());
     for (int i = 0; same && i < x.ndim; ++i) same = x.shape[i] == shape[static_cast<std::size_t>(i)];
     if (!same)
@@ -204,11 +173,15 @@ Counters initial_counters(const RuleInfo& r, bool fresh) {
 // A rule's hyperparameter, slot and counter names as Python strings, made once per engine.
 struct RuleNames {
     std::vector<py::object> hypers, slots;
+    std::vector<std::string> slot_text;
     py::object extras[kExtraCounters];  // null where the rule has no such counter
-    explicit RuleNames(const RuleInfo& r, bool master) {
+    explicit RuleNames(const SlotLayout& layout) {
+        const RuleInfo& r = *layout.rule;
         for (int h = 0; h < r.hyper_count; ++h) hypers.push_back(interned(r.hypers[h].name));
-        for (int k = 0; k < r.slot_count; ++k) slots.push_back(interned(r.slots[k].name));
-        if (master) slots.push_back(interned(kMasterSlot));
+        for (int k = 0; k < layout.count(); ++k) {
+            slot_text.push_back(layout.name(k));
+            slots.push_back(interned(slot_text.back().c_str()));
+        }
         for (int k = 0; k < kExtraCounters; ++k)
             if (extra_name(r, k)) extras[k] = interned(extra_name(r, k));
     }
@@ -381,9 +354,11 @@ struct Param {
 
 // ValueError naming both sides of an overlap (spans' owner: a parameter's index; slot 0 the
 // parameter, 1 its gradient, 2.. its state).
-[[noreturn]] void throw_overlap(const RuleInfo& r, const std::vector<Param>& params, const Overlap& o) {
+[[noreturn]] void throw_overlap(const RuleNames& names, const std::vector<Param>& params, const Overlap& o) {
     auto side = [&](const Span& s) {
-        const char* role = s.slot == 0 ? nullptr : s.slot == 1 ? "grads" : slot_name(r, s.slot - 2);
+        const char* role = s.slot == 0   ? nullptr
+                           : s.slot == 1 ? "grads"
+                                         : names.slot_text[static_cast<std::size_t>(s.slot - 2)].c_str();
         return describe(role, params[s.owner].key);
     };
     throw py::value_error(side(o.a) + " and " + side(o.b) + " share memory; every updated array must have its own buffer");
@@ -406,12 +381,17 @@ struct Options {
     // bfloat16 / float16 parameters (docs/low_precision.md)
     bool master_weights = false;
     bool stochastic_rounding = false;
-    std::uint64_t seed = 0;
+    std::uint64_t seed = 0;             // stochastic rounding (parameters, bfloat16 state)
+    StateDtype state = StateDtype::native;  // compressed state (docs/compressed_state.md)
     bool raise_nonfinite = false;  // NonFiniteGradientError instead of a skipped step
     py::object reference;          // None: native kernels; else the NumPy reference, called as
                                    // reference(units, group_count, rule=, max_norm=, per_group=,
                                    // clip_value=, check_finite=) (fusedopt.reference.run_step)
 };
+
+const char* state_dtype_name(StateDtype t) {
+    return t == StateDtype::bf16 ? "bfloat16" : t == StateDtype::int8 ? "int8" : "native";
+}
 
 // fusedopt.NonFiniteGradientError, raised by a step with nonfinite="raise".
 struct NonFiniteGradient : std::runtime_error {
@@ -422,8 +402,9 @@ class Engine {
 public:
     Engine(const std::string& rule, py::list groups, py::dict state, const Options& options)
         : rule_(find_rule(rule)),
-          names_of_rule_(rule_at(rule_), options.master_weights),
-          slot_count_(rule_at(rule_).slot_count + (options.master_weights ? 1 : 0)),
+          layout_{&rule_at(rule_), options.state, options.master_weights},
+          names_of_rule_(layout_),
+          slot_count_(layout_.count()),
           groups_list_(std::move(groups)),
           state_(std::move(state)),
           options_(options) {}
@@ -462,18 +443,19 @@ public:
         return names;
     }
 
-    // {name: shape} of the state arrays a group's current hyperparameters use for `param`.
+    // {name: (shape, dtype name)} of the state arrays a group's current hyperparameters use for `param`.
     py::dict slot_shapes(py::handle group, std::int64_t count, const std::string& where, py::handle param) const {
         const RuleInfo& r = rule_at(rule_);
         double values[kMaxHyperValues];
         resolve_group(r, names_of_rule_, group, count, Where{&where}, values, nullptr);
         const CheckedArray p = check_array(param, false, [] { return std::string("param"); }, true, true);
         py::dict out;
-        const unsigned used = r.slots_used(values);
+        const unsigned used = layout_.used(r.slots_used(values), p.dtype);
         std::vector<Py_ssize_t> shape;
-        for (int k = 0; k < r.slot_count; ++k)
-            if ((used & (1u << k)) && slot_shape(r.slots[k].shape, p, shape))
-                out[names_of_rule_.slots[static_cast<std::size_t>(k)]] = py::tuple(py::cast(shape));
+        for (int k = 0; k < slot_count_; ++k)
+            if ((used & (1u << k)) && layout_.shape(k, p, shape))
+                out[names_of_rule_.slots[static_cast<std::size_t>(k)]] =
+                    py::make_tuple(py::tuple(py::cast(shape)), dtype_name(layout_.dtype(k, p.dtype)));
         return out;
     }
 
@@ -489,8 +471,9 @@ private:
     py::tuple aligned_grads(py::handle grads) const;
 
     int rule_;
+    SlotLayout layout_;
     RuleNames names_of_rule_;
-    int slot_count_;  // the rule's slots, and the master copy's when kept
+    int slot_count_;  // layout_.count()
     py::list groups_list_;
     py::dict state_;
     Options options_;
@@ -614,7 +597,7 @@ bool Engine::state_dicts_current() const {
         if (st != (p.state.is_none() ? nullptr : p.state.ptr())) return false;
         if (!st) continue;
         for (int k = 0; k < slot_count_; ++k) {
-            if (k >= r.slot_count && !low_precision(p.checked.dtype)) continue;  // no master copy
+            if (!layout_.applies(k, p.checked.dtype)) continue;
             PyObject* a = dict_get(st, names_of_rule_.slots[static_cast<std::size_t>(k)].ptr());
             if (a != p.slots[k].ptr()) return false;
             if (a && py::detail::array_proxy(a)->data != p.slot_data[k]) return false;  // reallocated
@@ -637,14 +620,14 @@ void Engine::read_state(Param& p, const RuleInfo& r, const char* arg) const {
     for (int k = 0; k < slot_count_; ++k) {
         p.slots[k] = py::object();
         p.slot_data[k] = nullptr;
-        if (k >= r.slot_count && !low_precision(p.checked.dtype)) continue;  // no master copy
+        if (!layout_.applies(k, p.checked.dtype)) continue;
         PyObject* a = dict_get(p.state.ptr(), names_of_rule_.slots[static_cast<std::size_t>(k)].ptr());
         if (!a) continue;
-        const char* role = slot_name(r, k);
+        const char* role = names_of_rule_.slot_text[static_cast<std::size_t>(k)].c_str();
         auto who = [&] { return describe(role, p.key); };
-        const CheckedArray c = check_array(a, true, who, true, true);
-        check_slot(c, p.checked, state_dtype(p.checked.dtype), slot_shape_of(r, k), who);
-        if (slot_shape_of(r, k) == SlotShape::param &&
+        const CheckedArray c = check_array(a, true, who, true, true, false, true);
+        check_slot(c, p.checked, layout_, k, who);
+        if (layout_.param_shaped(k) &&
             !same_layout(c, Py_ssize_t(dtype_size(c.dtype)), p.checked, Py_ssize_t(dtype_size(p.checked.dtype))))
             throw py::value_error(who() + ": its memory layout (strides) is not the parameter's; state arrays take the "
                                           "parameter's layout (numpy.empty_like(param, dtype=...))");
@@ -702,6 +685,9 @@ void Engine::rebuild_from(const py::list& groups_list, const py::dict& state, co
                 p.key = params_[it->second].key;  // the object the state dict holds: lookups by identity
             p.group = static_cast<std::size_t>(g);
             p.checked = check_array(p.array, true, [&] { return describe(nullptr, p.key); }, true, true);
+            if (layout_.state != StateDtype::native && p.checked.dtype == DType::f64)
+                throw py::type_error(describe(nullptr, p.key) + ": dtype float64 with compressed state (state_dtype): "
+                                     "it is for float32, bfloat16 and float16 parameters");
             p.shape.assign(p.checked.shape, p.checked.shape + p.checked.ndim);
             PyObject* st = dict_get(state.ptr(), p.key.ptr());
             p.state = st ? py::reinterpret_borrow<py::object>(st) : py::object(py::none());
@@ -717,7 +703,7 @@ void Engine::rebuild_from(const py::list& groups_list, const py::dict& state, co
             const std::size_t index = params.size();
             for (int slot = 0; slot < slot_count_ + 2; ++slot) {  // the parameter, then its state
                 void* data = slot == 0 ? p.checked.data : slot == 1 ? nullptr : p.slot_data[slot - 2];
-                const DType t = slot == 0 ? p.checked.dtype : state_dtype(p.checked.dtype);
+                const DType t = slot == 0 ? p.checked.dtype : layout_.dtype(slot - 2, p.checked.dtype);
                 const std::size_t size = slot < 2 ? p.checked.size : p.slot_size[slot - 2];
                 if (data) spans.push_back(make_span(data, size, t, true, index, slot));
             }
@@ -725,7 +711,7 @@ void Engine::rebuild_from(const py::list& groups_list, const py::dict& state, co
         }
     }
     const Overlap o = first_overlap(spans);
-    if (o.found) throw_overlap(r, params, o);
+    if (o.found) throw_overlap(names_of_rule_, params, o);
     params_ = std::move(params);
     groups_ = std::move(groups);
     written_ = std::move(spans);
@@ -899,6 +885,7 @@ void Engine::step(py::handle grads, py::handle grad_norm) {
     static const py::handle zeros = forever(py::module_::import("numpy").attr("zeros"));
     static const py::handle zeros_like = forever(py::module_::import("numpy").attr("zeros_like"));
     static const py::handle float32 = forever(py::module_::import("numpy").attr("float32"));
+    static const py::handle uint8 = forever(py::module_::import("numpy").attr("uint8"));
     static const py::handle empty_like = forever(py::module_::import("numpy").attr("empty_like"));
     static const py::handle copyto = forever(py::module_::import("numpy").attr("copyto"));
     std::vector<py::object> grad_copies;  // owned until the kernels are done
@@ -906,6 +893,8 @@ void Engine::step(py::handle grads, py::handle grad_norm) {
     plan_.clear();
     plan_.group_count = static_cast<int>(ng);
     plan_.reduce = &r.reduce;
+    // Pieces of a team never share an int8 block (one scale for 256 elements) or a cache line.
+    plan_.align = layout_.int8() ? kQuantBlock : layout_.state == StateDtype::bf16 ? 32 : 16;
     std::vector<Py_ssize_t> shape;
     stepped_.clear();
     coalescer_.clear();
@@ -923,6 +912,9 @@ void Engine::step(py::handle grads, py::handle grad_norm) {
         CheckedSparse sg;
         bool copied = false;
         if (sparse) {
+            if (layout_.state != StateDtype::native)
+                throw py::type_error(who() + ": row-sparse gradients with compressed state (state_dtype) are not "
+                                     "supported; give a dense array");
             if (r.sparse_grads == SparseGrads::refused)
                 throw py::type_error(who() + ": rule '" + r.name + "' does not take row-sparse gradients (SGD, Adagrad, "
                                      "Adam, AdamW and SparseAdam do); give a dense array");
@@ -933,7 +925,7 @@ void Engine::step(py::handle grads, py::handle grad_norm) {
             for (const Span& s : {make_span(sg.rows.data, sg.rows.size, sg.rows.dtype, false, i, 1),
                                   make_span(sg.indices, index_bytes / 4, DType::f32, false, i, 1)}) {
                 const Overlap o = s.begin == s.end ? Overlap{} : overlap_with_written(written_, s);
-                if (o.found) throw_overlap(r, params_, o);
+                if (o.found) throw_overlap(names_of_rule_, params_, o);
             }
         } else {
             if (r.sparse_grads == SparseGrads::required)
@@ -951,7 +943,7 @@ void Engine::step(py::handle grads, py::handle grad_norm) {
                 grad_copies.push_back(std::move(copy));
             } else if (ga.data != p.last_grad) {
                 const Overlap o = overlap_with_written(written_, make_span(ga.data, ga.size, ga.dtype, false, i, 1));
-                if (o.found) throw_overlap(r, params_, o);
+                if (o.found) throw_overlap(names_of_rule_, params_, o);
             }
         }
         if (r.reduce.passes > 0 && low_precision(p.checked.dtype))  // its passes read float32 or float64
@@ -959,7 +951,7 @@ void Engine::step(py::handle grads, py::handle grad_norm) {
                                  " is not supported by " + r.name + " (per-array reductions); use float32");
         const bool low = low_precision(p.checked.dtype);
         const bool master = low && options_.master_weights;
-        const unsigned used = r.slots_used(v) | (master ? 1u << r.slot_count : 0u);
+        const unsigned used = layout_.used(r.slots_used(v), p.checked.dtype);
         const bool first = p.state.is_none();  // torch keeps no state where there is none to keep
         Segment seg{};
         set_extents(seg, p.checked);
@@ -968,42 +960,49 @@ void Engine::step(py::handle grads, py::handle grad_norm) {
         NewState fresh{i, {}};
         bool creates = first && (used != 0 || r.has_step);
         for (int k = 0; k < slot_count_; ++k) {
-            if (!(used & (1u << k)) || !slot_shape(slot_shape_of(r, k), p.checked, shape)) continue;
+            if (!(used & (1u << k)) || !layout_.shape(k, p.checked, shape)) continue;
             if (p.slot_data[k]) {
                 seg.data[2 + k] = p.slot_data[k];
                 continue;
             }
-            const py::object dtype = low ? py::reinterpret_borrow<py::object>(float32) : py::object(p.array.attr("dtype"));
-            fresh.arrays[k] = k == r.slot_count                          ? p.array.attr("astype")(float32)  // the master copy
-                              : slot_shape_of(r, k) == SlotShape::param ? zeros_like(p.array, dtype)  // its layout
-                                                                          : zeros(py::tuple(py::cast(shape)), dtype);
+            const DType t = layout_.dtype(k, p.checked.dtype);
+            const py::handle dtype = t == DType::f32    ? float32
+                                     : t == DType::bf16 ? py::handle(bfloat16_type())
+                                     : t == DType::u8   ? uint8
+                                                        : p.array.attr("dtype");
+            fresh.arrays[k] = k == layout_.master_slot() ? p.array.attr("astype")(float32)  // the master copy
+                              : layout_.param_shaped(k)  ? zeros_like(p.array, dtype)      // its layout
+                                                         : zeros(py::tuple(py::cast(shape)), dtype);
             seg.data[2 + k] = py::detail::array_proxy(fresh.arrays[k].ptr())->data;
             creates = true;
         }
         if (creates) created.push_back(std::move(fresh));
         Counters c = first ? initial_counters(r, true) : p.counters;
         c.sparse = sparse;
-        LowPrecision lp;
+        Storage lp;
+        const bool compressed = layout_.state != StateDtype::native;
         if (low) {
-            lp.storage = p.checked.dtype;
-            lp.master = master ? 2 + r.slot_count : -1;
+            lp.param = p.checked.dtype;
+            lp.master = master ? 2 + layout_.master_slot() : -1;
             lp.stochastic = options_.stochastic_rounding;
-            if (lp.stochastic) lp.key = rounding_key(options_.seed, step_count_, i);
         }
+        layout_.describe(lp);
+        if (lp.stochastic || layout_.state == StateDtype::bf16) lp.key = rounding_key(options_.seed, step_count_, i);
         std::size_t u = 0;  // the unit of this group, dtype and counters (a group has one or a few)
         for (; u < plan_.units.size(); ++u) {
             const StepUnit& x = plan_.units[u];
             if (x.group == int(p.group) && x.dtype == p.checked.dtype && x.counters.step == c.step &&
                 x.counters.extra == c.extra && x.counters.extra2 == c.extra2 && x.counters.fresh == c.fresh &&
                 x.counters.sparse == c.sparse &&
-                x.low.key == lp.key)
+                x.storage.key == lp.key)
                 break;
         }
         if (u == plan_.units.size()) {
             StepUnit unit;
-            unit.kernel = r.kernel[int(state_dtype(p.checked.dtype))];
+            unit.kernel = r.kernel[p.checked.dtype == DType::f64 ? 1 : 0];
             unit.dtype = p.checked.dtype;
-            unit.low = lp;
+            unit.scratch = low || compressed;
+            unit.storage = lp;
             unit.group = static_cast<int>(p.group);
             unit.sign = r.maximize_value >= 0 && v[r.maximize_value] != 0.0 ? -1.0 : 1.0;
             unit.counters = c;
@@ -1052,6 +1051,7 @@ void Engine::step(py::handle grads, py::handle grad_norm) {
                                           py::arg("master_weights") = options_.master_weights,
                                           py::arg("stochastic_rounding") = options_.stochastic_rounding,
                                           py::arg("seed") = options_.seed, py::arg("step_count") = step_count_,
+                                          py::arg("state_dtype") = state_dtype_name(layout_.state),
                                           py::arg("grad_norm") = grad_norm);
         result.norm_computed = !out["grad_norm"].is_none();
         if (result.norm_computed) result.grad_norm = out["grad_norm"].cast<double>();
@@ -1209,6 +1209,12 @@ py::dict rule_info(const std::string& name) {
     py::dict d;
     d["hyperparameters"] = hypers;
     d["slots"] = slots;
+    py::list codecs;  // how each slot may be compressed (state_dtype): None, "any_sign", "nonnegative"
+    for (int k = 0; k < r.slot_count; ++k)
+        codecs.append(r.slots[k].codec == SlotCodec::none          ? py::object(py::none())
+                      : r.slots[k].codec == SlotCodec::nonnegative ? py::object(py::str("nonnegative"))
+                                                                   : py::object(py::str("any_sign")));
+    d["slot_codecs"] = codecs;
     d["has_step"] = r.has_step;
     d["reduce_passes"] = r.reduce.passes;
     d["extra_counter"] = r.extra_counter ? py::object(py::str(r.extra_counter)) : py::object(py::none());
@@ -1245,9 +1251,20 @@ void register_optimizer(py::module_& m) {
                        "The native optimizer: owns the step over a list of param-group dicts and a state dict.")
         .def(py::init([](const std::string& rule, py::list groups, py::dict state, py::object max_norm,
                          bool per_group, py::object clip_value, const std::string& nonfinite, py::object reference,
-                         bool master_weights, bool stochastic_rounding, std::uint64_t seed) {
+                         bool master_weights, bool stochastic_rounding, std::uint64_t seed, py::object state_dtype) {
                  Options o;
                  o.master_weights = master_weights;
+                 if (!state_dtype.is_none()) {
+                     const std::string t = py::str(state_dtype);
+                     if (t != "bfloat16" && t != "int8")
+                         throw py::value_error("state_dtype: must be None, 'bfloat16' or 'int8', got " + repr_of(state_dtype));
+                     o.state = t == "int8" ? StateDtype::int8 : StateDtype::bf16;
+                     if (o.state == StateDtype::bf16 && !bfloat16_type())
+                         throw py::value_error("state_dtype: 'bfloat16' needs the ml_dtypes package");
+                     const SlotLayout layout{&rule_at(find_rule(rule)), o.state, master_weights};
+                     if (const char* why = layout.refusal())
+                         throw py::value_error("state_dtype: rule '" + rule + "' cannot keep compressed state: " + why);
+                 }
                  o.stochastic_rounding = stochastic_rounding;
                  o.seed = seed;
                  if (!max_norm.is_none()) o.step.max_norm = max_norm.cast<double>();
@@ -1261,7 +1278,8 @@ void register_optimizer(py::module_& m) {
              py::arg("rule"), py::arg("param_groups"), py::arg("state"), py::kw_only(),
              py::arg("max_norm") = py::none(), py::arg("per_group") = false, py::arg("clip_value") = py::none(),
              py::arg("nonfinite") = "propagate", py::arg("reference") = py::none(),
-             py::arg("master_weights") = false, py::arg("stochastic_rounding") = false, py::arg("seed") = 0)
+             py::arg("master_weights") = false, py::arg("stochastic_rounding") = false, py::arg("seed") = 0,
+             py::arg("state_dtype") = py::none())
         .def("step", &Engine::step, py::arg("grads"), py::kw_only(), py::arg("grad_norm") = py::none(),
              "One whole step: checks, scalars, the norm pass and every kernel; all or nothing. "
              "grad_norm=(norm, nonfinite): a global norm computed elsewhere, used instead of the norm pass.")

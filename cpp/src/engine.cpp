@@ -138,8 +138,8 @@ StepResult run_kernels(const StepPlan& plan, const SegmentList& l, const StepOpt
         const std::size_t s = static_cast<std::size_t>(&seg - l.segments);
         const StepUnit& unit = plan.units[plan.unit_of[s]];
         const GradTransform& gt = grad[plan.unit_of[s]];
-        if (low_precision(unit.dtype))
-            k.low_precision(seg, lo, hi, unit.kernel, unit.scalars, gt, unit.low);
+        if (unit.scratch)
+            k.scratch(seg, lo, hi, unit.kernel, unit.scalars, gt, unit.storage);
         else
             unit.kernel(seg, lo, hi, unit.scalars, vals ? vals + val_at[s] : nullptr, gt);
     });
@@ -149,7 +149,7 @@ StepResult run_kernels(const StepPlan& plan, const SegmentList& l, const StepOpt
 }  // namespace
 
 StepResult run_step(const StepPlan& plan, const StepOptions& opt, const KernelTable& k, const Exec& e) {
-    const SegmentList l{plan.segments.data(), plan.starts.data(), plan.segments.size(), plan.starts.back()};
+    const SegmentList l{plan.segments.data(), plan.starts.data(), plan.segments.size(), plan.starts.back(), plan.align};
     if (team_size(l, e) == 1) return run_kernels(plan, l, opt, k, e);  // one thread whatever TeamChoice says
     const bool team = plan.team.use_team();
     Exec mine = e;

@@ -24,6 +24,7 @@ namespace {
 #include "fusedopt/kernels/parallel.hpp"
 #include "fusedopt/kernels/reduce.hpp"
 #include "fusedopt/kernels/adam_common.hpp"
+#include "fusedopt/kernels/quantize.hpp"
 #include "fusedopt/kernels/low_precision.hpp"
 #include "fusedopt/kernels/lane_sum.hpp"
 #include "fusedopt/kernels/blend.hpp"
@@ -63,7 +64,7 @@ RuleInfo describe() {
     using S = typename R::Scalars;
     static_assert(sizeof(S) <= kMaxScalarBytes && alignof(S) <= 16, "a rule's Scalars must fit StepUnit::scalars");
     static_assert(R::value_count <= kMaxHyperValues, "too many hyperparameter values");
-    static_assert(sizeof(R::slots) / sizeof(R::slots[0]) + 2 <= kMaxOperands, "too many state slots");
+    static_assert(sizeof(R::slots) / sizeof(R::slots[0]) <= kMaxRuleSlots, "too many state slots");
     RuleInfo r{};
     r.name = R::name;
     r.hypers = R::hypers;
@@ -122,8 +123,8 @@ const KernelTable& kernel_table() {
                     &norm_chunks_kernel<F16>},
         ElementwiseKernels{&scale_kernel<float>, &scale_kernel<double>, &clamp_kernel<float>,
                            &clamp_kernel<double>},
-        ProbeKernels{&probe_kernel<float>, &probe_kernel<double>},
-        &low_precision_chunk,
+        ProbeKernels{&probe_kernel<float>, &probe_kernel<double>, &probe_mixed_kernel},
+        &scratch_chunk,
         BlendKernels{&blend_kernel<float>, &blend_kernel<double>},
     };
     return table;

@@ -187,7 +187,8 @@ def from_torch_state_dict(optimizer: Any, torch_state_dict: Mapping[str, Any]) -
     new_sd["param_groups"] = groups
     if "step_count" in new_sd and max_step is not None:
         new_sd["step_count"] = max_step
-    optimizer.load_state_dict(new_sd)
+    # compressed state (state_dtype) is stored from torch's float values
+    optimizer.load_state_dict(new_sd, convert_state=getattr(optimizer, "state_dtype", None) is not None)
 
 
 def _resolve(value: Any, count: int) -> Any:
@@ -198,11 +199,28 @@ def _resolve(value: Any, count: int) -> Any:
     return value
 
 
+def _uncompressed(optimizer: Any, st: Mapping[str, Any], p: np.ndarray, key: Any) -> Mapping[str, Any]:
+    """A parameter's saved state with compressed slots (state_dtype) as the float32 values
+    they mean, in the parameter's shape (docs/compressed_state.md)."""
+    if getattr(optimizer, "state_dtype", None) is None:
+        return st
+    from . import _core, compressed_state
+
+    info = _core.rule_info(optimizer.rule)
+    out = dict(st)
+    for name, codec in zip(info["slots"], info["slot_codecs"]):
+        if name in st:
+            out[name] = compressed_state.read_saved(name, st, p, f"state {name!r} of parameter {key!r}",
+                                                    codec != "nonnegative")
+            out.pop(f"{name}_absmax", None)
+    return out
+
+
 def to_torch_state_dict(optimizer: Any) -> dict[str, Any]:
     """The optimizer's state as a dict ``torch.optim.<Same>.load_state_dict`` accepts.
 
     State is keyed by position over all groups; arrays become tensors (NumPy
-    copies without torch), ``step``, ``mu_product``, ``eta`` and ``mu`` float32 0-d tensors.
+    copies without torch; compressed state as the float32 values it stores), ``step``, ``mu_product``, ``eta`` and ``mu`` float32 0-d tensors.
     Param groups carry torch's keys for that optimizer (for Lion, which
     torch.optim lacks, its own hyperparameters), with torch's defaults for its
     implementation flags; callable hyperparameters are evaluated at
@@ -227,8 +245,10 @@ def to_torch_state_dict(optimizer: Any) -> dict[str, Any]:
     count = int(getattr(optimizer, "step_count", 0))
 
     state: dict[int, dict[str, Any]] = {}
+    params = [p for g in optimizer.param_groups for p in g["params"]]
     for key, st in sd["state"].items():
         out: dict[str, Any] = {}
+        st = _uncompressed(optimizer, st, params[position[key]], key)
         for sname, value in st.items():
             if isinstance(value, np.ndarray):
                 out[sname] = tensor(value)

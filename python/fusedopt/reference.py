@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 
 from ._grad_transform import GradTransform
+from . import compressed_state
 from .sparse import RowSparse
 
 _IDENTITY = GradTransform()
@@ -700,6 +701,7 @@ def run_step(
     seed: int = 0,
     step_count: int = 0,
     grad_norm: tuple[float, bool] | None = None,
+    state_dtype: str = "native",
 ) -> dict[str, Any]:
     """Norm clipping, the non-finite check and every rule update; returns what the native step
     reports: {grad_norm, group_norms, aborted} (aborted: nothing was written). `grad_norm`: a
@@ -732,6 +734,11 @@ def run_step(
             transform = GradTransform(scale, -clip_value, clip_value) if clip_value is not None else GradTransform(scale)
             for i, (p, g) in enumerate(zip(params, grads)):
                 arrays = [None if lst is None else lst[i] for lst in slots]
+                if state_dtype != "native":
+                    key = rounding_key(seed, step_count, tags[i])
+                    _compressed_update(update, rule, p, g, arrays, state_dtype, master_weights,
+                                       stochastic_rounding, key, transform=transform, **counters, **hp)
+                    continue
                 if master_weights:  # the last slot: the float32 master copy (16-bit parameters)
                     master = arrays.pop()
                 if isinstance(g, RowSparse):  # (float32/float64 parameters only)
@@ -751,6 +758,39 @@ def run_step(
                 else:
                     update(p, g, *arrays, transform=transform, **counters, **hp)
     return result
+
+
+def _compressed_update(update: Any, rule: str, p: np.ndarray, g: np.ndarray, arrays: list[Any], storage: str,
+                       master_weights: bool, stochastic_rounding: bool, key: int, **kwargs: Any) -> None:
+    """One parameter's update with compressed state (docs/compressed_state.md): the stored state
+    read as float32, the rule in float32 on every array as 1-D in memory order, then each stored
+    value rounded once (parameter as without compression; bfloat16 state stochastically; int8
+    state to its blocks' codes)."""
+    from . import _core
+
+    codecs = _core.rule_info(rule)["slot_codecs"]
+    count = len(codecs)
+    master = arrays[count] if master_weights and p.dtype.itemsize == 2 else None
+    scales = arrays[count + int(master_weights):] if storage == "int8" else [None] * count
+    p_flat = compressed_state.memory_view(p)
+    g_in_layout = np.empty_like(p)
+    g_in_layout[...] = g
+    g_flat = compressed_state.memory_view(g_in_layout).astype(np.float32)
+    if master is not None:
+        wide = compressed_state.memory_view(master)
+    elif p.dtype.itemsize == 2:
+        wide = p_flat.astype(np.float32)
+    else:
+        wide = p_flat
+    stored = [None if a is None else [a] if s is None else [a, s] for a, s in zip(arrays[:count], scales)]
+    state = [None if s is None else compressed_state.decode(s, storage, c != "nonnegative") for s, c in zip(stored, codecs)]
+    update(wide, g_flat, *state, **kwargs)
+    for k, (s, values) in enumerate(zip(stored, state)):
+        if s is not None and values is not None:
+            bits = compressed_state.operand_key(key, 2 + k) if storage == "bfloat16" else None
+            compressed_state.store(values, s, storage, codecs[k] != "nonnegative", bits)
+    if p.dtype.itemsize == 2:
+        p_flat[...] = round_stochastic(wide, p.dtype, key) if stochastic_rounding else wide.astype(p.dtype)
 
 
 # ---------------------------------------------------------------------------------------------

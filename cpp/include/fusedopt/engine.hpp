@@ -14,9 +14,10 @@ namespace fusedopt {
 // Arrays of one dtype that share one rule's scalars (a param group's parameters with the same
 // counters): the segments whose unit_of names it.
 struct StepUnit {
-    ChunkKernel kernel = nullptr;  // for bf16/f16: the float32 kernel, run on scratch
+    ChunkKernel kernel = nullptr;  // with `scratch`: the float32 kernel, run on scratch
     DType dtype = DType::f32;
-    LowPrecision low;              // bf16/f16 only
+    bool scratch = false;          // 16-bit parameters or compressed state: `storage` says how
+    Storage storage;
     int group = 0;           // clipping scope when norms are per group
     double sign = 1.0;       // -1 for maximize
     Counters counters;       // what its scalars were derived from
@@ -29,6 +30,7 @@ struct StepPlan {
     std::vector<std::uint32_t> unit_of;  // per segment
     std::vector<std::size_t> starts{0};  // starts[i]: first element of segment i; back(): total
     int group_count = 1;
+    std::size_t align = 16;  // pieces start at multiples of this many elements of a segment
     const ReduceInfo* reduce = nullptr;  // the rule's per-array reductions (null or no passes: none)
     // One thread or the team, from this optimizer's own step times; kept by clear(), so it
     // learns across steps. Mutable: run_step records into it.
@@ -44,6 +46,7 @@ struct StepPlan {
         segments.clear();
         unit_of.clear();
         starts.assign(1, 0);
+        align = 16;
     }
 };
 

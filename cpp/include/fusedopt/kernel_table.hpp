@@ -78,20 +78,31 @@ struct BlendKernels {
 struct ProbeKernels {
     void (*f32)(const SegmentList&, int rw, const Exec&);
     void (*f64)(const SegmentList&, int rw, const Exec&);
+    // Other storage: parameter and gradient of param_bytes (2, 4), state of state_bytes (1, 2, 4).
+    void (*mixed)(const SegmentList&, int rw, int param_bytes, int state_bytes, const Exec&);
 };
 
-// How a unit with 16-bit parameters and gradients is stored (kernels/low_precision.hpp).
-struct LowPrecision {
-    DType storage = DType::bf16;  // bf16 or f16
+// How a unit's parameter and state are stored when the rule's float32 kernel cannot run on them
+// in place: 16-bit parameters and gradients (kernels/low_precision.hpp), compressed state
+// (bfloat16, or int8 codes with float32 block scales: kernels/quantize.hpp). The kernel then
+// runs on float32 scratch, block by block.
+// (bf16: also a 16-bit parameter's dtype; scales: an int8 operand's, read and written with it.)
+constexpr std::size_t kQuantBlock = 256;  // int8 state: elements per float32 scale
+enum class SlotStorage : unsigned char { plain, bf16, q8_signed, q8_unsigned, scales };
+struct Storage {
+    DType param = DType::f32;     // f32, bf16 or f16
     int master = -1;              // operand of the float32 master copy (updated; the parameter
                                   // written from it), or -1: the parameter itself is widened
-    bool stochastic = false;      // stochastic rounding of the parameter, random bits from
-    std::uint32_t key = 0;        // this key (seed, step, parameter) and the element's index
+    bool stochastic = false;      // stochastic rounding of the parameter
+    std::uint32_t key = 0;        // random bits from this key (seed, step, parameter), the
+                                  // operand and the element's index
+    SlotStorage slot[kMaxOperands] = {};  // how each state operand is stored
+    int scales[kMaxOperands] = {};        // an int8 operand's block scales: their operand
 };
 
-// A rule's float32 chunk kernel run on float32 scratch for a segment of 16-bit parameters.
-using LowPrecisionKernel = void (*)(const Segment&, std::size_t lo, std::size_t hi, ChunkKernel f32,
-                                    const void* scalars, const GradTransform&, const LowPrecision&);
+// A rule's float32 chunk kernel run on float32 scratch.
+using ScratchKernel = void (*)(const Segment&, std::size_t lo, std::size_t hi, ChunkKernel f32, const void* scalars,
+                               const GradTransform&, const Storage&);
 
 struct KernelTable {
     const char* name;
@@ -100,7 +111,7 @@ struct KernelTable {
     NormKernels norm;
     ElementwiseKernels elementwise;
     ProbeKernels probe;
-    LowPrecisionKernel low_precision;
+    ScratchKernel scratch;
     BlendKernels blend;
 };
 

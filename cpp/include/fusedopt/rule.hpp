@@ -44,10 +44,18 @@ enum class SlotShape : unsigned char {
     scalar,      // shape (): one value per array
 };
 
+// Whether a state array may be stored compressed (state_dtype "bfloat16" or "int8",
+// docs/compressed_state.md), and its values' sign, which int8's code book uses: `none` keeps
+// the rule's state in the parameter's precision (the rule refuses compressed state).
+enum class SlotCodec : unsigned char { none, any_sign, nonnegative };
+
 struct SlotSpec {
     const char* name;
     SlotShape shape = SlotShape::param;
+    SlotCodec codec = SlotCodec::none;
 };
+constexpr SlotSpec signed_slot(const char* name) { return {name, SlotShape::param, SlotCodec::any_sign}; }
+constexpr SlotSpec nonnegative_slot(const char* name) { return {name, SlotShape::param, SlotCodec::nonnegative}; }
 
 // Elements of a slot for a parameter of these extents (Segment), or -1 where it has none.
 inline long long slot_elements(SlotShape s, const Segment& seg) {

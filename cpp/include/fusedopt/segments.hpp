@@ -6,8 +6,10 @@
 namespace fusedopt {
 
 // Operand slots of a segment: 0 = parameter (read/write), 1 = gradient (read only),
-// 2.. = optimizer state arrays (read/write), in the order each rule documents.
-constexpr int kMaxOperands = 6;
+// 2.. = optimizer state arrays (read/write): the rule's, in the order it documents (at most
+// kMaxRuleSlots), then the engine's own (a master copy, int8 state's block scales).
+constexpr int kMaxRuleSlots = 4;
+constexpr int kMaxOperands = 2 + 2 * kMaxRuleSlots + 1;
 
 struct Segment {
     void* data[kMaxOperands];
@@ -24,6 +26,8 @@ struct SegmentList {
     const std::size_t* starts;  // starts[i] = first element of segment i; starts[count] = total
     std::size_t count;
     std::size_t total;
+    std::size_t align = 16;  // pieces of a team start at multiples of this many elements of a
+                             // segment (a cache line of float32; int8 state: its 256-blocks)
 };
 
 // How a kernel call may use threads. Fixed by the caller so results never depend on it.
@@ -34,10 +38,13 @@ struct Exec {
 };
 
 // bf16 and f16: parameters and gradients stored in 16 bits (ml_dtypes.bfloat16, numpy.float16),
-// updated in float32 (kernels/low_precision.hpp); their state is float32.
-enum class DType { f32 = 0, f64 = 1, bf16 = 2, f16 = 3 };
-constexpr int kDTypeCount = 4;
-inline constexpr std::size_t dtype_size(DType t) { return t == DType::f64 ? 8 : t == DType::f32 ? 4 : 2; }
+// updated in float32 (kernels/low_precision.hpp); also compressed state (bf16). u8: the codes
+// of int8 state (kernels/quantize.hpp), never a parameter.
+enum class DType { f32 = 0, f64 = 1, bf16 = 2, f16 = 3, u8 = 4 };
+constexpr int kDTypeCount = 4;  // the parameters' dtypes
+inline constexpr std::size_t dtype_size(DType t) {
+    return t == DType::f64 ? 8 : t == DType::f32 ? 4 : t == DType::u8 ? 1 : 2;
+}
 inline constexpr bool low_precision(DType t) { return t == DType::bf16 || t == DType::f16; }
 
 }  // namespace fusedopt

@@ -27,6 +27,7 @@ from fusedopt import _core
 from . import report
 from .cases import CASES, LAYOUTS, Case, Layout, select_cases, select_layouts
 from .denormals import denormal_compare
+from .compressed import compressed_compare
 from .sparse import sparse_compare
 from .muon import QUICK_SHAPES as MUON_QUICK, SHAPES as MUON_SHAPES, muon_compare
 from .timing import (
@@ -389,6 +390,9 @@ def build_parser() -> argparse.ArgumentParser:
                     help="also time steps on denormal gradients and state (1e-42) against ordinary values")
     ap.add_argument("--sparse", action="store_true",
                     help="also time SparseAdam on a 1M x 64 table with 1%% of rows touched (row-sparse gradients)")
+    ap.add_argument("--compressed", action="store_true",
+                    help="also time Adam with bfloat16 and int8 state and bfloat16 parameters (32M; 4M with "
+                         "--quick), each beside its own memory probe")
     ap.add_argument("--muon", action="store_true",
                     help="also time Muon steps on 2-D parameters (bfloat16 and float32 Newton-Schulz) against torch")
     ap.add_argument("--all", action="store_true", help="= --threshold-sweep --simd-compare --memory --denormals")
@@ -488,6 +492,8 @@ def main(argv: list[str] | None = None) -> int:
         total += len(cases)
     if args.sparse:
         total += 1
+    if args.compressed:
+        total += 1
     if args.muon:
         total += len(MUON_QUICK if args.quick else MUON_SHAPES)
     progress = Progress(total, not args.no_progress)
@@ -525,6 +531,9 @@ def main(argv: list[str] | None = None) -> int:
         if args.sparse:
             progress.describe("row-sparse")
             extras["sparse"] = sparse_compare(cfg, progress.update)
+        if args.compressed:
+            progress.describe("compressed state")
+            extras["compressed"] = compressed_compare(cfg, progress.update, args.quick)
         if args.muon:
             progress.describe("Muon")
             extras["muon"] = muon_compare(cfg, progress.update, torch, args.quick)

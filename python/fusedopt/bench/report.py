@@ -9,7 +9,7 @@ import textwrap
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from . import sparse
+from . import compressed, sparse
 from .cases import CASES, LAYOUTS, TORCH_FUSED_TARGETS
 
 NaN = math.nan
@@ -171,7 +171,7 @@ def per_array_overhead(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return out
 
 
-EXTRAS = ("threshold_sweep", "simd_compare", "memory", "denormals", "sparse", "muon")
+EXTRAS = ("threshold_sweep", "simd_compare", "memory", "denormals", "sparse", "muon", "compressed")
 
 
 def rebuild(saved: Mapping[str, Any]) -> dict[str, Any]:
@@ -184,6 +184,8 @@ def build(meta: Mapping[str, Any], results: list[dict[str, Any]], extras: Mappin
     for r, raw in zip(rows, results):
         r["times"] = raw["times"]
     checks = targets(rows, bool(meta.get("loaded")), extras.get("denormals"))
+    if extras.get("compressed"):
+        checks += compressed.targets(extras["compressed"])
     return {"meta": dict(meta), "rows": rows, "targets": checks, "target_summary": summarize(checks),
             "per_array_overhead_ns": per_array_overhead(rows), **dict(extras)}
 
@@ -375,6 +377,8 @@ def _extras_text(doc: Mapping[str, Any]) -> list[str]:
         lines.append("")
     if doc.get("sparse"):
         lines += sparse.render(doc["sparse"])
+    if doc.get("compressed"):
+        lines += compressed.render(doc["compressed"])
     mu = doc.get("muon")
     if mu:
         lines.append("Muon, ms per step of one float32 matrix (5 Newton-Schulz iterations):")

@@ -31,3 +31,4 @@ class StepOptions(TypedDict, total=False):
     master_weights: bool
     stochastic_rounding: bool
     rounding_seed: int
+    state_dtype: Literal["bfloat16", "int8"] | None

@@ -10,6 +10,7 @@ if TYPE_CHECKING:
     from typing_extensions import Unpack
 
 from ._types import Hyper, ParamsLike, StepOptions
+from .. import compressed_state
 from .optimizer import Optimizer, state_dtype
 
 
@@ -53,4 +54,7 @@ class Adagrad(Optimizer):
     def _on_group_added(self, group: dict[str, Any]) -> None:
         for key, p in zip(self._group_keys(group), group["params"]):
             value = self.defaults["initial_accumulator_value"]
-            self._engine.set_param_state(key, {"step": 0, "sum": np.full_like(p, value, dtype=state_dtype(p))})
+            initial = np.full_like(p, value, dtype=np.float32 if self.state_dtype else state_dtype(p))
+            signed = False  # (the sum of squares)
+            self._engine.set_param_state(
+                key, {"step": 0, **compressed_state.encode_like(p, initial, "sum", self.state_dtype, signed)})

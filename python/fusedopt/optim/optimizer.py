@@ -17,7 +17,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from .. import _checks, _core, reference
+from .. import _checks, _core, compressed_state, reference
 from ._params import as_groups, split_params
 from ._types import GradsLike, ParamsLike
 
@@ -30,6 +30,7 @@ NonFiniteGradientError.__doc__ = 'A step with ``nonfinite="raise"`` saw a NaN or
 _BACKENDS = ("native", "numpy")
 _NONFINITE = ("propagate", "skip", "raise")
 _CLIP_SCOPES = ("group", "global")
+_STATE_DTYPES = ("bfloat16", "int8")
 # torch.optim's implementation switches, meaningless here.
 _TORCH_ONLY = ("foreach", "fused", "capturable", "differentiable")
 
@@ -59,6 +60,7 @@ class Optimizer:
         master_weights: bool = False,
         stochastic_rounding: bool = False,
         rounding_seed: int = 0,
+        state_dtype: str | None = None,
         **unknown: Any,
     ) -> None:
         for name in unknown:
@@ -84,6 +86,8 @@ class Optimizer:
         self.master_weights = _checks.flag(master_weights, "master_weights")
         self.stochastic_rounding = _checks.flag(stochastic_rounding, "stochastic_rounding")
         self.rounding_seed = _checks.seed(rounding_seed, "rounding_seed")
+        # Compressed optimizer state (docs/compressed_state.md); None: the parameters' precision.
+        self.state_dtype = None if state_dtype is None else _checks.choice(state_dtype, "state_dtype", _STATE_DTYPES)
         self._names_given: bool | None = None
         self._engine = self._new_engine()
         self._engine.check_hyperparameters(self.defaults, 0, "", construction=True)
@@ -110,6 +114,7 @@ class Optimizer:
             master_weights=getattr(self, "master_weights", False),
             stochastic_rounding=getattr(self, "stochastic_rounding", False),
             seed=getattr(self, "rounding_seed", 0),
+            state_dtype=getattr(self, "state_dtype", None),
         )
 
     # ---- the step ---------------------------------------------------------------------------
@@ -253,9 +258,12 @@ class Optimizer:
             "skipped_steps": skipped_steps,
         }
 
-    def load_state_dict(self, state_dict: Mapping[str, Any]) -> None:
+    def load_state_dict(self, state_dict: Mapping[str, Any], *, convert_state: bool = False) -> None:
         """Restore from state_dict(). All or nothing: the structure, every group's hyperparameters,
-        every array and counter are checked before anything changes (TypeError or ValueError)."""
+        every array and counter are checked before anything changes (TypeError or ValueError).
+        State saved in another storage (``state_dtype``: float, bfloat16, int8) loads only with
+        ``convert_state=True``, which converts it (docs/compressed_state.md)."""
+        convert_state = _checks.flag(convert_state, "convert_state")
         if not isinstance(state_dict, Mapping):
             raise TypeError(f"state_dict: expected a dict, got {type(state_dict).__name__}")
         if "param_groups" not in state_dict or "state" not in state_dict:
@@ -308,22 +316,26 @@ class Optimizer:
             key, p, merged, gi = key_map[sk]
             if not isinstance(st, Mapping):
                 raise TypeError(f"state_dict: state of parameter {key!r}: expected a dict, got {type(st).__name__}")
-            new_state[key] = self._load_param_state(key, p, st, merged, gi)
+            new_state[key] = self._load_param_state(key, p, st, merged, gi, convert_state)
         # The engine checks the counters, every group's hyperparameters and every array, then swaps.
         self._engine.load(
             new_groups, new_state, state_dict.get("step_count", 0), state_dict.get("skipped_steps", 0)
         )
 
-    def _load_param_state(self, key: Key, p: np.ndarray, st: Mapping[str, Any], group: dict[str, Any], gi: int) -> State:
-        shapes = self._engine.slot_shapes(group, 0, f" (param group {gi})", p)  # by the rule's SlotShape
-        expected = set(shapes)
-        counters = ("step", *_core.rule_info(self.rule)["extra_counters"])
+    def _load_param_state(self, key: Key, p: np.ndarray, st: Mapping[str, Any], group: dict[str, Any], gi: int,
+                          convert_state: bool) -> State:
+        slots = self._engine.slot_shapes(group, 0, f" (param group {gi})", p)  # {name: (shape, dtype)}
+        expected = set(slots)
+        info = _core.rule_info(self.rule)
+        counters = ("step", *info["extra_counters"])
+        st = _stored_as(self.state_dtype, key, p, st, info, convert_state)
         out: State = {}
         for name, value in st.items():
             if name in counters:
                 out[name] = value  # checked by the engine (a whole number >= 0, a number; ints stay exact)
             elif name in expected or isinstance(value, np.ndarray):
-                out[name] = _state_array(value, p, f"state_dict: {name!r} of parameter {key!r}", shapes.get(name))
+                shape, dtype = slots.get(name, (None, None))
+                out[name] = _state_array(value, p, f"state_dict: {name!r} of parameter {key!r}", shape, dtype)
             else:
                 out[name] = value
         missing = expected - out.keys()
@@ -363,10 +375,11 @@ def state_dtype(p: np.ndarray) -> np.dtype[Any]:
     return np.dtype(np.float32) if p.dtype.itemsize == 2 else p.dtype
 
 
-def _state_array(value: Any, p: np.ndarray, what: str, shape: tuple[int, ...] | None = None) -> np.ndarray:
-    """A saved state array as a new array of its parameter's state dtype and its slot's shape
-    (default: the parameter's, and then its layout). Real numbers only: a complex array would
-    lose its imaginary part, a masked one its mask."""
+def _state_array(value: Any, p: np.ndarray, what: str, shape: tuple[int, ...] | None = None,
+                 dtype: str | None = None) -> np.ndarray:
+    """A saved state array as a new array of its slot's dtype (default: the parameter's state
+    dtype) and shape (default: the parameter's, and then its layout). Real numbers only: a complex
+    array would lose its imaginary part, a masked one its mask."""
     if isinstance(value, np.ma.MaskedArray):
         raise TypeError(f"{what} is a numpy.ma.MaskedArray; its mask would be ignored")
     arr = np.asarray(value)
@@ -376,8 +389,32 @@ def _state_array(value: Any, p: np.ndarray, what: str, shape: tuple[int, ...] | 
     if arr.shape != expected:
         raise ValueError(f"{what} has shape {arr.shape}, the parameter has {p.shape}"
                          + ("" if shape is None else f" and keeps it as {expected}"))
+    want = state_dtype(p) if dtype is None else compressed_state.numpy_dtype(dtype)
     if shape is not None and tuple(shape) != p.shape:  # a slot of another shape (rule.hpp, SlotShape): C order
-        return np.array(arr, dtype=state_dtype(p), order="C", copy=True)
-    out = np.empty_like(p, dtype=state_dtype(p))  # the parameter's layout (C, Fortran, ...)
+        return np.array(arr, dtype=want, order="C", copy=True)
+    out = np.empty_like(p, dtype=want)  # the parameter's layout (C, Fortran, ...)
     out[...] = arr
+    return out
+
+
+def _stored_as(storage: str | None, key: Key, p: np.ndarray, st: Mapping[str, Any], info: dict[str, Any],
+               convert: bool) -> Mapping[str, Any]:
+    """A parameter's saved state with each slot in this optimizer's storage: as saved where it
+    matches, converted when asked (else ValueError naming the slot)."""
+    out = dict(st)
+    for name, codec in zip(info["slots"], info["slot_codecs"]):
+        if name not in st:
+            continue
+        saved = compressed_state.storage_of(name, st)
+        if saved == (storage or "float") or (storage is None and saved == "bfloat16"):  # (widened exactly)
+            continue
+        what = f"state_dict: {name!r} of parameter {key!r}"
+        if not convert:
+            raise ValueError(f"{what} is {saved} state and this optimizer keeps {storage or 'float'} state "
+                             "(state_dtype); pass convert_state=True to convert it")
+        if codec is None:
+            raise ValueError(f"{what}: rule {info.get('name', '')!r} cannot keep compressed state")
+        values = compressed_state.read_saved(name, st, p, what, codec != "nonnegative")
+        out.pop(f"{name}_absmax", None)
+        out.update(compressed_state.encode_like(p, values, name, storage, codec != "nonnegative"))
     return out

@@ -120,36 +120,87 @@ inline void narrow_stochastic(DType t, const float* __restrict in, std::uint16_t
         for (std::size_t i = 0; i < n; ++i) out[i] = f32_to_f16_stochastic(in[i], random_bits(key, first + i));
 }
 
-// Elements [lo, hi) of a segment whose parameter (operand 0) and gradient (operand 1) are
-// 16-bit and whose state operands are float32: `f32` (a rule's float32 chunk kernel) on
-// scratch (or on the master copy), block by block; the parameter rounded from the result.
-void low_precision_chunk(const Segment& seg, std::size_t lo, std::size_t hi, ChunkKernel f32, const void* scalars,
-                         const GradTransform& gt, const LowPrecision& lp) {
-    alignas(64) float p[kLowBlock];
-    alignas(64) float g[kLowBlock];
-    std::uint16_t* const param = operand<std::uint16_t>(seg, 0);
-    const std::uint16_t* const grad = operand<const std::uint16_t>(seg, 1);
+// The random bits of a bfloat16 state operand: its own key from the unit's.
+inline std::uint32_t operand_key(std::uint32_t key, int operand) {
+    return mix32(key ^ (0x9e3779b9u * static_cast<std::uint32_t>(operand))) | 1u;
+}
+
+// Elements [lo, hi) of a segment that the rule's float32 kernel `f32` cannot update in place
+// (kernel_table.hpp, Storage): block by block, the 16-bit parameter and gradient and the
+// compressed state are widened into float32 scratch on the stack (exact: a state value is what
+// its stored bits mean), the kernel updates the scratch (float32 operands in place), and each
+// stored value is rounded once: the parameter to nearest even (or stochastically), bfloat16
+// state stochastically, int8 state to its blocks' codes (kernels/quantize.hpp). So no rule
+// header knows about storage, and memory traffic stays the stored bytes (the scratch lives in
+// L1). With int8 state, `lo` is a multiple of kQuantBlock (the plan's piece alignment).
+void scratch_chunk(const Segment& seg, std::size_t lo, std::size_t hi, ChunkKernel f32, const void* scalars,
+                   const GradTransform& gt, const Storage& st) {
+    static_assert(kLowBlock % kQuantBlock == 0, "scratch blocks hold whole int8 blocks");
+    alignas(64) float scratch[2 + kMaxRuleSlots][kLowBlock];  // parameter, gradient, the rule's state
+    const bool low = low_precision(st.param);
     for (std::size_t b = lo; b < hi; b += kLowBlock) {
         const std::size_t n = hi - b < kLowBlock ? hi - b : kLowBlock;
         Segment s = seg;
         s.size = n;
-        s.data[0] = p;
-        s.data[1] = g;
-        for (int k = 2; k < kMaxOperands; ++k)
-            if (seg.data[k]) s.data[k] = static_cast<float*>(seg.data[k]) + b;
-        float* w = p;  // what the rule updates: scratch, or the master copy in place
-        if (lp.master >= 0) {
-            w = static_cast<float*>(s.data[lp.master]);
-            s.data[0] = w;
-            s.data[lp.master] = nullptr;
-        } else {
-            widen(lp.storage, param + b, p, n);
+        for (int k = 0; k < kMaxOperands; ++k) {
+            if (!seg.data[k]) continue;
+            switch (k < 2 ? (low ? SlotStorage::bf16 : SlotStorage::plain) : st.slot[k]) {
+            case SlotStorage::plain:
+                s.data[k] = static_cast<float*>(seg.data[k]) + b;
+                break;
+            case SlotStorage::scales:  // the engine's, not the rule's
+                s.data[k] = nullptr;
+                break;
+            case SlotStorage::bf16:  // (16-bit parameters and gradients: their own dtype)
+                s.data[k] = scratch[k];
+                if (k != 0 || st.master < 0)
+                    widen(k < 2 ? st.param : DType::bf16, static_cast<const std::uint16_t*>(seg.data[k]) + b,
+                          scratch[k], n);
+                break;
+            case SlotStorage::q8_signed:
+            case SlotStorage::q8_unsigned: {
+                const QuantMap& q = quant_map(st.slot[k] == SlotStorage::q8_signed);
+                const float* scale = static_cast<const float*>(seg.data[st.scales[k]]) + b / kQuantBlock;
+                const std::uint8_t* codes = static_cast<const std::uint8_t*>(seg.data[k]) + b;
+                for (std::size_t q0 = 0; q0 < n; q0 += kQuantBlock)
+                    dequantize_block(codes + q0, scratch[k] + q0, n - q0 < kQuantBlock ? n - q0 : kQuantBlock,
+                                     q.value, scale[q0 / kQuantBlock]);
+                s.data[k] = scratch[k];
+                break;
+            }
+            }
         }
-        widen(lp.storage, grad + b, g, n);
-        f32(s, 0, n, scalars, nullptr, gt);  // rules with per-array reductions refuse 16-bit parameters
-        if (lp.stochastic)
-            narrow_stochastic(lp.storage, w, param + b, n, lp.key, b);
+        float* w = scratch[0];  // what the rule updates as the parameter
+        if (st.master >= 0) {
+            w = static_cast<float*>(s.data[st.master]);
+            s.data[0] = w;
+            s.data[st.master] = nullptr;
+        } else if (!low) {
+            w = static_cast<float*>(s.data[0]);
+        }
+        f32(s, 0, n, scalars, nullptr, gt);  // rules with per-array reductions refuse scratch storage
+        for (int k = 2; k < kMaxOperands; ++k) {
+            if (!seg.data[k]) continue;
+            if (st.slot[k] == SlotStorage::bf16) {
+                narrow_stochastic(DType::bf16, scratch[k], static_cast<std::uint16_t*>(seg.data[k]) + b, n,
+                                  operand_key(st.key, k), b);
+            } else if (st.slot[k] == SlotStorage::q8_signed || st.slot[k] == SlotStorage::q8_unsigned) {
+                float* scale = static_cast<float*>(seg.data[st.scales[k]]) + b / kQuantBlock;
+                std::uint8_t* codes = static_cast<std::uint8_t*>(seg.data[k]) + b;
+                const QuantMap& q = quant_map(st.slot[k] == SlotStorage::q8_signed);
+                for (std::size_t q0 = 0; q0 < n; q0 += kQuantBlock) {
+                    const std::size_t m = n - q0 < kQuantBlock ? n - q0 : kQuantBlock;
+                    scale[q0 / kQuantBlock] = st.slot[k] == SlotStorage::q8_signed
+                                                  ? quantize_block<true>(scratch[k] + q0, codes + q0, m, q)
+                                                  : quantize_block<false>(scratch[k] + q0, codes + q0, m, q);
+                }
+            }
+        }
+        if (!low) continue;
+        std::uint16_t* const param = static_cast<std::uint16_t*>(seg.data[0]) + b;
+        if (st.stochastic)
+            narrow_stochastic(st.param, w, param, n, st.key, b);
         else
-            narrow(lp.storage, w, param + b, n);
+            narrow(st.param, w, param, n);
     }
 }

@@ -1,12 +1,10 @@
 // One parallel region over the concatenated element range of a SegmentList.
-// The range is cut into pieces whose ends are cache-line aligned inside their arrays (so no two
-// threads write the same cache line, and every element is computed the same way whoever runs
-// it); each thread works through its own run of pieces, then takes what is left of the others'
+// The range is cut into pieces whose ends are aligned inside their arrays (SegmentList::align:
+// at least a cache line of float32, so no two threads write the same cache line, and every
+// element is computed the same way whoever runs it); each thread works through its own run of pieces, then takes what is left of the others'
 // (team.hpp: a late helper's work is done by the calling thread, which never waits for a
 // helper that has not started). Small totals run on the calling thread. Included inside a
 // per-target anonymous namespace (the file including it includes fusedopt/team.hpp first).
-
-constexpr std::size_t kAlignElements = 16;  // 64 bytes of float32
 
 // The segment holding element x of the concatenated range (last s with starts[s] <= x).
 inline std::size_t segment_of(const SegmentList& l, std::size_t x) {
@@ -24,7 +22,7 @@ inline std::size_t split_point(const SegmentList& l, int t, int nt) {
     const std::size_t x = static_cast<std::size_t>(
         static_cast<unsigned __int128>(l.total) * static_cast<unsigned>(t) / static_cast<unsigned>(nt));
     const std::size_t s = segment_of(l, x);
-    return l.starts[s] + ((x - l.starts[s]) & ~(kAlignElements - 1));
+    return l.starts[s] + (x - l.starts[s]) / l.align * l.align;
 }
 
 // Asks for the first cache lines of every operand of a segment, one segment ahead. Many small

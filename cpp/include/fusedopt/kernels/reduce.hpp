@@ -157,3 +157,48 @@ void probe_kernel(const SegmentList& l, int rw, const Exec& e) {
         default: return probe_run<T, 4>(l, e);
     }
 }
+
+// The probe of storage that is not the kernel's arithmetic type (bfloat16 parameters, compressed
+// state): the parameter and gradient as P (2 or 4 bytes), each state array as S (1, 2 or 4
+// bytes), read and written with trivial integer arithmetic.
+template <class P, class S, int RW>
+void probe_mixed_run(const SegmentList& l, const Exec& e) {
+    parallel_walk(l, e, [=](const Segment& seg, std::size_t lo, std::size_t hi) {
+        P* __restrict a = operand<P>(seg, 0) + lo;
+        const P* __restrict g = operand<const P>(seg, 1) + lo;
+        S* __restrict b = RW > 1 ? operand<S>(seg, 2) + lo : nullptr;
+        S* __restrict c = RW > 2 ? operand<S>(seg, 3) + lo : nullptr;
+        S* __restrict d = RW > 3 ? operand<S>(seg, 4) + lo : nullptr;
+        for (std::size_t i = 0, n = hi - lo; i < n; ++i) {
+            a[i] = static_cast<P>(a[i] + g[i]);
+            if (RW > 1) b[i] = static_cast<S>(b[i] + 1);
+            if (RW > 2) c[i] = static_cast<S>(c[i] + 1);
+            if (RW > 3) d[i] = static_cast<S>(d[i] + 1);
+        }
+    });
+}
+
+template <class P, class S>
+void probe_mixed_rw(const SegmentList& l, int rw, const Exec& e) {
+    switch (rw) {
+        case 1: return probe_mixed_run<P, S, 1>(l, e);
+        case 2: return probe_mixed_run<P, S, 2>(l, e);
+        case 3: return probe_mixed_run<P, S, 3>(l, e);
+        default: return probe_mixed_run<P, S, 4>(l, e);
+    }
+}
+
+// param_bytes: 2 or 4; state_bytes: 1, 2 or 4.
+void probe_mixed_kernel(const SegmentList& l, int rw, int param_bytes, int state_bytes, const Exec& e) {
+    using U8 = std::uint8_t;
+    using U16 = std::uint16_t;
+    using U32 = std::uint32_t;
+    if (param_bytes == 2) {
+        if (state_bytes == 1) return probe_mixed_rw<U16, U8>(l, rw, e);
+        if (state_bytes == 2) return probe_mixed_rw<U16, U16>(l, rw, e);
+        return probe_mixed_rw<U16, U32>(l, rw, e);
+    }
+    if (state_bytes == 1) return probe_mixed_rw<U32, U8>(l, rw, e);
+    if (state_bytes == 2) return probe_mixed_rw<U32, U16>(l, rw, e);
+    return probe_mixed_rw<U32, U32>(l, rw, e);
+}

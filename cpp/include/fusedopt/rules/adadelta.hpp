@@ -7,7 +7,7 @@ struct adadelta_rule : RuleBase {
     enum Value { lr, rho, eps, weight_decay, maximize, value_count };
     static constexpr HyperSpec hypers[] = {learning_rate(), number("rho"), number("eps"), number("weight_decay"),
                                            flag("maximize")};
-    static constexpr SlotSpec slots[] = {{"square_avg"}, {"acc_delta"}};
+    static constexpr SlotSpec slots[] = {nonnegative_slot("square_avg"), nonnegative_slot("acc_delta")};
     static unsigned slots_used(const double*) { return 3u; }
     // torch allows rho = 1 (the averages then never move): [0, 1], not unit_interval's [0, 1).
     static HyperError check(const double* v) {

@@ -6,7 +6,7 @@ struct adagrad_rule : RuleBase {
     enum Value { lr, lr_decay, weight_decay, initial_accumulator_value, eps, maximize, value_count };
     static constexpr HyperSpec hypers[] = {learning_rate(), number("lr_decay"), number("weight_decay"),
                                            number("initial_accumulator_value"), number("eps"), flag("maximize")};
-    static constexpr SlotSpec slots[] = {{"sum"}};
+    static constexpr SlotSpec slots[] = {nonnegative_slot("sum")};
     static unsigned slots_used(const double*) { return 1u; }
     static constexpr SparseGrads sparse_grads = SparseGrads::accepted;
     static HyperError sparse_refusal(const double* v) {

@@ -9,7 +9,8 @@ struct adam_rule : RuleBase {
     static constexpr HyperSpec hypers[] = {learning_rate(), betas_pair(), number("eps"), number("weight_decay"),
                                            flag("amsgrad"), flag("maximize"), flag("decoupled_weight_decay"),
                                            {"eps_mode", HyperKind::choice, HyperCheck::none, eps_modes}};
-    static constexpr SlotSpec slots[] = {{"exp_avg"}, {"exp_avg_sq"}, {"max_exp_avg_sq"}};
+    static constexpr SlotSpec slots[] = {signed_slot("exp_avg"), nonnegative_slot("exp_avg_sq"),
+                                         nonnegative_slot("max_exp_avg_sq")};
     static unsigned slots_used(const double* v) { return v[amsgrad] != 0.0 ? 7u : 3u; }
     // Row-sparse gradients: lazy Adam (the same update on the touched rows only; docs/sparse.md).
     static constexpr SparseGrads sparse_grads = SparseGrads::accepted;

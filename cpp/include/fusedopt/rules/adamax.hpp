@@ -5,7 +5,7 @@ struct adamax_rule : RuleBase {
     enum Value { lr, beta1, beta2, eps, weight_decay, maximize, value_count };
     static constexpr HyperSpec hypers[] = {learning_rate(), betas_pair(), number("eps"), number("weight_decay"),
                                            flag("maximize")};
-    static constexpr SlotSpec slots[] = {{"exp_avg"}, {"exp_inf"}};
+    static constexpr SlotSpec slots[] = {signed_slot("exp_avg"), nonnegative_slot("exp_inf")};
     static unsigned slots_used(const double*) { return 3u; }
 
     struct Scalars {

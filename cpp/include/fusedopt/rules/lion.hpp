@@ -5,7 +5,7 @@ struct lion_rule : RuleBase {
     static constexpr const char* name = "lion";
     enum Value { lr, beta1, beta2, weight_decay, maximize, value_count };
     static constexpr HyperSpec hypers[] = {learning_rate(), betas_pair(), number("weight_decay"), flag("maximize")};
-    static constexpr SlotSpec slots[] = {{"exp_avg"}};
+    static constexpr SlotSpec slots[] = {signed_slot("exp_avg")};
     static unsigned slots_used(const double*) { return 1u; }
 
     struct Scalars {

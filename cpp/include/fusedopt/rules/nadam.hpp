@@ -7,7 +7,7 @@ struct nadam_rule : RuleBase {
     static constexpr HyperSpec hypers[] = {learning_rate(), betas_pair(), number("eps"), number("weight_decay"),
                                            number("momentum_decay"), flag("decoupled_weight_decay"),
                                            flag("maximize")};
-    static constexpr SlotSpec slots[] = {{"exp_avg"}, {"exp_avg_sq"}};
+    static constexpr SlotSpec slots[] = {signed_slot("exp_avg"), nonnegative_slot("exp_avg_sq")};
     static constexpr const char* extra_counter = "mu_product";
     static constexpr double extra_initial = 1.0;
     static unsigned slots_used(const double*) { return 3u; }

@@ -5,7 +5,7 @@ struct radam_rule : RuleBase {
     enum Value { lr, beta1, beta2, eps, weight_decay, decoupled, maximize, value_count };
     static constexpr HyperSpec hypers[] = {learning_rate(), betas_pair(), number("eps"), number("weight_decay"),
                                            flag("decoupled_weight_decay"), flag("maximize")};
-    static constexpr SlotSpec slots[] = {{"exp_avg"}, {"exp_avg_sq"}};
+    static constexpr SlotSpec slots[] = {signed_slot("exp_avg"), nonnegative_slot("exp_avg_sq")};
     static unsigned slots_used(const double*) { return 3u; }
 
     struct Scalars {

@@ -5,7 +5,8 @@ struct rmsprop_rule : RuleBase {
     enum Value { lr, alpha, eps, weight_decay, momentum, centered, maximize, value_count };
     static constexpr HyperSpec hypers[] = {learning_rate(), number("alpha"), number("eps"), number("weight_decay"),
                                            number("momentum"), flag("centered"), flag("maximize")};
-    static constexpr SlotSpec slots[] = {{"square_avg"}, {"momentum_buffer"}, {"grad_avg"}};
+    static constexpr SlotSpec slots[] = {nonnegative_slot("square_avg"), signed_slot("momentum_buffer"),
+                                         signed_slot("grad_avg")};
     static unsigned slots_used(const double* v) {
         return 1u | (v[momentum] > 0.0 ? 2u : 0u) | (v[centered] != 0.0 ? 4u : 0u);
     }

@@ -8,7 +8,7 @@ struct sgd_rule : RuleBase {
     static constexpr HyperSpec hypers[] = {learning_rate(), number("momentum"), number("dampening"),
                                            number("weight_decay"), flag("nesterov"), flag("maximize"),
                                            {"formulation", HyperKind::choice, HyperCheck::none, formulations}};
-    static constexpr SlotSpec slots[] = {{"momentum_buffer"}};
+    static constexpr SlotSpec slots[] = {signed_slot("momentum_buffer")};
     static constexpr bool has_step = false;
     static bool classic(const double* v) { return v[formulation] == 1.0; }
     static unsigned slots_used(const double* v) { return (v[momentum] != 0.0 || classic(v)) ? 1u : 0u; }
