@@ -306,6 +306,9 @@ def test_edited_group_is_checked_before_the_step() -> None:
         (lambda sd: sd["state"][0].pop("H_diag"), ValueError, r"lacks \['H_diag'\]"),
         (lambda sd: sd["state"].update({1: sd["state"].pop(0)}), ValueError, r"first parameter's key"),
         (lambda sd: sd["state"][0].update(t=np.zeros(2)), TypeError, r"'t' must be a real number"),
+        (lambda sd: sd.update(step_count=-1), ValueError, r"'step_count': must be >= 0"),
+        (lambda sd: sd.update(step_count=1.5), TypeError, r"'step_count': expected an int"),
+        (lambda sd: sd["param_groups"][0].update(lr=lambda n: 1.0 - n), ValueError, r"lr: must be >= 0"),  # at 2 steps
     ],
 )
 def test_bad_state_dict_changes_nothing(mutate: Any, exc: type, match: str) -> None:
@@ -321,3 +324,53 @@ def test_bad_state_dict_changes_nothing(mutate: Any, exc: type, match: str) -> N
         opt.load_state_dict(sd)
     check()
     assert opt.param_groups[0] == group
+
+
+# ---------------------------------------------------------------------------------------------
+# lr as a function of the step count
+# ---------------------------------------------------------------------------------------------
+
+LRS = [1.0, 0.5, 0.25, 0.8, 0.6, 1.0]
+
+
+def test_callable_lr_is_evaluated_at_each_steps_count() -> None:
+    """lr=f(step_count) gives the same bits as setting the group's lr by hand before each
+    step; step_count counts steps (not iterations) and survives state_dict, pickle."""
+    opt, params, closure = _opt("rosenbrock5", np.float64, line_search_fn=None, max_iter=3)
+    seen: list[int] = []
+    opt.param_groups[0]["lr"] = lambda n: (seen.append(n), LRS[n])[1]
+    by_hand, params2, closure2 = _opt("rosenbrock5", np.float64, line_search_fn=None, max_iter=3)
+    for n in range(4):
+        opt.step(closure)
+        by_hand.param_groups[0]["lr"] = LRS[n]
+        by_hand.step(closure2)
+        assert all(_bits(p) == _bits(q) for p, q in zip(params, params2)), f"step {n + 1}"
+    assert seen == [0, 1, 2, 3] and opt.step_count == 4
+    twin = pickle.loads(pickle.dumps(by_hand))
+    assert twin.step_count == 4
+    other, params3, closure3 = _opt("rosenbrock5", np.float64, line_search_fn=None, max_iter=3)
+    for p, q in zip(params3, params):
+        np.copyto(p, q)
+    other.load_state_dict(opt.state_dict())
+    assert other.step_count == 4
+    opt.step(closure)
+    other.step(closure3)
+    assert all(_bits(p) == _bits(q) for p, q in zip(params, params3))
+
+
+def test_callable_lr_that_goes_bad_changes_nothing() -> None:
+    opt, params, closure = _opt()
+    opt.param_groups[0]["lr"] = lambda n: 1.0 if n < 2 else -1.0
+    opt.step(closure)
+    opt.step(closure)
+    check = _unchanged(opt, params)
+    with pytest.raises(ValueError, match=r"^lr: must be >= 0, got -1.0"):
+        opt.step(closure)
+    check()
+    assert opt.step_count == 2
+    opt.param_groups[0]["lr"] = lambda n: "fast"
+    with pytest.raises(TypeError, match=r"^lr: expected a number, got str"):
+        opt.step(closure)
+    check()
+    with pytest.raises(ValueError, match=r"^lr: must be >= 0"):
+        fusedopt.LBFGS([np.zeros(2)], lr=lambda n: -0.5)  # evaluated at 0 on construction

@@ -321,6 +321,9 @@ def test_edited_group_and_replaced_state_are_checked_first() -> None:
         (lambda sd: sd["state"][0].update(momentum_buffer=np.array(["a"] * 6).reshape(2, 3)), TypeError, r"dtype"),
         (lambda sd: sd["state"].update({7: sd["state"][0]}), ValueError, r"unknown parameter 7"),
         (lambda sd: sd["state"][0].pop("momentum_buffer"), ValueError, r"lacks 'momentum_buffer'"),
+        (lambda sd: sd.update(step_count=-1), ValueError, r"'step_count' must be >= 0"),
+        (lambda sd: sd.update(step_count="1"), TypeError, r"'step_count' must be an int"),
+        (lambda sd: sd["param_groups"][0].update(lr=lambda n: 0.5 - n), ValueError, r"lr \(state_dict param group 0\)"),
     ],
 )
 def test_bad_state_dict_changes_nothing(mutate: Any, exc: type, match: str) -> None:
@@ -332,3 +335,58 @@ def test_bad_state_dict_changes_nothing(mutate: Any, exc: type, match: str) -> N
     with pytest.raises(exc, match=match):
         opt.load_state_dict(sd)
     _assert_unchanged(opt, snap)
+
+
+# ---------------------------------------------------------------------------------------------
+# lr, weight_decay and momentum as functions of the step count
+# ---------------------------------------------------------------------------------------------
+
+SCHEDULES: dict[str, list[float]] = {"lr": [0.02, 0.01, 0.03, 0.005, 0.01, 0.02, 0.04, 0.01],
+                                     "weight_decay": [0.1, 0.0, 0.3, 0.2, 0.1, 0.0, 0.5, 0.1],
+                                     "momentum": [0.9, 0.5, 0.95, 0.0, 0.8, 0.3, 0.99, 0.6]}
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["float32", "float64"])
+def test_callable_hyperparameters_match_values_set_by_hand(dtype: type) -> None:
+    """Each of lr, weight_decay, momentum (one group a callable, the other a number) gives the
+    bits of setting the group's value by hand before each step, across a None-gradient step;
+    step_count travels in state_dict and pickle."""
+    init, grads = stream(dtype, 8)
+    split = [{"params": [p.copy() for p in init[:2]]}, {"params": [p.copy() for p in init[2:]], "lr": 0.01}]
+    hand = [{"params": [p.copy() for p in init[:2]]}, {"params": [p.copy() for p in init[2:]], "lr": 0.01}]
+    seen: list[int] = []
+    opt = fusedopt.Muon(split, lr=0.02)
+    by_hand = fusedopt.Muon(hand, lr=0.02)
+    for name, values in SCHEDULES.items():
+        opt.param_groups[0][name] = lambda n, v=values: (seen.append(n), v[n])[1]
+    for n, gs in enumerate(grads):
+        for name, values in SCHEDULES.items():
+            by_hand.param_groups[0][name] = values[n]
+        opt.step(gs)
+        by_hand.step(gs)
+        assert all(_bits(p) == _bits(q) for p, q in zip(opt.params, by_hand.params)), f"step {n + 1}"
+        assert all(_bits(opt.state[k]["momentum_buffer"]) == _bits(by_hand.state[k]["momentum_buffer"]) for k in opt.state)
+    assert opt.step_count == 8 and sorted(set(seen)) == list(range(8))
+    assert pickle.loads(pickle.dumps(by_hand)).step_count == 8
+    fresh = fusedopt.Muon([{"params": [p.copy() for p in g["params"]]} for g in opt.param_groups], lr=0.02)
+    fresh.load_state_dict(by_hand.state_dict())
+    assert fresh.step_count == 8
+
+
+@pytest.mark.parametrize("name", list(SCHEDULES))
+def test_callable_that_goes_bad_changes_nothing(name: str) -> None:
+    opt = fusedopt.Muon([np.ones((2, 3)), np.ones((3, 2))], lr=0.1)
+    opt.param_groups[0][name] = lambda n: 0.5 if n < 1 else -1.0
+    opt.step([np.ones((2, 3)), np.ones((3, 2))])
+    snap = _snapshot(opt)
+    with pytest.raises(ValueError, match=rf"^{name} \(param group 0\): must be >= 0, got -1.0"):
+        opt.step([np.ones((2, 3)), np.ones((3, 2))])
+    _assert_unchanged(opt, snap)
+    assert opt.step_count == 1
+    opt.param_groups[0][name] = lambda n: None
+    snap = _snapshot(opt)
+    with pytest.raises(TypeError, match=rf"^{name} \(param group 0\): expected a number, got NoneType"):
+        opt.step([np.ones((2, 3)), np.ones((3, 2))])
+    _assert_unchanged(opt, snap)
+    with pytest.raises(ValueError, match=rf"^{name}: must be >= 0"):
+        fusedopt.Muon([np.zeros((2, 2))], **{name: lambda n: -0.5})  # evaluated at 0 on construction

@@ -14,6 +14,13 @@ from ..sparse import RowSparse
 Hyper = Union[float, Callable[[int], float]]
 Betas = tuple[Hyper, Hyper]
 
+
+def at_step(value: Any, count: int) -> Any:
+    """A hyperparameter's value at step count `count` (a callable is called with it), for the
+    optimizers that step in Python (LBFGS, Muon); the engine's own does the same natively."""
+    return value(count) if callable(value) else value
+
+
 ParamsLike = Union[Sequence[np.ndarray], Mapping[str, np.ndarray], Sequence[Mapping[str, Any]], np.ndarray]
 # A gradient: a dense array, or the rows it touches (fusedopt.RowSparse, for the optimizers that take it).
 Grad = Union[np.ndarray, RowSparse]

@@ -14,7 +14,7 @@ from ._axpy import Axpy
 from ._grads import align_grads
 from ._line_search import Scalar, strong_wolfe
 from ._params import as_groups, split_params
-from ._types import GradsLike, ParamsLike
+from ._types import GradsLike, Hyper, ParamsLike, at_step
 
 Closure = Callable[[], tuple[Any, GradsLike]]
 _LINE_SEARCHES = (None, "strong_wolfe")
@@ -29,9 +29,10 @@ def _whole(value: Any, name: str, low: int) -> int:
     return int(value)
 
 
-def _check_group(group: Mapping[str, Any]) -> None:
-    """torch's hyperparameters, checked where a step would otherwise misbehave mid-way."""
-    _checks.nonnegative(group["lr"], "lr")
+def _check_group(group: Mapping[str, Any], count: int) -> float:
+    """torch's hyperparameters, checked where a step would otherwise misbehave mid-way; returns
+    lr at step count `count` (a callable is called once)."""
+    lr = _checks.nonnegative(at_step(group["lr"], count), "lr")
     _whole(group["max_iter"], "max_iter", 1)
     _whole(group["max_eval"], "max_eval", 1)
     _checks.nonnegative(group["tolerance_grad"], "tolerance_grad")
@@ -42,6 +43,7 @@ def _check_group(group: Mapping[str, Any]) -> None:
         raise TypeError(f"line_search_fn: expected None or 'strong_wolfe', got {type(fn).__name__}")
     if fn not in _LINE_SEARCHES:
         raise ValueError(f"line_search_fn: expected None or 'strong_wolfe', got {fn!r:.80}")
+    return lr
 
 
 class LBFGS:
@@ -60,7 +62,9 @@ class LBFGS:
 
     Hyperparameters as torch's: lr (1), max_iter (20), max_eval (None: max_iter * 5 // 4),
     tolerance_grad (1e-7), tolerance_change (1e-9), history_size (100), line_search_fn (None or
-    "strong_wolfe"). One param group only, one dtype (float32 or float64).
+    "strong_wolfe"). One param group only, one dtype (float32 or float64). ``lr`` may be a
+    function of the step count (``step_count``: the steps taken, each of up to ``max_iter``
+    iterations), evaluated once at the start of each step.
 
     Exactness: the algorithm, its branches and the types of its scalars are torch's (a float32
     run compares and rounds in float32 where torch does). The vector updates (``add_`` with
@@ -77,7 +81,7 @@ class LBFGS:
     def __init__(
         self,
         params: ParamsLike,
-        lr: float = 1,
+        lr: Hyper = 1,
         max_iter: int = 20,
         max_eval: int | None = None,
         tolerance_grad: float = 1e-7,
@@ -94,8 +98,9 @@ class LBFGS:
             lr=lr, max_iter=max_iter, max_eval=max_eval, tolerance_grad=tolerance_grad,
             tolerance_change=tolerance_change, history_size=history_size, line_search_fn=line_search_fn,
         )
-        _check_group(self.defaults)
+        _check_group(self.defaults, 0)
         self.backend = backend
+        self.step_count = 0  # steps taken: a callable lr is evaluated at it
         groups = as_groups(params)
         if len(groups) != 1:
             raise ValueError("params: LBFGS doesn't support per-parameter options (parameter groups)")
@@ -114,7 +119,7 @@ class LBFGS:
             raise ValueError("params: every parameter is empty")
         for key, value in self.defaults.items():
             group.setdefault(key, value)
-        _check_group(group)
+        _check_group(group, 0)
         group["params"] = arrays
         if names:
             group["param_names"] = names
@@ -172,18 +177,19 @@ class LBFGS:
         if len(self.param_groups) != 1:
             raise ValueError(f"param_groups: LBFGS has exactly one param group, got {len(self.param_groups)}")
         group = self.param_groups[0]
-        _check_group(group)
+        lr = _check_group(group, self.step_count)
         params = self.params
         saved = [p.copy() for p in params]
         try:
-            return self._step(closure, group, params)
+            loss = self._step(closure, group, params, lr)
         except BaseException:
             for p, s in zip(params, saved):
                 np.copyto(p, s)
             raise
+        self.step_count += 1
+        return loss
 
-    def _step(self, closure: Closure, group: dict[str, Any], params: list[np.ndarray]) -> Any:
-        lr = float(group["lr"])
+    def _step(self, closure: Closure, group: dict[str, Any], params: list[np.ndarray], lr: float) -> Any:
         max_iter, max_eval = int(group["max_iter"]), int(group["max_eval"])
         tolerance_grad, tolerance_change = float(group["tolerance_grad"]), float(group["tolerance_change"])
         line_search_fn, history_size = group["line_search_fn"], int(group["history_size"])
@@ -325,10 +331,11 @@ class LBFGS:
         return {self._keys[0]: self._state} if self._state else {}
 
     def state_dict(self) -> dict[str, Any]:
-        """Copies: {'state': {first key: {func_evals, n_iter, d, t, old_dirs, ...}}, 'param_groups'}."""
+        """Copies: {'state': {first key: {func_evals, n_iter, d, t, old_dirs, ...}}, 'param_groups',
+        'step_count'} (torch's layout, plus the count a callable lr is evaluated at)."""
         group = {k: (list(v) if k == "param_names" else v) for k, v in self.param_groups[0].items() if k != "params"}
         group["params"] = list(self._keys)
-        return {"state": copy.deepcopy(self.state), "param_groups": [group]}
+        return {"state": copy.deepcopy(self.state), "param_groups": [group], "step_count": self.step_count}
 
     def load_state_dict(self, state_dict: Mapping[str, Any]) -> None:
         """Restore from state_dict(); all or nothing (TypeError or ValueError before any change)."""
@@ -348,13 +355,15 @@ class LBFGS:
         for k in self.defaults:
             if k not in merged:
                 raise ValueError(f"state_dict: param group 0 lacks {k!r}")
-        _check_group(merged)
+        step_count = _whole(state_dict.get("step_count", 0), "state_dict: 'step_count'", 0)  # torch's has none
+        _check_group(merged, step_count)
         if len(saved) > 1 or (saved and next(iter(saved)) != keys[0]):
             raise ValueError(f"state_dict: LBFGS keeps its state under the first parameter's key {keys[0]!r}")
         state = self._checked_state(dict(next(iter(saved.values()))) if saved else {}, int(merged["history_size"]))
         group = self.param_groups[0]
         group.update(merged)
         self._state = state
+        self.step_count = step_count
 
     def _checked_state(self, st: dict[str, Any], history_size: int) -> dict[str, Any]:
         n, dtype = sum(p.size for p in self.params), self.params[0].dtype

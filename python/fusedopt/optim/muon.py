@@ -15,10 +15,11 @@ from ._axpy import Axpy
 from ._grads import align_grads
 from ._newton_schulz import NS_DTYPES, orthogonalize
 from ._params import as_groups, split_params
-from ._types import GradsLike, ParamsLike
+from ._types import GradsLike, Hyper, ParamsLike, at_step
 
 NS_COEFFICIENTS = (3.4445, -4.7750, 2.0315)
 _ADJUST_LR = (None, "original", "match_rms_adamw")
+_SCHEDULABLE = ("lr", "weight_decay", "momentum")  # may be functions of the step count
 
 
 def adjusted_lr(lr: float, adjust_lr_fn: str | None, shape: tuple[int, ...]) -> float:
@@ -34,7 +35,13 @@ def adjusted_lr(lr: float, adjust_lr_fn: str | None, shape: tuple[int, ...]) -> 
     return lr * ratio
 
 
+def _resolved(group: Mapping[str, Any], count: int) -> dict[str, Any]:
+    """The group with lr, weight_decay and momentum at step count `count`."""
+    return {**group, **{k: at_step(group[k], count) for k in _SCHEDULABLE}}
+
+
 def _check_group(group: Mapping[str, Any], where: str = "") -> None:
+    """A group's values (callables already resolved: `_resolved`)."""
     for name in ("lr", "weight_decay", "momentum", "eps"):
         _checks.nonnegative(group[name], name + where)
     _checks.flag(group["nesterov"], "nesterov" + where)
@@ -75,7 +82,8 @@ class Muon:
     ``adjust_lr_fn``: None or "original" scales lr by sqrt(max(1, A/B)), "match_rms_adamw" by
     0.2*sqrt(max(A, B)), for a parameter of shape (A, B). Defaults are torch's: lr=1e-3,
     weight_decay=0.1, momentum=0.95, nesterov=True, ns_coefficients=(3.4445, -4.7750, 2.0315),
-    eps=1e-7, ns_steps=5. Optimise biases, embeddings and other non-2-D parameters with another
+    eps=1e-7, ns_steps=5. ``lr``, ``weight_decay`` and ``momentum`` may be functions of the step
+    count (``step_count``, the steps taken), evaluated at each step. Optimise biases, embeddings and other non-2-D parameters with another
     optimizer (AdamW), as torch advises; a non-2-D parameter is a ValueError.
 
     ``ns_dtype="bfloat16"`` (the default) orthogonalizes as torch does, rounding every result to
@@ -91,9 +99,9 @@ class Muon:
     def __init__(
         self,
         params: ParamsLike,
-        lr: float = 1e-3,
-        weight_decay: float = 0.1,
-        momentum: float = 0.95,
+        lr: Hyper = 1e-3,
+        weight_decay: Hyper = 0.1,
+        momentum: Hyper = 0.95,
         nesterov: bool = True,
         ns_coefficients: tuple[float, float, float] = NS_COEFFICIENTS,
         eps: float = 1e-7,
@@ -110,7 +118,8 @@ class Muon:
             ns_coefficients=tuple(ns_coefficients) if isinstance(ns_coefficients, list) else ns_coefficients,
             eps=eps, ns_steps=ns_steps, adjust_lr_fn=adjust_lr_fn, ns_dtype=ns_dtype,
         )
-        _check_group(self.defaults)
+        _check_group(_resolved(self.defaults, 0))
+        self.step_count = 0  # steps taken: callables are evaluated at it
         self.param_groups: list[dict[str, Any]] = []
         self._keys: list[int | str] = []
         self._state: dict[int | str, dict[str, Any]] = {}
@@ -142,7 +151,7 @@ class Muon:
             raise ValueError("params: a name is already used by another param group")
         for key, value in self.defaults.items():
             group.setdefault(key, value)
-        _check_group(group, f" (param group {len(self.param_groups)})")
+        _check_group(_resolved(group, self.step_count), f" (param group {len(self.param_groups)})")
         group["params"] = arrays
         if names:
             group["param_names"] = names
@@ -176,12 +185,13 @@ class Muon:
 
     def step(self, grads: GradsLike) -> None:
         """One Muon step for every parameter with a gradient."""
-        for gi, group in enumerate(self.param_groups):
+        resolved = [_resolved(group, self.step_count) for group in self.param_groups]
+        for gi, group in enumerate(resolved):
             _check_group(group, f" (param group {gi})")
         params = self.params
         names = self.param_groups[0].get("param_names") and [n for g in self.param_groups for n in g["param_names"]]
         items = align_grads(grads, params, names)
-        hypers = [g for g in self.param_groups for _ in g["params"]]
+        hypers = [r for r, g in zip(resolved, self.param_groups) for _ in g["params"]]
         olds: list[np.ndarray | None] = []
         for key, p, g in zip(self._keys, params, items):
             buf = self._state.get(key, {}).get("momentum_buffer") if g is not None else None
@@ -235,18 +245,20 @@ class Muon:
                 np.copyto(old, bufs[i])
             np.multiply(p, 1 - float(h["lr"]) * float(h["weight_decay"]), out=p)
         axpy_param(alphas, ortho)
+        self.step_count += 1
 
     # ---- state_dict and copies ------------------------------------------------------------------
 
     def state_dict(self) -> dict[str, Any]:
-        """Copies: {'state': {key: {'momentum_buffer': array}}, 'param_groups': [...]}."""
+        """Copies: {'state': {key: {'momentum_buffer': array}}, 'param_groups': [...], 'step_count': n}
+        (torch's layout, plus the count callables are evaluated at)."""
         groups, offset = [], 0
         for g in self.param_groups:
             entry = {k: (list(v) if k == "param_names" else v) for k, v in g.items() if k != "params"}
             entry["params"] = self._keys[offset : offset + len(g["params"])]
             offset += len(g["params"])
             groups.append(entry)
-        return {"state": copy.deepcopy(self._state), "param_groups": groups}
+        return {"state": copy.deepcopy(self._state), "param_groups": groups, "step_count": self.step_count}
 
     def load_state_dict(self, state_dict: Mapping[str, Any]) -> None:
         """Restore from state_dict(); all or nothing (TypeError or ValueError before any change)."""
@@ -259,6 +271,11 @@ class Muon:
             raise ValueError(f"state_dict: expected a list of {len(self.param_groups)} param groups")
         if not isinstance(saved_state, Mapping):
             raise TypeError(f"state_dict: 'state' must be a dict, got {type(saved_state).__name__}")
+        step_count = state_dict.get("step_count", 0)  # torch's has none
+        if isinstance(step_count, (bool, np.bool_)) or not isinstance(step_count, numbers.Integral):
+            raise TypeError(f"state_dict: 'step_count' must be an int, got {type(step_count).__name__}")
+        if step_count < 0:
+            raise ValueError(f"state_dict: 'step_count' must be >= 0, got {step_count}")
         key_map: dict[Any, tuple[int | str, np.ndarray]] = {}
         merged_groups, offset = [], 0
         for gi, (saved, group) in enumerate(zip(saved_groups, self.param_groups)):
@@ -271,7 +288,7 @@ class Muon:
             for k in self.defaults:
                 if k not in merged:
                     raise ValueError(f"state_dict: param group {gi} lacks {k!r}")
-            _check_group(merged, f" (state_dict param group {gi})")
+            _check_group(_resolved(merged, int(step_count)), f" (state_dict param group {gi})")
             for j, sk in enumerate(saved["params"]):
                 key_map[sk] = (self._keys[offset + j], group["params"][j])
             merged_groups.append(merged)
@@ -292,6 +309,7 @@ class Muon:
         for group, merged in zip(self.param_groups, merged_groups):
             group.update(merged)
         self._state = new_state
+        self.step_count = int(step_count)
 
     def __getstate__(self) -> dict[str, Any]:
         d = self.__dict__.copy()
