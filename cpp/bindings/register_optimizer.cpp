@@ -18,6 +18,7 @@
 
 #include "array_checks.hpp"
 #include "row_sparse.hpp"
+#include "state_arena.hpp"
 #include "state_slots.hpp"
 #include "fusedopt/dispatch.hpp"
 #include "fusedopt/engine.hpp"
@@ -882,8 +883,6 @@ void Engine::step(py::handle grads, py::handle grad_norm) {
 
     // Gradients checked; each parameter a segment of the unit of its group, counters and dtype;
     // new state on the side.
-    static const py::handle zeros = forever(py::module_::import("numpy").attr("zeros"));
-    static const py::handle zeros_like = forever(py::module_::import("numpy").attr("zeros_like"));
     static const py::handle float32 = forever(py::module_::import("numpy").attr("float32"));
     static const py::handle uint8 = forever(py::module_::import("numpy").attr("uint8"));
     static const py::handle empty_like = forever(py::module_::import("numpy").attr("empty_like"));
@@ -901,6 +900,16 @@ void Engine::step(py::handle grads, py::handle grad_norm) {
     std::vector<RowCoalescer::Row> rows;  // distinct rows of the row-sparse gradients, in order
     std::vector<std::size_t> summed;      // plan segments whose gradient row is a sum in scratch
     std::vector<NewState> created;
+    StateArena arena;  // the zeroed state the loop below creates, reserved in its order
+    for (std::size_t i = 0; i < params_.size(); ++i) {
+        if (g[i] == Py_None) continue;
+        const Param& p = params_[i];
+        const unsigned used = layout_.used(r.slots_used(&values[p.group * kMaxHyperValues]), p.checked.dtype);
+        for (int k = 0; k < slot_count_; ++k)
+            if ((used & (1u << k)) && k != layout_.master_slot() && !p.slot_data[k] && layout_.shape(k, p.checked, shape))
+                arena.reserve(i, k, p.group, layout_.dtype(k, p.checked.dtype),
+                              element_count(shape) * dtype_size(layout_.dtype(k, p.checked.dtype)));
+    }
     for (std::size_t i = 0; i < params_.size(); ++i) {
         if (i + kPrefetchAhead / 2 < params_.size()) prefetch_dims(g[i + kPrefetchAhead / 2]);
         if (g[i] == Py_None) continue;
@@ -971,8 +980,8 @@ void Engine::step(py::handle grads, py::handle grad_norm) {
                                      : t == DType::u8   ? uint8
                                                         : p.array.attr("dtype");
             fresh.arrays[k] = k == layout_.master_slot() ? p.array.attr("astype")(float32)  // the master copy
-                              : layout_.param_shaped(k)  ? zeros_like(p.array, dtype)      // its layout
-                                                         : zeros(py::tuple(py::cast(shape)), dtype);
+                              : arena.zeros(i, k, dtype, shape,  // its layout, or C order
+                                            layout_.param_shaped(k) ? &p.checked : nullptr, p.array);
             seg.data[2 + k] = py::detail::array_proxy(fresh.arrays[k].ptr())->data;
             creates = true;
         }

@@ -1,0 +1,115 @@
+// The state a step creates, carved out of one zeroed buffer per (param group, dtype, slot), in
+// parameter order, instead of one allocation per array. Allocated one by one, a parameter's
+// state arrays interleave on the heap (exp_avg 0, exp_avg_sq 0, exp_avg 1, ...), so each slot's
+// stream jumps at every array and the hardware prefetcher starts over 1000 times per step
+// (measured, 1000 arrays of 1000 float32, Adam's access pattern, 1 thread: 1.37x the time of one
+// array of 1M; the same parameters and gradients with the state from one buffer per slot: 0.94x,
+// with 4 KiB pages as with 2 MiB ones; docs/state_arena.md). Each array is a NumPy view whose
+// base keeps its buffer alive, laid out like its parameter (or in C order for a slot of another
+// shape), 64-byte aligned; arrays over kMaxPooledBytes, and a pool of one array, keep an
+// allocation of their own (a buffer shared with nothing, freed with its array).
+#pragma once
+#include <pybind11/numpy.h>
+#include <pybind11/pybind11.h>
+
+#include <algorithm>
+#include <cstddef>
+#include <cstdint>
+#include <vector>
+
+#include "array_checks.hpp"
+
+namespace fusedopt::bind {
+
+namespace py = pybind11;
+
+// The elements of an array of this shape.
+inline std::size_t element_count(const std::vector<Py_ssize_t>& shape) {
+    std::size_t n = 1;
+    for (Py_ssize_t d : shape) n *= static_cast<std::size_t>(d);
+    return n;
+}
+
+class StateArena {
+public:
+    static constexpr std::size_t kAlign = 64;                // each array on its own cache lines
+    static constexpr std::size_t kMaxPooledBytes = 1 << 20;  // larger arrays are streams of their own
+
+    // First pass: array `slot` of parameter `param` (in `group`, of state dtype `dtype`) is to be
+    // created with `bytes`. Calls come in (param, slot) order.
+    void reserve(std::size_t param, int slot, std::size_t group, DType dtype, std::size_t bytes) {
+        if (bytes == 0 || bytes > kMaxPooledBytes) return;
+        std::size_t pool = 0;
+        while (pool < pools_.size() &&
+               !(pools_[pool].group == group && pools_[pool].slot == slot && pools_[pool].dtype == dtype))
+            ++pool;
+        if (pool == pools_.size()) pools_.push_back(Pool{group, slot, dtype});
+        Pool& p = pools_[pool];
+        entries_.push_back(Entry{param, slot, pool, bytes, p.bytes});
+        p.bytes += (bytes + kAlign - 1) / kAlign * kAlign;
+        ++p.count;
+    }
+
+    // Zeros of `dtype` and `shape` for (param, slot): a view into its pool when it was reserved
+    // with this dtype and size, laid out like `like` (the parameter, dense) or in C order (null);
+    // else what NumPy allocates alone (zeros_like(like_array, dtype) or zeros(shape, dtype)).
+    py::object zeros(std::size_t param, int slot, py::handle dtype, const std::vector<Py_ssize_t>& shape,
+                     const CheckedArray* like, py::handle like_array) {
+        static const py::handle np_zeros = py::object(py::module_::import("numpy").attr("zeros")).release();          // kept
+        static const py::handle np_zeros_like = py::object(py::module_::import("numpy").attr("zeros_like")).release();  // kept
+        const Entry* e = find(param, slot);
+        const py::dtype dt = py::dtype::from_args(py::reinterpret_borrow<py::object>(dtype));
+        DType kind;
+        const std::size_t count = element_count(shape);
+        const std::size_t item = static_cast<std::size_t>(dt.itemsize());
+        if (!e || pools_[e->pool].count < 2 || !known_dtype(py::detail::array_descriptor_proxy(dt.ptr()), kind) ||
+            kind != pools_[e->pool].dtype || count * item != e->bytes)
+            return like ? np_zeros_like(like_array, dtype) : np_zeros(py::tuple(py::cast(shape)), dtype);
+        Pool& p = pools_[e->pool];
+        if (!p.buffer) {
+            p.buffer = np_zeros(py::int_(p.bytes + kAlign), "uint8");  // calloc: zero pages, touched by the step
+            const auto at = reinterpret_cast<std::uintptr_t>(py::detail::array_proxy(p.buffer.ptr())->data);
+            p.data = reinterpret_cast<char*>(at) + (kAlign - at % kAlign) % kAlign;
+        }
+        std::vector<Py_ssize_t> strides(shape.size());
+        Py_ssize_t run = static_cast<Py_ssize_t>(item);  // C order
+        for (std::size_t i = shape.size(); i-- > 0;) {
+            strides[i] = run;
+            run *= std::max<Py_ssize_t>(shape[i], 1);
+        }
+        if (like) {  // the parameter's order of axes (dense: its strides in elements, scaled)
+            const auto p_item = static_cast<Py_ssize_t>(dtype_size(like->dtype));
+            for (int i = 0; i < like->ndim; ++i)
+                if (like->shape[i] > 1) strides[static_cast<std::size_t>(i)] = like->strides[i] / p_item * Py_ssize_t(item);
+        }
+        return py::array(dt, shape, strides, p.data + e->offset, p.buffer);
+    }
+
+private:
+    struct Pool {
+        std::size_t group;
+        int slot;
+        DType dtype;
+        std::size_t bytes = 0, count = 0;
+        py::object buffer;  // a uint8 ndarray: the views' base
+        char* data = nullptr;
+    };
+    struct Entry {
+        std::size_t param;
+        int slot;
+        std::size_t pool, bytes, offset;
+    };
+
+    const Entry* find(std::size_t param, int slot) const {
+        const auto it = std::lower_bound(entries_.begin(), entries_.end(), Entry{param, slot, 0, 0, 0},
+                                         [](const Entry& a, const Entry& b) {
+                                             return a.param != b.param ? a.param < b.param : a.slot < b.slot;
+                                         });
+        return it != entries_.end() && it->param == param && it->slot == slot ? &*it : nullptr;
+    }
+
+    std::vector<Pool> pools_;
+    std::vector<Entry> entries_;  // in (param, slot) order
+};
+
+}  // namespace fusedopt::bind
