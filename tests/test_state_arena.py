@@ -18,7 +18,6 @@ from conftest import (
     RICH_CONFIGS,
     assert_same_bits,
     assert_snapshot_equal,
-    copies,
     live_state,
     make_grad_stream,
     make_params,
@@ -35,6 +34,10 @@ def fortran_params(dtype: Any, seed: int) -> list[np.ndarray]:
     params = make_params(SHAPES, dtype, seed)
     params[FORTRAN] = np.asfortranarray(params[FORTRAN])
     return params
+
+
+def copies(arrays: list[np.ndarray]) -> list[np.ndarray]:
+    return [a.copy(order="K") for a in arrays]  # the Fortran parameter stays one
 
 
 def two_groups(name: str, params: list[np.ndarray]) -> Any:
@@ -88,14 +91,15 @@ def test_large_and_lone_arrays_keep_a_buffer_of_their_own() -> None:
 
 @pytest.mark.parametrize("name", NAMES)
 def test_results_do_not_depend_on_where_the_state_lives(name: str) -> None:
-    """Arena views, arrays of their own (load_state_dict copies), a replaced array: same bits."""
+    """Arena views, arrays of their own (unpickled), a replaced array, loaded state: same bits."""
     steps = 8
     params = fortran_params(np.float32, 3)
     grads = make_grad_stream(SHAPES, np.float32, steps, 4)
-    runs = [two_groups(name, copies(params)) for _ in range(3)]
+    runs = [two_groups(name, copies(params)) for _ in range(4)]
     for opt in runs:
         opt.step(grads[0])
-    runs[1].load_state_dict(runs[1].state_dict())  # one array each
+    runs[1] = pickle.loads(pickle.dumps(runs[1]))  # one array each
+    runs[3].load_state_dict(runs[3].state_dict())  # pooled again
     before = arrays_of(runs[2])
     some = next(iter(before))  # replaced through opt.state by a copy
     mine = runs[2].state[some[0]][some[1]].copy()
@@ -108,6 +112,7 @@ def test_results_do_not_depend_on_where_the_state_lives(name: str) -> None:
     want = snapshot(runs[0])
     assert_snapshot_equal(snapshot(runs[1]), want, f"{name} own arrays: ")
     assert_snapshot_equal(snapshot(runs[2]), want, f"{name} one replaced: ")
+    assert_snapshot_equal(snapshot(runs[3]), want, f"{name} loaded: ")
 
 
 def test_state_for_parameters_first_stepped_later() -> None:
@@ -180,3 +185,42 @@ def test_low_precision_parameters_get_float32_views() -> None:
     assert all(state[(i, "exp_avg")].dtype == np.float32 for i in range(3))
     assert state[(0, "exp_avg")].base is state[(2, "exp_avg")].base is not None
     assert state[(0, "master")].dtype == np.float32
+
+
+def test_load_state_dict_pools_in_parameter_order() -> None:
+    """Loaded state is laid out as a step creates it (whatever the saved dict's key order), a
+    copy of what was saved, each array in its parameter's layout."""
+    params = fortran_params(np.float32, 11)
+    opt = two_groups("Adam", params)
+    opt.step(make_grad_stream(SHAPES, np.float32, 1, 12)[0])
+    saved = opt.state_dict()
+    saved["state"] = dict(reversed(list(saved["state"].items())))
+    fresh = two_groups("Adam", copies(params))
+    fresh.load_state_dict(saved)
+    state = arrays_of(fresh)
+    for group in (range(4), range(4, len(SHAPES))):
+        for name in ("exp_avg", "exp_avg_sq", "max_exp_avg_sq"):
+            views = [state[(i, name)] for i in group]
+            assert all(v.base is views[0].base is not None for v in views)
+            starts = [v.ctypes.data for v in views]
+            assert starts == sorted(starts) and all(a % 64 == 0 for a in starts)
+            for i in group:
+                assert_same_bits(state[(i, name)], saved["state"][i][name], f"state[{i}][{name!r}]")
+                assert not np.shares_memory(state[(i, name)], saved["state"][i][name])
+    assert state[(FORTRAN, "exp_avg")].flags.f_contiguous and not state[(FORTRAN, "exp_avg")].flags.c_contiguous
+
+
+def test_pooled_copies_leaves_what_it_cannot_pool() -> None:
+    from fusedopt import _core
+
+    small = [np.arange(5, dtype=np.float32), np.arange(3, dtype=np.float32)]
+    lone = np.arange(4, dtype=np.float64)
+    big = np.zeros(300_000, np.float32)
+    ints = np.arange(6)
+    strided = np.arange(20, dtype=np.float32)[::2]
+    got = _core.pooled_copies([small[0], lone, big, ints, small[1], strided])
+    assert got[1] is lone and got[2] is big and got[3] is ints and got[5] is strided
+    assert got[0].base is got[4].base is not None
+    for a, b in ((got[0], small[0]), (got[4], small[1])):
+        assert_same_bits(a, b, "pooled copy")
+        assert not np.shares_memory(a, b)

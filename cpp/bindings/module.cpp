@@ -9,6 +9,7 @@ void register_optimizer(py::module_& m);
 void register_clip(py::module_& m);
 void register_probe(py::module_& m);
 void register_wrappers(py::module_& m);
+void register_state_arena(py::module_& m);
 }  // namespace fusedopt::bind
 
 PYBIND11_MODULE(_core, m) {
@@ -18,4 +19,5 @@ PYBIND11_MODULE(_core, m) {
     fusedopt::bind::register_clip(m);
     fusedopt::bind::register_probe(m);
     fusedopt::bind::register_wrappers(m);
+    fusedopt::bind::register_state_arena(m);
 }

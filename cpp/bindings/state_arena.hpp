@@ -50,6 +50,12 @@ public:
         ++p.count;
     }
 
+    // Whether (param, slot) was reserved in a buffer it shares with others.
+    bool pooled(std::size_t param, int slot) const {
+        const Entry* e = find(param, slot);
+        return e && pools_[e->pool].count >= 2;
+    }
+
     // Zeros of `dtype` and `shape` for (param, slot): a view into its pool when it was reserved
     // with this dtype and size, laid out like `like` (the parameter, dense) or in C order (null);
     // else what NumPy allocates alone (zeros_like(like_array, dtype) or zeros(shape, dtype)).
@@ -62,7 +68,7 @@ public:
         DType kind;
         const std::size_t count = element_count(shape);
         const std::size_t item = static_cast<std::size_t>(dt.itemsize());
-        if (!e || pools_[e->pool].count < 2 || !known_dtype(py::detail::array_descriptor_proxy(dt.ptr()), kind) ||
+        if (!pooled(param, slot) || !known_dtype(py::detail::array_descriptor_proxy(dt.ptr()), kind) ||
             kind != pools_[e->pool].dtype || count * item != e->bytes)
             return like ? np_zeros_like(like_array, dtype) : np_zeros(py::tuple(py::cast(shape)), dtype);
         Pool& p = pools_[e->pool];

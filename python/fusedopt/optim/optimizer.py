@@ -317,6 +317,8 @@ class Optimizer:
             if not isinstance(st, Mapping):
                 raise TypeError(f"state_dict: state of parameter {key!r}: expected a dict, got {type(st).__name__}")
             new_state[key] = self._load_param_state(key, p, st, merged, gi, convert_state)
+        position = {k: i for i, k in enumerate(keys)}
+        _pool_state(new_state, {key: (gi, position[key]) for key, _, _, gi in key_map.values()})
         # The engine checks the counters, every group's hyperparameters and every array, then swaps.
         self._engine.load(
             new_groups, new_state, state_dict.get("step_count", 0), state_dict.get("skipped_steps", 0)
@@ -367,6 +369,22 @@ class Optimizer:
                     lines.append(f"    {k}: {g[k]}")
         lines.append(")")
         return "\n".join(lines)
+
+
+def _pool_state(state: dict[Key, State], where: Mapping[Key, tuple[int, int]]) -> None:
+    """Loaded state arrays moved into one buffer per param group and slot, in parameter order
+    (`where`: each key's group and position), as a step creates them: arrays allocated one by one
+    interleave their slots, and each slot's stream then jumps at every parameter
+    (docs/state_arena.md)."""
+    slots: dict[tuple[int, str], list[tuple[int, Key]]] = {}
+    for key, st in state.items():
+        for name, v in st.items():
+            if isinstance(v, np.ndarray):
+                slots.setdefault((where[key][0], name), []).append((where[key][1], key))
+    for (_, name), items in slots.items():
+        items.sort(key=lambda item: item[0])
+        for (_, key), a in zip(items, _core.pooled_copies([state[k][name] for _, k in items])):
+            state[key][name] = a
 
 
 def state_dtype(p: np.ndarray) -> np.dtype[Any]:
