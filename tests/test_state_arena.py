@@ -224,3 +224,33 @@ def test_pooled_copies_leaves_what_it_cannot_pool() -> None:
     for a, b in ((got[0], small[0]), (got[4], small[1])):
         assert_same_bits(a, b, "pooled copy")
         assert not np.shares_memory(a, b)
+
+
+@pytest.mark.parametrize("state_dtype", ["bfloat16", "int8"])
+def test_compressed_state_is_pooled_too(state_dtype: str) -> None:
+    """bfloat16 codes, int8 codes and their float32 block scales: one buffer per slot each;
+    the same bits as arrays of their own (unpickled) and as loaded state."""
+    pytest.importorskip("ml_dtypes")
+    shapes = [(7,), (300,), (33,), (4, 6), (1000,)]
+    params = make_params(shapes, np.float32, 13)
+    params[3] = np.asfortranarray(params[3])
+    grads = make_grad_stream(shapes, np.float32, 6, 14)
+    runs = [fusedopt.Adam(copies(params), lr=1e-2, state_dtype=state_dtype) for _ in range(3)]
+    for opt in runs:
+        opt.step(grads[0])
+    state = arrays_of(runs[0])
+    names = {n for _, n in state}
+    assert names == ({"exp_avg", "exp_avg_sq"} | ({"exp_avg_absmax", "exp_avg_sq_absmax"} if state_dtype == "int8" else set()))
+    for name in names:
+        views = [state[(i, name)] for i in range(len(shapes))]
+        assert all(v.base is views[0].base is not None for v in views), name
+    assert state[(3, "exp_avg")].flags.f_contiguous
+    runs[1] = pickle.loads(pickle.dumps(runs[1]))
+    runs[2].load_state_dict(runs[2].state_dict())
+    loaded = arrays_of(runs[2])
+    assert all(loaded[(i, "exp_avg")].base is loaded[(0, "exp_avg")].base is not None for i in range(len(shapes)))
+    for t in range(1, 6):
+        for opt in runs:
+            opt.step(grads[t])
+    assert_snapshot_equal(snapshot(runs[1]), snapshot(runs[0]), f"{state_dtype} own arrays: ")
+    assert_snapshot_equal(snapshot(runs[2]), snapshot(runs[0]), f"{state_dtype} loaded: ")
