@@ -3,8 +3,8 @@
 // compiled for a higher one; only kernel_table() is visible to dispatch.cpp.
 #include <cstddef>
 #include <cstdint>
-#if defined(__F16C__)
-#include <immintrin.h>  // kernels/low_precision.hpp: float16 conversions
+#if defined(__F16C__) || defined(__AVX512F__)
+#include <immintrin.h>  // kernels/low_precision.hpp: float16 conversions; kernels/quantize.hpp
 #endif
 
 #include "fusedopt/kernel_table.hpp"

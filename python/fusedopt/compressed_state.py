@@ -101,12 +101,34 @@ def dequantize(codes: np.ndarray, absmax: np.ndarray, signed: bool) -> np.ndarra
     return out
 
 
-def operand_key(key: int, operand: int) -> int:
-    """The random bits' key of a bfloat16 state operand (kernels/low_precision.hpp)."""
+def _mix(x: Any) -> Any:
     from .reference import _mix32
 
-    mixed = _mix32(np.array([(key ^ (0x9E3779B9 * operand)) & 0xFFFFFFFF], np.uint32))
-    return int(mixed[0]) | 1
+    return _mix32(np.asarray(x, np.uint32))
+
+
+def round_state(values: list[np.ndarray], key: int) -> list[np.ndarray]:
+    """bfloat16 state arrays (1-D float32, in operand order) stochastically rounded as the kernels
+    do (kernels/low_precision.hpp, narrow_state_pair): in pairs, one hash per element giving
+    the first array of a pair its low 16 random bits and the second its high 16."""
+    out = []
+    pair_key = int(_mix(key))
+    for first in range(0, len(values), 2):
+        pair = values[first : first + 2]
+        r = _mix(np.uint32(pair_key) + np.uint32(0x9E3779B9) * np.arange(pair[0].size, dtype=np.uint32))
+        for half, x in enumerate(pair):
+            out.append(_bf16_stochastic(x, r >> np.uint32(16 * half)))
+        pair_key = int(_mix(pair_key))
+    return out
+
+
+def _bf16_stochastic(x: np.ndarray, r: np.ndarray) -> np.ndarray:
+    u = np.ascontiguousarray(x, dtype=np.float32).view(np.uint32)
+    special = (u & np.uint32(0x7FFFFFFF)) >= np.uint32(0x7F800000)
+    bits = ((u + (r & np.uint32(0xFFFF))) >> np.uint32(16)).astype(np.uint16)
+    bits = np.where(special, x.astype(bfloat16()).view(np.uint16), bits)
+    out: np.ndarray = bits.view(bfloat16())
+    return out
 
 
 def decode(arrays: list[np.ndarray], storage: str, signed: bool) -> np.ndarray:
@@ -117,18 +139,15 @@ def decode(arrays: list[np.ndarray], storage: str, signed: bool) -> np.ndarray:
     return memory_view(arrays[0]).astype(np.float32)
 
 
-def store(values: np.ndarray, arrays: list[np.ndarray], storage: str, signed: bool, bits_key: int | None) -> None:
-    """Writes 1-D float32 `values` into stored state: bfloat16 stochastically rounded with
-    `bits_key` (to nearest even without one), or int8 codes and their block scales."""
+def store(values: np.ndarray, arrays: list[np.ndarray], storage: str, signed: bool) -> None:
+    """Writes 1-D float32 `values` into stored state: bfloat16 (already rounded: `round_state`),
+    or int8 codes and their block scales."""
     if storage == "int8":
         codes, absmax = quantize(values, signed)
         memory_view(arrays[0])[...] = codes
         arrays[1][...] = absmax
         return
-    from . import reference
-
-    rounded = values.astype(bfloat16()) if bits_key is None else reference.round_stochastic(values, bfloat16(), bits_key)
-    memory_view(arrays[0])[...] = rounded
+    memory_view(arrays[0])[...] = values
 
 
 def bfloat16() -> Any:

@@ -785,10 +785,13 @@ def _compressed_update(update: Any, rule: str, p: np.ndarray, g: np.ndarray, arr
     stored = [None if a is None else [a] if s is None else [a, s] for a, s in zip(arrays[:count], scales)]
     state = [None if s is None else compressed_state.decode(s, storage, c != "nonnegative") for s, c in zip(stored, codecs)]
     update(wide, g_flat, *state, **kwargs)
-    for k, (s, values) in enumerate(zip(stored, state)):
-        if s is not None and values is not None:
-            bits = compressed_state.operand_key(key, 2 + k) if storage == "bfloat16" else None
-            compressed_state.store(values, s, storage, codecs[k] != "nonnegative", bits)
+    used = [k for k, v in enumerate(state) if v is not None]
+    if storage == "bfloat16":  # stochastic rounding, two arrays per hash (compressed_state.round_state)
+        rounded = compressed_state.round_state([state[k] for k in used], key)  # type: ignore[misc]
+        for k, r in zip(used, rounded):
+            state[k] = r
+    for k in used:
+        compressed_state.store(state[k], stored[k], storage, codecs[k] != "nonnegative")  # type: ignore[arg-type]
     if p.dtype.itemsize == 2:
         p_flat[...] = round_stochastic(wide, p.dtype, key) if stochastic_rounding else wide.astype(p.dtype)
 

@@ -120,9 +120,25 @@ inline void narrow_stochastic(DType t, const float* __restrict in, std::uint16_t
         for (std::size_t i = 0; i < n; ++i) out[i] = f32_to_f16_stochastic(in[i], random_bits(key, first + i));
 }
 
-// The random bits of a bfloat16 state operand: its own key from the unit's.
-inline std::uint32_t operand_key(std::uint32_t key, int operand) {
-    return mix32(key ^ (0x9e3779b9u * static_cast<std::uint32_t>(operand))) | 1u;
+// bfloat16 state: stochastic rounding of two state arrays at once. One hash per element gives
+// both their 16 random bits (low half: `a`, high half: `b`), a single mix of a Weyl sequence
+// (key + i * golden ratio), so the random bits cost 1.5 multiplies per stored value instead of
+// the parameter path's 4. Each pair has its own key (the unit's mixed once, then again per pair).
+inline std::uint32_t state_bits(std::uint32_t key, std::uint32_t i) { return mix32(key + 0x9e3779b9u * i); }
+
+inline void narrow_state_pair(const float* __restrict a, std::uint16_t* __restrict out_a, const float* __restrict b,
+                              std::uint16_t* __restrict out_b, std::size_t n, std::uint32_t key, std::size_t first) {
+    const std::uint32_t at = static_cast<std::uint32_t>(first);
+    if (!out_b) {
+        for (std::uint32_t i = 0; i < static_cast<std::uint32_t>(n); ++i)
+            out_a[i] = f32_to_bf16_stochastic(a[i], state_bits(key, at + i));
+        return;
+    }
+    for (std::uint32_t i = 0; i < static_cast<std::uint32_t>(n); ++i) {
+        const std::uint32_t r = state_bits(key, at + i);
+        out_a[i] = f32_to_bf16_stochastic(a[i], r);
+        out_b[i] = f32_to_bf16_stochastic(b[i], r >> 16);
+    }
 }
 
 // Elements [lo, hi) of a segment that the rule's float32 kernel `f32` cannot update in place
@@ -159,12 +175,9 @@ void scratch_chunk(const Segment& seg, std::size_t lo, std::size_t hi, ChunkKern
                 break;
             case SlotStorage::q8_signed:
             case SlotStorage::q8_unsigned: {
-                const QuantMap& q = quant_map(st.slot[k] == SlotStorage::q8_signed);
-                const float* scale = static_cast<const float*>(seg.data[st.scales[k]]) + b / kQuantBlock;
-                const std::uint8_t* codes = static_cast<const std::uint8_t*>(seg.data[k]) + b;
-                for (std::size_t q0 = 0; q0 < n; q0 += kQuantBlock)
-                    dequantize_block(codes + q0, scratch[k] + q0, n - q0 < kQuantBlock ? n - q0 : kQuantBlock,
-                                     q.value, scale[q0 / kQuantBlock]);
+                dequantize_span(static_cast<const std::uint8_t*>(seg.data[k]) + b, scratch[k], n,
+                                static_cast<const float*>(seg.data[st.scales[k]]) + b / kQuantBlock,
+                                quant_map(st.slot[k] == SlotStorage::q8_signed).value);
                 s.data[k] = scratch[k];
                 break;
             }
@@ -179,23 +192,31 @@ void scratch_chunk(const Segment& seg, std::size_t lo, std::size_t hi, ChunkKern
             w = static_cast<float*>(s.data[0]);
         }
         f32(s, 0, n, scalars, nullptr, gt);  // rules with per-array reductions refuse scratch storage
+        int pending = -1;  // a bfloat16 operand waiting for its pair
+        std::uint32_t pair_key = mix32(st.key);
         for (int k = 2; k < kMaxOperands; ++k) {
             if (!seg.data[k]) continue;
             if (st.slot[k] == SlotStorage::bf16) {
-                narrow_stochastic(DType::bf16, scratch[k], static_cast<std::uint16_t*>(seg.data[k]) + b, n,
-                                  operand_key(st.key, k), b);
-            } else if (st.slot[k] == SlotStorage::q8_signed || st.slot[k] == SlotStorage::q8_unsigned) {
-                float* scale = static_cast<float*>(seg.data[st.scales[k]]) + b / kQuantBlock;
-                std::uint8_t* codes = static_cast<std::uint8_t*>(seg.data[k]) + b;
-                const QuantMap& q = quant_map(st.slot[k] == SlotStorage::q8_signed);
-                for (std::size_t q0 = 0; q0 < n; q0 += kQuantBlock) {
-                    const std::size_t m = n - q0 < kQuantBlock ? n - q0 : kQuantBlock;
-                    scale[q0 / kQuantBlock] = st.slot[k] == SlotStorage::q8_signed
-                                                  ? quantize_block<true>(scratch[k] + q0, codes + q0, m, q)
-                                                  : quantize_block<false>(scratch[k] + q0, codes + q0, m, q);
+                if (pending < 0) {
+                    pending = k;
+                    continue;
                 }
+                narrow_state_pair(scratch[pending], static_cast<std::uint16_t*>(seg.data[pending]) + b, scratch[k],
+                                  static_cast<std::uint16_t*>(seg.data[k]) + b, n, pair_key, b);
+                pending = -1;
+                pair_key = mix32(pair_key);
+            } else if (st.slot[k] == SlotStorage::q8_signed || st.slot[k] == SlotStorage::q8_unsigned) {
+                float* scales = static_cast<float*>(seg.data[st.scales[k]]) + b / kQuantBlock;
+                std::uint8_t* codes = static_cast<std::uint8_t*>(seg.data[k]) + b;
+                if (st.slot[k] == SlotStorage::q8_signed)
+                    quantize_span<true>(scratch[k], codes, scales, n, quant_map(true));
+                else
+                    quantize_span<false>(scratch[k], codes, scales, n, quant_map(false));
             }
         }
+        if (pending >= 0)
+            narrow_state_pair(scratch[pending], static_cast<std::uint16_t*>(seg.data[pending]) + b, nullptr, nullptr, n,
+                              pair_key, b);
         if (!low) continue;
         std::uint16_t* const param = static_cast<std::uint16_t*>(seg.data[0]) + b;
         if (st.stochastic)

@@ -24,6 +24,11 @@ struct QuantMap {
     std::int32_t base[kDecades], last[kDecades];  // its first code, its last index (n_i - 1)
     float one;                 // from here on, the top code (the value 1)
     std::int32_t top;          // 127 (signed: of the magnitude) or 255
+    // The decade by binary exponent (AVX-512): a in [2^e, 2^(e+1)), e = i - 31 (i = 0 also for
+    // anything smaller), is in decade binade_decade[i], or one more from binade_above[i] on
+    // (thresholds are 10x apart, so a binade holds at most one).
+    std::int32_t binade_decade[32];
+    float binade_above[32];
 };
 
 inline QuantMap make_quant_map(bool is_signed) {
@@ -52,6 +57,15 @@ inline QuantMap make_quant_map(bool is_signed) {
         q.above[i] = static_cast<float>(0.5 * (double(q.value[q.base[i] - 1]) + double(q.value[q.base[i]])));
     q.above[0] = 0.0f;
     q.one = static_cast<float>(0.5 * (double(q.value[q.top - 1]) + 1.0));
+    for (int i = 0; i < 32; ++i) {
+        const float low = __builtin_ldexpf(1.0f, i - 31);
+        q.binade_decade[i] = 0;
+        q.binade_above[i] = __builtin_inff();
+        for (int k = 1; k < kDecades; ++k) {
+            if (q.above[k] <= low) q.binade_decade[i] = k;
+            else if (q.binade_above[i] == __builtin_inff()) q.binade_above[i] = q.above[k];
+        }
+    }
     return q;
 }
 
@@ -60,19 +74,11 @@ inline const QuantMap& quant_map(bool is_signed) {
     return is_signed ? signed_map : nonnegative_map;
 }
 
-// x[0, n) -> codes, returning the block's scale: its largest magnitude (NaN if it holds a NaN;
-// a block with a NaN or an infinity reads back as NaN: its codes are 0 and its scale is not finite).
+// The codes of x[0, n) * inv: the decade by comparing with each threshold, then the nearest of
+// its values. Plain float32 arithmetic (no contraction), vectorized by the compiler.
 template <bool Signed>
-float quantize_block(const float* __restrict x, std::uint8_t* __restrict out, std::size_t n, const QuantMap& q) {
-    float absmax = 0.0f;
-    std::uint32_t nan = 0;
-    for (std::size_t i = 0; i < n; ++i) {
-        const float a = __builtin_fabsf(x[i]);
-        absmax = a > absmax ? a : absmax;
-        nan |= a != a;
-    }
-    if (nan) absmax = __builtin_nanf("");
-    const float inv = absmax > 0.0f && absmax <= __FLT_MAX__ ? 1.0f / absmax : 0.0f;
+void quantize_codes(const float* __restrict x, std::uint8_t* __restrict out, std::size_t n, float inv,
+                    const QuantMap& q) {
     const float zero = q.zero, one = q.one;
     const std::int32_t top = q.top;
     float above[kDecades], first[kDecades], inv_step[kDecades];
@@ -102,10 +108,132 @@ float quantize_block(const float* __restrict x, std::uint8_t* __restrict out, st
         if (Signed) code = code != 0 && x[i] < 0.0f ? code | 128 : code;
         out[i] = static_cast<std::uint8_t>(code);
     }
-    return absmax;
 }
 
-inline void dequantize_block(const std::uint8_t* __restrict codes, float* __restrict out, std::size_t n,
-                             const float* __restrict value, float scale) {
-    for (std::size_t i = 0; i < n; ++i) out[i] = value[codes[i]] * scale;
+#if defined(__AVX512F__)
+// The same codes, 16 at a time: the decade from the binary exponent and one comparison, the
+// decade's constants by permutes from registers (the compiler's version of the comparison chain
+// spills them), the same float32 operations in the same order, so the same bits.
+// The code book's constants in registers, loaded once per span.
+struct QuantRegs {
+    __m512 first_t, step_t, thr_lo, thr_hi, zero_thr, one_thr;
+    __m512i base_t, last_t, dec_lo, dec_hi, top;
+    explicit QuantRegs(const QuantMap& q) {
+        alignas(64) float first[16] = {}, inv_step[16] = {};
+        alignas(64) std::int32_t base[16] = {}, last[16] = {};
+        for (int k = 0; k < kDecades; ++k) {
+            first[k] = q.first[k];
+            inv_step[k] = q.inv_step[k];
+            base[k] = q.base[k];
+            last[k] = q.last[k];
+        }
+        first_t = _mm512_load_ps(first);
+        step_t = _mm512_load_ps(inv_step);
+        base_t = _mm512_load_si512(base);
+        last_t = _mm512_load_si512(last);
+        dec_lo = _mm512_loadu_si512(q.binade_decade);
+        dec_hi = _mm512_loadu_si512(q.binade_decade + 16);
+        thr_lo = _mm512_loadu_ps(q.binade_above);
+        thr_hi = _mm512_loadu_ps(q.binade_above + 16);
+        zero_thr = _mm512_set1_ps(q.zero);
+        one_thr = _mm512_set1_ps(q.one);
+        top = _mm512_set1_epi32(q.top);
+    }
+};
+
+template <bool Signed>
+inline void quantize_avx512(const float* __restrict x, std::uint8_t* __restrict out, std::size_t n, float inv,
+                            const QuantRegs& r) {
+    const __m512 first_t = r.first_t, step_t = r.step_t, thr_lo = r.thr_lo, thr_hi = r.thr_hi;
+    const __m512 zero_thr = r.zero_thr, one_thr = r.one_thr;
+    const __m512i base_t = r.base_t, last_t = r.last_t, dec_lo = r.dec_lo, dec_hi = r.dec_hi, top = r.top;
+    const __m512 invv = _mm512_set1_ps(inv), half = _mm512_set1_ps(0.5f), zero = _mm512_setzero_ps();
+    const __m512i bias = _mm512_set1_epi32(127 - 31), ones = _mm512_set1_epi32(1);
+    const __m512i sign = _mm512_set1_epi32(128), zero_i = _mm512_setzero_si512();
+    for (std::size_t i = 0; i < n; i += 16) {
+        const __mmask16 m = n - i >= 16 ? __mmask16(0xffff) : __mmask16((1u << (n - i)) - 1u);
+        const __m512 xv = _mm512_maskz_loadu_ps(m, x + i);
+        __m512 a = _mm512_mul_ps(_mm512_abs_ps(xv), invv);
+        a = _mm512_mask_mov_ps(a, _mm512_cmp_ps_mask(a, a, _CMP_UNORD_Q), zero);
+        const __m512i idx = _mm512_max_epi32(_mm512_sub_epi32(_mm512_srli_epi32(_mm512_castps_si512(a), 23), bias), zero_i);
+        __m512i dec = _mm512_permutex2var_epi32(dec_lo, idx, dec_hi);
+        const __m512 thr = _mm512_permutex2var_ps(thr_lo, idx, thr_hi);
+        dec = _mm512_mask_add_epi32(dec, _mm512_cmp_ps_mask(a, thr, _CMP_GE_OQ), dec, ones);
+        const __m512 t = _mm512_add_ps(
+            _mm512_mul_ps(_mm512_sub_ps(a, _mm512_permutexvar_ps(dec, first_t)), _mm512_permutexvar_ps(dec, step_t)), half);
+        const __m512i j = _mm512_min_epi32(_mm512_cvttps_epi32(t), _mm512_permutexvar_epi32(dec, last_t));
+        __m512i code = _mm512_add_epi32(_mm512_permutexvar_epi32(dec, base_t), j);
+        code = _mm512_mask_mov_epi32(code, _mm512_cmp_ps_mask(a, zero_thr, _CMP_LT_OQ), zero_i);
+        code = _mm512_mask_mov_epi32(code, _mm512_cmp_ps_mask(a, one_thr, _CMP_GE_OQ), top);
+        if (Signed) {
+            const __mmask16 neg = _mm512_cmp_ps_mask(xv, zero, _CMP_LT_OQ) & _mm512_test_epi32_mask(code, code);
+            code = _mm512_mask_or_epi32(code, neg, code, sign);
+        }
+        // (narrowed in a register: the masked narrowing store is microcoded on AMD Zen 4)
+        const __m128i bytes = _mm512_cvtepi32_epi8(code);
+        if (m == 0xffff)
+            _mm_storeu_si128(reinterpret_cast<__m128i*>(out + i), bytes);
+        else
+            _mm_mask_storeu_epi8(out + i, m, bytes);
+    }
+}
+#endif
+
+// x[0, n) -> codes and the scales of its blocks of kQuantBlock (from x's start): each block's
+// largest magnitude (NaN if it holds a NaN; a block with a NaN or an infinity reads back as
+// NaN: its codes are 0 and its scale is not finite).
+template <bool Signed>
+void quantize_span(const float* __restrict x, std::uint8_t* __restrict out, float* __restrict scales, std::size_t n,
+                   const QuantMap& q) {
+#if defined(__AVX512F__)
+    const QuantRegs regs(q);
+#endif
+    for (std::size_t b = 0; b < n; b += kQuantBlock) {
+        const std::size_t m = n - b < kQuantBlock ? n - b : kQuantBlock;
+        // The largest magnitude as the largest of their bits: for non-negative floats the order
+        // of the bits is the order of the values, and any NaN is above infinity. (A float max
+        // reduction is not vectorized without -ffast-math.)
+        std::uint32_t bits = 0;
+        for (std::size_t i = 0; i < m; ++i) {
+            const std::uint32_t u = __builtin_bit_cast(std::uint32_t, x[b + i]) & 0x7fffffffu;
+            bits = u > bits ? u : bits;
+        }
+        const float absmax = bits > 0x7f800000u ? __builtin_nanf("") : __builtin_bit_cast(float, bits);
+        const float inv = absmax > 0.0f && absmax <= __FLT_MAX__ ? 1.0f / absmax : 0.0f;
+#if defined(__AVX512F__)
+        quantize_avx512<Signed>(x + b, out + b, m, inv, regs);
+#else
+        quantize_codes<Signed>(x + b, out + b, m, inv, q);
+#endif
+        scales[b / kQuantBlock] = absmax;
+    }
+}
+
+// codes[0, n) (blocks of kQuantBlock from their start, with their scales) -> float32 values.
+inline void dequantize_span(const std::uint8_t* __restrict codes, float* __restrict out, std::size_t n,
+                            const float* __restrict scales, const float* __restrict value) {
+#if defined(__AVX512F__)
+    // The 256 values in 16 registers, looked up 32 at a time by permutes and chosen by the
+    // code's top 3 bits (the compiler emulates a gather with 16 scalar loads instead).
+    __m512 t[16];
+    for (int k = 0; k < 16; ++k) t[k] = _mm512_loadu_ps(value + 16 * k);
+    const __m512i b5 = _mm512_set1_epi32(32), b6 = _mm512_set1_epi32(64), b7 = _mm512_set1_epi32(128);
+    for (std::size_t i = 0; i < n; i += 16) {
+        const __mmask16 m = n - i >= 16 ? __mmask16(0xffff) : __mmask16((1u << (n - i)) - 1u);
+        const __m512i c = _mm512_cvtepu8_epi32(_mm_maskz_loadu_epi8(m, codes + i));
+        const __mmask16 m5 = _mm512_test_epi32_mask(c, b5), m6 = _mm512_test_epi32_mask(c, b6),
+                        m7 = _mm512_test_epi32_mask(c, b7);
+        __m512 r[8];
+        for (int k = 0; k < 8; ++k) r[k] = _mm512_permutex2var_ps(t[2 * k], c, t[2 * k + 1]);
+        const __m512 lo = _mm512_mask_blend_ps(m6, _mm512_mask_blend_ps(m5, r[0], r[1]), _mm512_mask_blend_ps(m5, r[2], r[3]));
+        const __m512 hi = _mm512_mask_blend_ps(m6, _mm512_mask_blend_ps(m5, r[4], r[5]), _mm512_mask_blend_ps(m5, r[6], r[7]));
+        _mm512_mask_storeu_ps(out + i, m, _mm512_mul_ps(_mm512_mask_blend_ps(m7, lo, hi), _mm512_set1_ps(scales[i / kQuantBlock])));
+    }
+#else
+    for (std::size_t b = 0; b < n; b += kQuantBlock) {
+        const std::size_t m = n - b < kQuantBlock ? n - b : kQuantBlock;
+        const float scale = scales[b / kQuantBlock];
+        for (std::size_t i = b; i < b + m; ++i) out[i] = value[codes[i]] * scale;
+    }
+#endif
 }
