@@ -11,7 +11,12 @@ with the forward and backward passes written out by hand below, weights from
 and one fusedopt optimizer updating all four arrays in place per mini-batch.
 Every optimizer gets the same initial weights, the same mini-batches and a
 cosine learning-rate schedule (``fusedopt.schedules.CosineAnnealingLR``,
-stepped once per epoch).
+stepped once per epoch). Beyond the default line-up (``--optimizers``):
+Adadelta, ASGD, LAMB and LARS (layer-wise trust ratios), Muon on the weight
+matrices with AdamW on the biases, Schedule-Free SGD and AdamW (no schedule;
+evaluated at their average after ``eval()``), Lookahead around Adam, Adam
+evaluated on an exponential moving average of its weights
+(``fusedopt.AveragedModel``), and, full batch, Rprop and L-BFGS.
 
     pip install "fusedopt[examples]"     # scikit-learn, tqdm, matplotlib
     python examples/mlp_digits.py                         # all optimizers
@@ -28,6 +33,8 @@ import argparse
 import math
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -39,6 +46,7 @@ from fusedopt import init
 # --------------------------------------------------------------------------- #
 # optimizers: fusedopt class and settings that work well on this problem
 # --------------------------------------------------------------------------- #
+FULL_BATCH_STEPS = 10  # Rprop steps, or LBFGS iterations, per epoch
 OPTIMIZERS: dict[str, tuple[str, dict[str, Any]]] = {
     "sgd": ("SGD", dict(lr=0.1)),
     "momentum": ("SGD", dict(lr=0.05, momentum=0.9)),
@@ -55,8 +63,22 @@ OPTIMIZERS: dict[str, tuple[str, dict[str, Any]]] = {
     "asgd": ("ASGD", dict(lr=0.1)),
     # Muon for the weight matrices, AdamW (lr 3e-3) for the biases (MuonAndAdamW below)
     "muon": ("Muon", dict(lr=0.02, adjust_lr_fn="match_rms_adamw", weight_decay=1e-2)),
+    # layer-wise trust ratios: each array's step scaled by |p| / |update|
+    "lamb": ("Lamb", dict(lr=1e-2, weight_decay=1e-2)),
+    "lars": ("LARS", dict(lr=1.0, momentum=0.9, trust_coefficient=0.02, weight_decay=1e-4)),
+    # no schedule (its own averaging replaces it): evaluated at x, after eval()
+    "sgd_sf": ("SGDScheduleFree", dict(lr=0.1, momentum=0.9, warmup_steps=20)),
+    "adamw_sf": ("AdamWScheduleFree", dict(lr=3e-3, weight_decay=1e-2, warmup_steps=20)),
+    "lookahead": ("Lookahead(Adam)", dict(lr=3e-3, k=5, alpha=0.5)),
+    # Adam, evaluated on an exponential moving average of its weights
+    "ema": ("Adam+EMA", dict(lr=3e-3, decay=0.95)),
+    # full batch (what they are for): FULL_BATCH_STEPS steps per epoch on all training images
+    "rprop": ("Rprop", dict(lr=1e-3)),
+    "lbfgs": ("LBFGS", dict(lr=1.0, max_iter=FULL_BATCH_STEPS, history_size=20, line_search_fn="strong_wolfe")),
 }
 DEFAULT_OPTIMIZERS = "sgd,momentum,nesterov,adam,adamw,rmsprop,adagrad,nadam,radam,adamax,lion"
+SCHEDULE_FREE = ("SGDScheduleFree", "AdamWScheduleFree")
+NO_SCHEDULE = SCHEDULE_FREE + ("LBFGS",)  # the lr schedule is theirs (or, for LBFGS, the line search)
 SCHEDULES = ("cosine", "step", "exponential", "none")
 
 
@@ -213,6 +235,70 @@ class MuonAndAdamW:
         self.adamw.step({k: g for k, g in grads.items() if k not in self.matrices})
 
 
+class AdamWithEMA:
+    """Adam, and an exponential moving average of the weights (``fusedopt.AveragedModel``, one
+    native pass per update) that is what gets evaluated."""
+
+    def __init__(self, params: dict[str, np.ndarray], decay: float = 0.99, **adam_kwargs: Any) -> None:
+        self.params = params
+        self.adam = fusedopt.Adam(params, **adam_kwargs)
+        self.ema = fusedopt.AveragedModel(params, multi_avg_fn=fusedopt.get_ema_multi_avg_fn(decay))
+        self.param_groups = self.adam.param_groups
+
+    def step(self, grads: dict[str, np.ndarray]) -> None:
+        self.adam.step(grads)
+        self.ema.update_parameters(self.params)
+
+
+def make_optimizer(cls_name: str, params: dict[str, np.ndarray], kwargs: dict[str, Any]) -> Any:
+    if cls_name == "Muon":
+        return MuonAndAdamW(params, **kwargs)
+    if cls_name == "Adam+EMA":
+        return AdamWithEMA(params, **kwargs)
+    if cls_name == "Lookahead(Adam)":
+        kw = dict(kwargs)
+        k, alpha = kw.pop("k"), kw.pop("alpha")
+        return fusedopt.Lookahead(fusedopt.Adam(params, **kw), k=k, alpha=alpha)
+    return getattr(fusedopt, cls_name)(params, **kwargs)
+
+
+@contextmanager
+def evaluated(optimizer: Any, params: dict[str, np.ndarray]) -> Iterator[dict[str, np.ndarray]]:
+    """The weights to evaluate: the EMA's, or for Schedule-Free the average x (eval(), then
+    train() again), else the parameters."""
+    if isinstance(optimizer, AdamWithEMA):
+        yield optimizer.ema.params
+    elif isinstance(optimizer, (fusedopt.SGDScheduleFree, fusedopt.AdamWScheduleFree)):
+        optimizer.eval()
+        try:
+            yield params
+        finally:
+            optimizer.train()
+    else:
+        yield params
+
+
+def full_batch_epoch(optimizer: Any, params: dict[str, np.ndarray], data: Data) -> float:
+    """Rprop: FULL_BATCH_STEPS steps on the whole training set; LBFGS: one step of that many
+    iterations (a closure, as its line search evaluates several points). The mean loss over
+    the epoch's evaluations."""
+    losses: list[float] = []
+    if isinstance(optimizer, fusedopt.LBFGS):
+        def closure() -> tuple[float, dict[str, np.ndarray]]:
+            loss, grads = loss_and_grads(params, data.X_train, data.y_train)
+            losses.append(loss)
+            return loss, grads
+
+        optimizer.step(closure)
+        return sum(losses) / len(losses)
+    total = 0.0
+    for _ in range(FULL_BATCH_STEPS):
+        loss, grads = loss_and_grads(params, data.X_train, data.y_train)
+        optimizer.step(grads)
+        total += loss
+    return total / FULL_BATCH_STEPS
+
+
 def train(
     name: str,
     data: Data,
@@ -234,9 +320,8 @@ def train(
         kwargs["lr"] = lr
     dtype = data.X_train.dtype
     params = init_params(data.X_train.shape[1], hidden, 10, seed, dtype)
-    optimizer = (MuonAndAdamW(params, **kwargs) if cls_name == "Muon"
-                 else getattr(fusedopt, cls_name)(params, **kwargs))
-    scheduler = make_scheduler(schedule, optimizer, epochs)
+    optimizer = make_optimizer(cls_name, params, kwargs)
+    scheduler = make_scheduler("none" if cls_name in NO_SCHEDULE else schedule, optimizer, epochs)
     settings = ", ".join(f"{k}={v:g}" if isinstance(v, float) else f"{k}={v}"
                          for k, v in kwargs.items())
     hist = History(name, f"{cls_name}({settings})")
@@ -248,15 +333,19 @@ def train(
         hist.lr.append(float(optimizer.param_groups[0]["lr"]))
         order = rng.permutation(n)
         total = 0.0
-        for start in range(0, n, batch_size):
-            idx = order[start:start + batch_size]
-            loss, grads = loss_and_grads(params, data.X_train[idx], data.y_train[idx])
-            optimizer.step(grads)  # updates params' arrays in place
-            total += loss * len(idx)
+        if cls_name in ("Rprop", "LBFGS"):
+            total = full_batch_epoch(optimizer, params, data) * n
+        else:
+            for start in range(0, n, batch_size):
+                idx = order[start:start + batch_size]
+                loss, grads = loss_and_grads(params, data.X_train[idx], data.y_train[idx])
+                optimizer.step(grads)  # updates params' arrays in place
+                total += loss * len(idx)
         if scheduler is not None:
             scheduler.step()
         hist.train_loss.append(total / n)
-        test_loss, acc = evaluate(params, data.X_test, data.y_test)
+        with evaluated(optimizer, params) as weights:
+            test_loss, acc = evaluate(weights, data.X_test, data.y_test)
         hist.test_loss.append(test_loss)
         hist.test_acc.append(acc)
         if hasattr(bar, "set_postfix"):
@@ -279,7 +368,9 @@ COLORS = {
     "adamw": "#ff7f0e", "nadam": "#e377c2", "radam": "#8c564b", "adamax": "#bcbd22",
     "rmsprop": "#2ca02c", "adagrad": "#9467bd", "lion": "#000000",
     "adadelta": "#aec7e8", "asgd": "#98df8a",
-    "muon": "#393b79",
+    "muon": "#393b79", "lamb": "#e7ba52", "lars": "#843c39", "sgd_sf": "#5254a3",
+    "adamw_sf": "#ad494a", "lookahead": "#ff9896", "ema": "#9c9ede", "rprop": "#c49c94",
+    "lbfgs": "#637939",
 }
 
 

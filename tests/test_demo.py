@@ -104,10 +104,19 @@ def test_compare_all_defaults_reach_the_minimum():
     results = R.compare_all()
     assert list(results) == ["rosenbrock", "quadratic", "beale"]
     for runs in results.values():
-        assert [r.spec.name for r in runs] == ["SGD", "Momentum", "Nesterov", "Adam", "RMSprop", "Rprop"]
+        assert [r.spec.name for r in runs] == ["SGD", "Momentum", "Nesterov", "Adam", "RMSprop", "Rprop", "L-BFGS"]
         best = min(runs, key=lambda r: r.final_loss)
         assert best.final_loss < 1e-3
         assert best.distance_to_minimum < 0.1
+
+
+def test_lbfgs_reaches_each_minimum():
+    """One iteration per step, its line search calling the closure: measured 3e-10 (Rosenbrock),
+    4e-13 (quadratic), 1e-17 (Beale) by the default step counts."""
+    for name, runs in R.compare_all().items():
+        (lbfgs,) = [r for r in runs if r.spec.kind == "LBFGS"]
+        assert lbfgs.final_loss < 1e-8, name
+        assert lbfgs.distance_to_minimum < 1e-3, name
 
 
 def test_divergence_is_detected():
@@ -131,12 +140,28 @@ def test_lr_momentum_grid():
 def test_regression_optimizers_fit_and_dict_params():
     data, runs = R.regression_runs(epochs=8)
     assert data.min_loss > 0
-    assert [r.label.split()[0] for r in runs] == ["Momentum", "Adam", "RMSprop"]
+    assert [r.label.split()[0] for r in runs] == ["Momentum", "Adam", "RMSprop", "Adam+EMA", "Schedule-Free", "Lookahead"]
     for r in runs:
         assert r.losses.shape == (9,)
         assert not r.diverged
         assert r.excess[-1] < 1e-2 * r.excess[0], r.label
         assert np.all(r.excess > -1e-9)  # nobody beats least squares
+
+
+def test_averaging_lowers_adams_noise_floor():
+    """At Adam's constant lr, evaluated on their averages, Adam+EMA, Schedule-Free AdamW and
+    Lookahead(Adam) end closer to least squares than Adam (measured: 10x, 26x, 6x closer over
+    40 epochs); Schedule-Free leaves its parameters at y (train mode) between evaluations."""
+    _, runs = R.regression_runs(epochs=40)
+    excess = {r.label.split()[0]: r.excess[-1] for r in runs}
+    for name in ("Adam+EMA", "Schedule-Free", "Lookahead"):
+        assert excess[name] < 0.3 * excess["Adam"], name
+    params = {"w": np.zeros(3), "b": np.zeros(1)}
+    opt = R.REGRESSION_SPECS[4].make(params)
+    opt.step({"w": np.ones(3), "b": np.ones(1)})
+    with R.evaluated(opt, params):
+        assert opt.param_groups[0]["train_mode"] is False
+    assert opt.param_groups[0]["train_mode"] is True
 
 
 def test_lr_decay_beats_constant_rate_on_noisy_regression():

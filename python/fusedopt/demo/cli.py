@@ -104,7 +104,7 @@ def main(argv: list[str] | None = None) -> int:
           "final training MSE above the least-squares optimum "
           f"({data.min_loss:.3f}):")
     for c in reg:
-        print(f"  {c.label:<34} {_e(float(c.excess[-1]))}")
+        print(f"  {c.label:<42} {_e(float(c.excess[-1]))}")
 
     _, sch = R.schedule_runs(epochs=epochs)
     print("\nLearning-rate decay, SGD-momentum on the same regression "
@@ -137,8 +137,8 @@ def main(argv: list[str] | None = None) -> int:
         P.plot_lr_momentum_grid(grid, out / PLOT_FILES["grid"]),
         P.plot_curves(
             reg, out / PLOT_FILES["regression"],
-            title="SGD-momentum vs Adam vs RMSprop on mini-batch linear regression\n"
-                  f"({len(data.y)} noisy samples, {data.X.shape[1]} features, batch 32)"),
+            title="Mini-batch linear regression: optimizers, and Adam averaged\n"
+                  f"({len(data.y)} noisy samples, {data.X.shape[1]} features, batch 32; EMA, Schedule-Free, Lookahead)"),
         P.plot_schedules(sch, out / PLOT_FILES["schedules"]),
         P.plot_init_stats(stats, out / PLOT_FILES["init"]),
     ]

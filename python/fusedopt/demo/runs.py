@@ -6,11 +6,13 @@ be computed, printed and tested without the ``plot`` extra.
 * :func:`run_path` — one optimizer on a 2-D :class:`~.functions.TestFunction`,
   returning the path and the loss at every step.
 * :func:`compare_on_function` — the standard line-up (SGD, momentum, Nesterov,
-  Adam, RMSprop, Rprop) with settings tuned per function (:data:`DEFAULT_SETTINGS`).
+  Adam, RMSprop, Rprop, L-BFGS) with settings tuned per function (:data:`DEFAULT_SETTINGS`).
 * :func:`lr_momentum_grid` — final loss of SGD for a grid of learning rates
   and momenta.
 * :func:`regression_runs` / :func:`schedule_runs` — mini-batch linear
-  regression with SGD-momentum, Adam and RMSprop, and SGD-momentum with
+  regression with SGD-momentum, Adam, RMSprop, and Adam's noise floor lowered
+  without a schedule (Adam evaluated on an EMA of its weights, Schedule-Free
+  AdamW at its average, Lookahead around Adam); and SGD-momentum with
   constant / step / exponential / cosine learning-rate decay.
 * :func:`init_activation_stats` — how the activations' scale evolves through a
   deep network for Xavier vs Kaiming initialisation.
@@ -18,8 +20,9 @@ be computed, printed and tested without the ``plot`` extra.
 
 from __future__ import annotations
 
+import contextlib
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -59,6 +62,10 @@ COLORS = {
     "RMSprop": "#2ca02c",
     "Rprop": "#8c564b",
     "Adagrad": "#9467bd",
+    "L-BFGS": "#17becf",
+    "Adam+EMA": "#e377c2",
+    "Schedule-Free": "#bcbd22",
+    "Lookahead": "#9467bd",
 }
 
 
@@ -80,7 +87,7 @@ class OptimizerSpec:
     def label(self) -> str:
         shown = []
         for k, v in self.kwargs.items():
-            if k in ("nesterov",):
+            if k in ("nesterov", "max_iter", "max_eval", "history_size", "line_search_fn"):  # L-BFGS's: the name says it
                 continue
             shown.append(f"{k}={_fmt(v)}")
         return f"{self.name} ({', '.join(shown)})" if shown else self.name
@@ -90,8 +97,49 @@ class OptimizerSpec:
         return COLORS.get(self.name, "#17becf")
 
     def make(self, params: list[np.ndarray] | dict[str, np.ndarray]) -> Any:
-        cls = getattr(_fusedopt(), self.kind)
-        return cls(params, **self.kwargs)
+        fo = _fusedopt()
+        if self.kind == "Adam+EMA":
+            kw = dict(self.kwargs)
+            decay = kw.pop("decay")
+            return AdamWithEMA(params, decay, **kw)
+        if self.kind == "Lookahead(Adam)":
+            kw = dict(self.kwargs)
+            k, alpha = kw.pop("k"), kw.pop("alpha")
+            return fo.Lookahead(fo.Adam(params, **kw), k=k, alpha=alpha)
+        return getattr(fo, self.kind)(params, **self.kwargs)
+
+
+class AdamWithEMA:
+    """Adam, and an exponential moving average of its weights (``fusedopt.AveragedModel``,
+    one native pass per update): the average is what gets evaluated (:func:`evaluated`)."""
+
+    def __init__(self, params: list[np.ndarray] | dict[str, np.ndarray], decay: float, **adam_kwargs: Any) -> None:
+        fo = _fusedopt()
+        self.params = params
+        self.adam = fo.Adam(params, **adam_kwargs)
+        self.ema = fo.AveragedModel(params, multi_avg_fn=fo.get_ema_multi_avg_fn(decay))
+        self.param_groups = self.adam.param_groups
+
+    def step(self, grads: Any) -> None:
+        self.adam.step(grads)
+        self.ema.update_parameters(self.params)
+
+
+@contextlib.contextmanager
+def evaluated(opt: Any, params: dict[str, np.ndarray]) -> Iterator[dict[str, np.ndarray]]:
+    """The weights to evaluate: the EMA's, Schedule-Free's average x (``eval()``, then
+    ``train()`` again), or the parameters."""
+    fo = _fusedopt()
+    if isinstance(opt, AdamWithEMA):
+        yield opt.ema.params
+    elif isinstance(opt, (fo.SGDScheduleFree, fo.AdamWScheduleFree)):
+        opt.eval()
+        try:
+            yield params
+        finally:
+            opt.train()
+    else:
+        yield params
 
 
 def _fmt(v: Any) -> str:
@@ -152,9 +200,15 @@ def run_path(
     losses[0] = function.value(xy)
     diverged = False
     done = 0
+    def closure() -> tuple[float, list[np.ndarray]]:  # L-BFGS evaluates where its line search goes
+        return float(function.value(xy)), [function.grad(xy)]
+
     with np.errstate(over="ignore", invalid="ignore"):  # divergence is reported, not warned
         for i in range(1, steps + 1):
-            opt.step([function.grad(xy)])
+            if spec.kind == "LBFGS":
+                opt.step(closure)
+            else:
+                opt.step([function.grad(xy)])
             if not np.all(np.isfinite(xy)) or np.hypot(*xy) > DIVERGENCE_RADIUS:
                 diverged = True
                 break
@@ -171,6 +225,8 @@ def run_path(
 #: (so the plots show what momentum adds at the same step size), ``mu`` is the
 #: momentum; ``adam`` and ``rms`` are Adam's and RMSprop's learning rates, ``rprop``
 #: Rprop's initial step size (these are full-batch gradients, what Rprop is for).
+#: L-BFGS takes one iteration per step (``max_iter=1``, so its path has a point per
+#: iteration), with the strong-Wolfe line search choosing the step length.
 DEFAULT_SETTINGS: dict[str, dict[str, float]] = {
     "rosenbrock": dict(sgd=1e-3, mom=1e-3, mu=0.9, adam=0.05, rms=0.01, rprop=0.01),
     "quadratic": dict(sgd=0.01, mom=0.01, mu=0.9, adam=0.2, rms=0.1, rprop=0.01),
@@ -180,7 +236,7 @@ DEFAULT_STEPS = {"rosenbrock": 600, "quadratic": 100, "beale": 500}
 
 
 def standard_specs(function_name: str) -> list[OptimizerSpec]:
-    """SGD, Momentum, Nesterov, Adam, RMSprop and Rprop with the tuned settings."""
+    """SGD, Momentum, Nesterov, Adam, RMSprop, Rprop and L-BFGS with the tuned settings."""
     s = DEFAULT_SETTINGS[function_name]
     return [
         OptimizerSpec("SGD", "SGD", dict(lr=s["sgd"])),
@@ -191,6 +247,8 @@ def standard_specs(function_name: str) -> list[OptimizerSpec]:
         OptimizerSpec("Adam", "Adam", dict(lr=s["adam"])),
         OptimizerSpec("RMSprop", "RMSprop", dict(lr=s["rms"])),
         OptimizerSpec("Rprop", "Rprop", dict(lr=s["rprop"])),
+        # max_eval: torch's default (max_iter * 5 // 4 = 1) would let no step move
+        OptimizerSpec("L-BFGS", "LBFGS", dict(max_iter=1, max_eval=25, history_size=10, line_search_fn="strong_wolfe")),
     ]
 
 
@@ -328,7 +386,7 @@ def _train_regression(
     sched = make_sched(opt) if make_sched is not None else None
     rng = np.random.default_rng(seed)
     losses = [data.loss(params["w"], params["b"])]
-    lrs = []
+    lrs: list[float] = []
     diverged = False
     for _ in range(epochs):
         lrs.append(_current_lr(opt))
@@ -343,7 +401,8 @@ def _train_regression(
                 sched.step()
         if sched is not None and not per_step_schedule:
             sched.step()
-        loss = data.loss(params["w"], params["b"])
+        with evaluated(opt, params) as weights:
+            loss = data.loss(weights["w"], weights["b"])
         if not math.isfinite(loss) or loss > 1e12:
             diverged = True
             losses.extend([math.nan] * (epochs + 1 - len(losses)))
@@ -365,6 +424,10 @@ REGRESSION_SPECS = (
     OptimizerSpec("Momentum", "SGD", dict(lr=0.01, momentum=0.9)),
     OptimizerSpec("Adam", "Adam", dict(lr=0.05)),
     OptimizerSpec("RMSprop", "RMSprop", dict(lr=0.01)),
+    # Adam's lr, constant: what averaging does to its mini-batch noise floor
+    OptimizerSpec("Adam+EMA", "Adam+EMA", dict(lr=0.05, decay=0.95)),
+    OptimizerSpec("Schedule-Free", "AdamWScheduleFree", dict(lr=0.05, warmup_steps=16)),
+    OptimizerSpec("Lookahead", "Lookahead(Adam)", dict(lr=0.05, k=5, alpha=0.5)),
 )
 
 
@@ -372,7 +435,9 @@ def regression_runs(
     epochs: int = 40, batch_size: int = 32, seed: int = 0
 ) -> tuple[Regression, list[CurveRun]]:
     """SGD-momentum vs Adam vs RMSprop on mini-batch linear regression
-    (parameters passed as a dict ``{"w": ..., "b": ...}``)."""
+    (parameters passed as a dict ``{"w": ..., "b": ...}``), and Adam at the same
+    constant lr with an EMA of its weights, Schedule-Free AdamW and Lookahead(Adam),
+    each evaluated on its averaged weights where it keeps them."""
     data = make_regression(seed=seed)
     runs = []
     for spec in REGRESSION_SPECS:
