@@ -30,15 +30,15 @@ class _Map:
     def __init__(self, signed: bool) -> None:
         self.signed = signed
         value = np.zeros(256, np.float64)
-        first, inv_step, base, last = [], [], [], []
+        scale, offset, base, end = [], [], [], []
         code = 1
         for i, power in enumerate(_POWERS):
             n = (2**i if i + 1 < len(_POWERS) else 63) if signed else 2 ** (i + 1)
             step = 0.9 / n
             base.append(code)
-            last.append(n - 1)
-            first.append(power * (0.1 + 0.5 * step))
-            inv_step.append(1.0 / (power * step))
+            end.append(code + n - 1)
+            scale.append(1.0 / (power * step))
+            offset.append(0.1 / step - code)
             value[code : code + n] = [power * (0.1 + (j + 0.5) * step) for j in range(n)]
             code += n
         v32 = value.astype(np.float32)
@@ -49,10 +49,10 @@ class _Map:
         self.value = v32
         self.zero = np.float32(0.5 * float(v32[1]))
         self.above = np.array([0.5 * (float(v32[b - 1]) + float(v32[b])) for b in base[1:]], np.float32)
-        self.first = np.array(first, np.float32)
-        self.inv_step = np.array(inv_step, np.float32)
-        self.base = np.array(base, np.int32)
-        self.last = np.array(last, np.int32)
+        # in decade i, the code of a is min(trunc(a * scale - offset), end) (kernels/quantize.hpp)
+        self.scale = np.array(scale, np.float32)
+        self.offset = np.array(offset, np.float32)
+        self.end = np.array(end, np.int32)
         self.one = np.float32(0.5 * (float(v32[self.top - 1]) + 1.0))
 
 
@@ -85,9 +85,9 @@ def quantize(x: np.ndarray, signed: bool) -> tuple[np.ndarray, np.ndarray]:
     a = np.where(a == a, a, np.float32(0))
     decade = np.searchsorted(q.above, a, side="right")  # how many thresholds a reaches
     with np.errstate(all="ignore"):
-        t = (a - q.first[decade]) * q.inv_step[decade] + np.float32(0.5)
-    j = np.minimum(t.astype(np.int32), q.last[decade])
-    code = np.where(a < q.zero, 0, np.where(a >= q.one, q.top, q.base[decade] + j))
+        t = a * q.scale[decade] - q.offset[decade]
+    c = np.minimum(t.astype(np.int32), q.end[decade])
+    code = np.where(a < q.zero, 0, np.where(a >= q.one, q.top, c))
     if signed:
         code = np.where((code != 0) & (rows < 0), code | 128, code)
     return code.reshape(-1)[:n].astype(np.uint8), absmax.astype(np.float32)

@@ -19,9 +19,12 @@ struct QuantMap {
     float value[256];          // code -> value in [-1, 1]
     float zero;                // below it: code 0
     float above[kDecades];     // above[i] (i >= 1): where decade i's values become nearer
-    float first[kDecades];     // decade i's smallest value
-    float inv_step[kDecades];  // 1 / its spacing
-    std::int32_t base[kDecades], last[kDecades];  // its first code, its last index (n_i - 1)
+    // In decade i, the code of a is min(trunc(a * scale[i] - offset[i]), end[i]): its values
+    // are the midpoints of n_i equal bins of [10^(i-7), 10^(i-6)), so the bin holding a is its
+    // nearest value; offset folds in the decade's first code, end is its last.
+    float scale[kDecades], offset[kDecades];
+    std::int32_t end[kDecades];
+    std::int32_t base[kDecades];  // (the decade's first code)
     float one;                 // from here on, the top code (the value 1)
     std::int32_t top;          // 127 (signed: of the magnitude) or 255
     // The decade by binary exponent (AVX-512): a in [2^e, 2^(e+1)), e = i - 31 (i = 0 also for
@@ -39,9 +42,9 @@ inline QuantMap make_quant_map(bool is_signed) {
         const std::int32_t n = is_signed ? (i + 1 < kDecades ? std::int32_t(1) << i : 63) : std::int32_t(2) << i;
         const double step = 0.9 / n;
         q.base[i] = code;
-        q.last[i] = n - 1;
-        q.first[i] = static_cast<float>(kPower[i] * (0.1 + 0.5 * step));
-        q.inv_step[i] = static_cast<float>(1.0 / (kPower[i] * step));
+        q.end[i] = code + n - 1;
+        q.scale[i] = static_cast<float>(1.0 / (kPower[i] * step));
+        q.offset[i] = static_cast<float>(0.1 / step - code);
         for (std::int32_t j = 0; j < n; ++j) q.value[code + j] = static_cast<float>(kPower[i] * (0.1 + (j + 0.5) * step));
         code += n;
     }
@@ -81,30 +84,28 @@ void quantize_codes(const float* __restrict x, std::uint8_t* __restrict out, std
                     const QuantMap& q) {
     const float zero = q.zero, one = q.one;
     const std::int32_t top = q.top;
-    float above[kDecades], first[kDecades], inv_step[kDecades];
-    std::int32_t base[kDecades], last[kDecades];
+    float above[kDecades], scale[kDecades], offset[kDecades];
+    std::int32_t end[kDecades];
     for (int k = 0; k < kDecades; ++k) {
         above[k] = q.above[k];
-        first[k] = q.first[k];
-        inv_step[k] = q.inv_step[k];
-        base[k] = q.base[k];
-        last[k] = q.last[k];
+        scale[k] = q.scale[k];
+        offset[k] = q.offset[k];
+        end[k] = q.end[k];
     }
     for (std::size_t i = 0; i < n; ++i) {
         float a = __builtin_fabsf(x[i]) * inv;
         a = a == a ? a : 0.0f;  // (inv is 0 for a non-finite block: 0 * inf)
-        float f = first[0], s = inv_step[0];
-        std::int32_t b = base[0], l = last[0];
+        float s = scale[0], o = offset[0];
+        std::int32_t e = end[0];
         for (int k = 1; k < kDecades; ++k) {  // the decade: how many thresholds a reaches
             const bool ge = a >= above[k];
-            f = ge ? first[k] : f;
-            s = ge ? inv_step[k] : s;
-            b = ge ? base[k] : b;
-            l = ge ? last[k] : l;
+            s = ge ? scale[k] : s;
+            o = ge ? offset[k] : o;
+            e = ge ? end[k] : e;
         }
-        std::int32_t j = static_cast<std::int32_t>((a - f) * s + 0.5f);  // > 0 (see make_quant_map)
-        j = j < l ? j : l;
-        std::int32_t code = a < zero ? 0 : a >= one ? top : b + j;
+        std::int32_t c = static_cast<std::int32_t>(a * s - o);  // >= the decade's first code (a >= its threshold)
+        c = c < e ? c : e;
+        std::int32_t code = a < zero ? 0 : a >= one ? top : c;
         if (Signed) code = code != 0 && x[i] < 0.0f ? code | 128 : code;
         out[i] = static_cast<std::uint8_t>(code);
     }
@@ -116,21 +117,19 @@ void quantize_codes(const float* __restrict x, std::uint8_t* __restrict out, std
 // spills them), the same float32 operations in the same order, so the same bits.
 // The code book's constants in registers, loaded once per span.
 struct QuantRegs {
-    __m512 first_t, step_t, thr_lo, thr_hi, zero_thr, one_thr;
-    __m512i base_t, last_t, dec_lo, dec_hi, top;
+    __m512 scale_t, offset_t, thr_lo, thr_hi, zero_thr, one_thr;
+    __m512i end_t, dec_lo, dec_hi, top;
     explicit QuantRegs(const QuantMap& q) {
-        alignas(64) float first[16] = {}, inv_step[16] = {};
-        alignas(64) std::int32_t base[16] = {}, last[16] = {};
+        alignas(64) float scale[16] = {}, offset[16] = {};
+        alignas(64) std::int32_t end[16] = {};
         for (int k = 0; k < kDecades; ++k) {
-            first[k] = q.first[k];
-            inv_step[k] = q.inv_step[k];
-            base[k] = q.base[k];
-            last[k] = q.last[k];
+            scale[k] = q.scale[k];
+            offset[k] = q.offset[k];
+            end[k] = q.end[k];
         }
-        first_t = _mm512_load_ps(first);
-        step_t = _mm512_load_ps(inv_step);
-        base_t = _mm512_load_si512(base);
-        last_t = _mm512_load_si512(last);
+        scale_t = _mm512_load_ps(scale);
+        offset_t = _mm512_load_ps(offset);
+        end_t = _mm512_load_si512(end);
         dec_lo = _mm512_loadu_si512(q.binade_decade);
         dec_hi = _mm512_loadu_si512(q.binade_decade + 16);
         thr_lo = _mm512_loadu_ps(q.binade_above);
@@ -144,10 +143,10 @@ struct QuantRegs {
 template <bool Signed>
 inline void quantize_avx512(const float* __restrict x, std::uint8_t* __restrict out, std::size_t n, float inv,
                             const QuantRegs& r) {
-    const __m512 first_t = r.first_t, step_t = r.step_t, thr_lo = r.thr_lo, thr_hi = r.thr_hi;
+    const __m512 scale_t = r.scale_t, offset_t = r.offset_t, thr_lo = r.thr_lo, thr_hi = r.thr_hi;
     const __m512 zero_thr = r.zero_thr, one_thr = r.one_thr;
-    const __m512i base_t = r.base_t, last_t = r.last_t, dec_lo = r.dec_lo, dec_hi = r.dec_hi, top = r.top;
-    const __m512 invv = _mm512_set1_ps(inv), half = _mm512_set1_ps(0.5f), zero = _mm512_setzero_ps();
+    const __m512i end_t = r.end_t, dec_lo = r.dec_lo, dec_hi = r.dec_hi, top = r.top;
+    const __m512 invv = _mm512_set1_ps(inv), zero = _mm512_setzero_ps();
     const __m512i bias = _mm512_set1_epi32(127 - 31), ones = _mm512_set1_epi32(1);
     const __m512i sign = _mm512_set1_epi32(128), zero_i = _mm512_setzero_si512();
     for (std::size_t i = 0; i < n; i += 16) {
@@ -159,10 +158,9 @@ inline void quantize_avx512(const float* __restrict x, std::uint8_t* __restrict 
         __m512i dec = _mm512_permutex2var_epi32(dec_lo, idx, dec_hi);
         const __m512 thr = _mm512_permutex2var_ps(thr_lo, idx, thr_hi);
         dec = _mm512_mask_add_epi32(dec, _mm512_cmp_ps_mask(a, thr, _CMP_GE_OQ), dec, ones);
-        const __m512 t = _mm512_add_ps(
-            _mm512_mul_ps(_mm512_sub_ps(a, _mm512_permutexvar_ps(dec, first_t)), _mm512_permutexvar_ps(dec, step_t)), half);
-        const __m512i j = _mm512_min_epi32(_mm512_cvttps_epi32(t), _mm512_permutexvar_epi32(dec, last_t));
-        __m512i code = _mm512_add_epi32(_mm512_permutexvar_epi32(dec, base_t), j);
+        const __m512 t = _mm512_sub_ps(_mm512_mul_ps(a, _mm512_permutexvar_ps(dec, scale_t)),
+                                       _mm512_permutexvar_ps(dec, offset_t));
+        __m512i code = _mm512_min_epi32(_mm512_cvttps_epi32(t), _mm512_permutexvar_epi32(dec, end_t));
         code = _mm512_mask_mov_epi32(code, _mm512_cmp_ps_mask(a, zero_thr, _CMP_LT_OQ), zero_i);
         code = _mm512_mask_mov_epi32(code, _mm512_cmp_ps_mask(a, one_thr, _CMP_GE_OQ), top);
         if (Signed) {
