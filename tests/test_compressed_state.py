@@ -30,6 +30,7 @@ from conftest import (
     make_params,
     same_bits,
     snapshot,
+    using_target,
     using_threads,
 )
 from fusedopt import _core, compressed_state
@@ -329,3 +330,25 @@ def test_torch_state_dicts_carry_the_stored_values() -> None:
     interop.from_torch_state_dict(again, tsd)
     for name in ("exp_avg", "exp_avg_sq", "exp_avg_absmax", "exp_avg_sq_absmax"):
         np.testing.assert_array_equal(again.state[0][name], opt.state[0][name])  # the values requantize to themselves
+
+
+@pytest.mark.parametrize("storage", STORAGES)
+def test_any_dense_layout_matches_the_reference(storage: str) -> None:
+    """Blocks and random bits run over memory order: a Fortran-order parameter (and its state)
+    gives the bits of the same memory as a C-order one, in native and NumPy alike."""
+    c = make_params([(40, 70)], np.float32, seed=3)[0]
+    grads = make_grad_stream([(40, 70)], np.float32, 6, seed=4)
+    with using_target("baseline"):
+        pair = Pair(fusedopt.Adam, [c], {"lr": 1e-2}, state_dtype=storage)
+        for opt in (pair.a, pair.b):  # (Pair copies in C order)
+            opt.param_groups[0]["params"][0] = np.asfortranarray(c)
+        flat = fusedopt.Adam([np.ascontiguousarray(c.T)], lr=1e-2, state_dtype=storage)  # the same memory
+        for g in grads:
+            pair.step([np.asfortranarray(g[0])])
+            flat.step([np.ascontiguousarray(g[0].T)])
+        pair.assert_bitwise(f"{storage} Fortran order: ")
+    assert pair.a.params[0].flags.f_contiguous and pair.a.state[0]["exp_avg"].flags.f_contiguous
+    np.testing.assert_array_equal(pair.a.params[0].T, flat.params[0])
+    for name, v in flat.state[0].items():
+        if isinstance(v, np.ndarray) and v.ndim == 2:
+            np.testing.assert_array_equal(pair.a.state[0][name].T.view(np.uint8), v.view(np.uint8))
