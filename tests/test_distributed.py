@@ -286,6 +286,9 @@ def test_bad_inputs(no_mpi):
         DataParallel(fo.SGD([np.ones(3, np.float16)], lr=0.1))
     with pytest.raises(ValueError, match="average"):
         DataParallel(fo.SGD([np.ones(3, np.float32)], lr=0.1), average="mean")
+    for wrapper in (DataParallel, ShardedOptimizer):
+        with pytest.raises(TypeError, match="broadcast"):
+            wrapper(fo.SGD([np.ones(3, np.float32)], lr=0.1), broadcast="yes")
     groups = [{"params": [np.ones(3, np.float32)]}, {"params": [np.ones(3, np.float32)]}]
     with pytest.raises(ValueError, match="clip_scope"):
         ShardedOptimizer(fo.Adam(groups, max_grad_norm=1.0))

@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from .. import _core
+from .._checks import flag
 from ..optim._types import GradsLike
 from ..optim.optimizer import Optimizer
 from ._comm import Collectives
@@ -60,7 +61,7 @@ class ShardedOptimizer(WrapsOptimizer):
         self.flat = layout.flat_view(layout.params[0]) if layout.single else aligned_empty(layout.total, layout.dtype)
         if not layout.single:
             layout.copy_in(self.flat)
-        if broadcast and self.comm.size > 1:
+        if flag(broadcast, "broadcast") and self.comm.size > 1:
             self.comm.broadcast(self.flat)
             if not layout.single:
                 layout.copy_out(self.flat)

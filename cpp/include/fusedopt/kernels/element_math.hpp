@@ -50,7 +50,8 @@ struct Lerp {
     }
 };
 
-// sign(x) with sign(0) = 0 and sign(NaN) = NaN, as torch.sign.
+// sign(x) with sign(0) = 0 and sign(NaN) = NaN, as numpy.sign (Lion: a NaN moment poisons its
+// parameter). torch.sign on CPU gives 0 for NaN; Rprop, which follows torch, has its own sign0.
 template <class T>
 inline T sign_(T x) {
     return x > T(0) ? T(1) : (x < T(0) ? T(-1) : x);
