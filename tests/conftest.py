@@ -193,7 +193,7 @@ def snapshot(opt: Any) -> dict[str, Any]:
         "state": {k: {n: (v.copy() if isinstance(v, np.ndarray) else copy.deepcopy(v)) for n, v in st.items()}
                   for k, st in opt.state.items()},
         "step_count": opt.step_count,
-        "skipped_steps": opt.skipped_steps,
+        "skipped_steps": getattr(opt, "skipped_steps", None),  # LBFGS and Muon skip no steps
     }
 
 
@@ -239,12 +239,20 @@ def assert_state_equal(got: dict, expected: dict, what: str = "") -> None:
         g = got[key]
         assert set(g) == set(e), f"{what}state[{key!r}] names {sorted(g)} != {sorted(e)}"
         for name in e:
-            label = f"{what}state[{key!r}][{name!r}]"
-            if isinstance(e[name], np.ndarray):
-                assert isinstance(g[name], np.ndarray), f"{label}: not an array"
-                assert_same_bits(g[name], e[name], label)
-            else:
-                assert_scalar_equal(g[name], e[name], label)
+            _assert_value_equal(g[name], e[name], f"{what}state[{key!r}][{name!r}]")
+
+
+def _assert_value_equal(got: Any, expected: Any, label: str) -> None:
+    """An array bit for bit, a list (LBFGS's history) item by item, a scalar by type and value."""
+    if isinstance(expected, np.ndarray):
+        assert isinstance(got, np.ndarray), f"{label}: not an array"
+        assert_same_bits(got, expected, label)
+    elif isinstance(expected, list):
+        assert isinstance(got, list) and len(got) == len(expected), f"{label}: {got!r:.80} != {expected!r:.80}"
+        for i, (g, e) in enumerate(zip(got, expected)):
+            _assert_value_equal(g, e, f"{label}[{i}]")
+    else:
+        assert_scalar_equal(got, expected, label)
 
 
 def assert_snapshot_equal(got: dict, expected: dict, what: str = "") -> None:

@@ -15,7 +15,7 @@ def _flat(arrays: list[np.ndarray]) -> np.ndarray:
     return np.concatenate([a.reshape(-1) for a in arrays])
 
 
-def _split(flat: np.ndarray, like: list[np.ndarray]) -> list[np.ndarray]:
+def split(flat: np.ndarray, like: list[np.ndarray]) -> list[np.ndarray]:
     out, o = [], 0
     for a in like:
         out.append(flat[o : o + a.size].reshape(a.shape))
@@ -36,7 +36,7 @@ def rosenbrock(n: int, dtype: type) -> tuple[list[np.ndarray], LossGrad]:
         g = np.zeros_like(x)
         g[:-1] = -400 * a * (b - a * a) - 2 * (1 - a)
         g[1:] += 200 * (b - a * a)
-        return loss, _split(g, ps)
+        return loss, split(g, ps)
 
     return params, f
 

@@ -19,18 +19,32 @@ import pytest
 
 import fusedopt as fo
 from fusedopt import _core
+from conftest import assert_same_bits, assert_state_equal
 from fusedopt.distributed import DataParallel, ShardedOptimizer, _comm, shard_bounds
 
 SCRIPT = Path(__file__).with_name("mpi_checks.py")
 
 
-def _mpiexec() -> str | None:
+def assert_same_params(got: dict[str, np.ndarray], *expected: dict[str, np.ndarray]) -> None:
+    """Every named array of `got` bit for bit each of `expected`'s."""
+    for exp in expected:
+        assert got.keys() == exp.keys()
+        for k in exp:
+            assert_same_bits(got[k], exp[k], f"parameter {k!r}")
+
+
+def _mpiexec() -> str:
     """The mpiexec beside this interpreter (a venv's, else its base installation's: pip's mpich
-    puts it there), else on PATH."""
+    puts it there), else on PATH; the test is skipped without it or without mpi4py."""
+    if importlib.util.find_spec("mpi4py") is None:
+        pytest.skip("mpi4py is not installed (pip install fusedopt[mpi])")
     for prefix in (Path(sys.executable).parent, Path(sys.prefix) / "bin", Path(sys.base_prefix) / "bin"):
         if (prefix / "mpiexec").exists():
             return str(prefix / "mpiexec")
-    return shutil.which("mpiexec")
+    found = shutil.which("mpiexec")
+    if found is None:
+        pytest.skip("no mpiexec found (pip install mpich)")
+    return found
 
 
 def _child_env() -> dict[str, str]:
@@ -43,11 +57,7 @@ def _child_env() -> dict[str, str]:
 
 @pytest.mark.parametrize("ranks", [2, 3])
 def test_mpi_runs_match_one_process(ranks):
-    if importlib.util.find_spec("mpi4py") is None:
-        pytest.skip("mpi4py is not installed (pip install fusedopt[mpi])")
     mpiexec = _mpiexec()
-    if mpiexec is None:
-        pytest.skip("no mpiexec found (pip install mpich)")
     run = subprocess.run(
         [mpiexec, "-n", str(ranks), sys.executable, str(SCRIPT)],
         capture_output=True, text=True, timeout=300, env=_child_env(),
@@ -96,8 +106,7 @@ def test_world_of_one_is_the_plain_optimizer(no_mpi, cls, kw, wrapper):
         plain.step(g)
         w.step(g)
         assert repr(w.last_grad_norm) == repr(plain.last_grad_norm)
-    for k in ref:
-        assert np.array_equal(ref[k], got[k]), k
+    assert_same_params(got, ref)
     assert w.step_count == plain.step_count and w.skipped_steps == plain.skipped_steps
 
 
@@ -110,10 +119,8 @@ def test_sharded_checkpoints_round_trip_in_one_process(no_mpi):
         w.step(_grads(t))
     full = w.consolidated_state_dict()
     expected = plain.state_dict()
-    assert full["step_count"] == expected["step_count"] and full["state"].keys() == expected["state"].keys()
-    for key, st in expected["state"].items():
-        for name, v in st.items():
-            assert np.array_equal(v, full["state"][key][name]) if isinstance(v, np.ndarray) else v == full["state"][key][name]
+    assert full["step_count"] == expected["step_count"]
+    assert_state_equal(full["state"], expected["state"])
     # plain -> sharded, sharded shard -> sharded, consolidated -> plain: all continue bitwise.
     p2, p3, p4 = ({k: v.copy() for k, v in ref.items()} for _ in range(3))
     from_plain = ShardedOptimizer(fo.AdamW(p2, lr=1e-2, max_grad_norm=2.0))
@@ -125,8 +132,7 @@ def test_sharded_checkpoints_round_trip_in_one_process(no_mpi):
     for t in range(10, 20):
         for o in (plain, from_plain, from_shard, back):
             o.step(_grads(t))
-    for k in ref:
-        assert np.array_equal(ref[k], p2[k]) and np.array_equal(ref[k], p3[k]) and np.array_equal(ref[k], p4[k])
+    assert_same_params(ref, p2, p3, p4)
 
 
 def test_a_built_optimizer_with_state_is_sharded_from_it(no_mpi):
@@ -139,7 +145,7 @@ def test_a_built_optimizer_with_state_is_sharded_from_it(no_mpi):
     for t in range(3, 8):
         plain.step(_grads(t))
         w.step(_grads(t))
-    assert all(np.array_equal(ref[k], got[k]) for k in ref)
+    assert_same_params(got, ref)
 
 
 @pytest.mark.parametrize("wrapper", [DataParallel, ShardedOptimizer])
@@ -155,7 +161,7 @@ def test_schedulers_drive_the_wrapper(no_mpi, wrapper):
         s1.step()
         s2.step()
     assert w.param_groups[0]["lr"] == plain.param_groups[0]["lr"] == 0.1 * 0.5**3
-    assert all(np.array_equal(ref[k], got[k]) for k in ref)
+    assert_same_params(got, ref)
 
 
 def test_flat_params_step_without_copies(no_mpi):
@@ -306,7 +312,8 @@ def test_bad_inputs(no_mpi):
         ]:
             with pytest.raises(err, match=what):
                 w.step(bad)
-        assert w.step_count == 0 and all(np.array_equal(before[k], params[k]) for k in params)
+        assert w.step_count == 0
+        assert_same_params(params, before)
         with pytest.raises(TypeError, match="MPI communicator"):
             pickle.dumps(w)
     w = ShardedOptimizer(fo.Adam(_params(), lr=0.1))
@@ -317,11 +324,7 @@ def test_bad_inputs(no_mpi):
 
 
 def test_example_script_trains_under_mpiexec(tmp_path):
-    if importlib.util.find_spec("mpi4py") is None:
-        pytest.skip("mpi4py is not installed (pip install fusedopt[mpi])")
     mpiexec = _mpiexec()
-    if mpiexec is None:
-        pytest.skip("no mpiexec found (pip install mpich)")
     example = Path(__file__).resolve().parents[1] / "examples" / "mpi_data_parallel.py"
     ck = tmp_path / "ck.pkl"
     run = subprocess.run(

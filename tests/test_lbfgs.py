@@ -25,7 +25,7 @@ from typing import Any
 import fusedopt
 import numpy as np
 import pytest
-from conftest import FMA_TARGETS, using_target
+from conftest import FMA_TARGETS, assert_state_equal, assert_unchanged, snapshot, using_target
 from lbfgs_problems import PROBLEMS
 from parity.lbfgs_cases import CLOSE, CONFIGS, numpy_reductions, run_fusedopt, run_torch, worst_rel_diff
 
@@ -113,15 +113,6 @@ def _opt(problem: str = "logistic", dtype: type = np.float64, **config: Any) -> 
     return opt, params, lambda: f(params)
 
 
-def _assert_state_equal(a: dict[str, Any], b: dict[str, Any]) -> None:
-    assert set(a) == set(b)
-    for k in a:
-        if isinstance(a[k], list):
-            assert len(a[k]) == len(b[k]) and all(_bits(x) == _bits(y) for x, y in zip(a[k], b[k])), k
-        else:
-            assert _bits(a[k]) == _bits(b[k]), k
-
-
 @pytest.mark.parametrize("config", ["short", "short-wolfe"])
 def test_state_dict_resume_is_bitwise(config: str) -> None:
     opt, params, closure = _opt("rosenbrock5", np.float32, **CONFIGS[config])
@@ -138,7 +129,7 @@ def test_state_dict_resume_is_bitwise(config: str) -> None:
     for _ in range(4):
         other.step(closure2)
     assert all(_bits(p) == _bits(q) for p, q in zip(params, params2))
-    _assert_state_equal(opt.state[0], other.state[0])
+    assert_state_equal(other.state, opt.state)
     assert sd["param_groups"][0]["params"] == [0, 1]
     assert set(sd["state"][0]) >= {"func_evals", "n_iter", "d", "t", "old_dirs", "old_stps", "ro", "H_diag",
                                    "prev_flat_grad", "prev_loss"}
@@ -166,7 +157,7 @@ def test_pickle_and_deepcopy_continue_bitwise(how: str) -> None:
         opt.step(closure)
         twin.step(lambda: f(tparams))
     assert all(_bits(p) == _bits(q) for p, q in zip(params, tparams))
-    _assert_state_equal(opt.state[0], twin.state[0])
+    assert_state_equal(twin.state, opt.state)
 
 
 def test_named_params_and_none_gradient() -> None:
@@ -227,18 +218,6 @@ def test_bad_params() -> None:
         fusedopt.LBFGS([np.zeros(2, ml_dtypes.bfloat16)])
 
 
-def _unchanged(opt: Any, params: list[np.ndarray]) -> Any:
-    before = ([p.copy() for p in params], copy.deepcopy(opt.state))
-
-    def check() -> None:
-        assert all(_bits(p) == _bits(q) for p, q in zip(params, before[0]))
-        assert set(opt.state) == set(before[1])
-        for k in opt.state:
-            _assert_state_equal(opt.state[k], before[1][k])
-
-    return check
-
-
 @pytest.mark.parametrize(
     "bad, exc, match",
     [
@@ -256,10 +235,10 @@ def _unchanged(opt: Any, params: list[np.ndarray]) -> Any:
 def test_bad_closure_changes_nothing(bad: Any, exc: type, match: str) -> None:
     opt, params, closure = _opt(max_iter=3)
     opt.step(closure)
-    check = _unchanged(opt, params)
+    before = snapshot(opt)
     with pytest.raises(exc, match=match):
         opt.step(bad)
-    check()
+    assert_unchanged(opt, before)
     opt.step(closure)  # still usable
 
 
@@ -268,7 +247,7 @@ def test_bad_closure_changes_nothing(bad: Any, exc: type, match: str) -> None:
 def test_closure_raising_mid_step_changes_nothing(fail_at: int, config: str) -> None:
     opt, params, closure = _opt("rosenbrock5", **CONFIGS[config])
     opt.step(closure)
-    check = _unchanged(opt, params)
+    before = snapshot(opt)
     calls = 0
 
     def flaky() -> Any:
@@ -280,16 +259,16 @@ def test_closure_raising_mid_step_changes_nothing(fail_at: int, config: str) -> 
 
     with pytest.raises(RuntimeError, match="blew up"):
         opt.step(flaky)
-    check()
+    assert_unchanged(opt, before)
 
 
 def test_edited_group_is_checked_before_the_step() -> None:
     opt, params, closure = _opt()
     opt.param_groups[0]["history_size"] = -2
-    check = _unchanged(opt, params)
+    before = snapshot(opt)
     with pytest.raises(ValueError, match="history_size"):
         opt.step(closure)
-    check()
+    assert_unchanged(opt, before)
 
 
 @pytest.mark.parametrize(
@@ -318,11 +297,11 @@ def test_bad_state_dict_changes_nothing(mutate: Any, exc: type, match: str) -> N
     sd = opt.state_dict()
     mutate(sd)
     opt.step(closure)
-    check = _unchanged(opt, params)
+    before = snapshot(opt)
     group = dict(opt.param_groups[0])
     with pytest.raises(exc, match=match):
         opt.load_state_dict(sd)
-    check()
+    assert_unchanged(opt, before)
     assert opt.param_groups[0] == group
 
 
@@ -363,14 +342,14 @@ def test_callable_lr_that_goes_bad_changes_nothing() -> None:
     opt.param_groups[0]["lr"] = lambda n: 1.0 if n < 2 else -1.0
     opt.step(closure)
     opt.step(closure)
-    check = _unchanged(opt, params)
+    before = snapshot(opt)
     with pytest.raises(ValueError, match=r"^lr: must be >= 0, got -1.0"):
         opt.step(closure)
-    check()
+    assert_unchanged(opt, before)
     assert opt.step_count == 2
     opt.param_groups[0]["lr"] = lambda n: "fast"
     with pytest.raises(TypeError, match=r"^lr: expected a number, got str"):
         opt.step(closure)
-    check()
+    assert_unchanged(opt, before)
     with pytest.raises(ValueError, match=r"^lr: must be >= 0"):
         fusedopt.LBFGS([np.zeros(2)], lr=lambda n: -0.5)  # evaluated at 0 on construction

@@ -24,7 +24,7 @@ from typing import Any
 import fusedopt
 import numpy as np
 import pytest
-from conftest import FMA_TARGETS, using_target
+from conftest import FMA_TARGETS, assert_unchanged, snapshot, using_target
 from fusedopt import reference
 from fusedopt.optim._newton_schulz import orthogonalize, round_bf16
 from fusedopt.optim.muon import NS_COEFFICIENTS, adjusted_lr
@@ -261,16 +261,13 @@ def test_refuses_non_2d_params(shape: tuple[int, ...]) -> None:
 
 
 def _snapshot(opt: Any) -> Any:
-    return [p.copy() for p in opt.params], copy.deepcopy(opt.state), copy.deepcopy(opt.param_groups)
+    """conftest's snapshot (params, state, counters), and the groups' hyperparameters."""
+    return snapshot(opt), [{k: v for k, v in g.items() if k != "params"} for g in opt.param_groups]
 
 
 def _assert_unchanged(opt: Any, snap: Any) -> None:
-    params, state, groups = snap
-    assert all(_bits(p) == _bits(q) for p, q in zip(opt.params, params))
-    assert set(opt.state) == set(state)
-    assert all(_bits(opt.state[k]["momentum_buffer"]) == _bits(state[k]["momentum_buffer"]) for k in state)
-    assert [{k: v for k, v in g.items() if k != "params"} for g in opt.param_groups] == \
-           [{k: v for k, v in g.items() if k != "params"} for g in groups]
+    assert_unchanged(opt, snap[0])
+    assert [{k: v for k, v in g.items() if k != "params"} for g in opt.param_groups] == snap[1]
 
 
 @pytest.mark.parametrize(

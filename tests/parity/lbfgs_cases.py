@@ -148,10 +148,3 @@ def golden_arrays(torch: Any) -> dict[str, np.ndarray]:
         out[f"{key}/counts"] = np.array([states[-1]["func_evals"], states[-1]["n_iter"]], dtype=np.int64)
     return out
 
-
-def unflatten(flat: np.ndarray, like: list[np.ndarray]) -> list[np.ndarray]:
-    out, o = [], 0
-    for a in like:
-        out.append(flat[o : o + a.size].reshape(a.shape))
-        o += a.size
-    return out

@@ -19,7 +19,7 @@ import json
 import fusedopt
 import numpy as np
 import pytest
-from lbfgs_problems import PROBLEMS
+from lbfgs_problems import PROBLEMS, split
 
 from . import lbfgs_cases as lc
 from .conftest import forced_target
@@ -41,7 +41,7 @@ def _golden() -> dict[str, np.ndarray]:
 def _torch_traj(case: tuple[str, str, str]) -> list[list[np.ndarray]]:
     problem, _, dt = case
     like, _ = PROBLEMS[problem](getattr(np, dt))
-    return [lc.unflatten(row, like) for row in _golden()[f"{lc.case_id(case)}/params"]]
+    return [split(row, like) for row in _golden()[f"{lc.case_id(case)}/params"]]
 
 
 def test_golden_covers_the_cases_from_the_same_start() -> None:
