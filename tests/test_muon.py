@@ -387,3 +387,15 @@ def test_callable_that_goes_bad_changes_nothing(name: str) -> None:
     _assert_unchanged(opt, snap)
     with pytest.raises(ValueError, match=rf"^{name}: must be >= 0"):
         fusedopt.Muon([np.zeros((2, 2))], **{name: lambda n: -0.5})  # evaluated at 0 on construction
+
+
+def test_params_none_then_add_param_group() -> None:
+    """As fusedopt's other optimizers (fusedopt.torch builds it so); an empty list is refused."""
+    opt = fusedopt.Muon(None, lr=0.02)
+    assert opt.param_groups == [] and opt.params == []
+    w = np.ones((2, 3))
+    opt.add_param_group({"params": [w]})
+    opt.step([np.ones((2, 3))])
+    assert opt.step_count == 1 and not np.all(w == 1)
+    with pytest.raises(ValueError, match="empty parameter list"):
+        fusedopt.Muon([])

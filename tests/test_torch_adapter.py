@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import copy
 import io
+from typing import Any
 import pickle
 import subprocess
 import sys
@@ -319,6 +320,143 @@ def test_schedule_free_modes_follow_the_torch_groups():
     opt.train()
     opt.step()
     assert opt.state[next(model.parameters())]["step"] == 3
+
+
+# ---- Muon: 2-D parameters, bfloat16 Newton-Schulz --------------------------------------------
+
+MUON_CONFIGS = {"default": {}, "rich": {"lr": 0.02, "weight_decay": 0.05, "momentum": 0.9, "nesterov": False,
+                                        "adjust_lr_fn": "match_rms_adamw", "ns_steps": 4}}
+
+
+def make_matrix_model(dtype: torch.dtype, seed: int = 0) -> torch.nn.Module:
+    """make_model without biases: Muon takes 2-D parameters only."""
+    torch.manual_seed(seed)
+    return torch.nn.Sequential(torch.nn.Linear(6, 16, bias=False), torch.nn.Tanh(), torch.nn.Linear(16, 8, bias=False),
+                               torch.nn.Tanh(), torch.nn.Linear(8, 3, bias=False)).to(dtype)
+
+
+def _muon_step_bound(kwargs: dict, shape: tuple[int, ...], dtype: torch.dtype) -> float:
+    """How far a parameter may move from torch's per step with a gradient (parity/muon_cases.py):
+    two bfloat16 ulps of a unit update times the adjusted lr, plus one ulp of the parameter."""
+    from fusedopt.optim.muon import adjusted_lr
+    from parity.muon_cases import NS_STEP_ERROR
+
+    ulp = 4 * float(np.finfo(_dtype_name(dtype)).eps)
+    return NS_STEP_ERROR["bfloat16"] * adjusted_lr(kwargs.get("lr", 1e-3), kwargs.get("adjust_lr_fn"), shape) + ulp
+
+
+def _muon_runs(kwargs: dict, dtype: torch.dtype, freeze: Any = None) -> tuple[list, list, list]:
+    """(fusedopt.torch's snapshots, torch's, the gradients seen) over STEPS steps, fusedopt.torch on
+    torch's gradients (see versus_torch)."""
+    record: list = []
+    a = make_matrix_model(dtype)
+    ref = train(a, torch.optim.Muon(a.parameters(), **kwargs), batches(dtype), freeze, record=record)
+    b = make_matrix_model(dtype)
+    got = train(b, ft.Muon(b.parameters(), **kwargs), batches(dtype), freeze, grads=record)
+    return got, ref, record
+
+
+@pytest.mark.skipif(not TORCH_FUSES, reason="torch's lerp fuses on AVX2/AVX512 only, as the FMA targets do")
+@pytest.mark.parametrize("target", [t for t in SUPPORTED_TARGETS if t != "baseline"])
+@pytest.mark.parametrize("dtype", DTYPES, ids=_dtype_name)
+@pytest.mark.parametrize("config", list(MUON_CONFIGS))
+def test_muon_trains_like_torch(config, dtype, target):
+    """The momentum buffers bit for bit after every step; the parameters within what bfloat16
+    Newton-Schulz allows (tests/parity/muon_cases.py: two bfloat16 ulps of a unit update times
+    the adjusted lr, plus one ulp of the parameter, per step with a gradient); None gradients
+    (a frozen layer for three steps, a step with none) skipped as torch does."""
+    def freeze(t, m):
+        params = list(m.parameters())
+        if t < 3:
+            params[1].grad = None
+        if t == 7:
+            for p in params:
+                p.grad = None
+
+    kwargs = MUON_CONFIGS[config]
+    with using_target(target):
+        got, ref, record = _muon_runs(kwargs, dtype, freeze)
+    shapes = [tuple(p.shape) for p in make_matrix_model(dtype).parameters()]
+    bounds = [0.0] * len(shapes)
+    for r, (g, f) in enumerate(zip(got, ref)):
+        if r:
+            for i, shape in enumerate(shapes):
+                if record[r - 1][i] is not None:
+                    bounds[i] += _muon_step_bound(kwargs, shape, dtype)
+        for i, (a, b) in enumerate(zip(g["params"], f["params"])):
+            assert a.dtype == b.dtype and float(np.max(np.abs(a.astype(np.float64) - b))) <= bounds[i], f"step {r} param {i}"
+        assert g["state"].keys() == f["state"].keys(), f"step {r}"
+        for i in f["state"]:
+            assert g["state"][i]["momentum_buffer"].tobytes() == f["state"][i]["momentum_buffer"].tobytes(), f"step {r} buffer {i}"
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=_dtype_name)
+def test_muon_steps_exactly_as_fusedopt_on_numpy(dtype):
+    model = make_matrix_model(dtype)
+    kwargs = MUON_CONFIGS["rich"]
+    opt = ft.Muon(model.parameters(), **kwargs)
+    arrays = [p.detach().numpy().copy() for p in model.parameters()]
+    twin = fusedopt.Muon(arrays, **kwargs)
+    train(model, opt, batches(dtype), snap=False,
+          before_step=lambda t, m: twin.step([p.grad.numpy().copy() for p in m.parameters()]))
+    for i, (p, a) in enumerate(zip(model.parameters(), arrays)):
+        assert p.detach().numpy().tobytes() == a.tobytes(), f"param {i}"
+    for i, st in twin.state.items():
+        assert opt.state_dict()["state"][i]["momentum_buffer"].numpy().tobytes() == st["momentum_buffer"].tobytes()
+
+
+@pytest.mark.parametrize("direction", ["to-torch", "from-torch"])
+def test_muon_state_dict_moves_between_torch_and_fusedopt(direction):
+    """torch's layout exactly (its group keys; fusedopt's ns_dtype stays the loader's own): a run
+    saved by one continues in the other as in the saver."""
+    src, dst = (ft.Muon, torch.optim.Muon) if direction == "to-torch" else (torch.optim.Muon, ft.Muon)
+    kwargs = MUON_CONFIGS["rich"]
+    data = batches(torch.float64)
+    a = make_matrix_model(torch.float64)
+    oa = src(a.parameters(), **kwargs)
+    train(a, oa, data[:SWITCH], snap=False)
+    sd = oa.state_dict()
+    assert set(sd["param_groups"][0]) == set(torch.optim.Muon(a.parameters()).state_dict()["param_groups"][0])
+    b = copy.deepcopy(a)
+    ob = dst(b.parameters())
+    ob.load_state_dict(copy.deepcopy(sd))
+    assert_bitwise([_torch_snapshot(ob, list(b.parameters()))], [_torch_snapshot(oa, list(a.parameters()))], direction)
+    assert {k: v for k, v in ob.param_groups[0].items() if k in kwargs} == kwargs
+    record: list = []
+    ref = train(a, oa, data[SWITCH:], record=record)[1:]
+    got = train(b, ob, data[SWITCH:], grads=record)[1:]
+    for r, (g, f) in enumerate(zip(got, ref), start=1):  # as test_muon_trains_like_torch bounds them
+        for x, y in zip(g["params"], f["params"]):
+            assert np.max(np.abs(x - y)) <= r * _muon_step_bound(kwargs, x.shape, torch.float64), f"step {SWITCH + r}"
+
+
+def test_muon_pickled_and_reloaded_continue_bitwise():
+    data = batches(torch.float32)
+    model = make_matrix_model(torch.float32)
+    opt = ft.Muon(model.parameters(), **MUON_CONFIGS["rich"])
+    train(model, opt, data[:SWITCH], snap=False)
+    model2, opt2 = pickle.loads(pickle.dumps((model, opt)))
+    model3 = copy.deepcopy(model)
+    opt3 = ft.Muon(model3.parameters())
+    opt3.load_state_dict(opt.state_dict())
+    want = _continue(model, opt, data[SWITCH:])
+    assert_bitwise(_continue(model2, opt2, data[SWITCH:]), want, "pickled")
+    assert_bitwise(_continue(model3, opt3, data[SWITCH:]), want, "reloaded")
+
+
+def test_muon_refuses_what_torch_refuses():
+    with pytest.raises(ValueError, match="2D parameters"):
+        ft.Muon(make_model(torch.float32).parameters())
+    with pytest.raises(ValueError, match="lr"):
+        ft.Muon(make_matrix_model(torch.float32).parameters(), lr=-1.0)
+    model = make_matrix_model(torch.float32)
+    opt = ft.Muon(model.parameters())
+    opt.param_groups[0]["ns_steps"] = 100
+    backward(model, batches(torch.float32, 1)[0])
+    before = [p.detach().clone() for p in model.parameters()]
+    with pytest.raises(ValueError, match="ns_steps"):
+        opt.step()
+    assert all(torch.equal(p, q) for p, q in zip(model.parameters(), before)) and not opt.state
 
 
 # ---- what a step must notice ----------------------------------------------------------------

@@ -58,6 +58,8 @@ TORCH_GROUP_DEFAULTS: dict[str, dict[str, Any]] = {
               "differentiable": False, "capturable": False},
     "ASGD": {"lr": 1e-2, "lambd": 1e-4, "alpha": 0.75, "t0": 1e6, "weight_decay": 0, "foreach": None,
              "maximize": False, "differentiable": False, "capturable": False},
+    "Muon": {"lr": 1e-3, "weight_decay": 0.1, "momentum": 0.95, "nesterov": True,
+             "ns_coefficients": (3.4445, -4.775, 2.0315), "eps": 1e-7, "ns_steps": 5, "adjust_lr_fn": None},
 }
 
 # Implementation switches of torch.optim: they change how torch computes, not what.
@@ -187,8 +189,11 @@ def from_torch_state_dict(optimizer: Any, torch_state_dict: Mapping[str, Any]) -
     new_sd["param_groups"] = groups
     if "step_count" in new_sd and max_step is not None:
         new_sd["step_count"] = max_step
-    # compressed state (state_dtype) is stored from torch's float values
-    optimizer.load_state_dict(new_sd, convert_state=getattr(optimizer, "state_dtype", None) is not None)
+    # compressed state (state_dtype) is stored from torch's float values; Muon has none (no keyword)
+    if getattr(optimizer, "state_dtype", None) is not None:
+        optimizer.load_state_dict(new_sd, convert_state=True)
+    else:
+        optimizer.load_state_dict(new_sd)
 
 
 def _resolve(value: Any, count: int) -> Any:

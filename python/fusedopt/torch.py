@@ -37,8 +37,8 @@ from . import interop
 from . import optim as _optim
 from .sparse import RowSparse
 
-__all__ = ["ASGD", "Adadelta", "Adagrad", "Adam", "AdamW", "AdamWScheduleFree", "Adamax", "LARS", "Lamb", "Lion", "NAdam",
-           "Optimizer", "RAdam", "RMSprop", "Rprop", "SGD", "SGDScheduleFree", "SparseAdam"]
+__all__ = ["ASGD", "Adadelta", "Adagrad", "Adam", "AdamW", "AdamWScheduleFree", "Adamax", "LARS", "Lamb", "Lion", "Muon",
+           "NAdam", "Optimizer", "RAdam", "RMSprop", "Rprop", "SGD", "SGDScheduleFree", "SparseAdam"]
 
 # torch's implementation switches: the values that describe what fusedopt does.
 _FLAGS_ACCEPTED: dict[str, tuple[Any, ...]] = {
@@ -103,7 +103,7 @@ class _Link:
 class Optimizer(torch.optim.Optimizer):
     """Base class: a torch.optim.Optimizer stepped by the fusedopt optimizer ``_fusedopt_class``."""
 
-    _fusedopt_class: ClassVar[type[_optim.Optimizer]]
+    _fusedopt_class: ClassVar[type[_optim.Optimizer] | type[_optim.Muon]]
 
     def __init__(
         self,
@@ -171,7 +171,9 @@ class Optimizer(torch.optim.Optimizer):
         now = [p for k in self._links for p in k.tensors]
         fresh = self._fo.state_dict()
         fresh["state"] = {i: by_tensor[id(p)] for i, p in enumerate(now) if id(p) in by_tensor}
-        fresh["step_count"], fresh["skipped_steps"] = saved["step_count"], saved["skipped_steps"]
+        for counter in ("step_count", "skipped_steps"):  # (Muon keeps no skipped_steps)
+            if counter in saved:
+                fresh[counter] = saved[counter]
         self._fo.load_state_dict(fresh)
         self._retwin()
 
@@ -439,3 +441,12 @@ class AdamWScheduleFree(_ScheduleFree):
     :class:`fusedopt.AdamWScheduleFree`; starts in train mode like :class:`SGDScheduleFree`."""
 
     _fusedopt_class = _optim.AdamWScheduleFree
+
+
+class Muon(Optimizer):
+    """torch.optim.Muon, stepped by :class:`fusedopt.Muon`: 2-D parameters only (give biases,
+    embeddings and norms to another optimizer); Newton-Schulz in bfloat16 as torch's, so the
+    parameters match torch's to bfloat16 accuracy and the momentum buffers bit for bit on the
+    FMA targets (docs/muon.md); ``ns_dtype="float32"`` is accepted too."""
+
+    _fusedopt_class = _optim.Muon

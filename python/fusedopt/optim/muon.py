@@ -98,7 +98,7 @@ class Muon:
 
     def __init__(
         self,
-        params: ParamsLike,
+        params: ParamsLike | None,
         lr: Hyper = 1e-3,
         weight_decay: Hyper = 0.1,
         momentum: Hyper = 0.95,
@@ -123,8 +123,9 @@ class Muon:
         self.param_groups: list[dict[str, Any]] = []
         self._keys: list[int | str] = []
         self._state: dict[int | str, dict[str, Any]] = {}
-        groups = as_groups(params)
-        for group in groups:
+        if params is None:  # groups to come through add_param_group (fusedopt.torch builds it so)
+            return
+        for group in as_groups(params):
             self.add_param_group(group)
         if not self._keys:
             raise ValueError("params: the optimizer got an empty parameter list")
