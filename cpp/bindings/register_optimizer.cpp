@@ -1002,7 +1002,7 @@ void Engine::step(py::handle grads, py::handle grad_norm) {
             const StepUnit& x = plan_.units[u];
             if (x.group == int(p.group) && x.dtype == p.checked.dtype && x.counters.step == c.step &&
                 x.counters.extra == c.extra && x.counters.extra2 == c.extra2 && x.counters.fresh == c.fresh &&
-                x.counters.sparse == c.sparse &&
+                x.counters.sparse == sparse &&  // not c.sparse: that byte store read back with fresh as 16 bits stalled
                 x.storage.key == lp.key)
                 break;
         }
