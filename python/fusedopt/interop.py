@@ -94,7 +94,12 @@ def _float_counters(optimizer: Any) -> frozenset[str]:
 def _to_numpy(value: Any) -> np.ndarray:
     """A torch tensor (any device, with or without grad) or array-like as a NumPy array."""
     if hasattr(value, "detach") and hasattr(value, "cpu"):
-        out: np.ndarray = value.detach().cpu().numpy()
+        t = value.detach().cpu()
+        if str(t.dtype) == "torch.bfloat16":  # (torch's .numpy() refuses bfloat16; ml_dtypes has it)
+            import ml_dtypes
+
+            return np.asarray(t.float().numpy().astype(ml_dtypes.bfloat16))
+        out: np.ndarray = t.numpy()
         return out
     return np.asarray(value)
 
@@ -120,7 +125,7 @@ def from_torch_state_dict(optimizer: Any, torch_state_dict: Mapping[str, Any]) -
 
     Parameters are matched by position over all param groups (as torch's own
     load_state_dict does); the group structure must be the same.  Tensors
-    become NumPy arrays of the parameter's dtype, the float32 ``step`` tensor
+    become NumPy arrays (the optimizer casts them to its state's dtype), the float32 ``step`` tensor
     an exact int, ``mu_product`` a float (float32-rounded, as torch keeps it).
     Each group's hyperparameters (and the keys lr schedulers add, such as
     ``initial_lr``) are taken from the torch groups; torch's implementation
@@ -171,7 +176,7 @@ def from_torch_state_dict(optimizer: Any, torch_state_dict: Mapping[str, Any]) -
                         f"torch_state_dict: {name!r} of parameter {tk!r} has shape {tuple(arr.shape)}, "
                         f"the parameter has {p.shape}"
                     )
-                st[name] = np.array(arr, dtype=p.dtype, order="C", copy=True)
+                st[name] = np.array(arr, order="C", copy=True)  # (load_state_dict casts to the slot's dtype)
         state[o_keys[i]] = st
 
     groups = []

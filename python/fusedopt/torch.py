@@ -47,7 +47,24 @@ _FLAGS_ACCEPTED: dict[str, tuple[Any, ...]] = {
     "capturable": (False,),
     "differentiable": (False,),
 }
-_DTYPES = (torch.float32, torch.float64)
+_DTYPES = (torch.float32, torch.float64, torch.bfloat16, torch.float16)
+
+
+def _numpy(t: torch.Tensor) -> np.ndarray:
+    """A CPU tensor's memory as a NumPy array, no copy (bfloat16 as ml_dtypes.bfloat16: NumPy has
+    none of its own and torch's .numpy() refuses it)."""
+    if t.dtype == torch.bfloat16:
+        import ml_dtypes
+
+        return t.view(torch.int16).numpy().view(ml_dtypes.bfloat16)
+    return t.numpy()
+
+
+def _tensor(a: np.ndarray) -> torch.Tensor:
+    """The reverse of _numpy: a tensor sharing a NumPy array's memory."""
+    if a.dtype.name == "bfloat16":
+        return torch.from_numpy(a.view(np.int16)).view(torch.bfloat16)
+    return torch.from_numpy(a)
 
 
 def _label(group: dict[str, Any], g: int, j: int) -> str:
@@ -62,10 +79,10 @@ def _view(p: torch.Tensor, where: str) -> np.ndarray:
     if p.layout != torch.strided:
         raise TypeError(f"{where}: {p.layout} tensors are not supported; fusedopt steps dense tensors")
     if p.dtype not in _DTYPES:
-        raise TypeError(f"{where}: dtype {p.dtype} is not supported; use torch.float32 or torch.float64")
+        raise TypeError(f"{where}: dtype {p.dtype} is not supported; use torch.float32, float64, bfloat16 or float16")
     if not p.is_contiguous():
         raise ValueError(f"{where}: must be contiguous (an in-place update cannot go through a copy)")
-    return p.detach().numpy()
+    return _numpy(p.detach())
 
 
 def _grad_view(p: torch.Tensor, where: str) -> np.ndarray | RowSparse | None:
@@ -76,10 +93,10 @@ def _grad_view(p: torch.Tensor, where: str) -> np.ndarray | RowSparse | None:
     if g is None:
         return None
     if g.layout == torch.sparse_coo and g.sparse_dim() == 1:
-        return RowSparse(g._indices()[0].numpy(), g._values().detach().contiguous().numpy())
+        return RowSparse(g._indices()[0].numpy(), _numpy(g._values().detach().contiguous()))
     if g.layout != torch.strided:
         raise TypeError(f"{where}: its gradient is {g.layout}; fusedopt steps dense gradients")
-    return g.detach().numpy()
+    return _numpy(g.detach())
 
 
 def _scalar_dtype(name: str) -> torch.dtype:
@@ -253,7 +270,7 @@ class Optimizer(torch.optim.Optimizer):
         out: defaultdict[torch.Tensor, dict[str, Any]] = defaultdict(dict)
         for i, st in live.items():
             out[tensors[int(i)]] = {
-                name: torch.from_numpy(v) if isinstance(v, np.ndarray) else torch.tensor(float(v), dtype=_scalar_dtype(name))
+                name: _tensor(v) if isinstance(v, np.ndarray) else torch.tensor(float(v), dtype=_scalar_dtype(name))
                 for name, v in st.items()
             }
         return out
