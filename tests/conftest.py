@@ -45,7 +45,7 @@ OPTIMIZERS: dict[str, type] = {
     + ("Adadelta", "Rprop", "ASGD")
 }
 # Rules with per-array reductions (rule.hpp, ReduceInfo).
-OPTIMIZERS.update({name: getattr(fusedopt, name) for name in ("Lamb", "LARS")})
+OPTIMIZERS.update({name: getattr(fusedopt, name) for name in ("Lamb", "LARS", "Adafactor")})
 
 # One configuration per optimizer that switches on (nearly) every option at once, with
 # learning rates small enough that parameters drawn in +-[0.5, 2] never come near zero over
@@ -65,6 +65,7 @@ RICH_CONFIGS: dict[str, dict[str, Any]] = {
     "Rprop": {"lr": 1e-3, "etas": (0.4, 1.3), "step_sizes": (1e-5, 1e-2), "maximize": True},
     "ASGD": {"lr": 1e-3, "lambd": 1e-2, "alpha": 0.6, "t0": 5, "weight_decay": 0.05, "maximize": True},
     "LARS": {"lr": 1e-3, "momentum": 0.9, "nesterov": True, "weight_decay": 0.05, "trust_coefficient": 0.02, "maximize": True},
+    "Adafactor": {"lr": 1e-3, "beta2_decay": -0.5, "eps": (1e-3, 1e-3), "d": 1.5, "weight_decay": 0.05, "maximize": True},
 }
 
 

@@ -101,6 +101,9 @@ FUSED_OPS |= {"Adadelta": 6, "Rprop": 0, "ASGD": 2}
 #   LARS     4  d = g + wd*p (times trust: the norms are of p and g, equal at a common start);
 #               buf = mom*buf + (1-damp)*d; d += mom*buf (nesterov); p += -lr*d
 FUSED_OPS.update({"Lamb": 5, "LARS": 4})
+#   Adafactor 3  var = lerp(var, g*g) (row/col factors likewise); p += coef*u (u = g/sqrt(var):
+#                rounding only), and the coefficient from RMS(u)
+FUSED_OPS.update({"Adafactor": 3})
 ULPS = {name: 2 * k + 1 for name, k in FUSED_OPS.items()}
 
 
@@ -180,13 +183,17 @@ def option_matrix() -> list[tuple[str, dict[str, Any]]]:
     for c in ({"momentum": 0.0, "dampening": 0.0, "trust_coefficient": 1e-3, "weight_decay": 0.05},
               {"momentum": 0.5, "dampening": 0.3, "trust_coefficient": 0.02}):
         cases.append(("LARS", dict(lr=1e-3, **c)))
+    for c in _grid(weight_decay=(0.0, 0.05), maximize=(False, True), beta2_decay=(-0.8, -0.5)):
+        cases.append(("Adafactor", dict(lr=1e-3, **c)))
+    for c in ({"eps": (None, 1e-3), "d": 1.0}, {"eps": (1e-3, 1e-2), "d": 1.5}):
+        cases.append(("Adafactor", dict(lr=1e-3, **c)))
     return cases
 
 
 _SHORT = {"momentum": "mom", "dampening": "damp", "nesterov": "nest", "weight_decay": "wd", "maximize": "max",
           "formulation": "", "lr_decay": "lrd", "initial_accumulator_value": "iav", "centered": "cent",
           "amsgrad": "ams", "decoupled_weight_decay": "dec", "momentum_decay": "md", "weight_decouple": "wdc",
-          "fixed_decay": "fixed", "grad_averaging": "avg", "adam_debias": "debias", "max_weight_norm": "maxwn", "trust_coefficient": "tc"}
+          "fixed_decay": "fixed", "grad_averaging": "avg", "adam_debias": "debias", "max_weight_norm": "maxwn", "trust_coefficient": "tc", "beta2_decay": "b2d"}
 
 
 def case_id(name: str, cfg: dict[str, Any]) -> str:

@@ -632,6 +632,93 @@ def lars(
     p[...] = d * t(-float(lr)) + p
 
 
+
+def _row_sums(x: np.ndarray) -> np.ndarray:
+    """Each row's (last axis) float64 terms summed in 8 lanes, as _lane_sum does for one run."""
+    pad = (-x.shape[-1]) % 8
+    if pad:
+        x = np.concatenate([x, np.zeros(x.shape[:-1] + (pad,))], axis=-1)
+    lanes = np.cumsum(x.reshape(x.shape[:-1] + (-1, 8)), axis=-2)[..., -1, :]
+    if x.shape[-1] == 0:
+        lanes = np.zeros(x.shape[:-1] + (8,))
+    a = [lanes[..., j] for j in range(8)]
+    out: np.ndarray = ((a[0] + a[1]) + (a[2] + a[3])) + ((a[4] + a[5]) + (a[6] + a[7]))
+    return out
+
+
+def _factored_sums(terms: np.ndarray, rows: int, cols: int) -> tuple[float, np.ndarray, np.ndarray]:
+    """A >= 2-D array's float64 terms over chunks of whole rows of each matrix (the native pass's
+    order): (the sum of all, each row's sum, each matrix's column sums)."""
+    m = terms.reshape(-1, rows, cols)
+    step = _row_chunk_rows(rows, cols)
+    total = 0.0
+    col_sums = np.zeros((m.shape[0], cols))
+    for b in range(m.shape[0]):
+        for r0 in range(0, rows, step):
+            chunk = m[b, r0 : r0 + step]
+            total += _lane_sum(chunk.reshape(-1))
+            col_sums[b] = col_sums[b] + np.cumsum(chunk, axis=0)[-1]
+    return total, _row_sums(m), col_sums
+
+
+def adafactor(
+    p: np.ndarray,
+    g: np.ndarray,
+    row_var: np.ndarray | None,
+    col_var: np.ndarray | None,
+    variance: np.ndarray | None,
+    *,
+    transform: GradTransform = _IDENTITY,
+    step: int,
+    lr: float,
+    beta2_decay: float,
+    eps: tuple[float | None, float],
+    d: float,
+    weight_decay: float,
+    **_unused: object,
+) -> None:
+    t = p.dtype.type
+    tt = float(step + 1)
+    lr, eps2, d = float(lr), float(eps[1]), float(d)
+    eps1 = float(np.finfo(p.dtype).eps) if eps[0] is None else float(eps[0])
+    weight = tt ** float(beta2_decay)
+    rho = min(lr, 1 / (tt**0.5))
+    grad = transform.apply(g)
+    factored = p.ndim >= 2
+    if p.size == 0:
+        return
+    sq = np.asarray(grad, dtype=np.float64) ** 2
+    if factored:
+        rows, cols = p.shape[-2], p.shape[-1]
+        p64 = np.asarray(p, dtype=np.float64)
+        p_sum, _, _ = _factored_sums(p64 * p64, rows, cols)
+    else:
+        p_sum = _sum_squares(p)
+    alpha = max(eps2, float(t(math.sqrt(p_sum))) / (p.size**0.5)) * rho
+    if weight_decay != 0:
+        p[...] = p * t(1 - lr * float(weight_decay))
+    if factored:
+        assert row_var is not None and col_var is not None
+        _, row_sums, col_sums = _factored_sums(sq, rows, cols)
+        row_norm = np.sqrt(row_sums).astype(p.dtype).reshape(row_var.shape)
+        col_norm = np.sqrt(col_sums).astype(p.dtype).reshape(col_var.shape)
+        row_var[...] = _lerp(row_var, (row_norm * row_norm) / t(cols), weight)
+        col_var[...] = _lerp(col_var, (col_norm * col_norm) / t(rows), weight)
+        r64 = np.asarray(row_var, dtype=np.float64).reshape(-1, rows)
+        means = np.array([np.cumsum(r)[-1] / rows for r in r64]).astype(p.dtype).reshape(row_var.shape[:-2] + (1, 1))
+        means = np.where(means < t(eps1), t(eps1), means)  # clamp(min=eps1); NaN stays
+        var = (row_var * col_var) / means
+    else:
+        assert variance is not None
+        variance[...] = _lerp(variance, grad * grad, weight)
+        var = variance
+    update = (t(1) / np.sqrt(np.where(var < t(eps1 * eps1), t(eps1 * eps1), var))) * grad
+    u64 = np.asarray(update, dtype=np.float64)
+    u_sum = _factored_sums(u64 * u64, rows, cols)[0] if factored else _sum_squares(update)
+    denom = max(1.0, float(t(math.sqrt(u_sum))) / ((p.size**0.5) * d))
+    p[...] = update * t(-alpha / denom) + p
+
+
 # ---------------------------------------------------------------------------------------------
 # Gradient norms, for clipping: float64 accumulation, scaled so nothing overflows or underflows.
 

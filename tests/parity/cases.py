@@ -43,12 +43,14 @@ TOTAL = OFFSETS[-1]
 N_STEPS = 20  # the default; a case may run more (OptCase.n_steps)
 
 # Scalars kept in optimizer state (torch keeps them as 0-d float32 tensors,
-# fusedopt as Python numbers).  Every other state entry is an array with the
-# parameter's shape and dtype.
+# fusedopt as Python numbers).  Every other state entry is an array of the
+# parameter's dtype, shaped like it (or, as Adafactor's row_var and col_var,
+# of fewer elements: stored at the start of the parameter's span, shapes in
+# ``<id>.shape.<name>``).
 SCALAR_STATE = ("step", "mu_product", "eta", "mu")
 FLOAT_SCALARS = SCALAR_STATE[1:]  # torch: float32 0-d tensors; fusedopt: Python floats
 
-OPTIMIZERS = ("SGD", "Adagrad", "RMSprop", "Adam", "AdamW", "Adamax", "NAdam", "RAdam")
+OPTIMIZERS = ("SGD", "Adagrad", "RMSprop", "Adam", "AdamW", "Adamax", "NAdam", "RAdam", "Adafactor")
 OPTIMIZERS += ("Adadelta", "Rprop", "ASGD")
 
 
@@ -253,6 +255,16 @@ _CONFIGS: dict[str, list[tuple]] = {
         ("maximize", {"weight_decay": 0.1, "maximize": True}, {}),
         ("decoupled maximize", {"lr": 0.01, "weight_decay": 0.2, "decoupled_weight_decay": True, "maximize": True}, {"upstream": False}),
         ("param groups", {"lr": 0.01}, {"upstream": False, "groups": _GROUPS(lr=0.02, betas=(0.8, 0.99), weight_decay=0.1, decoupled_weight_decay=True)}),
+    ],
+    "Adafactor": [
+        ("default", {}, {}),
+        ("non-default lr", {"lr": 0.05}, {}),
+        ("beta2_decay", {"beta2_decay": -0.5}, {}),
+        ("eps", {"eps": (1e-3, 1e-2)}, {}),
+        ("d weight_decay", {"d": 1.5, "weight_decay": 0.1}, {}),
+        ("maximize weight_decay", {"weight_decay": 0.1, "maximize": True}, {}),
+        ("param groups", {"lr": 0.02}, {"upstream": False, "groups": _GROUPS(lr=0.05, d=2.0, weight_decay=0.1)}),
+        ("max_grad_norm", {"lr": 0.05}, {"upstream": False, "clip": {"max_grad_norm": 1.0}}),
     ],
 }
 
@@ -471,6 +483,7 @@ def pack_case(case: OptCase, init, grads, snaps) -> dict[str, np.ndarray]:
     floats = {k: np.full((n, N_PARAMS), np.nan, dtype=np.float32) for k in FLOAT_SCALARS}
     arrays = {k: np.full((n, TOTAL), np.nan, dtype=dt) for k in names}
     present = {k: np.zeros((n, N_PARAMS), dtype=bool) for k in names}
+    shapes: dict[str, list] = {k: [None] * N_PARAMS for k in names}
     for r, s in enumerate(snaps):
         for i, st in s["state"].items():
             has[r, i] = True
@@ -482,7 +495,9 @@ def pack_case(case: OptCase, init, grads, snaps) -> dict[str, np.ndarray]:
             for k in names:
                 if k in st:
                     present[k][r, i] = True
-                    arrays[k][r, OFFSETS[i] : OFFSETS[i + 1]] = np.asarray(st[k]).reshape(-1)
+                    flat = np.asarray(st[k]).reshape(-1)
+                    arrays[k][r, OFFSETS[i] : OFFSETS[i] + flat.size] = flat
+                    shapes[k][i] = list(np.shape(st[k]))
     out[f"{p}.has_state"] = has
     out[f"{p}.step"] = step
     for k, a in floats.items():
@@ -491,6 +506,8 @@ def pack_case(case: OptCase, init, grads, snaps) -> dict[str, np.ndarray]:
     for k, a in arrays.items():
         out[f"{p}.s.{k}"] = a
         out[f"{p}.m.{k}"] = present[k]
+        if any(s is not None and tuple(s) != SHAPES[i] for i, s in enumerate(shapes[k])):
+            out[f"{p}.shape.{k}"] = np.array(json.dumps(shapes[k]))
     return out
 
 
@@ -508,6 +525,7 @@ def unpack_case(data, case: OptCase):
     names = [k[len(prefix) :] for k in data if k.startswith(prefix)]
     arrays = {k: data[prefix + k] for k in names}
     present = {k: data[f"{p}.m.{k}"] for k in names}
+    shapes = {k: json.loads(str(data[f"{p}.shape.{k}"])) if f"{p}.shape.{k}" in data else list(SHAPES) for k in names}
     init = _unflat(params[0])
     grads = [
         [_unflat(g[t])[i] if mask[t, i] else None for i in range(N_PARAMS)] for t in range(g.shape[0])
@@ -526,7 +544,9 @@ def unpack_case(data, case: OptCase):
                     d[k] = float(a[r, i])
             for k in names:
                 if present[k][r, i]:
-                    d[k] = arrays[k][r, OFFSETS[i] : OFFSETS[i + 1]].reshape(SHAPES[i]).copy()
+                    shape = tuple(shapes[k][i])
+                    size = int(np.prod(shape, dtype=np.int64))
+                    d[k] = arrays[k][r, OFFSETS[i] : OFFSETS[i] + size].reshape(shape).copy()
             st[i] = d
         snaps.append({"params": _unflat(params[r]), "state": st})
     return config, init, grads, snaps

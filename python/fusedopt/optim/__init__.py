@@ -1,6 +1,7 @@
 """Optimizer classes: torch.optim's parameter-group model over NumPy arrays."""
 
 from .adadelta import Adadelta
+from .adafactor import Adafactor
 from .adagrad import Adagrad
 from .adam import Adam, AdamW
 from .adam_variants import Adamax, NAdam, RAdam
@@ -20,6 +21,7 @@ from .trust_ratio import LARS, Lamb
 __all__ = [
     "ASGD",
     "Adadelta",
+    "Adafactor",
     "Adagrad",
     "Adam",
     "AdamW",
