@@ -836,6 +836,7 @@ py::list reference_units(const RuleInfo& r, int slot_count, const StepPlan& plan
             if (extra_name(r, k)) counters[extra_name(r, k)] = unit.counters.*kExtra[k];
         py::list ps, gs, slots, tags;
         for (int k = 0; k < slot_count; ++k) slots.append(py::none());
+        std::size_t count = 0;  // parameters of the unit so far
         for (const Stepped& st : stepped) {
             if (st.unit != u) continue;
             const std::size_t i = st.param;
@@ -843,11 +844,20 @@ py::list reference_units(const RuleInfo& r, int slot_count, const StepPlan& plan
             gs.append(py::reinterpret_borrow<py::object>(grads[i]));
             tags.append(i);
             for (int k = 0; k < slot_count; ++k) {
-                if (!st.whole.data[2 + k]) continue;  // a slot these options leave alone
-                if (slots[k].is_none()) slots[k] = py::list();
-                const bool made = new_of[i] && new_of[i]->arrays[k];
-                slots[k].cast<py::list>().append(made ? new_of[i]->arrays[k] : params[i].slots[k]);
+                // None where a parameter has no such slot (these options leave it alone, or its
+                // shape keeps none: Adafactor's factors or variance), so lists align with params.
+                const bool has = st.whole.data[2 + k] != nullptr;
+                if (!has && slots[k].is_none()) continue;
+                if (slots[k].is_none()) {
+                    py::list earlier;
+                    for (std::size_t j = 0; j < count; ++j) earlier.append(py::none());
+                    slots[k] = earlier;
+                }
+                const bool made = has && new_of[i] && new_of[i]->arrays[k];
+                slots[k].cast<py::list>().append(!has ? py::object(py::none())
+                                                 : made ? new_of[i]->arrays[k] : params[i].slots[k]);
             }
+            ++count;
         }
         units.append(
             py::make_tuple(unit.group, hp[static_cast<std::size_t>(unit.group)], counters, ps, gs, slots, tags));

@@ -61,6 +61,8 @@ TORCH_GROUP_DEFAULTS: dict[str, dict[str, Any]] = {
     "Muon": {"lr": 1e-3, "weight_decay": 0.1, "momentum": 0.95, "nesterov": True,
              "ns_coefficients": (3.4445, -4.775, 2.0315), "eps": 1e-7, "ns_steps": 5, "adjust_lr_fn": None},
 }
+TORCH_GROUP_DEFAULTS["Adafactor"] = {"lr": 1e-2, "beta2_decay": -0.8, "eps": (None, 1e-3), "d": 1.0,
+                                     "weight_decay": 0.0, "foreach": None, "maximize": False}
 
 # Implementation switches of torch.optim: they change how torch computes, not what.
 _TORCH_FLAGS = frozenset({"foreach", "fused", "capturable", "differentiable"})
@@ -89,6 +91,17 @@ def _float_counters(optimizer: Any) -> frozenset[str]:
     if not isinstance(rule, str) or rule not in _core.rule_names():
         return frozenset()
     return frozenset(_core.rule_info(rule)["extra_counters"]) - _FLOAT32_SCALARS
+
+
+def _slot_shape(optimizer: Any, p: np.ndarray, name: str) -> tuple[int, ...]:
+    """The shape a state array `name` of parameter `p` has: the parameter's, or the rule's slot
+    shape (Adafactor's row_var and col_var: rule.hpp, SlotShape)."""
+    engine = getattr(optimizer, "_engine", None)
+    if engine is None:  # optimizers that step in Python (LBFGS, Muon): state like the parameter
+        return tuple(p.shape)
+    group = next(g for g in optimizer.param_groups if any(q is p for q in g["params"]))
+    shapes = engine.slot_shapes(group, optimizer.step_count, "", p)
+    return tuple(shapes.get(name, p.shape))
 
 
 def _to_numpy(value: Any) -> np.ndarray:
@@ -171,10 +184,11 @@ def from_torch_state_dict(optimizer: Any, torch_state_dict: Mapping[str, Any]) -
             elif name in _float_counters(optimizer):
                 st[name] = float(arr)
             else:
-                if arr.shape != p.shape:
+                expected = _slot_shape(optimizer, p, name)
+                if arr.shape != expected:
                     raise ValueError(
                         f"torch_state_dict: {name!r} of parameter {tk!r} has shape {tuple(arr.shape)}, "
-                        f"the parameter has {p.shape}"
+                        f"the parameter has {p.shape}" + ("" if expected == p.shape else f" and keeps it as {expected}")
                     )
                 st[name] = np.array(arr, order="C", copy=True)  # (load_state_dict casts to the slot's dtype)
         state[o_keys[i]] = st

@@ -50,8 +50,9 @@ N_STEPS = 20  # the default; a case may run more (OptCase.n_steps)
 SCALAR_STATE = ("step", "mu_product", "eta", "mu")
 FLOAT_SCALARS = SCALAR_STATE[1:]  # torch: float32 0-d tensors; fusedopt: Python floats
 
-OPTIMIZERS = ("SGD", "Adagrad", "RMSprop", "Adam", "AdamW", "Adamax", "NAdam", "RAdam", "Adafactor")
+OPTIMIZERS = ("SGD", "Adagrad", "RMSprop", "Adam", "AdamW", "Adamax", "NAdam", "RAdam")
 OPTIMIZERS += ("Adadelta", "Rprop", "ASGD")
+OPTIMIZERS += ("Adafactor",)  # per-array reductions; state of other shapes (row_var, col_var)
 
 
 # --------------------------------------------------------------------------
@@ -256,16 +257,6 @@ _CONFIGS: dict[str, list[tuple]] = {
         ("decoupled maximize", {"lr": 0.01, "weight_decay": 0.2, "decoupled_weight_decay": True, "maximize": True}, {"upstream": False}),
         ("param groups", {"lr": 0.01}, {"upstream": False, "groups": _GROUPS(lr=0.02, betas=(0.8, 0.99), weight_decay=0.1, decoupled_weight_decay=True)}),
     ],
-    "Adafactor": [
-        ("default", {}, {}),
-        ("non-default lr", {"lr": 0.05}, {}),
-        ("beta2_decay", {"beta2_decay": -0.5}, {}),
-        ("eps", {"eps": (1e-3, 1e-2)}, {}),
-        ("d weight_decay", {"d": 1.5, "weight_decay": 0.1}, {}),
-        ("maximize weight_decay", {"weight_decay": 0.1, "maximize": True}, {}),
-        ("param groups", {"lr": 0.02}, {"upstream": False, "groups": _GROUPS(lr=0.05, d=2.0, weight_decay=0.1)}),
-        ("max_grad_norm", {"lr": 0.05}, {"upstream": False, "clip": {"max_grad_norm": 1.0}}),
-    ],
 }
 
 # torch.optim's remaining element-wise optimizers: 30 steps each (LONG).
@@ -309,6 +300,26 @@ _CONFIGS |= {
         ("param groups", {"t0": 3}, {**LONG, "upstream": False, "groups": _GROUPS(lr=0.05, lambd=0.2, alpha=1.0, t0=12, weight_decay=0.1)}),
         ("max_grad_norm", {"lr": 0.05, "t0": 4}, {**LONG, "upstream": False, "clip": {"max_grad_norm": 1.0}}),
         ("clip_value maximize", {"t0": 8, "maximize": True}, {**LONG, "upstream": False, "clip": {"clip_value": 0.5}}),
+    ],
+}
+
+# Adafactor (a rule with per-array reductions; row_var/col_var are not the parameter's shape):
+# torch 2.13's upstream inputs, then every option and both sides of each min/max/clamp.
+_CONFIGS |= {
+    "Adafactor": [
+        ("default", {}, LONG),
+        ("nonzero weight_decay", {"weight_decay": 0.1, "lr": 0.01}, LONG),
+        ("maximize", {"weight_decay": 0.1, "maximize": True}, LONG),
+        ("non-default beta2_decay", {"beta2_decay": -1.0}, LONG),
+        ("non-default clipping threshold d", {"d": 1.5}, LONG),
+        ("beta2_decay zero", {"beta2_decay": 0.0}, {**LONG, "upstream": False}),
+        ("lr above 1/sqrt(t)", {"lr": 0.5}, {**LONG, "upstream": False}),
+        ("eps1 given", {"eps": (1e-3, 1e-2)}, {**LONG, "upstream": False}),
+        ("eps1 clamps", {"eps": (0.5, 1e-3), "d": 3.0}, {**LONG, "upstream": False}),
+        ("eps2 dominates", {"eps": (None, 5.0), "lr": 0.05}, {**LONG, "upstream": False}),
+        ("param groups", {"lr": 0.02}, {**LONG, "upstream": False, "groups": _GROUPS(lr=0.05, d=2.0, weight_decay=0.1, eps=(1e-4, 1e-2))}),
+        ("max_grad_norm", {"lr": 0.05}, {**LONG, "upstream": False, "clip": {"max_grad_norm": 1.0}}),
+        ("clip_value maximize", {"maximize": True}, {**LONG, "upstream": False, "clip": {"clip_value": 0.5}}),
     ],
 }
 

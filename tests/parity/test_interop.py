@@ -38,6 +38,7 @@ _RICH = {
     "Adadelta": "maximize, weight_decay",
     "Rprop": "clamped both ways",
     "ASGD": "averaging",
+    "Adafactor": "maximize",
 }
 INTEROP_CASES = [c for c in cases.OPT_CASES if c.desc in (_RICH[c.optimizer], "param groups")]
 _PARAMS = [pytest.param(c, id=c.id) for c in INTEROP_CASES]
