@@ -537,6 +537,9 @@ def _mutations() -> dict[str, tuple[Callable[[dict], None], str]]:
         if "eps" not in group and "weight_decay" not in group:  # Rprop
             group["step_sizes"] = (-1.0, 1.0)
             return
+        if isinstance(group.get("eps"), (tuple, list)):  # Adafactor's (eps1, eps2)
+            group["eps"] = (-1.0, group["eps"][1])
+            return
         group["eps" if "eps" in group else "weight_decay"] = -1.0
 
     def no_state(sd: dict) -> None:
@@ -553,7 +556,7 @@ def _mutations() -> dict[str, tuple[Callable[[dict], None], str]]:
         "nan-step": (step(math.nan), r"'step' of parameter 4 must be a whole number >= 0, got nan"),
         "unknown-key": (unknown_key, r"state_dict: state for unknown parameter 99"),
         "group-size": (group_size, r"state_dict: param group 1 has 2 params, the optimizer's has 3"),
-        "bad-eps": (bad_eps, r"^(eps|weight_decay) \(param group 1\): must be >= 0|^step_sizes \(param group 1\): must"),
+        "bad-eps": (bad_eps, r"^(eps|eps\[0\]|weight_decay) \(param group 1\): must be >= 0|^step_sizes \(param group 1\): must"),
         "no-state": (no_state, r"state_dict: expected 'state' and 'param_groups' entries"),
     }
 

@@ -132,6 +132,44 @@ void check_slot(const CheckedArray& x, const CheckedArray& p, const SlotLayout& 
                               shape_string(p.ndim, p.shape) + " keeps");
 }
 
+// Rules with per-matrix state (SlotShape rows/cols: Adafactor's factors) index a >= 2-D
+// parameter's elements as matrices of its last two axes in C order, and their factors so too:
+// other dense layouts (Fortran order, channels_last, ...) are refused where the array is taken
+// (construction, add_param_group, load_state_dict, a replacement), never misread.
+bool per_matrix_state(const RuleInfo& r) {
+    for (int k = 0; k < r.slot_count; ++k)
+        if (r.slots[k].shape == SlotShape::rows || r.slots[k].shape == SlotShape::cols) return true;
+    return false;
+}
+
+bool c_order(const CheckedArray& a) {
+    Py_ssize_t expected = Py_ssize_t(dtype_size(a.dtype));
+    for (int i = a.ndim - 1; i >= 0; --i) {
+        if (a.shape[i] == 0) return true;
+        if (a.shape[i] > 1 && a.strides[i] != expected) return false;
+        expected *= a.shape[i];
+    }
+    return true;
+}
+
+template <class Who>
+void check_matrix_layout(const RuleInfo& r, const CheckedArray& a, Who&& who) {
+    if (a.ndim >= 2 && per_matrix_state(r) && !c_order(a))
+        throw py::value_error(who() + ": must be C-contiguous: " + r.name + " keeps per-row and per-column state of " +
+                              "the last two axes in C order (Fortran order, channels_last and other layouts are not "
+                              "supported); give a C-ordered array (numpy.ascontiguousarray) as the parameter");
+}
+
+// HyperCheck::optional_nonnegative given as None (resolved as NaN): the machine epsilon of the
+// dtype of the group's first parameter that steps, as torch's Adafactor takes eps1 for the group.
+void fill_dtype_epsilon(const RuleInfo& r, double* values, DType t) {
+    const double eps = t == DType::f64 ? 0x1p-52 : t == DType::f32 ? 0x1p-23 : t == DType::bf16 ? 0x1p-7 : 0x1p-10;
+    int at = 0;
+    for (int h = 0; h < r.hyper_count; ++h)
+        for (int i = 0; i < (r.hypers[h].kind == HyperKind::pair ? 2 : 1); ++i, ++at)
+            if (r.hypers[h].check == HyperCheck::optional_nonnegative && values[at] != values[at]) values[at] = eps;
+}
+
 // Dict keys as interned Python strings made once: a hot lookup builds no string (as
 // PyDict_GetItemString would), and finds keys written as literals in Python by identity.
 py::object interned(const char* text) {
@@ -444,6 +482,12 @@ public:
         return names;
     }
 
+    // A parameter as a step takes it (add_param_group: before the group is appended).
+    void check_param(py::handle param, const std::string& where) const {
+        auto who = [&] { return where; };
+        check_matrix_layout(rule_at(rule_), check_array(param, true, who, true, true), who);
+    }
+
     // {name: (shape, dtype name)} of the state arrays a group's current hyperparameters use for `param`.
     py::dict slot_shapes(py::handle group, std::int64_t count, const std::string& where, py::handle param) const {
         const RuleInfo& r = rule_at(rule_);
@@ -628,6 +672,10 @@ void Engine::read_state(Param& p, const RuleInfo& r, const char* arg) const {
         auto who = [&] { return describe(role, p.key); };
         const CheckedArray c = check_array(a, true, who, true, true, false, true);
         check_slot(c, p.checked, layout_, k, who);
+        if (k < r.slot_count && (r.slots[k].shape == SlotShape::rows || r.slots[k].shape == SlotShape::cols) &&
+            !c_order(c))
+            throw py::value_error(who() + ": must be C-contiguous (a parameter's per-row and per-column state is "
+                                          "indexed in C order); give numpy.ascontiguousarray(...)");
         if (layout_.param_shaped(k) &&
             !same_layout(c, Py_ssize_t(dtype_size(c.dtype)), p.checked, Py_ssize_t(dtype_size(p.checked.dtype))))
             throw py::value_error(who() + ": its memory layout (strides) is not the parameter's; state arrays take the "
@@ -689,6 +737,7 @@ void Engine::rebuild_from(const py::list& groups_list, const py::dict& state, co
             if (layout_.state != StateDtype::native && p.checked.dtype == DType::f64)
                 throw py::type_error(describe(nullptr, p.key) + ": dtype float64 with compressed state (state_dtype): "
                                      "it is for float32, bfloat16 and float16 parameters");
+            check_matrix_layout(r, p.checked, [&] { return describe(nullptr, p.key); });
             p.shape.assign(p.checked.shape, p.checked.shape + p.checked.ndim);
             PyObject* st = dict_get(state.ptr(), p.key.ptr());
             p.state = st ? py::reinterpret_borrow<py::object>(st) : py::object(py::none());
@@ -920,10 +969,15 @@ void Engine::step(py::handle grads, py::handle grad_norm) {
                 arena.reserve(i, k, p.group, layout_.dtype(k, p.checked.dtype),
                               element_count(shape) * dtype_size(layout_.dtype(k, p.checked.dtype)));
     }
+    std::vector<char> epsilon_set(ng, 0);
     for (std::size_t i = 0; i < params_.size(); ++i) {
         if (i + kPrefetchAhead / 2 < params_.size()) prefetch_dims(g[i + kPrefetchAhead / 2]);
         if (g[i] == Py_None) continue;
         Param& p = params_[i];
+        if (!epsilon_set[p.group]) {  // the group's first parameter that steps
+            fill_dtype_epsilon(r, &values[p.group * kMaxHyperValues], p.checked.dtype);
+            epsilon_set[p.group] = 1;
+        }
         const double* v = &values[p.group * kMaxHyperValues];
         auto who = [&] { return describe("grads", p.key); };
         const bool sparse = is_row_sparse(g[i]);
@@ -1317,6 +1371,8 @@ void register_optimizer(py::module_& m) {
              "Raise TypeError/ValueError for a group's invalid hyperparameters (construction: the "
              "constructor's defaults, where torch checks lr).")
         .def("slots_used", &Engine::slots_used, py::arg("group"), py::arg("count"), py::arg("where") = "")
+        .def("check_param", &Engine::check_param, py::arg("param"), py::arg("where"),
+             "Checks a parameter array as a step takes it (dtype, layout, writeable), naming it `where`.")
         .def("slot_shapes", &Engine::slot_shapes, py::arg("group"), py::arg("count"), py::arg("where"), py::arg("param"),
              "{name: shape} of the state arrays the group's hyperparameters keep for this parameter.")
         .def_property_readonly("param_groups", &Engine::param_groups)

@@ -675,12 +675,15 @@ def adafactor(
     eps: tuple[float | None, float],
     d: float,
     weight_decay: float,
+    group_dtype: Any = None,
     **_unused: object,
 ) -> None:
+    """torch.optim.Adafactor (torch/optim/_adafactor.py, the single-tensor loop). eps1=None: the
+    machine epsilon of `group_dtype` (the dtype of the group's first parameter that steps)."""
     t = p.dtype.type
     tt = float(step + 1)
     lr, eps2, d = float(lr), float(eps[1]), float(d)
-    eps1 = float(np.finfo(p.dtype).eps) if eps[0] is None else float(eps[0])
+    eps1 = float(np.finfo(group_dtype or p.dtype).eps) if eps[0] is None else float(eps[0])
     weight = tt ** float(beta2_decay)
     rho = min(lr, 1 / (tt**0.5))
     grad = transform.apply(g)
@@ -815,10 +818,18 @@ def run_step(
                 c = max_norm / (n + 1e-6)  # torch: clamp(max_norm / (norm + 1e-6), max=1)
                 coef[i] = c if (c < 1.0 or c != c) else 1.0
     update = globals()[rule]
+    # Per group, the dtype of its first parameter that steps (torch's Adafactor takes eps1=None
+    # as that dtype's machine epsilon for the whole group).
+    first: dict[int, tuple[int, Any]] = {}
+    for group, _, _, params, _, _, tags in units:
+        for tag, p in zip(tags, params):
+            if group not in first or tag < first[group][0]:
+                first[group] = (tag, p.dtype)
     with np.errstate(all="ignore"):  # NaN/Inf propagate silently, as in torch and the kernels
         for group, hp, counters, params, grads, slots, tags in units:
             scale = (-1.0 if hp.get("maximize") else 1.0) * coef.get(group if per_group else 0, 1.0)
             transform = GradTransform(scale, -clip_value, clip_value) if clip_value is not None else GradTransform(scale)
+            kw = {"transform": transform, "group_dtype": first[group][1], **counters, **hp}
             for i, (p, g) in enumerate(zip(params, grads)):
                 arrays = [None if lst is None else lst[i] for lst in slots]
                 if state_dtype != "native":
@@ -831,19 +842,19 @@ def run_step(
                 if isinstance(g, RowSparse):  # (float32/float64 parameters only)
                     rows, summed = rows_of[id(g)]
                     touched = [None if a is None else a[rows] for a in [p, *arrays]]
-                    update(touched[0], summed, *touched[1:], transform=transform, **counters, **hp)
+                    update(touched[0], summed, *touched[1:], **kw)
                     for a, r in zip([p, *arrays], touched):
                         if a is not None:
                             a[rows] = r
                 elif p.dtype.itemsize == 2:  # bfloat16, float16: float32 arithmetic, one rounding
                     wide = master if master_weights and master is not None else p.astype(np.float32)
-                    update(wide, g.astype(np.float32), *arrays, transform=transform, **counters, **hp)
+                    update(wide, g.astype(np.float32), *arrays, **kw)
                     if stochastic_rounding:
                         p[...] = round_stochastic(wide, p.dtype, rounding_key(seed, step_count, tags[i]))
                     else:
                         p[...] = wide.astype(p.dtype)
                 else:
-                    update(p, g, *arrays, transform=transform, **counters, **hp)
+                    update(p, g, *arrays, **kw)
     return result
 
 

@@ -24,7 +24,8 @@ struct GradTransform {
 enum class HyperKind : unsigned char { number, flag, pair, choice };
 // [0, inf), [0, 1); initially_nonnegative: [0, inf) in the constructor's defaults only (torch checks
 // lr there alone, so a scheduler may take it below 0 mid-run, and such a checkpoint loads).
-// optional_nonnegative: [0, inf) or None (resolved as NaN; Adafactor's eps1, "the dtype's epsilon").
+// optional_nonnegative: [0, inf) or None (resolved as NaN, then, at a step, as the machine epsilon of
+// the dtype of the group's first parameter that steps: torch's Adafactor eps1).
 enum class HyperCheck : unsigned char { none, nonnegative, unit_interval, initially_nonnegative, optional_nonnegative };
 
 struct HyperSpec {

@@ -208,6 +208,7 @@ class Optimizer:
             if id(p) in seen:
                 raise ValueError(f"params[{label!r}]: the same array is listed twice")
             seen.add(id(p))
+            self._engine.check_param(p, f"params[{label!r}]")  # the rule's own layout needs (Adafactor: C order)
         if names:
             taken = {k for k in self._engine.keys() if isinstance(k, str)}
             for n in names:

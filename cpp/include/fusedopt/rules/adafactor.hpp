@@ -3,7 +3,8 @@
 // dimensions). At step t: rho = min(lr, 1/sqrt(t)); alpha = max(eps2, RMS(p)) * rho; p *= 1 - lr*wd;
 // factored: row_var = lerp(row_var, mean(g^2 over a row), t^beta2_decay), col_var likewise over a
 // column; var = row_var * col_var / max(mean(row_var), eps1); else var = lerp(var, g^2, ...);
-// u = g / sqrt(max(var, eps1^2)); p += -alpha / max(1, RMS(u)/d) * u. eps1 None: the dtype's eps.
+// u = g / sqrt(max(var, eps1^2)); p += -alpha / max(1, RMS(u)/d) * u. eps1 None: the machine epsilon
+// of the dtype of the group's first parameter that steps (filled in by the engine, as torch does).
 // Two reduction passes: (1) |p|, row and column sums of g^2 (finish: alpha, the new factors and
 // their means); (2) |u| (finish: the step's coefficient of u).
 
@@ -22,15 +23,15 @@ struct adafactor_rule : RuleBase {
     static unsigned slots_used(const double*) { return 7u; }  // those the parameter's shape keeps
     static HyperError check(const double* v) {
         if (!(v[beta2_decay] <= 0.0)) return {"beta2_decay", "must be <= 0"};
-        if (v[eps2] != v[eps2]) return {"eps", "eps[1] must be a number"};
-        if (!(v[d] >= 1.0)) return {"d", "must be >= 1"};
+        if (v[eps2] != v[eps2]) return {"eps[1]", "must be a number >= 0 (None, the dtype's epsilon, is for eps[0] only)"};
+        if (!(v[d] >= 1.0)) return {"d", "must be >= 1 (the clipping threshold)"};
         return {};
     }
 
     struct Scalars {
         double beta2t;  // t^beta2_decay: the lerp weight
         double rho;     // min(lr, 1/sqrt(t))
-        double eps1;    // NaN: the dtype's machine epsilon
+        double eps1;    // None was filled in by the engine (the group's first stepping dtype's epsilon)
         double eps2, d;
         double decay;   // 1 - lr*weight_decay
         bool decay_on;
@@ -47,15 +48,10 @@ struct adafactor_rule : RuleBase {
     struct Consts {
         T eps1, eps1_sq;
         Lerp<T> var_lerp;
-        explicit Consts(const Scalars& s)
-            : eps1(T(e1<T>(s))), eps1_sq(T(e1<T>(s) * e1<T>(s))), var_lerp(s.beta2t) {}
+        explicit Consts(const Scalars& s) : eps1(T(s.eps1)), eps1_sq(T(s.eps1 * s.eps1)), var_lerp(s.beta2t) {}
         // torch: var.clamp_(min=eps1*eps1).rsqrt_(), times the gradient (NaN stays NaN)
         T update(T var, T g) const { return (T(1) / sqrt_(var < eps1_sq ? eps1_sq : var)) * g; }
     };
-    template <class T>
-    static double e1(const Scalars& s) {
-        return s.eps1 == s.eps1 ? s.eps1 : (sizeof(T) == 4 ? double(__FLT_EPSILON__) : __DBL_EPSILON__);
-    }
 
     static bool factored(const Segment& seg) { return seg.ndim >= 2; }
 
