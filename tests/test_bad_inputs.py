@@ -189,6 +189,12 @@ def test_nadam_mu_product_removed_from_state_is_refused_at_the_step() -> None:
     ("Adam", "lr", 10**400, ValueError, r"^lr \(param group 1\): 1000.* is too large for a float64"),
     ("Adam", "eps", 1j, TypeError, r"^eps \(param group 1\): expected a number, got complex"),
     ("NAdam", "betas", (0.99999999, 0.999), ValueError, r"^betas\[0\] \(param group 1\): rounds to 1 in float32"),
+    ("Adafactor", "beta2_decay", 0.5, ValueError, r"^beta2_decay \(param group 1\): must be <= 0"),
+    ("Adafactor", "d", 0.5, ValueError, r"^d \(param group 1\): must be >= 1"),
+    ("Adafactor", "eps", (-1e-3, 1e-3), ValueError, r"^eps\[0\] \(param group 1\): must be >= 0, got -0.001"),
+    ("Adafactor", "eps", (None, None), ValueError, r"^eps\[1\] \(param group 1\): must be a number >= 0"),
+    ("Adafactor", "eps", 1e-3, ValueError, r"^eps \(param group 1\): expected a pair \(eps1, eps2\), got 0.001"),
+    ("Adafactor", "weight_decay", -0.1, ValueError, r"^weight_decay \(param group 1\): must be >= 0"),
 ])
 def test_bad_hyperparameter_set_between_steps(name: str, hp: str, value: Any, exc: type[Exception], match: str,
                                               path: str) -> None:
@@ -219,6 +225,16 @@ def test_bad_hyperparameter_set_between_steps(name: str, hp: str, value: Any, ex
     ("NAdam", {"betas": (0.99999999, 0.999), "momentum_decay": 1e6}, ValueError, r"^betas\[0\]: rounds to 1 in float32"),
     ("NAdam", {"betas": (0.99999999, 0.999), "momentum_decay": 1e6, "backend": "numpy"}, ValueError,
      r"^betas\[0\]: rounds to 1 in float32"),
+    ("Adafactor", {"beta2_decay": 1e-3}, ValueError, r"^beta2_decay: must be <= 0"),
+    ("Adafactor", {"beta2_decay": float("nan")}, ValueError, r"^beta2_decay: must be <= 0"),
+    ("Adafactor", {"d": 0.99}, ValueError, r"^d: must be >= 1"),
+    ("Adafactor", {"eps": (-1e-30, 1e-3)}, ValueError, r"^eps\[0\]: must be >= 0"),
+    ("Adafactor", {"eps": (None, -1.0)}, ValueError, r"^eps\[1\]: must be >= 0"),
+    ("Adafactor", {"eps": (None, "1e-3")}, TypeError, r"^eps\[1\]: expected a number, got str"),
+    ("Adafactor", {"eps": (None,)}, ValueError, r"^eps: expected a pair \(eps1, eps2\)"),
+    ("Adafactor", {"lr": -1e-3}, ValueError, r"^lr: must be >= 0"),
+    ("Adafactor", {"maximize": 1}, TypeError, r"^maximize: expected a bool, got int"),
+    ("Adafactor", {"foreach": True}, TypeError, r"Adafactor\(\) got an unexpected keyword argument 'foreach'"),
 ])
 def test_bad_constructor_argument(name: str, kwargs: dict, exc: type[Exception], match: str) -> None:
     p = np.ones(3)

@@ -143,9 +143,9 @@ bool per_matrix_state(const RuleInfo& r) {
 }
 
 bool c_order(const CheckedArray& a) {
+    if (a.size == 0) return true;
     Py_ssize_t expected = Py_ssize_t(dtype_size(a.dtype));
     for (int i = a.ndim - 1; i >= 0; --i) {
-        if (a.shape[i] == 0) return true;
         if (a.shape[i] > 1 && a.strides[i] != expected) return false;
         expected *= a.shape[i];
     }
@@ -155,8 +155,8 @@ bool c_order(const CheckedArray& a) {
 template <class Who>
 void check_matrix_layout(const RuleInfo& r, const CheckedArray& a, Who&& who) {
     if (a.ndim >= 2 && per_matrix_state(r) && !c_order(a))
-        throw py::value_error(who() + ": must be C-contiguous: " + r.name + " keeps per-row and per-column state of " +
-                              "the last two axes in C order (Fortran order, channels_last and other layouts are not "
+        throw py::value_error(who() + ": must be C-contiguous: rule '" + r.name + "' keeps per-row and per-column " +
+                              "state of the last two axes in C order (Fortran order, channels_last and other layouts are not "
                               "supported); give a C-ordered array (numpy.ascontiguousarray) as the parameter");
 }
 

@@ -60,6 +60,9 @@ CASES: tuple[Case, ...] = (
     Case("ASGD", "ASGD", {"lr": 1e-2}, 2, "ASGD", False),
     Case("Adam+hat", "Adam", {"lr": 1e-3, "eps_mode": "hat"}, 3, None, False, variant=True),
     Case("LARS", "LARS", {"lr": 1e-2, "weight_decay": 1e-4}, 2, None, False),
+    # Adafactor on these 1-D layouts: the unfactored path (p, variance); its two reduction
+    # passes (|p|; |u|) read p, g and the variance again before the update.
+    Case("Adafactor", "Adafactor", {"lr": 1e-2}, 2, "Adafactor", False),
 )
 
 # LBFGS has no row: a step is up to max_iter iterations around the user's closure, so a time

@@ -25,9 +25,11 @@ class Adafactor(Optimizer):
 
     The second moment of a matrix (of each matrix of the last two dimensions) is kept as a row
     and a column vector (``row_var`` of shape ``shape[:-1] + (1,)``, ``col_var`` of
-    ``shape[:-2] + (1, shape[-1])``, as torch keeps them); ``eps1=None`` (the default) means the
-    dtype's machine epsilon. The RMS values and the row/column sums are float64 reductions inside
-    the one native step (same bits at any thread count); the rest follows torch's operations.
+    ``shape[:-2] + (1, shape[-1])``, as torch keeps them); such parameters must be C-ordered
+    (ValueError otherwise). ``eps1=None`` (the default) means the machine epsilon of the dtype of
+    the group's first parameter that steps, as in torch. The RMS values and the row/column sums
+    are float64 reductions inside the one native step (same bits at any thread count); the rest
+    follows torch's operations. bfloat16/float16 parameters are refused (docs/reductions.md).
     """
 
     rule = "adafactor"
