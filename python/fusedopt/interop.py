@@ -100,8 +100,8 @@ def _slot_shape(optimizer: Any, p: np.ndarray, name: str) -> tuple[int, ...]:
     if engine is None:  # optimizers that step in Python (LBFGS, Muon): state like the parameter
         return tuple(p.shape)
     group = next(g for g in optimizer.param_groups if any(q is p for q in g["params"]))
-    shapes = engine.slot_shapes(group, optimizer.step_count, "", p)
-    return tuple(shapes.get(name, p.shape))
+    slots = engine.slot_shapes(group, optimizer.step_count, "", p)  # {name: (shape, dtype)}
+    return tuple(slots[name][0]) if name in slots else tuple(p.shape)
 
 
 def _to_numpy(value: Any) -> np.ndarray:
