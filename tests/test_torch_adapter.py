@@ -39,7 +39,8 @@ from parity.conftest import compare_trajectory  # noqa: E402
 
 pytestmark = pytest.mark.torch
 
-NAMES = ("SGD", "Adagrad", "RMSprop", "Adam", "AdamW", "Adamax", "NAdam", "RAdam", "Adadelta", "Rprop", "ASGD", "Lion")
+NAMES = ("SGD", "Adagrad", "RMSprop", "Adam", "AdamW", "Adamax", "NAdam", "RAdam", "Adadelta", "Rprop", "ASGD", "Lion",
+         "Adafactor")
 NAMES += ("Lamb", "LARS", "SGDScheduleFree", "AdamWScheduleFree")
 TORCH_NAMES = tuple(n for n in NAMES if hasattr(torch.optim, n))  # not Lion, Lamb, LARS, Schedule-Free
 STEPS = 25

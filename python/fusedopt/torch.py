@@ -37,7 +37,7 @@ from . import interop
 from . import optim as _optim
 from .sparse import RowSparse
 
-__all__ = ["ASGD", "Adadelta", "Adagrad", "Adam", "AdamW", "AdamWScheduleFree", "Adamax", "LARS", "Lamb", "Lion", "Muon",
+__all__ = ["ASGD", "Adadelta", "Adafactor", "Adagrad", "Adam", "AdamW", "AdamWScheduleFree", "Adamax", "LARS", "Lamb", "Lion", "Muon",
            "NAdam", "Optimizer", "RAdam", "RMSprop", "Rprop", "SGD", "SGDScheduleFree", "SparseAdam"]
 
 # torch's implementation switches: the values that describe what fusedopt does.
@@ -395,6 +395,13 @@ class Adadelta(Optimizer):
     """torch.optim.Adadelta, stepped by :class:`fusedopt.Adadelta`."""
 
     _fusedopt_class = _optim.Adadelta
+
+
+class Adafactor(Optimizer):
+    """torch.optim.Adafactor, stepped by :class:`fusedopt.Adafactor` (factored second moment for
+    matrices: ``row_var`` and ``col_var``; contiguous parameters, as every parameter here)."""
+
+    _fusedopt_class = _optim.Adafactor
 
 
 class Rprop(Optimizer):
