@@ -101,10 +101,14 @@ def dequantize(codes: np.ndarray, absmax: np.ndarray, signed: bool) -> np.ndarra
     return out
 
 
-def _mix(x: Any) -> Any:
-    from .reference import _mix32
+def _reference() -> Any:
+    from . import reference  # (imports this module)
 
-    return _mix32(np.asarray(x, np.uint32))
+    return reference
+
+
+def _mix(x: Any) -> Any:
+    return _reference()._mix32(np.asarray(x, np.uint32))
 
 
 def round_state(values: list[np.ndarray], key: int) -> list[np.ndarray]:
@@ -117,17 +121,8 @@ def round_state(values: list[np.ndarray], key: int) -> list[np.ndarray]:
         pair = values[first : first + 2]
         r = _mix(np.uint32(pair_key) + np.uint32(0x9E3779B9) * np.arange(pair[0].size, dtype=np.uint32))
         for half, x in enumerate(pair):
-            out.append(_bf16_stochastic(x, r >> np.uint32(16 * half)))
+            out.append(_reference().bfloat16_stochastic(x, r >> np.uint32(16 * half), bfloat16()))
         pair_key = int(_mix(pair_key))
-    return out
-
-
-def _bf16_stochastic(x: np.ndarray, r: np.ndarray) -> np.ndarray:
-    u = np.ascontiguousarray(x, dtype=np.float32).view(np.uint32)
-    special = (u & np.uint32(0x7FFFFFFF)) >= np.uint32(0x7F800000)
-    bits = ((u + (r & np.uint32(0xFFFF))) >> np.uint32(16)).astype(np.uint16)
-    bits = np.where(special, x.astype(bfloat16()).view(np.uint16), bits)
-    out: np.ndarray = bits.view(bfloat16())
     return out
 
 

@@ -927,23 +927,31 @@ def round_stochastic(x: np.ndarray, dtype: Any, key: int) -> np.ndarray:
     """float32 `x` rounded to bfloat16 or float16 with random bits hash(key, flat index)."""
     u = np.ascontiguousarray(x, dtype=np.float32).reshape(-1).view(np.uint32)
     r = _mix32(np.uint32(key) ^ _mix32(np.arange(u.size, dtype=np.uint32)))
+    if np.dtype(dtype) != np.dtype(np.float16):  # bfloat16
+        return bfloat16_stochastic(x.reshape(-1), r, dtype).reshape(x.shape)
     mag, sign = u & np.uint32(0x7FFFFFFF), u & np.uint32(0x80000000)
-    special = mag >= np.uint32(0x7F800000)
-    nearest = x.reshape(-1).astype(dtype)
-    if np.dtype(dtype).itemsize == 2 and np.dtype(dtype) != np.dtype(np.float16):  # bfloat16
-        bits = ((u + (r & np.uint32(0xFFFF))) >> np.uint32(16)).astype(np.uint16)
-    else:
-        e = (mag >> np.uint32(23)).astype(np.int64) - 127
-        k = np.where(e < -14, 13 + (-14 - e), 13).clip(max=23).astype(np.uint32)
-        mask = (np.uint32(1) << k) - np.uint32(1)
-        wide = (sign | ((mag + (r & mask)) & ~mask)).view(np.float32)
-        with np.errstate(over="ignore"):
-            bits = wide.astype(np.float16).view(np.uint16)
-        tiny = e < -24  # 0 or 2^-24, with probability |x| / 2^-24
-        up = (r >> np.uint32(8)).astype(np.float32) * np.float32(2.0**-24) < mag.view(np.float32) * np.float32(2.0**24)
-        bits = np.where(tiny, (sign >> np.uint32(16)).astype(np.uint16) | up.astype(np.uint16), bits)
-    bits = np.where(special, nearest.view(np.uint16), bits)
+    e = (mag >> np.uint32(23)).astype(np.int64) - 127
+    k = np.where(e < -14, 13 + (-14 - e), 13).clip(max=23).astype(np.uint32)
+    mask = (np.uint32(1) << k) - np.uint32(1)
+    wide = (sign | ((mag + (r & mask)) & ~mask)).view(np.float32)
+    with np.errstate(over="ignore"):
+        bits = wide.astype(np.float16).view(np.uint16)
+    tiny = e < -24  # 0 or 2^-24, with probability |x| / 2^-24
+    up = (r >> np.uint32(8)).astype(np.float32) * np.float32(2.0**-24) < mag.view(np.float32) * np.float32(2.0**24)
+    bits = np.where(tiny, (sign >> np.uint32(16)).astype(np.uint16) | up.astype(np.uint16), bits)
+    special = mag >= np.uint32(0x7F800000)  # inf, NaN: to nearest
+    bits = np.where(special, x.reshape(-1).astype(dtype).view(np.uint16), bits)
     out: np.ndarray = bits.view(dtype).reshape(x.shape)
+    return out
+
+
+def bfloat16_stochastic(x: np.ndarray, r: np.ndarray, dtype: Any) -> np.ndarray:
+    """1-D float32 `x` rounded to bfloat16 up with the probability of the dropped fraction, from
+    the low 16 bits of `r` (one uint32 per element); inf and NaN to nearest."""
+    u = np.ascontiguousarray(x, dtype=np.float32).view(np.uint32)
+    special = (u & np.uint32(0x7FFFFFFF)) >= np.uint32(0x7F800000)
+    bits = ((u + (r & np.uint32(0xFFFF))) >> np.uint32(16)).astype(np.uint16)
+    out: np.ndarray = np.where(special, x.astype(dtype).view(np.uint16), bits).view(dtype)
     return out
 
 
