@@ -15,6 +15,13 @@ Hyper = Union[float, Callable[[int], float]]
 Betas = tuple[Hyper, Hyper]
 
 
+def as_betas(betas: Any) -> Any:
+    """`betas` as a param group keeps them: a list becomes a tuple, whose items the engine may
+    then evaluate as callables (torch-style ``(0.9, lambda t: ...)``); anything else is left for
+    the engine's check to name."""
+    return tuple(betas) if isinstance(betas, list) else betas
+
+
 def at_step(value: Any, count: int) -> Any:
     """A hyperparameter's value at step count `count` (a callable is called with it), for the
     optimizers that step in Python (LBFGS, Muon); the engine's own does the same natively."""

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Literal
 if TYPE_CHECKING:
     from typing_extensions import Unpack
 
-from ._types import Betas, Hyper, ParamsLike, StepOptions
+from ._types import Betas, as_betas, Hyper, ParamsLike, StepOptions
 from .optimizer import Optimizer
 
 
@@ -55,7 +55,7 @@ class Adam(Optimizer):
             decoupled_weight_decay = self._decoupled_default
         defaults = dict(
             lr=lr,
-            betas=tuple(betas) if isinstance(betas, list) else betas,
+            betas=as_betas(betas),
             eps=eps,
             weight_decay=weight_decay,
             amsgrad=amsgrad,

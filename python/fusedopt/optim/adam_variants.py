@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from typing_extensions import Unpack
 
-from ._types import Betas, Hyper, ParamsLike, StepOptions
+from ._types import Betas, as_betas, Hyper, ParamsLike, StepOptions
 from .optimizer import Optimizer
 
 
@@ -32,7 +32,7 @@ class Adamax(Optimizer):
         maximize: bool = False,
         **options: Unpack[StepOptions],
     ) -> None:
-        defaults = dict(lr=lr, betas=tuple(betas) if isinstance(betas, list) else betas, eps=eps, weight_decay=weight_decay, maximize=maximize)
+        defaults = dict(lr=lr, betas=as_betas(betas), eps=eps, weight_decay=weight_decay, maximize=maximize)
         super().__init__(params, defaults, **options)
 
 class NAdam(Optimizer):
@@ -64,7 +64,7 @@ class NAdam(Optimizer):
         **options: Unpack[StepOptions],
     ) -> None:
         defaults = dict(
-            lr=lr, betas=tuple(betas) if isinstance(betas, list) else betas, eps=eps, weight_decay=weight_decay, momentum_decay=momentum_decay,
+            lr=lr, betas=as_betas(betas), eps=eps, weight_decay=weight_decay, momentum_decay=momentum_decay,
             decoupled_weight_decay=decoupled_weight_decay, maximize=maximize,
         )
         super().__init__(params, defaults, **options)
@@ -93,7 +93,7 @@ class RAdam(Optimizer):
         **options: Unpack[StepOptions],
     ) -> None:
         defaults = dict(
-            lr=lr, betas=tuple(betas) if isinstance(betas, list) else betas, eps=eps, weight_decay=weight_decay,
+            lr=lr, betas=as_betas(betas), eps=eps, weight_decay=weight_decay,
             decoupled_weight_decay=decoupled_weight_decay, maximize=maximize,
         )
         super().__init__(params, defaults, **options)

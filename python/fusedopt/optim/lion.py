@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from typing_extensions import Unpack
 
-from ._types import Betas, Hyper, ParamsLike, StepOptions
+from ._types import Betas, as_betas, Hyper, ParamsLike, StepOptions
 from .optimizer import Optimizer
 
 
@@ -34,5 +34,5 @@ class Lion(Optimizer):
         maximize: bool = False,
         **options: Unpack[StepOptions],
     ) -> None:
-        defaults = dict(lr=lr, betas=tuple(betas) if isinstance(betas, list) else betas, weight_decay=weight_decay, maximize=maximize)
+        defaults = dict(lr=lr, betas=as_betas(betas), weight_decay=weight_decay, maximize=maximize)
         super().__init__(params, defaults, **options)

@@ -9,7 +9,7 @@ if TYPE_CHECKING:
     from typing_extensions import Unpack
 
 from .. import _core
-from ._types import Betas, GradsLike, Hyper, ParamsLike, StepOptions
+from ._types import Betas, as_betas, GradsLike, Hyper, ParamsLike, StepOptions
 from .optimizer import Optimizer
 
 
@@ -140,7 +140,7 @@ class AdamWScheduleFree(_ScheduleFree):
         weight_lr_power: Hyper = 2.0,
         **options: Unpack[StepOptions],
     ) -> None:
-        defaults = dict(lr=lr, betas=tuple(betas) if isinstance(betas, list) else betas, eps=eps,
+        defaults = dict(lr=lr, betas=as_betas(betas), eps=eps,
                         weight_decay=weight_decay, warmup_steps=warmup_steps, r=r, weight_lr_power=weight_lr_power,
                         train_mode=True)
         super().__init__(params, defaults, **options)

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from typing_extensions import Unpack
 
-from ._types import Betas, Hyper, ParamsLike, StepOptions
+from ._types import Betas, as_betas, Hyper, ParamsLike, StepOptions
 from .optimizer import Optimizer
 
 
@@ -37,5 +37,5 @@ class SparseAdam(Optimizer):
         maximize: bool = False,
         **options: Unpack[StepOptions],
     ) -> None:
-        defaults = dict(lr=lr, betas=tuple(betas) if isinstance(betas, list) else betas, eps=eps, maximize=maximize)
+        defaults = dict(lr=lr, betas=as_betas(betas), eps=eps, maximize=maximize)
         super().__init__(params, defaults, **options)

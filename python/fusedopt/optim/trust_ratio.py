@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from typing_extensions import Unpack
 
-from ._types import Betas, Hyper, ParamsLike, StepOptions
+from ._types import Betas, as_betas, Hyper, ParamsLike, StepOptions
 from .optimizer import Optimizer
 
 
@@ -51,7 +51,7 @@ class Lamb(Optimizer):
     ) -> None:
         defaults = dict(
             lr=lr,
-            betas=tuple(betas) if isinstance(betas, list) else betas,
+            betas=as_betas(betas),
             eps=eps,
             weight_decay=weight_decay,
             weight_decouple=weight_decouple,
