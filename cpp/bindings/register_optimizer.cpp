@@ -437,6 +437,30 @@ struct NonFiniteGradient : std::runtime_error {
     using std::runtime_error::runtime_error;
 };
 
+// State arrays a step creates (a first step, or an option that starts using a slot), kept
+// aside until the step has succeeded.
+struct NewState {
+    std::size_t param;
+    py::object arrays[kMaxSlots];
+};
+
+// What building a step's plan leaves for its run and its commit.
+struct Built {
+    std::vector<py::object> grad_copies;  // owned until the kernels are done
+    std::vector<char> grad_copied;        // per stepped parameter (empty: a replayed plan)
+    std::vector<NewState> created;        // state the step creates, committed after it
+    void* scratch = nullptr;              // the row-sparse gradients' sums
+};
+
+// Whether the last plan built can be run again with only the gradients' addresses and the
+// units' scalars replaced (Engine::replay_plan): every parameter stepped with a dense gradient
+// in its own layout, one segment each, and no state was created.
+struct Replay {
+    bool valid = false;
+    std::vector<std::size_t> unit_param;  // per unit: its first parameter (counters, rounding key)
+    std::vector<unsigned> used;           // per unit: the slots its group's hyperparameters used
+};
+
 class Engine {
 public:
     Engine(const std::string& rule, py::list groups, py::dict state, const Options& options)
@@ -514,6 +538,12 @@ private:
     void sync_counters_to_dicts();
     void refresh_for_read();
     py::tuple aligned_grads(py::handle grads) const;
+    CheckedArray dense_grad(std::size_t i, PyObject* g, const void* checked, bool& copy) const;
+    void build_plan(std::vector<double>& values, PyObject* const* g, Built& built);
+    bool replay_plan(std::vector<double>& values, PyObject* const* g);
+    Counters counters_of(const Param& p) const;
+    std::uint32_t key_of(const Storage& st, std::size_t i) const;
+    void set_unit_step(StepUnit& unit, const double* v, const Counters& c) const;
 
     int rule_;
     SlotLayout layout_;
@@ -534,6 +564,7 @@ private:
     std::vector<double> last_group_norms_;
     StepPlan plan_;                    // reused across steps
     std::vector<Stepped> stepped_;      // the parameters this step updates
+    Replay replay_;                     // whether plan_ and stepped_ can be run again
     RowCoalescer coalescer_;            // row-sparse gradients: their distinct rows, their sums
     std::mutex mutex_;
     std::atomic<std::thread::id> owner_{};
@@ -767,6 +798,7 @@ void Engine::rebuild_from(const py::list& groups_list, const py::dict& state, co
     written_ = std::move(spans);
     names_ = names;
     valid_ = true;
+    replay_.valid = false;  // the plan's parameters are not these
 }
 
 void Engine::sync_counters_to_dicts() {
@@ -859,13 +891,6 @@ std::uint32_t rounding_key(std::uint64_t seed, std::int64_t step, std::size_t pa
     return static_cast<std::uint32_t>(k >> 32) | 1u;  // never 0, the key of units without it
 }
 
-// State arrays a step creates (a first step, or an option that starts using a slot), kept
-// aside until the step has succeeded.
-struct NewState {
-    std::size_t param;
-    py::object arrays[kMaxSlots];
-};
-
 // The plan's units for the NumPy reference: per unit (group, hyperparameters, counters, params,
 // grads (a fusedopt.RowSparse as given), per slot the arrays or None (the master copy last, when
 // kept), parameter indices).
@@ -914,40 +939,33 @@ py::list reference_units(const RuleInfo& r, int slot_count, const StepPlan& plan
     return units;
 }
 
-void Engine::step(py::handle grads, py::handle grad_norm) {
-    Locked lock(*this);
-    const RuleInfo& r = rule_at(rule_);
-    StepOptions options = options_.step;
-    if (!grad_norm.is_none()) {  // (norm, nonfinite) from fusedopt.distributed's sharded step
-        if (!py::isinstance<py::tuple>(grad_norm) || py::len(grad_norm) != 2)
-            throw py::type_error("grad_norm: expected a (norm, nonfinite) tuple");
-        if (options.per_group_norm && PyList_GET_SIZE(groups_list_.ptr()) > 1)
-            throw py::value_error("grad_norm: a given norm is global; per-group clipping computes its own");
-        options.norm_given = true;
-        options.given_norm = grad_norm[py::int_(0)].cast<double>();
-        options.given_nonfinite = grad_norm[py::int_(1)].cast<bool>();
+// A dense gradient checked against parameter i: `copy` set when its layout is not the
+// parameter's (or it is not dense) and it must be read through a copy, else its overlap with
+// the written arrays checked, unless it is at `checked` (an address already checked against them).
+CheckedArray Engine::dense_grad(std::size_t i, PyObject* g, const void* checked, bool& copy) const {
+    const Param& p = params_[i];
+    auto who = [&] { return describe("grads", p.key); };
+    const CheckedArray ga = check_array(g, false, who, true, true, true);
+    check_like(ga, p.checked, p.checked.dtype, who);
+    const Py_ssize_t item = Py_ssize_t(dtype_size(ga.dtype));
+    copy = !ga.dense || !same_layout(ga, item, p.checked, item);
+    if (!copy && ga.data != checked) {
+        const Overlap o = overlap_with_written(written_, make_span(ga.data, ga.size, ga.dtype, false, i, 1));
+        if (o.found) throw_overlap(names_of_rule_, params_, o);
     }
-    if (!structure_current() || (exposed_ && !state_dicts_current())) rebuild();
-    const py::tuple grads_owned = aligned_grads(grads);
-    PyObject* const* g = &PyTuple_GET_ITEM(grads_owned.ptr(), 0);
+    return ga;
+}
 
-    // Hyperparameters of every group, resolved at the step count and checked.
+// Each parameter with a gradient a segment of the unit of its group, counters and dtype, the
+// gradients checked; new state on the side (`built`).
+void Engine::build_plan(std::vector<double>& values, PyObject* const* g, Built& built) {
+    const RuleInfo& r = rule_at(rule_);
     const std::size_t ng = groups_.size();
-    std::vector<double> values(ng * kMaxHyperValues);
-    const bool reference = !options_.reference.is_none();
-    std::vector<py::dict> hp(reference ? ng : 0);
-    for (std::size_t gi = 0; gi < ng; ++gi)
-        resolve_group(r, names_of_rule_, groups_[gi].dict, step_count_, Where{nullptr, gi}, &values[gi * kMaxHyperValues],
-                      reference ? &hp[gi] : nullptr);
-
-    // Gradients checked; each parameter a segment of the unit of its group, counters and dtype;
-    // new state on the side.
     static const py::handle float32 = forever(py::module_::import("numpy").attr("float32"));
     static const py::handle uint8 = forever(py::module_::import("numpy").attr("uint8"));
     static const py::handle empty_like = forever(py::module_::import("numpy").attr("empty_like"));
     static const py::handle copyto = forever(py::module_::import("numpy").attr("copyto"));
-    std::vector<py::object> grad_copies;  // owned until the kernels are done
-    std::vector<char> grad_copied;        // per stepped parameter
+    replay_.valid = false;
     plan_.clear();
     plan_.group_count = static_cast<int>(ng);
     plan_.reduce = &r.reduce;
@@ -958,7 +976,6 @@ void Engine::step(py::handle grads, py::handle grad_norm) {
     coalescer_.clear();
     std::vector<RowCoalescer::Row> rows;  // distinct rows of the row-sparse gradients, in order
     std::vector<std::size_t> summed;      // plan segments whose gradient row is a sum in scratch
-    std::vector<NewState> created;
     StateArena arena;  // the zeroed state the loop below creates, reserved in its order
     for (std::size_t i = 0; i < params_.size(); ++i) {
         if (g[i] == Py_None) continue;
@@ -1005,18 +1022,12 @@ void Engine::step(py::handle grads, py::handle grad_norm) {
                 throw py::type_error(who() + ": rule '" + r.name + "' takes row-sparse gradients only "
                                      "(fusedopt.RowSparse(indices, rows)), got " + type_name(g[i]) +
                                      "; use Adam for dense gradients");
-            ga = check_array(g[i], false, who, true, true, true);
-            check_like(ga, p.checked, p.checked.dtype, who);
-            const Py_ssize_t item = Py_ssize_t(dtype_size(ga.dtype));
-            copied = !ga.dense || !same_layout(ga, item, p.checked, item);
+            ga = dense_grad(i, g[i], p.last_grad, copied);
             if (copied) {  // another layout, or not dense: read through a copy in the parameter's layout
                 py::object copy = empty_like(p.array);
                 copyto(copy, py::handle(g[i]));
                 ga = check_array(copy, false, who, true, true);
-                grad_copies.push_back(std::move(copy));
-            } else if (ga.data != p.last_grad) {
-                const Overlap o = overlap_with_written(written_, make_span(ga.data, ga.size, ga.dtype, false, i, 1));
-                if (o.found) throw_overlap(names_of_rule_, params_, o);
+                built.grad_copies.push_back(std::move(copy));
             }
         }
         if (r.reduce.passes > 0 && low_precision(p.checked.dtype))  // its passes read float32 or float64
@@ -1049,8 +1060,8 @@ void Engine::step(py::handle grads, py::handle grad_norm) {
             seg.data[2 + k] = py::detail::array_proxy(fresh.arrays[k].ptr())->data;
             creates = true;
         }
-        if (creates) created.push_back(std::move(fresh));
-        Counters c = first ? initial_counters(r, true) : p.counters;
+        if (creates) built.created.push_back(std::move(fresh));
+        Counters c = counters_of(p);
         c.sparse = sparse;
         Storage lp;
         const bool compressed = layout_.state != StateDtype::native;
@@ -1060,7 +1071,7 @@ void Engine::step(py::handle grads, py::handle grad_norm) {
             lp.stochastic = options_.stochastic_rounding;
         }
         layout_.describe(lp);
-        if (lp.stochastic || layout_.state == StateDtype::bf16) lp.key = rounding_key(options_.seed, step_count_, i);
+        lp.key = key_of(lp, i);
         std::size_t u = 0;  // the unit of this group, dtype and counters (a group has one or a few)
         for (; u < plan_.units.size(); ++u) {
             const StepUnit& x = plan_.units[u];
@@ -1077,13 +1088,11 @@ void Engine::step(py::handle grads, py::handle grad_norm) {
             unit.scratch = low || compressed;
             unit.storage = lp;
             unit.group = static_cast<int>(p.group);
-            unit.sign = r.maximize_value >= 0 && v[r.maximize_value] != 0.0 ? -1.0 : 1.0;
-            unit.counters = c;
-            r.derive(v, c, unit.scalars);
+            set_unit_step(unit, v, c);
             plan_.units.push_back(unit);
         }
         stepped_.push_back({i, static_cast<std::uint32_t>(u), seg});
-        grad_copied.push_back(copied);
+        built.grad_copied.push_back(copied);
         if (!sparse) {
             plan_.add_segment(seg, u);
             continue;
@@ -1107,9 +1116,107 @@ void Engine::step(py::handle grads, py::handle grad_norm) {
             plan_.add_segment(rs, u);
         }
     }
-    void* const scratch = coalescer_.prepare();
+    built.scratch = coalescer_.prepare();
     for (std::size_t s : summed)
-        plan_.segments[s].data[1] = static_cast<unsigned char*>(scratch) + reinterpret_cast<std::uintptr_t>(plan_.segments[s].data[1]);
+        plan_.segments[s].data[1] =
+            static_cast<unsigned char*>(built.scratch) + reinterpret_cast<std::uintptr_t>(plan_.segments[s].data[1]);
+    replay_.valid = built.created.empty() && built.grad_copies.empty() && summed.empty() &&
+                    plan_.segments.size() == params_.size() && stepped_.size() == params_.size();
+    replay_.unit_param.assign(plan_.units.size(), 0);
+    replay_.used.assign(plan_.units.size(), 0);
+    for (std::size_t s = stepped_.size(); s-- > 0;) {  // each unit's first parameter
+        const std::size_t i = stepped_[s].param;
+        replay_.unit_param[stepped_[s].unit] = i;
+        replay_.used[stepped_[s].unit] =
+            layout_.used(r.slots_used(&values[params_[i].group * kMaxHyperValues]), params_[i].checked.dtype);
+    }
+}
+
+// A parameter's counters for this step (fresh ones where it has no state yet).
+Counters Engine::counters_of(const Param& p) const {
+    return p.state.is_none() ? initial_counters(rule_at(rule_), true) : p.counters;
+}
+
+// The stochastic-rounding key of parameter i's unit at this step (0: it rounds nothing stochastically).
+std::uint32_t Engine::key_of(const Storage& st, std::size_t i) const {
+    return st.stochastic || layout_.state == StateDtype::bf16 ? rounding_key(options_.seed, step_count_, i) : 0;
+}
+
+// A unit's fields that follow the step: its counters, its gradients' sign and its scalars.
+void Engine::set_unit_step(StepUnit& unit, const double* v, const Counters& c) const {
+    const RuleInfo& r = rule_at(rule_);
+    unit.sign = r.maximize_value >= 0 && v[r.maximize_value] != 0.0 ? -1.0 : 1.0;
+    unit.counters = c;
+    r.derive(v, c, unit.scalars);
+}
+
+// The steady state: the last plan again (Replay says when it may be), each segment given its
+// new gradient (checked as build_plan checks it) and each unit its counters and scalars. False,
+// having changed nothing that build_plan does not rebuild, when the plan must be built again:
+// a gradient missing, row-sparse or in another layout, or the hyperparameters using other slots.
+bool Engine::replay_plan(std::vector<double>& values, PyObject* const* g) {
+    if (!replay_.valid) return false;
+    const RuleInfo& r = rule_at(rule_);
+    std::vector<StepUnit>& units = plan_.units;
+    for (std::size_t u = 0; u < units.size(); ++u)
+        if (layout_.used(r.slots_used(&values[std::size_t(units[u].group) * kMaxHyperValues]), units[u].dtype) !=
+            replay_.used[u])
+            return false;
+    const std::size_t n = params_.size();
+    for (std::size_t i = 0; i < n; ++i) {
+        if (i + kPrefetchAhead / 2 < n) prefetch_dims(g[i + kPrefetchAhead / 2]);
+        if (g[i] == Py_None || is_row_sparse(g[i])) return false;
+        Segment& seg = plan_.segments[i];  // (parameter i's: every parameter has one)
+        bool copy = false;
+        const CheckedArray ga = dense_grad(i, g[i], seg.data[1], copy);
+        if (copy) return false;
+        seg.data[1] = ga.data;
+    }
+    std::vector<char> epsilon_set(groups_.size(), 0);
+    for (std::size_t u = 0; u < units.size(); ++u) {  // (a group's first unit holds its first parameter)
+        StepUnit& unit = units[u];
+        double* v = &values[std::size_t(unit.group) * kMaxHyperValues];
+        if (!epsilon_set[std::size_t(unit.group)]) {
+            fill_dtype_epsilon(r, v, unit.dtype);
+            epsilon_set[std::size_t(unit.group)] = 1;
+        }
+        const std::size_t i = replay_.unit_param[u];
+        unit.storage.key = key_of(unit.storage, i);
+        set_unit_step(unit, v, counters_of(params_[i]));
+    }
+    return true;
+}
+
+void Engine::step(py::handle grads, py::handle grad_norm) {
+    Locked lock(*this);
+    const RuleInfo& r = rule_at(rule_);
+    StepOptions options = options_.step;
+    if (!grad_norm.is_none()) {  // (norm, nonfinite) from fusedopt.distributed's sharded step
+        if (!py::isinstance<py::tuple>(grad_norm) || py::len(grad_norm) != 2)
+            throw py::type_error("grad_norm: expected a (norm, nonfinite) tuple");
+        if (options.per_group_norm && PyList_GET_SIZE(groups_list_.ptr()) > 1)
+            throw py::value_error("grad_norm: a given norm is global; per-group clipping computes its own");
+        options.norm_given = true;
+        options.given_norm = grad_norm[py::int_(0)].cast<double>();
+        options.given_nonfinite = grad_norm[py::int_(1)].cast<bool>();
+    }
+    if (!structure_current() || (exposed_ && !state_dicts_current())) rebuild();
+    const py::tuple grads_owned = aligned_grads(grads);
+    PyObject* const* g = &PyTuple_GET_ITEM(grads_owned.ptr(), 0);
+
+    // Hyperparameters of every group, resolved at the step count and checked.
+    const std::size_t ng = groups_.size();
+    std::vector<double> values(ng * kMaxHyperValues);
+    const bool reference = !options_.reference.is_none();
+    std::vector<py::dict> hp(reference ? ng : 0);
+    for (std::size_t gi = 0; gi < ng; ++gi)
+        resolve_group(r, names_of_rule_, groups_[gi].dict, step_count_, Where{nullptr, gi}, &values[gi * kMaxHyperValues],
+                      reference ? &hp[gi] : nullptr);
+
+    Built built;
+    if (reference || !replay_plan(values, g)) build_plan(values, g, built);
+    std::vector<NewState>& created = built.created;
+    const std::vector<char>& grad_copied = built.grad_copied;
 
     // Run: the NumPy reference under the GIL, or the kernels without it.
     StepResult result;
@@ -1134,7 +1241,7 @@ void Engine::step(py::handle grads, py::handle grad_norm) {
         const KernelTable& k = active_kernels();
         const Exec e = step_exec();
         py::gil_scoped_release release;
-        coalescer_.run_sums(scratch);
+        coalescer_.run_sums(built.scratch);
         result = run_step(plan_, options, k, e);
     }
 
@@ -1177,7 +1284,7 @@ void Engine::step(py::handle grads, py::handle grad_norm) {
     for (std::size_t s = 0; s < stepped_.size(); ++s) {
         const Stepped& st = stepped_[s];
         Param& p = params_[st.param];
-        p.last_grad = grad_copied[s] ? nullptr : st.whole.data[1];  // a copy's address may come back
+        if (!grad_copied.empty()) p.last_grad = grad_copied[s] ? nullptr : st.whole.data[1];  // a copy's address may come back
         if (p.state.is_none()) continue;
         if (r.extra_counter || r.extra2_counter) {
             const double* v = &values[p.group * kMaxHyperValues];
