@@ -379,17 +379,32 @@ std::int64_t whole_step(py::handle v, py::handle key, const char* arg) {
 
 // ---- the engine ---------------------------------------------------------------------------------
 
+// The fields every step reads come first, together: a step over many arrays finds each
+// parameter's evicted from the cache by the previous step's data.
+constexpr int kInlineDims = 4;
 struct Param {
-    py::object array, key, state;  // state: the dict, or None before the first step
+    py::object array, state;       // state: the dict, or None before the first step
     CheckedArray checked;          // as validated (reallocation and reshapes are noticed)
-    std::vector<Py_ssize_t> shape;
-    py::object slots[kMaxSlots];   // the state arrays as validated (null where absent)
-    void* slot_data[kMaxSlots] = {};
-    std::size_t slot_size[kMaxSlots] = {};  // their elements (SlotShape)
+    Py_ssize_t dims[kInlineDims] = {};  // its shape as validated (more dimensions: `more_dims`)
     Counters counters;
     std::size_t group = 0;
     const void* last_grad = nullptr;  // checked against the written buffers already
+    py::object key;
+    std::vector<Py_ssize_t> more_dims;
+    py::object slots[kMaxSlots];   // the state arrays as validated (null where absent)
+    void* slot_data[kMaxSlots] = {};
+    std::size_t slot_size[kMaxSlots] = {};  // their elements (SlotShape)
+
+    const Py_ssize_t* shape() const { return checked.ndim <= kInlineDims ? dims : more_dims.data(); }
 };
+
+// Asks for a parameter's fields that every step reads (they come first).
+inline void prefetch_param(const std::vector<Param>& params, std::size_t i) {
+    if (i >= params.size()) return;
+    const char* p = reinterpret_cast<const char*>(&params[i]);
+    const char* end = reinterpret_cast<const char*>(&params[i].key);
+    for (; p < end; p += 64) __builtin_prefetch(p);
+}
 
 // ValueError naming both sides of an overlap (spans' owner: a parameter's index; slot 0 the
 // parameter, 1 its gradient, 2.. its state).
@@ -407,12 +422,10 @@ struct Group {
     py::object dict, params;  // the user's group dict and its 'params' list, as validated
 };
 
-// A parameter a step updates: its unit, and its whole arrays (a dense gradient's data, null for
-// a row-sparse one; the slots these options use) whatever segments it became.
+// A parameter a step updates, and its unit (whatever segments it became).
 struct Stepped {
     std::size_t param;
     std::uint32_t unit;
-    Segment whole;
 };
 
 struct Options {
@@ -448,6 +461,9 @@ struct NewState {
 struct Built {
     std::vector<py::object> grad_copies;  // owned until the kernels are done
     std::vector<char> grad_copied;        // per stepped parameter (empty: a replayed plan)
+    std::vector<Segment> whole;           // per stepped parameter: its whole arrays (a dense
+                                          // gradient's data, null for a row-sparse one; the
+                                          // slots these options use)
     std::vector<NewState> created;        // state the step creates, committed after it
     void* scratch = nullptr;              // the row-sparse gradients' sums
 };
@@ -608,11 +624,12 @@ py::object key_at(PyObject* names, Py_ssize_t j, std::size_t position) {
     return py::reinterpret_steal<py::object>(k);
 }
 
-bool same_checked(const CheckedArray& now, const CheckedArray& was, const std::vector<Py_ssize_t>& shape) {
-    if (now.data != was.data || now.size != was.size || now.dtype != was.dtype || now.ndim != int(shape.size()))
-        return false;
+bool same_checked(const CheckedArray& now, const Param& p) {
+    const CheckedArray& was = p.checked;
+    if (now.data != was.data || now.size != was.size || now.dtype != was.dtype || now.ndim != was.ndim) return false;
+    const Py_ssize_t* shape = p.shape();
     for (int i = 0; i < now.ndim; ++i)
-        if (now.shape[i] != shape[static_cast<std::size_t>(i)]) return false;
+        if (now.shape[i] != shape[i]) return false;
     return true;
 }
 
@@ -656,9 +673,10 @@ bool Engine::structure_current() const {
             const Param& p = params_[at];
             PyObject* a = PyList_GET_ITEM(plist, j);
             if (j + kPrefetchAhead < n) prefetch_object(PyList_GET_ITEM(plist, j + kPrefetchAhead));
+            prefetch_param(params_, at + kPrefetchAhead);
             if (j + kPrefetchAhead / 2 < n) prefetch_dims(PyList_GET_ITEM(plist, j + kPrefetchAhead / 2));
             if (a != p.array.ptr()) return false;
-            if (!same_checked(peek(a, true), p.checked, p.shape)) return false;  // resized, reshaped, made read-only
+            if (!same_checked(peek(a, true), p)) return false;  // resized, reshaped, made read-only
         }
     }
     return at == params_.size();
@@ -769,7 +787,10 @@ void Engine::rebuild_from(const py::list& groups_list, const py::dict& state, co
                 throw py::type_error(describe(nullptr, p.key) + ": dtype float64 with compressed state (state_dtype): "
                                      "it is for float32, bfloat16 and float16 parameters");
             check_matrix_layout(r, p.checked, [&] { return describe(nullptr, p.key); });
-            p.shape.assign(p.checked.shape, p.checked.shape + p.checked.ndim);
+            if (p.checked.ndim <= kInlineDims)
+                std::copy(p.checked.shape, p.checked.shape + p.checked.ndim, p.dims);
+            else
+                p.more_dims.assign(p.checked.shape, p.checked.shape + p.checked.ndim);
             PyObject* st = dict_get(state.ptr(), p.key.ptr());
             p.state = st ? py::reinterpret_borrow<py::object>(st) : py::object(py::none());
             if (st) {
@@ -895,6 +916,7 @@ std::uint32_t rounding_key(std::uint64_t seed, std::int64_t step, std::size_t pa
 // grads (a fusedopt.RowSparse as given), per slot the arrays or None (the master copy last, when
 // kept), parameter indices).
 py::list reference_units(const RuleInfo& r, int slot_count, const StepPlan& plan, const std::vector<Stepped>& stepped,
+                         const std::vector<Segment>& whole,
                          const std::vector<Param>& params, PyObject* const* grads,
                          const std::vector<NewState>& created, const std::vector<py::dict>& hp) {
     std::vector<const NewState*> new_of(params.size(), nullptr);
@@ -911,7 +933,8 @@ py::list reference_units(const RuleInfo& r, int slot_count, const StepPlan& plan
         py::list ps, gs, slots, tags;
         for (int k = 0; k < slot_count; ++k) slots.append(py::none());
         std::size_t count = 0;  // parameters of the unit so far
-        for (const Stepped& st : stepped) {
+        for (std::size_t s = 0; s < stepped.size(); ++s) {
+            const Stepped& st = stepped[s];
             if (st.unit != u) continue;
             const std::size_t i = st.param;
             ps.append(params[i].array);
@@ -920,7 +943,7 @@ py::list reference_units(const RuleInfo& r, int slot_count, const StepPlan& plan
             for (int k = 0; k < slot_count; ++k) {
                 // None where a parameter has no such slot (these options leave it alone, or its
                 // shape keeps none: Adafactor's factors or variance), so lists align with params.
-                const bool has = st.whole.data[2 + k] != nullptr;
+                const bool has = whole[s].data[2 + k] != nullptr;
                 if (!has && slots[k].is_none()) continue;
                 if (slots[k].is_none()) {
                     py::list earlier;
@@ -1091,7 +1114,8 @@ void Engine::build_plan(std::vector<double>& values, PyObject* const* g, Built& 
             set_unit_step(unit, v, c);
             plan_.units.push_back(unit);
         }
-        stepped_.push_back({i, static_cast<std::uint32_t>(u), seg});
+        stepped_.push_back({i, static_cast<std::uint32_t>(u)});
+        built.whole.push_back(seg);
         built.grad_copied.push_back(copied);
         if (!sparse) {
             plan_.add_segment(seg, u);
@@ -1223,7 +1247,7 @@ void Engine::step(py::handle grads, py::handle grad_norm) {
     if (reference) {
         const StepOptions& o = options;
         auto optional = [](double x) { return x >= 0.0 ? py::object(py::float_(x)) : py::object(py::none()); };
-        py::dict out = options_.reference(reference_units(r, slot_count_, plan_, stepped_, params_, g, created, hp), ng,
+        py::dict out = options_.reference(reference_units(r, slot_count_, plan_, stepped_, built.whole, params_, g, created, hp), ng,
                                           py::arg("rule") = r.name, py::arg("max_norm") = optional(o.max_norm),
                                           py::arg("per_group") = o.per_group_norm,
                                           py::arg("clip_value") = optional(o.clip_value),
@@ -1282,9 +1306,10 @@ void Engine::step(py::handle grads, py::handle grad_norm) {
         valid_ = false;  // the new arrays join the written buffers at the next step's rebuild
     }
     for (std::size_t s = 0; s < stepped_.size(); ++s) {
+        if (s + kPrefetchAhead < stepped_.size()) prefetch_param(params_, stepped_[s + kPrefetchAhead].param);
         const Stepped& st = stepped_[s];
         Param& p = params_[st.param];
-        if (!grad_copied.empty()) p.last_grad = grad_copied[s] ? nullptr : st.whole.data[1];  // a copy's address may come back
+        if (!grad_copied.empty()) p.last_grad = grad_copied[s] ? nullptr : built.whole[s].data[1];  // a copy's address may come back
         if (p.state.is_none()) continue;
         if (r.extra_counter || r.extra2_counter) {
             const double* v = &values[p.group * kMaxHyperValues];
