@@ -84,7 +84,7 @@ inline bool dense_layout(int ndim, const Py_ssize_t* shape, const Py_ssize_t* st
 // in elements on every axis longer than 1 (both dense, same shape).
 inline bool same_layout(const CheckedArray& a, Py_ssize_t a_item, const CheckedArray& b, Py_ssize_t b_item) {
     for (int i = 0; i < a.ndim; ++i)
-        if (a.shape[i] > 1 && a.strides[i] / a_item != b.strides[i] / b_item) return false;
+        if (a.shape[i] > 1 && a.strides[i] * b_item != b.strides[i] * a_item) return false;  // (aligned: exact multiples)
     return true;
 }
 

@@ -1177,7 +1177,8 @@ void Engine::set_unit_step(StepUnit& unit, const double* v, const Counters& c) c
 // The steady state: the last plan again (Replay says when it may be), each segment given its
 // new gradient (checked as build_plan checks it) and each unit its counters and scalars. False,
 // having changed nothing that build_plan does not rebuild, when the plan must be built again:
-// a gradient missing, row-sparse or in another layout, or the hyperparameters using other slots.
+// a gradient missing, not an array (row-sparse) or in another layout, or the hyperparameters
+// using other slots.
 bool Engine::replay_plan(std::vector<double>& values, PyObject* const* g) {
     if (!replay_.valid) return false;
     const RuleInfo& r = rule_at(rule_);
@@ -1187,9 +1188,11 @@ bool Engine::replay_plan(std::vector<double>& values, PyObject* const* g) {
             replay_.used[u])
             return false;
     const std::size_t n = params_.size();
+    auto& api = py::detail::npy_api::get();
     for (std::size_t i = 0; i < n; ++i) {
+        if (i + kPrefetchAhead < n) prefetch_object(g[i + kPrefetchAhead]);
         if (i + kPrefetchAhead / 2 < n) prefetch_dims(g[i + kPrefetchAhead / 2]);
-        if (g[i] == Py_None || is_row_sparse(g[i])) return false;
+        if (!api.PyArray_Check_(g[i])) return false;  // None, row-sparse, or an error build_plan reports
         Segment& seg = plan_.segments[i];  // (parameter i's: every parameter has one)
         bool copy = false;
         const CheckedArray ga = dense_grad(i, g[i], seg.data[1], copy);
