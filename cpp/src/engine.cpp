@@ -13,8 +13,13 @@ namespace {
 #include "fusedopt/kernels/parallel.hpp"
 
 // The norm pass: one norm per scope (per group, or one over everything).
-std::vector<NormResult> scope_norms(const StepPlan& plan, bool per_group, const KernelTable& k, const Exec& e) {
+std::vector<NormResult> scope_norms(const StepPlan& plan, const SegmentList& l, bool per_group, const KernelTable& k,
+                                    const Exec& e) {
     const int scopes = per_group ? plan.group_count : 1;
+    bool one_dtype = true;
+    for (const StepUnit& unit : plan.units) one_dtype = one_dtype && unit.dtype == plan.units[0].dtype;
+    if (scopes == 1 && one_dtype && !plan.units.empty())  // the plan's own list, not a copy of it
+        return {total_norm(std::vector<TypedList>{{plan.units[0].dtype, l}}, 1, 2.0, k, e)};
     std::vector<ArraySet> sets(static_cast<std::size_t>(scopes) * kDTypeCount);
     for (std::size_t s = 0; s < plan.segments.size(); ++s) {
         const StepUnit& unit = plan.units[plan.unit_of[s]];
@@ -104,7 +109,7 @@ StepResult run_kernels(const StepPlan& plan, const SegmentList& l, const StepOpt
         const NormResult given{opt.given_norm, opt.given_norm * opt.given_norm, opt.given_nonfinite};
         const std::vector<NormResult> norms =
             opt.norm_given ? std::vector<NormResult>(opt.per_group_norm ? std::size_t(plan.group_count) : 1, given)
-                           : scope_norms(plan, opt.per_group_norm, k, e);
+                           : scope_norms(plan, l, opt.per_group_norm, k, e);
         for (const NormResult& r : norms) {
             result.nonfinite = result.nonfinite || r.nonfinite;
             if (opt.per_group_norm) result.group_norms.push_back(r.norm);

@@ -8,13 +8,13 @@ namespace fusedopt {
 
 namespace {
 
-NormPartials run_norm(const std::vector<const ArraySet*>& sets, int slot, NormKind kind, double p,
-                      NormScale scale, const KernelTable& k, const Exec& e) {
+NormPartials run_norm(const std::vector<TypedList>& lists, int slot, NormKind kind, double p, NormScale scale,
+                      const KernelTable& k, const Exec& e) {
     NormPartials total;
     total.min_abs = std::numeric_limits<double>::infinity();
-    for (const ArraySet* s : sets) {
-        if (s->total() == 0) continue;
-        const NormPartials part = k.norm.get(s->dtype)(s->list(), slot, kind, p, scale, e);
+    for (const TypedList& s : lists) {
+        if (s.list.total == 0) continue;
+        const NormPartials part = k.norm.get(s.dtype)(s.list, slot, kind, p, scale, e);
         total.sum += part.sum;
         total.max_abs = std::max(total.max_abs, part.max_abs);
         total.min_abs = std::min(total.min_abs, part.min_abs);
@@ -52,11 +52,17 @@ NormPartials fold_norm_partials(const NormPartials* parts, std::size_t n) {
     return total;
 }
 
+NormResult total_norm(const std::vector<TypedList>& lists, int slot, double p, const KernelTable& k, const Exec& e) {
+    return norm_from_passes([&](NormKind kind, double q, NormScale scale) {
+        return run_norm(lists, slot, kind, q, scale, k, e);
+    }, p);
+}
+
 NormResult total_norm(const std::vector<const ArraySet*>& sets, int slot, double p, const KernelTable& k,
                       const Exec& e) {
-    return norm_from_passes([&](NormKind kind, double q, NormScale scale) {
-        return run_norm(sets, slot, kind, q, scale, k, e);
-    }, p);
+    std::vector<TypedList> lists;
+    for (const ArraySet* s : sets) lists.push_back({s->dtype, s->list()});
+    return total_norm(lists, slot, p, k, e);
 }
 
 NormResult norm_from_passes(const NormPass& run, double p) {

@@ -28,10 +28,17 @@ struct NormResult {
     bool nonfinite = false;
 };
 
+// Arrays of one dtype as a kernel walks them (an ArraySet's, or a plan's own).
+struct TypedList {
+    DType dtype;
+    SegmentList list;
+};
+
 // The p-norm of operand `slot` over all arrays of all sets, float64 accumulation.
 // p = inf / -inf give max / min |g|. Scaled so float64 inputs anywhere from subnormal to the
 // largest finite value give the exact-to-rounding answer (no spurious overflow, underflow or
 // NaN). Bitwise independent of the thread count.
+NormResult total_norm(const std::vector<TypedList>& lists, int slot, double p, const KernelTable& k, const Exec& e);
 NormResult total_norm(const std::vector<const ArraySet*>& sets, int slot, double p, const KernelTable& k,
                       const Exec& e);
 

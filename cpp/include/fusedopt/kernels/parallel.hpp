@@ -33,22 +33,24 @@ inline std::size_t split_point(const SegmentList& l, int t, int nt) {
 // next array 0.93-1.02x; 16384 arrays of 64: prefetching past their ends doubled the time).
 // Read prefetches: a write hint needs PRFCHW, which the baseline target lacks. (GCC 12 dropped
 // these prefetches altogether when the hint was chosen by a branch inside the loop.)
-inline void prefetch_start(const Segment& seg) {
+// `only`: the one operand the walk's body reads (-1: all of them).
+inline void prefetch_start(const Segment& seg, int only) {
     constexpr std::size_t kMaxLines = 64;
     const std::size_t lines = seg.size / 16 < kMaxLines ? (seg.size + 15) / 16 : kMaxLines;
     for (int k = 0; k < kMaxOperands; ++k) {
         const char* d = static_cast<const char*>(seg.data[k]);
-        if (!d) continue;
+        if (!d || (only >= 0 && k != only)) continue;
         for (std::size_t i = 0; i < lines; ++i) __builtin_prefetch(d + 64 * i);
     }
 }
 
-// Calls body(segment, lo, hi) for every piece of [begin, end), in order.
+// Calls body(segment, lo, hi) for every piece of [begin, end), in order (`only`: the operand
+// it reads, -1: all).
 template <class Body>
-inline void walk(const SegmentList& l, std::size_t begin, std::size_t end, Body& body) {
+inline void walk(const SegmentList& l, std::size_t begin, std::size_t end, Body& body, int only = -1) {
     if (begin >= end) return;
     for (std::size_t s = segment_of(l, begin); s < l.count && l.starts[s] < end; ++s) {
-        if (s + 1 < l.count && l.starts[s + 1] < end) prefetch_start(l.segments[s + 1]);
+        if (s + 1 < l.count && l.starts[s + 1] < end) prefetch_start(l.segments[s + 1], only);
         const std::size_t a = l.starts[s], b = l.starts[s + 1];
         const std::size_t lo = begin > a ? begin - a : 0;
         const std::size_t hi = (end < b ? end : b) - a;

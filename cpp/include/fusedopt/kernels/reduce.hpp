@@ -59,7 +59,7 @@ NormPartials norm_chunk(const SegmentList& l, int slot, std::size_t begin, std::
     auto body = [&](const Segment& seg, std::size_t lo, std::size_t hi) {
         norm_piece<T, K>(operand<T>(seg, slot) + lo, hi - lo, p, scale, r);
     };
-    walk(l, begin, end, body);
+    walk(l, begin, end, body, slot);
     return r;
 }
 
