@@ -1308,6 +1308,9 @@ void Engine::step(py::handle grads, py::handle grad_norm) {
             }
         valid_ = false;  // the new arrays join the written buffers at the next step's rebuild
     }
+    Counters last;
+    std::size_t last_group = 0;
+    double advanced_extra = 0.0, advanced_extra2 = 0.0;
     for (std::size_t s = 0; s < stepped_.size(); ++s) {
         if (s + kPrefetchAhead < stepped_.size()) prefetch_param(params_, stepped_[s + kPrefetchAhead].param);
         const Stepped& st = stepped_[s];
@@ -1315,10 +1318,18 @@ void Engine::step(py::handle grads, py::handle grad_norm) {
         if (!grad_copied.empty()) p.last_grad = grad_copied[s] ? nullptr : built.whole[s].data[1];  // a copy's address may come back
         if (p.state.is_none()) continue;
         if (r.extra_counter || r.extra2_counter) {
-            const double* v = &values[p.group * kMaxHyperValues];
-            const double extra = r.advance_extra(v, p.counters), extra2 = r.advance_extra2(v, p.counters);
-            p.counters.extra = extra;
-            p.counters.extra2 = extra2;
+            // (a run of parameters with the same counters and group advances alike: once per run,
+            // not a pow per parameter)
+            if (s == 0 || p.group != last_group || p.counters.step != last.step || p.counters.extra != last.extra ||
+                p.counters.extra2 != last.extra2) {
+                last = p.counters;
+                last_group = p.group;
+                const double* v = &values[p.group * kMaxHyperValues];
+                advanced_extra = r.advance_extra(v, p.counters);
+                advanced_extra2 = r.advance_extra2(v, p.counters);
+            }
+            p.counters.extra = advanced_extra;
+            p.counters.extra2 = advanced_extra2;
         }
         if (r.has_step) ++p.counters.step;
     }
