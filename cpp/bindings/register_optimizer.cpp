@@ -1308,6 +1308,7 @@ void Engine::step(py::handle grads, py::handle grad_norm) {
             }
         valid_ = false;  // the new arrays join the written buffers at the next step's rebuild
     }
+    bool advanced = false;  // last, last_group and the advanced values hold a computation
     Counters last;
     std::size_t last_group = 0;
     double advanced_extra = 0.0, advanced_extra2 = 0.0;
@@ -1320,8 +1321,9 @@ void Engine::step(py::handle grads, py::handle grad_norm) {
         if (r.extra_counter || r.extra2_counter) {
             // (a run of parameters with the same counters and group advances alike: once per run,
             // not a pow per parameter)
-            if (s == 0 || p.group != last_group || p.counters.step != last.step || p.counters.extra != last.extra ||
+            if (!advanced || p.group != last_group || p.counters.step != last.step || p.counters.extra != last.extra ||
                 p.counters.extra2 != last.extra2) {
+                advanced = true;
                 last = p.counters;
                 last_group = p.group;
                 const double* v = &values[p.group * kMaxHyperValues];
