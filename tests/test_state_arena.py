@@ -76,6 +76,23 @@ def test_created_state_is_views_of_one_buffer_per_group_and_slot(dtype: Any) -> 
     assert state[(FORTRAN, "exp_avg")].flags.f_contiguous and not state[(FORTRAN, "exp_avg")].flags.c_contiguous
 
 
+@pytest.mark.parametrize("state_dtype", [None, "int8"])
+def test_adagrad_state_made_at_construction_is_pooled_per_group(state_dtype: Any) -> None:
+    """Adagrad's sum exists from construction (torch's initial_accumulator_value): one buffer per
+    group and slot all the same, holding the initial value, each array in its parameter's layout."""
+    params = fortran_params(np.float32, 3)
+    opt = fusedopt.Adagrad([{"params": params[:4]}, {"params": params[4:]}], initial_accumulator_value=0.25,
+                           state_dtype=state_dtype)
+    state = arrays_of(opt)
+    for group in (range(4), range(4, len(SHAPES))):
+        for name in {n for _, n in state}:
+            views = [state[(i, name)] for i in group]
+            assert all(v.base is views[0].base and v.base is not None for v in views), name
+    if state_dtype is None:
+        assert all(np.all(state[(i, "sum")] == 0.25) for i in range(len(SHAPES)))
+        assert state[(FORTRAN, "sum")].flags.f_contiguous and not state[(FORTRAN, "sum")].flags.c_contiguous
+
+
 def test_large_and_lone_arrays_keep_a_buffer_of_their_own() -> None:
     """Over 1 MiB an array is a stream of its own; a buffer for one array would only hide it."""
     big = np.ones(300_000, np.float32)  # 1.2 MB

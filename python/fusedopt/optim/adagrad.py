@@ -11,7 +11,7 @@ if TYPE_CHECKING:
 
 from ._types import Hyper, ParamsLike, StepOptions
 from .. import compressed_state
-from .optimizer import Optimizer, state_dtype
+from .optimizer import Optimizer, _pool_state, state_dtype
 
 
 class Adagrad(Optimizer):
@@ -52,9 +52,12 @@ class Adagrad(Optimizer):
         super().__init__(params, defaults, **options)
 
     def _on_group_added(self, group: dict[str, Any]) -> None:
+        value = self.defaults["initial_accumulator_value"]
+        signed = False  # (the sum of squares)
+        state = {}
         for key, p in zip(self._group_keys(group), group["params"]):
-            value = self.defaults["initial_accumulator_value"]
             initial = np.full_like(p, value, dtype=np.float32 if self.state_dtype else state_dtype(p))
-            signed = False  # (the sum of squares)
-            self._engine.set_param_state(
-                key, {"step": 0, **compressed_state.encode_like(p, initial, "sum", self.state_dtype, signed)})
+            state[key] = {"step": 0, **compressed_state.encode_like(p, initial, "sum", self.state_dtype, signed)}
+        _pool_state(state, {key: (0, i) for i, key in enumerate(state)})  # one buffer, as a step creates state
+        for key, st in state.items():
+            self._engine.set_param_state(key, st)

@@ -373,10 +373,10 @@ class Optimizer:
 
 
 def _pool_state(state: dict[Key, State], where: Mapping[Key, tuple[int, int]]) -> None:
-    """Loaded state arrays moved into one buffer per param group and slot, in parameter order
-    (`where`: each key's group and position), as a step creates them: arrays allocated one by one
-    interleave their slots, and each slot's stream then jumps at every parameter
-    (docs/state_arena.md)."""
+    """State arrays (loaded, or made at construction) moved into one buffer per param group and
+    slot, in parameter order (`where`: each key's group and position), as a step creates them:
+    arrays allocated one by one interleave their slots, and each slot's stream then jumps at
+    every parameter (docs/state_arena.md)."""
     slots: dict[tuple[int, str], list[tuple[int, Key]]] = {}
     for key, st in state.items():
         for name, v in st.items():
