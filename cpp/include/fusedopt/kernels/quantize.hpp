@@ -27,10 +27,15 @@ struct QuantMap {
     std::int32_t base[kDecades];  // (the decade's first code)
     float one;                 // from here on, the top code (the value 1)
     std::int32_t top;          // 127 (signed: of the magnitude) or 255
-    // The decade by binary exponent (AVX-512): a in [2^e, 2^(e+1)), e = i - 31 (i = 0 also for
-    // anything smaller), is in decade binade_decade[i], or one more from binade_above[i] on
-    // (thresholds are 10x apart, so a binade holds at most one).
-    std::int32_t binade_decade[32];
+    // AVX-512: the code as one formula min(trunc(a * scale - offset), end) on 9 levels: level 0
+    // below `zero` (code 0), level 1 + i decade i, level 8 from `one` on (code top); the
+    // constants of levels 0 and 8 are 0, 0, 0 and 0, -top, top. a in [2^e, 2^(e+1)), e = i - 31
+    // (i = 0 also for anything smaller), is on level binade_level[i], or one more from
+    // binade_above[i] on (the thresholds are at least 2x apart, so a binade holds at most one).
+    static constexpr int kLevels = kDecades + 2;
+    float level_scale[kLevels], level_offset[kLevels];
+    std::int32_t level_end[kLevels];
+    std::int32_t binade_level[32];
     float binade_above[32];
 };
 
@@ -60,13 +65,22 @@ inline QuantMap make_quant_map(bool is_signed) {
         q.above[i] = static_cast<float>(0.5 * (double(q.value[q.base[i] - 1]) + double(q.value[q.base[i]])));
     q.above[0] = 0.0f;
     q.one = static_cast<float>(0.5 * (double(q.value[q.top - 1]) + 1.0));
+    float level_from[QuantMap::kLevels] = {0.0f, q.zero};  // where each level starts
+    for (int i = 0; i < kDecades; ++i) {
+        level_from[i + 2] = i + 2 < QuantMap::kLevels - 1 ? q.above[i + 1] : q.one;
+        q.level_scale[i + 1] = q.scale[i];
+        q.level_offset[i + 1] = q.offset[i];
+        q.level_end[i + 1] = q.end[i];
+    }
+    q.level_offset[QuantMap::kLevels - 1] = -static_cast<float>(q.top);
+    q.level_end[QuantMap::kLevels - 1] = q.top;
     for (int i = 0; i < 32; ++i) {
         const float low = __builtin_ldexpf(1.0f, i - 31);
-        q.binade_decade[i] = 0;
+        q.binade_level[i] = 0;
         q.binade_above[i] = __builtin_inff();
-        for (int k = 1; k < kDecades; ++k) {
-            if (q.above[k] <= low) q.binade_decade[i] = k;
-            else if (q.binade_above[i] == __builtin_inff()) q.binade_above[i] = q.above[k];
+        for (int k = 1; k < QuantMap::kLevels; ++k) {
+            if (level_from[k] <= low) q.binade_level[i] = k;
+            else if (q.binade_above[i] == __builtin_inff()) q.binade_above[i] = level_from[k];
         }
     }
     return q;
@@ -112,31 +126,29 @@ void quantize_codes(const float* __restrict x, std::uint8_t* __restrict out, std
 }
 
 #if defined(__AVX512F__)
-// The same codes, 16 at a time: the decade from the binary exponent and one comparison, the
-// decade's constants by permutes from registers (the compiler's version of the comparison chain
-// spills them), the same float32 operations in the same order, so the same bits.
+// The same codes, 16 at a time, for a finite scale (so a <= 1 + 2 ulp): the level from the
+// binary exponent and one comparison, its constants by permutes from registers (the compiler's
+// version of the comparison chain spills them), then one formula for every level; the same
+// float32 operations, so the same bits (checked against quantize_codes for every float32 a).
 // The code book's constants in registers, loaded once per span.
 struct QuantRegs {
-    __m512 scale_t, offset_t, thr_lo, thr_hi, zero_thr, one_thr;
-    __m512i end_t, dec_lo, dec_hi, top;
+    __m512 scale_t, offset_t, thr_lo, thr_hi;
+    __m512i end_t, level_lo, level_hi;
     explicit QuantRegs(const QuantMap& q) {
         alignas(64) float scale[16] = {}, offset[16] = {};
         alignas(64) std::int32_t end[16] = {};
-        for (int k = 0; k < kDecades; ++k) {
-            scale[k] = q.scale[k];
-            offset[k] = q.offset[k];
-            end[k] = q.end[k];
+        for (int k = 0; k < QuantMap::kLevels; ++k) {
+            scale[k] = q.level_scale[k];
+            offset[k] = q.level_offset[k];
+            end[k] = q.level_end[k];
         }
         scale_t = _mm512_load_ps(scale);
         offset_t = _mm512_load_ps(offset);
         end_t = _mm512_load_si512(end);
-        dec_lo = _mm512_loadu_si512(q.binade_decade);
-        dec_hi = _mm512_loadu_si512(q.binade_decade + 16);
+        level_lo = _mm512_loadu_si512(q.binade_level);
+        level_hi = _mm512_loadu_si512(q.binade_level + 16);
         thr_lo = _mm512_loadu_ps(q.binade_above);
         thr_hi = _mm512_loadu_ps(q.binade_above + 16);
-        zero_thr = _mm512_set1_ps(q.zero);
-        one_thr = _mm512_set1_ps(q.one);
-        top = _mm512_set1_epi32(q.top);
     }
 };
 
@@ -144,27 +156,23 @@ template <bool Signed>
 inline void quantize_avx512(const float* __restrict x, std::uint8_t* __restrict out, std::size_t n, float inv,
                             const QuantRegs& r) {
     const __m512 scale_t = r.scale_t, offset_t = r.offset_t, thr_lo = r.thr_lo, thr_hi = r.thr_hi;
-    const __m512 zero_thr = r.zero_thr, one_thr = r.one_thr;
-    const __m512i end_t = r.end_t, dec_lo = r.dec_lo, dec_hi = r.dec_hi, top = r.top;
+    const __m512i end_t = r.end_t, level_lo = r.level_lo, level_hi = r.level_hi;
     const __m512 invv = _mm512_set1_ps(inv), zero = _mm512_setzero_ps();
-    const __m512i bias = _mm512_set1_epi32(127 - 31), ones = _mm512_set1_epi32(1);
-    const __m512i sign = _mm512_set1_epi32(128), zero_i = _mm512_setzero_si512();
+    // (the permutes read the low 5 bits of the biased exponent, clamped below at 96: 2^-31)
+    const __m512i binade0 = _mm512_set1_epi32(96 << 23), ones = _mm512_set1_epi32(1), sign = _mm512_set1_epi32(128);
     for (std::size_t i = 0; i < n; i += 16) {
         const __mmask16 m = n - i >= 16 ? __mmask16(0xffff) : __mmask16((1u << (n - i)) - 1u);
         const __m512 xv = _mm512_maskz_loadu_ps(m, x + i);
-        __m512 a = _mm512_mul_ps(_mm512_abs_ps(xv), invv);
-        a = _mm512_mask_mov_ps(a, _mm512_cmp_ps_mask(a, a, _CMP_UNORD_Q), zero);
-        const __m512i idx = _mm512_max_epi32(_mm512_sub_epi32(_mm512_srli_epi32(_mm512_castps_si512(a), 23), bias), zero_i);
-        __m512i dec = _mm512_permutex2var_epi32(dec_lo, idx, dec_hi);
+        const __m512 a = _mm512_mul_ps(_mm512_abs_ps(xv), invv);
+        const __m512i idx = _mm512_srli_epi32(_mm512_max_epu32(_mm512_castps_si512(a), binade0), 23);
+        __m512i level = _mm512_permutex2var_epi32(level_lo, idx, level_hi);
         const __m512 thr = _mm512_permutex2var_ps(thr_lo, idx, thr_hi);
-        dec = _mm512_mask_add_epi32(dec, _mm512_cmp_ps_mask(a, thr, _CMP_GE_OQ), dec, ones);
-        const __m512 t = _mm512_sub_ps(_mm512_mul_ps(a, _mm512_permutexvar_ps(dec, scale_t)),
-                                       _mm512_permutexvar_ps(dec, offset_t));
-        __m512i code = _mm512_min_epi32(_mm512_cvttps_epi32(t), _mm512_permutexvar_epi32(dec, end_t));
-        code = _mm512_mask_mov_epi32(code, _mm512_cmp_ps_mask(a, zero_thr, _CMP_LT_OQ), zero_i);
-        code = _mm512_mask_mov_epi32(code, _mm512_cmp_ps_mask(a, one_thr, _CMP_GE_OQ), top);
+        level = _mm512_mask_add_epi32(level, _mm512_cmp_ps_mask(a, thr, _CMP_GE_OQ), level, ones);
+        const __m512 t = _mm512_sub_ps(_mm512_mul_ps(a, _mm512_permutexvar_ps(level, scale_t)),
+                                       _mm512_permutexvar_ps(level, offset_t));
+        __m512i code = _mm512_min_epi32(_mm512_cvttps_epi32(t), _mm512_permutexvar_epi32(level, end_t));
         if (Signed) {
-            const __mmask16 neg = _mm512_cmp_ps_mask(xv, zero, _CMP_LT_OQ) & _mm512_test_epi32_mask(code, code);
+            const __mmask16 neg = _mm512_mask_cmp_ps_mask(_mm512_test_epi32_mask(code, code), xv, zero, _CMP_LT_OQ);
             code = _mm512_mask_or_epi32(code, neg, code, sign);
         }
         // (narrowed in a register: the masked narrowing store is microcoded on AMD Zen 4)
@@ -199,7 +207,10 @@ void quantize_span(const float* __restrict x, std::uint8_t* __restrict out, floa
         const float absmax = bits > 0x7f800000u ? __builtin_nanf("") : __builtin_bit_cast(float, bits);
         const float inv = absmax > 0.0f && absmax <= __FLT_MAX__ ? 1.0f / absmax : 0.0f;
 #if defined(__AVX512F__)
-        quantize_avx512<Signed>(x + b, out + b, m, inv, regs);
+        if (inv > 0.0f && inv <= __FLT_MAX__)  // (else all codes are 0, or absmax is below 2^-128)
+            quantize_avx512<Signed>(x + b, out + b, m, inv, regs);
+        else
+            quantize_codes<Signed>(x + b, out + b, m, inv, q);
 #else
         quantize_codes<Signed>(x + b, out + b, m, inv, q);
 #endif
@@ -207,31 +218,50 @@ void quantize_span(const float* __restrict x, std::uint8_t* __restrict out, floa
     }
 }
 
-// codes[0, n) (blocks of kQuantBlock from their start, with their scales) -> float32 values.
-inline void dequantize_span(const std::uint8_t* __restrict codes, float* __restrict out, std::size_t n,
-                            const float* __restrict scales, const float* __restrict value) {
 #if defined(__AVX512F__)
-    // The 256 values in 16 registers, looked up 32 at a time by permutes and chosen by the
-    // code's top 3 bits (the compiler emulates a gather with 16 scalar loads instead).
-    __m512 t[16];
-    for (int k = 0; k < 16; ++k) t[k] = _mm512_loadu_ps(value + 16 * k);
-    const __m512i b5 = _mm512_set1_epi32(32), b6 = _mm512_set1_epi32(64), b7 = _mm512_set1_epi32(128);
-    for (std::size_t i = 0; i < n; i += 16) {
-        const __mmask16 m = n - i >= 16 ? __mmask16(0xffff) : __mmask16((1u << (n - i)) - 1u);
+// 16 codes -> their values times `scale`: the values in registers, looked up 32 at a time by
+// permutes and chosen by the code's bits 5 and 6 (and 7); signed codes look up their
+// magnitude and flip its sign (value[128 + c] = -value[c], but value[128] = +0), so half the
+// permutes (the compiler emulates a gather with 16 scalar loads instead).
+template <bool Signed>
+inline __m512 dequantize16(__m512i c, __m512 scale, const __m512* t) {
+    __m512 r[Signed ? 4 : 8];
+    for (int k = 0; k < (Signed ? 4 : 8); ++k) r[k] = _mm512_permutex2var_ps(t[2 * k], c, t[2 * k + 1]);
+    const __mmask16 m5 = _mm512_test_epi32_mask(c, _mm512_set1_epi32(32));
+    const __mmask16 m6 = _mm512_test_epi32_mask(c, _mm512_set1_epi32(64));
+    const __mmask16 m7 = _mm512_test_epi32_mask(c, _mm512_set1_epi32(128));
+    __m512 v = _mm512_mask_blend_ps(m6, _mm512_mask_blend_ps(m5, r[0], r[1]), _mm512_mask_blend_ps(m5, r[2], r[3]));
+    if (Signed) {
+        const __mmask16 neg = _mm512_mask_test_epi32_mask(m7, c, _mm512_set1_epi32(127));
+        return _mm512_mul_ps(_mm512_mask_xor_ps(v, neg, v, _mm512_set1_ps(-0.0f)), scale);
+    }
+    const __m512 hi = _mm512_mask_blend_ps(m6, _mm512_mask_blend_ps(m5, r[4], r[5]), _mm512_mask_blend_ps(m5, r[6], r[7]));
+    return _mm512_mul_ps(_mm512_mask_blend_ps(m7, v, hi), scale);
+}
+#endif
+
+// codes[0, n) (blocks of kQuantBlock from their start, with their scales) -> float32 values.
+template <bool Signed>
+void dequantize_span(const std::uint8_t* __restrict codes, float* __restrict out, std::size_t n,
+                     const float* __restrict scales, const QuantMap& q) {
+#if defined(__AVX512F__)
+    __m512 t[Signed ? 8 : 16];
+    for (int k = 0; k < (Signed ? 8 : 16); ++k) t[k] = _mm512_loadu_ps(q.value + 16 * k);
+    std::size_t i = 0;
+    for (; i + 16 <= n; i += 16) {  // (a masked store only for the tail: slow on AMD Zen 4)
+        const __m512i c = _mm512_cvtepu8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(codes + i)));
+        _mm512_storeu_ps(out + i, dequantize16<Signed>(c, _mm512_set1_ps(scales[i / kQuantBlock]), t));
+    }
+    if (i < n) {
+        const __mmask16 m = __mmask16((1u << (n - i)) - 1u);
         const __m512i c = _mm512_cvtepu8_epi32(_mm_maskz_loadu_epi8(m, codes + i));
-        const __mmask16 m5 = _mm512_test_epi32_mask(c, b5), m6 = _mm512_test_epi32_mask(c, b6),
-                        m7 = _mm512_test_epi32_mask(c, b7);
-        __m512 r[8];
-        for (int k = 0; k < 8; ++k) r[k] = _mm512_permutex2var_ps(t[2 * k], c, t[2 * k + 1]);
-        const __m512 lo = _mm512_mask_blend_ps(m6, _mm512_mask_blend_ps(m5, r[0], r[1]), _mm512_mask_blend_ps(m5, r[2], r[3]));
-        const __m512 hi = _mm512_mask_blend_ps(m6, _mm512_mask_blend_ps(m5, r[4], r[5]), _mm512_mask_blend_ps(m5, r[6], r[7]));
-        _mm512_mask_storeu_ps(out + i, m, _mm512_mul_ps(_mm512_mask_blend_ps(m7, lo, hi), _mm512_set1_ps(scales[i / kQuantBlock])));
+        _mm512_mask_storeu_ps(out + i, m, dequantize16<Signed>(c, _mm512_set1_ps(scales[i / kQuantBlock]), t));
     }
 #else
     for (std::size_t b = 0; b < n; b += kQuantBlock) {
         const std::size_t m = n - b < kQuantBlock ? n - b : kQuantBlock;
         const float scale = scales[b / kQuantBlock];
-        for (std::size_t i = b; i < b + m; ++i) out[i] = value[codes[i]] * scale;
+        for (std::size_t i = b; i < b + m; ++i) out[i] = q.value[codes[i]] * scale;
     }
 #endif
 }
