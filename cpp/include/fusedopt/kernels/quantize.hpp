@@ -152,35 +152,42 @@ struct QuantRegs {
     }
 };
 
+// The codes of 16 values x * inv, as 32-bit lanes.
+template <bool Signed>
+inline __m512i quantize16(__m512 x, __m512 inv, const QuantRegs& r) {
+    const __m512 a = _mm512_mul_ps(_mm512_abs_ps(x), inv);
+    // (the permutes read the low 5 bits of the biased exponent, clamped below at 96: 2^-31)
+    const __m512i idx = _mm512_srli_epi32(_mm512_max_epu32(_mm512_castps_si512(a), _mm512_set1_epi32(96 << 23)), 23);
+    __m512i level = _mm512_permutex2var_epi32(r.level_lo, idx, r.level_hi);
+    const __m512 thr = _mm512_permutex2var_ps(r.thr_lo, idx, r.thr_hi);
+    level = _mm512_mask_add_epi32(level, _mm512_cmp_ps_mask(a, thr, _CMP_GE_OQ), level, _mm512_set1_epi32(1));
+    const __m512 t = _mm512_sub_ps(_mm512_mul_ps(a, _mm512_permutexvar_ps(level, r.scale_t)),
+                                   _mm512_permutexvar_ps(level, r.offset_t));
+    const __m512i code = _mm512_min_epi32(_mm512_cvttps_epi32(t), _mm512_permutexvar_epi32(level, r.end_t));
+    if (!Signed) return code;
+    const __mmask16 neg = _mm512_mask_cmp_ps_mask(_mm512_test_epi32_mask(code, code), x, _mm512_setzero_ps(), _CMP_LT_OQ);
+    return _mm512_mask_or_epi32(code, neg, code, _mm512_set1_epi32(128));
+}
+
 template <bool Signed>
 inline void quantize_avx512(const float* __restrict x, std::uint8_t* __restrict out, std::size_t n, float inv,
                             const QuantRegs& r) {
-    const __m512 scale_t = r.scale_t, offset_t = r.offset_t, thr_lo = r.thr_lo, thr_hi = r.thr_hi;
-    const __m512i end_t = r.end_t, level_lo = r.level_lo, level_hi = r.level_hi;
-    const __m512 invv = _mm512_set1_ps(inv), zero = _mm512_setzero_ps();
-    // (the permutes read the low 5 bits of the biased exponent, clamped below at 96: 2^-31)
-    const __m512i binade0 = _mm512_set1_epi32(96 << 23), ones = _mm512_set1_epi32(1), sign = _mm512_set1_epi32(128);
-    for (std::size_t i = 0; i < n; i += 16) {
+    const __m512 invv = _mm512_set1_ps(inv);
+    // 64 codes narrowed by two saturating packs (no-ops: codes are < 256) and one permute: the
+    // packs interleave 4-byte groups of the four vectors, per 128-bit lane
+    const __m512i order = _mm512_set_epi32(15, 11, 7, 3, 14, 10, 6, 2, 13, 9, 5, 1, 12, 8, 4, 0);
+    std::size_t i = 0;
+    for (; i + 64 <= n; i += 64) {
+        const __m512i c0 = quantize16<Signed>(_mm512_loadu_ps(x + i), invv, r);
+        const __m512i c1 = quantize16<Signed>(_mm512_loadu_ps(x + i + 16), invv, r);
+        const __m512i c2 = quantize16<Signed>(_mm512_loadu_ps(x + i + 32), invv, r);
+        const __m512i c3 = quantize16<Signed>(_mm512_loadu_ps(x + i + 48), invv, r);
+        const __m512i bytes = _mm512_packus_epi16(_mm512_packus_epi32(c0, c1), _mm512_packus_epi32(c2, c3));
+        _mm512_storeu_si512(out + i, _mm512_permutexvar_epi32(order, bytes));
+    }
+    for (; i < n; i += 16) {  // (narrowed in a register: the masked narrowing store is microcoded on AMD Zen 4)
         const __mmask16 m = n - i >= 16 ? __mmask16(0xffff) : __mmask16((1u << (n - i)) - 1u);
-        const __m512 xv = _mm512_maskz_loadu_ps(m, x + i);
-        const __m512 a = _mm512_mul_ps(_mm512_abs_ps(xv), invv);
-        const __m512i idx = _mm512_srli_epi32(_mm512_max_epu32(_mm512_castps_si512(a), binade0), 23);
-        __m512i level = _mm512_permutex2var_epi32(level_lo, idx, level_hi);
-        const __m512 thr = _mm512_permutex2var_ps(thr_lo, idx, thr_hi);
-        level = _mm512_mask_add_epi32(level, _mm512_cmp_ps_mask(a, thr, _CMP_GE_OQ), level, ones);
-        const __m512 t = _mm512_sub_ps(_mm512_mul_ps(a, _mm512_permutexvar_ps(level, scale_t)),
-                                       _mm512_permutexvar_ps(level, offset_t));
-        __m512i code = _mm512_min_epi32(_mm512_cvttps_epi32(t), _mm512_permutexvar_epi32(level, end_t));
-        if (Signed) {
-            const __mmask16 neg = _mm512_mask_cmp_ps_mask(_mm512_test_epi32_mask(code, code), xv, zero, _CMP_LT_OQ);
-            code = _mm512_mask_or_epi32(code, neg, code, sign);
-        }
-        // (narrowed in a register: the masked narrowing store is microcoded on AMD Zen 4)
-        const __m128i bytes = _mm512_cvtepi32_epi8(code);
-        if (m == 0xffff)
-            _mm_storeu_si128(reinterpret_cast<__m128i*>(out + i), bytes);
-        else
-            _mm_mask_storeu_epi8(out + i, m, bytes);
+        _mm_mask_storeu_epi8(out + i, m, _mm512_cvtepi32_epi8(quantize16<Signed>(_mm512_maskz_loadu_ps(m, x + i), invv, r)));
     }
 }
 #endif
