@@ -127,9 +127,9 @@ inline void narrow_stochastic(DType t, const float* __restrict in, std::uint16_t
 inline std::uint32_t state_bits(std::uint32_t key, std::uint32_t i) { return mix32(key + 0x9e3779b9u * i); }
 
 #if defined(__AVX512F__)
-// The same bits 32 at a time (GCC's vectorization of the loop below is twice as slow): mix32
-// of 16 lanes, and f32_to_bf16_stochastic's sum taken in 32 bits, whose top halves two
-// vectors' worth of bfloat16 are (one word permute instead of shifts and narrowing).
+// The same bits 32 at a time (GCC's vectorization of the loop below is 2.5x slower): mix32 of
+// 16 lanes, and f32_to_bf16_stochastic's sum kept in 32 bits: the bfloat16 are its top halves,
+// taken from two vectors by one word permute (no shifts or narrowing).
 inline __m512i mix32_avx512(__m512i x) {
     x = _mm512_xor_si512(x, _mm512_srli_epi32(x, 16));
     x = _mm512_mullo_epi32(x, _mm512_set1_epi32(0x7feb352d));
