@@ -7,7 +7,10 @@
 
 // (kernels_target.cpp includes <immintrin.h> for the F16C intrinsics, outside the namespaces.)
 
-constexpr std::size_t kLowBlock = 1024;  // 4 KiB of float32 per scratch array
+// 2 KiB of float32 per scratch array. Smaller blocks interleave the operands' memory streams
+// more finely: Adam on 32M parameters, 2 threads, bfloat16 state 0.37 -> 0.29 ns/element,
+// int8 0.50 -> 0.46 against 1024 (in cache, each block's calls cost 0.02 ns/element more).
+constexpr std::size_t kLowBlock = 512;
 
 inline std::uint32_t f32_bits(float x) { return __builtin_bit_cast(std::uint32_t, x); }
 inline float f32_from(std::uint32_t u) { return __builtin_bit_cast(float, u); }
