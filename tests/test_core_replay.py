@@ -124,3 +124,22 @@ def test_bad_gradient_in_steady_state_changes_nothing() -> None:
     opt.step(_grads(3, np.float32))
     twin.step(_grads(3, np.float32))
     _same(opt, twin, "after the refused steps")
+
+
+def test_row_sparse_steps_are_never_replayed_as_dense() -> None:
+    """A step whose gradients were row-sparse (here one row each: as many segments as
+    parameters) is not a plan a dense step may reuse: its segments cover the touched rows only."""
+    rng = np.random.default_rng(5)
+    params = [rng.uniform(0.5, 2.0, (6, 4)).astype(np.float32) for _ in range(2)]
+    opt = fusedopt.Adam(params, lr=1e-2)
+    fresh = copy.deepcopy(opt)
+    for k in range(6):
+        if k < 3:
+            grads: list = [fusedopt.RowSparse(np.array([k % 6]), rng.standard_normal((1, 4)).astype(np.float32))
+                           for _ in range(2)]
+        else:
+            grads = [rng.standard_normal((6, 4)).astype(np.float32) for _ in range(2)]
+        fresh = copy.deepcopy(fresh)
+        opt.step(grads)
+        fresh.step(grads)
+        _same(opt, fresh, f"step {k}")

@@ -999,6 +999,7 @@ void Engine::build_plan(std::vector<double>& values, PyObject* const* g, Built& 
     coalescer_.clear();
     std::vector<RowCoalescer::Row> rows;  // distinct rows of the row-sparse gradients, in order
     std::vector<std::size_t> summed;      // plan segments whose gradient row is a sum in scratch
+    bool any_sparse = false;              // (its segments are rows: never replayed as dense)
     StateArena arena;  // the zeroed state the loop below creates, reserved in its order
     for (std::size_t i = 0; i < params_.size(); ++i) {
         if (g[i] == Py_None) continue;
@@ -1021,6 +1022,7 @@ void Engine::build_plan(std::vector<double>& values, PyObject* const* g, Built& 
         const double* v = &values[p.group * kMaxHyperValues];
         auto who = [&] { return describe("grads", p.key); };
         const bool sparse = is_row_sparse(g[i]);
+        any_sparse = any_sparse || sparse;
         CheckedArray ga;
         CheckedSparse sg;
         bool copied = false;
@@ -1144,7 +1146,7 @@ void Engine::build_plan(std::vector<double>& values, PyObject* const* g, Built& 
     for (std::size_t s : summed)
         plan_.segments[s].data[1] =
             static_cast<unsigned char*>(built.scratch) + reinterpret_cast<std::uintptr_t>(plan_.segments[s].data[1]);
-    replay_.valid = built.created.empty() && built.grad_copies.empty() && summed.empty() &&
+    replay_.valid = built.created.empty() && built.grad_copies.empty() && !any_sparse &&
                     plan_.segments.size() == params_.size() && stepped_.size() == params_.size();
     replay_.unit_param.assign(plan_.units.size(), 0);
     replay_.used.assign(plan_.units.size(), 0);
