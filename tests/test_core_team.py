@@ -150,6 +150,14 @@ def test_team_choice_keeps_a_faster_team() -> None:
     assert share > 0.95 and cost < 1.05
 
 
+def test_team_choice_is_not_misled_by_the_first_team_steps() -> None:
+    """The first 20 ms of team steps pay for starting the helpers (here 500 us a step instead of
+    150): they must not hand the next 400 ms to one thread (300 us)."""
+    costs = [(300_000, 500_000)] * 40 + [(300_000, 150_000)] * 4_000
+    used = _core._simulate_team_choice(costs)
+    assert sum(used[:2_000]) > 1_800, "one thread chosen from the helpers' start-up"
+
+
 def test_team_choice_leaves_a_team_that_stalls() -> None:
     """A helper that a busy neighbour keeps off the CPU: each team step waits a 10 ms slice."""
     share, cost = _share_and_cost([(300_000, 10_000_000)] * 20_000)

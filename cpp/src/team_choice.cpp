@@ -68,6 +68,11 @@ void TeamChoice::record(bool team, std::int64_t ns) {
     const double recent = recent_ns_ / recent_steps_;
     const bool losing = other > 0.0 && (explore_ ? mean > kExploreLosesByFar * other : recent > kExploitLoses * other);
     if (!done && !losing) return;
+    if (!warm_) {  // the first epoch pays for starting the helpers: measure the team again
+        warm_ = true;
+        start_epoch(mode_, true, kExploreNs);
+        return;
+    }
     mean_[mode_] = losing && !explore_ ? recent : mean;  // what it costs now, not the epoch's past
     if (other == 0.0) {  // the other mode was never measured: measure it now
         start_epoch(!mode_, true, kExploreNs);
