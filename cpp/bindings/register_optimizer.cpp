@@ -558,6 +558,7 @@ private:
     void build_plan(std::vector<double>& values, PyObject* const* g, Built& built);
     bool replay_plan(std::vector<double>& values, PyObject* const* g);
     Counters counters_of(const Param& p) const;
+    unsigned slots_of(const StepUnit& unit, const std::vector<double>& values) const;
     std::uint32_t key_of(const Storage& st, std::size_t i) const;
     void set_unit_step(StepUnit& unit, const double* v, const Counters& c) const;
 
@@ -1149,13 +1150,14 @@ void Engine::build_plan(std::vector<double>& values, PyObject* const* g, Built& 
     replay_.valid = built.created.empty() && built.grad_copies.empty() && !any_sparse &&
                     plan_.segments.size() == params_.size() && stepped_.size() == params_.size();
     replay_.unit_param.assign(plan_.units.size(), 0);
-    replay_.used.assign(plan_.units.size(), 0);
-    for (std::size_t s = stepped_.size(); s-- > 0;) {  // each unit's first parameter
-        const std::size_t i = stepped_[s].param;
-        replay_.unit_param[stepped_[s].unit] = i;
-        replay_.used[stepped_[s].unit] =
-            layout_.used(r.slots_used(&values[params_[i].group * kMaxHyperValues]), params_[i].checked.dtype);
-    }
+    for (std::size_t s = stepped_.size(); s-- > 0;) replay_.unit_param[stepped_[s].unit] = stepped_[s].param;  // (first)
+    replay_.used.clear();
+    for (const StepUnit& unit : plan_.units) replay_.used.push_back(slots_of(unit, values));
+}
+
+// The slots a unit's group's hyperparameters use for its dtype.
+unsigned Engine::slots_of(const StepUnit& unit, const std::vector<double>& values) const {
+    return layout_.used(rule_at(rule_).slots_used(&values[std::size_t(unit.group) * kMaxHyperValues]), unit.dtype);
 }
 
 // A parameter's counters for this step (fresh ones where it has no state yet).
@@ -1186,9 +1188,7 @@ bool Engine::replay_plan(std::vector<double>& values, PyObject* const* g) {
     const RuleInfo& r = rule_at(rule_);
     std::vector<StepUnit>& units = plan_.units;
     for (std::size_t u = 0; u < units.size(); ++u)
-        if (layout_.used(r.slots_used(&values[std::size_t(units[u].group) * kMaxHyperValues]), units[u].dtype) !=
-            replay_.used[u])
-            return false;
+        if (slots_of(units[u], values) != replay_.used[u]) return false;
     const std::size_t n = params_.size();
     auto& api = py::detail::npy_api::get();
     for (std::size_t i = 0; i < n; ++i) {
