@@ -22,11 +22,11 @@ namespace {
 
 #include "fusedopt/kernels/element_math.hpp"
 #include "fusedopt/kernels/parallel.hpp"
+#include "fusedopt/kernels/lane_sum.hpp"
 #include "fusedopt/kernels/reduce.hpp"
 #include "fusedopt/kernels/adam_common.hpp"
 #include "fusedopt/kernels/quantize.hpp"
 #include "fusedopt/kernels/low_precision.hpp"
-#include "fusedopt/kernels/lane_sum.hpp"
 #include "fusedopt/kernels/blend.hpp"
 #include "fusedopt/kernels/schedule_free.hpp"
 #include "fusedopt/rules/rule_base.hpp"

@@ -467,12 +467,8 @@ def _row_chunk_rows(rows: int, cols: int) -> int:
 
 
 def _lane_sum(terms: np.ndarray) -> float:
-    """float64 terms (1-D) summed in 8 lanes, lanes combined ((0+1)+(2+3))+((4+5)+(6+7))."""
-    pad = (-terms.size) % 8
-    x = np.concatenate([terms, np.zeros(pad)]) if pad else terms
-    lanes = np.cumsum(x.reshape(-1, 8), axis=0)[-1] if x.size else np.zeros(8)
-    a = [float(v) for v in lanes]
-    return ((a[0] + a[1]) + (a[2] + a[3])) + ((a[4] + a[5]) + (a[6] + a[7]))
+    """float64 terms (1-D) summed as one run of _row_sums."""
+    return float(_row_sums(terms.reshape(1, -1))[0])
 
 
 def _sum_squares(x: np.ndarray) -> float:
@@ -633,15 +629,22 @@ def lars(
 
 
 
+# Native sums of squares (kernels/lane_sum.hpp, Lanes): element i of a run to lane i % 32.
+_LANES = 32
+
+
 def _row_sums(x: np.ndarray) -> np.ndarray:
-    """Each row's (last axis) float64 terms summed in 8 lanes, as _lane_sum does for one run."""
-    pad = (-x.shape[-1]) % 8
-    if pad:
+    """Each row's (last axis) float64 terms summed as Lanes does: each of 32 lanes in order,
+    the lanes' four vectors of 8 added as (0 + 1) + (2 + 3), then ((0+1)+(2+3))+((4+5)+(6+7))."""
+    pad = (-x.shape[-1]) % _LANES
+    if pad:  # (adding +0 changes no lane: each is a sum of non-negative terms)
         x = np.concatenate([x, np.zeros(x.shape[:-1] + (pad,))], axis=-1)
-    lanes = np.cumsum(x.reshape(x.shape[:-1] + (-1, 8)), axis=-2)[..., -1, :]
     if x.shape[-1] == 0:
-        lanes = np.zeros(x.shape[:-1] + (8,))
-    a = [lanes[..., j] for j in range(8)]
+        lanes = np.zeros(x.shape[:-1] + (_LANES,))
+    else:
+        lanes = np.cumsum(x.reshape(x.shape[:-1] + (-1, _LANES)), axis=-2)[..., -1, :]
+    v = (lanes[..., 0:8] + lanes[..., 8:16]) + (lanes[..., 16:24] + lanes[..., 24:32])
+    a = [v[..., j] for j in range(8)]
     out: np.ndarray = ((a[0] + a[1]) + (a[2] + a[3])) + ((a[4] + a[5]) + (a[6] + a[7]))
     return out
 

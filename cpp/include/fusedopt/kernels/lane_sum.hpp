@@ -1,30 +1,77 @@
-// Float64 sums in one fixed order that vectorizes without reassociation (so no -ffast-math and
-// the same bits on every SIMD target): element i of a run goes to lane i % 8, each lane a plain
-// sequential sum, and the lanes combine as ((0+1)+(2+3))+((4+5)+(6+7)). A run fed in pieces
-// keeps every piece but the last a multiple of 8 long. reference.py's _lane_sum computes the
-// same bits. Included inside a per-target anonymous namespace.
-
+// Float64 sums of squares in one fixed order that vectorizes without reassociation (so no
+// -ffast-math, and the same bits on every SIMD target): element k of each piece added goes to
+// lane k % 32, each lane a plain sequential sum, and total() adds the four vectors of 8 lanes as
+// (0 + 1) + (2 + 3), then their 8 lanes as ((0+1)+(2+3))+((4+5)+(6+7)). A run fed in pieces keeps
+// every piece but the last a multiple of 32 long, so element i of the run goes to lane i % 32;
+// reference.py's _row_sums computes the same bits. Four vectors, not one: a single accumulator
+// waits on the add latency each 8 elements (LARS' two norms took most of its step). The lanes are
+// added up once per run: a horizontal sum per piece cost as much as a 1K piece (a gradient norm
+// over 1000 x 1K took 2x the time of one 1M array). Included inside a per-target namespace.
 struct Lanes {
-    double acc[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+    typedef double F64x8 __attribute__((vector_size(64)));
+    typedef float F32x8 __attribute__((vector_size(32)));
+    F64x8 acc0{}, acc1{}, acc2{}, acc3{};
 
-    // Adds x[i]^2 (in float64) for i < n.
+    // (Out by reference: a vector returned by value warns of an ABI change on the baseline target.)
+    template <class T>
+    static void load8(const T* __restrict x, F64x8& y) {
+        for (int j = 0; j < 8; ++j) y[j] = static_cast<double>(x[j]);
+    }
+    static void load8(const float* __restrict x, F64x8& y) {
+#if defined(__AVX512F__)  // (GCC 12 splits __builtin_convertvector into halves and inserts)
+        y = reinterpret_cast<F64x8>(_mm512_cvtps_pd(_mm256_loadu_ps(x)));
+#else
+        F32x8 f;
+        __builtin_memcpy(&f, x, sizeof f);
+        y = __builtin_convertvector(f, F64x8);
+#endif
+    }
+    static void load8(const double* __restrict x, F64x8& y) { __builtin_memcpy(&y, x, sizeof y); }
+
+    // Adds x[k]^2 (in float64) for k < n.
     template <class T>
     void add_squares(const T* __restrict x, std::size_t n) {
-        double a[8];
-        for (int j = 0; j < 8; ++j) a[j] = acc[j];
+        F64x8 s0 = acc0, s1 = acc1, s2 = acc2, s3 = acc3, y0, y1, y2, y3;
         std::size_t i = 0;
-        for (; i + 8 <= n; i += 8)
-            for (int j = 0; j < 8; ++j) {
-                const double y = static_cast<double>(x[i + j]);
-                a[j] += y * y;
-            }
-        for (int j = 0; i + static_cast<std::size_t>(j) < n; ++j) {
-            const double y = static_cast<double>(x[i + static_cast<std::size_t>(j)]);
-            a[j] += y * y;
+        for (; i + 32 <= n; i += 32) {
+            load8(x + i, y0);
+            load8(x + i + 8, y1);
+            load8(x + i + 16, y2);
+            load8(x + i + 24, y3);
+            s0 += y0 * y0;
+            s1 += y1 * y1;
+            s2 += y2 * y2;
+            s3 += y3 * y3;
         }
-        for (int j = 0; j < 8; ++j) acc[j] = a[j];
+        // The last r < 32: whole eights to their vectors, then the rest zero-padded (adding +0
+        // changes no lane: each is a sum of squares, never -0).
+        const std::size_t r = n - i;
+        if (r >= 8) load8(x + i, y0), s0 += y0 * y0;
+        if (r >= 16) load8(x + i + 8, y1), s1 += y1 * y1;
+        if (r >= 24) load8(x + i + 16, y2), s2 += y2 * y2;
+        if (r % 8 != 0) {
+            double b[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+            const T* __restrict t = x + i + (r - r % 8);
+            for (std::size_t k = 0; k < r % 8; ++k) b[k] = static_cast<double>(t[k]);
+            __builtin_memcpy(&y3, b, sizeof y3);
+            y3 *= y3;
+            switch (r / 8) {
+                case 0: s0 += y3; break;
+                case 1: s1 += y3; break;
+                case 2: s2 += y3; break;
+                default: s3 += y3; break;
+            }
+        }
+        acc0 = s0;
+        acc1 = s1;
+        acc2 = s2;
+        acc3 = s3;
     }
-    double total() const { return ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7])); }
+
+    double total() const {
+        const F64x8 v = (acc0 + acc1) + (acc2 + acc3);
+        return ((v[0] + v[1]) + (v[2] + v[3])) + ((v[4] + v[5]) + (v[6] + v[7]));
+    }
 };
 
 // Squares summed over values a loop computes: f(i, out, n) fills out[0, n) with the values of

@@ -1,8 +1,8 @@
 // Gradient norms and the non-finite check: one read pass, float64 accumulation.
 // The element range is cut into a fixed grid of chunks (its size depends on the total only);
-// each chunk is one `omp simd` reduction and the chunks are summed in order, so the result has
-// the same bits at any thread count (a SIMD target's lane order is its own, so targets may
-// differ in the last bit). Included inside a per-target anonymous namespace.
+// each chunk is reduced alone (Lanes for the sum of squares, `omp simd` reductions
+// otherwise) and the chunks are summed in order, so the result has the same bits at any thread
+// count (a SIMD target's lane order is its own, so targets may differ in the last bit). Included inside a per-target anonymous namespace.
 
 template <NormKind K>
 inline double norm_term(double y, double p) {
@@ -13,30 +13,6 @@ inline double norm_term(double y, double p) {
 
 template <class T, NormKind K>
 inline void norm_piece(const T* __restrict x, std::size_t n, double p, NormScale scale, NormPartials& a) {
-    if (K == NormKind::l2_sum) {
-        // No max, min or scaling; and four accumulators over the piece's four quarters, since a
-        // single one waits on the add latency each vector (measured: 0.1 ns/element at 256K).
-        const std::size_t q = n / 4;
-        const T* __restrict x1 = x + q;
-        const T* __restrict x2 = x + 2 * q;
-        const T* __restrict x3 = x + 3 * q;
-        double s0 = 0.0, s1 = 0.0, s2 = 0.0, s3 = 0.0;
-#pragma omp simd reduction(+ : s0, s1, s2, s3)
-        for (std::size_t i = 0; i < q; ++i) {
-            const double y0 = static_cast<double>(x[i]), y1 = static_cast<double>(x1[i]);
-            const double y2 = static_cast<double>(x2[i]), y3 = static_cast<double>(x3[i]);
-            s0 += y0 * y0;
-            s1 += y1 * y1;
-            s2 += y2 * y2;
-            s3 += y3 * y3;
-        }
-        for (std::size_t i = 4 * q; i < n; ++i) {
-            const double y = static_cast<double>(x[i]);
-            s0 += y * y;
-        }
-        a.sum += (s0 + s1) + (s2 + s3);
-        return;
-    }
     double sum = 0.0, hi = a.max_abs, lo = a.min_abs;
     const double s1 = scale.first, s2 = scale.second;
 #pragma omp simd reduction(+ : sum) reduction(max : hi) reduction(min : lo)
@@ -56,10 +32,19 @@ NormPartials norm_chunk(const SegmentList& l, int slot, std::size_t begin, std::
                         NormScale scale) {
     NormPartials r;
     r.min_abs = __builtin_inf();
-    auto body = [&](const Segment& seg, std::size_t lo, std::size_t hi) {
-        norm_piece<T, K>(operand<T>(seg, slot) + lo, hi - lo, p, scale, r);
-    };
-    walk(l, begin, end, body, slot);
+    if constexpr (K == NormKind::l2_sum) {  // no max, min or scaling: the sum of squares alone
+        Lanes squares;
+        auto add = [&](const Segment& seg, std::size_t lo, std::size_t hi) {
+            squares.add_squares(operand<T>(seg, slot) + lo, hi - lo);
+        };
+        walk(l, begin, end, add, slot);
+        r.sum = squares.total();
+    } else {
+        auto body = [&](const Segment& seg, std::size_t lo, std::size_t hi) {
+            norm_piece<T, K>(operand<T>(seg, slot) + lo, hi - lo, p, scale, r);
+        };
+        walk(l, begin, end, body, slot);
+    }
     return r;
 }
 
