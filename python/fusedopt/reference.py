@@ -450,8 +450,8 @@ def adamw_schedule_free(
 # ---------------------------------------------------------------------------------------------
 # Per-array reductions (LAMB, LARS, Adafactor), in the native passes' summation order: an array
 # is cut into chunks fixed by its shape (8192 elements, more when it would make over 256; whole
-# rows of each matrix when a pass needs rows), each chunk's float64 terms summed in 8 lanes
-# (element i to lane i % 8, each lane in order, lanes combined pairwise), chunks added in order.
+# rows of each matrix when a pass needs rows), each chunk's float64 terms summed in 32 lanes
+# (element i to lane i % 32, each lane in order, lanes combined pairwise), chunks added in order.
 # That order is part of the definition (it makes the sums independent of the thread count), so
 # the reference follows it to agree bit for bit; everything else here is computed independently.
 
