@@ -7,6 +7,7 @@ copy taken before every step (a copy builds its plan on its first step)."""
 from __future__ import annotations
 
 import copy
+import warnings
 from typing import Any, Callable
 
 import fusedopt
@@ -143,3 +144,57 @@ def test_row_sparse_steps_are_never_replayed_as_dense() -> None:
         opt.step(grads)
         fresh.step(grads)
         _same(opt, fresh, f"step {k}")
+
+
+def test_parameter_strides_changed_in_place_are_noticed() -> None:
+    """A parameter whose strides are set in place (its elements now in another order than its
+    state's) is checked again before the step: refused, nothing changed. (Before parameters were
+    stamped with their strides, the step went on pairing elements with the wrong state.)"""
+    params = [np.arange(16, dtype=np.float32).reshape(4, 4) + 1]
+    opt = fusedopt.Adam(params, lr=1e-2)
+    g = np.ones((4, 4), np.float32)
+    opt.step([g])
+    opt.step([g])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)  # (setting strides is deprecated)
+        try:
+            params[0].strides = (4, 16)  # the transpose, in the same buffer
+        except AttributeError:
+            pytest.skip("this NumPy no longer sets strides in place")
+    before = snapshot(opt)
+    with pytest.raises(ValueError, match=r"exp_avg for parameter 0: its memory layout \(strides\)"):
+        opt.step([g])
+    assert_unchanged(opt, before)
+
+
+def test_gradients_unlike_their_parameter_are_checked_in_full(tmp_path: Any) -> None:
+    """A steady step accepts a gradient at a glance when it is laid out exactly as its parameter
+    (type, dtype object, flags, shape, strides); anything else gets every check: read-only,
+    another dtype object of the same dtype, a numpy.memmap, a broadcast (read through a copy)
+    are accepted and computed as a fresh plan computes them; another byte order or dtype is
+    refused and changes nothing."""
+    params = [np.linspace(0.5, 2.0, 40, dtype=np.float32)]
+    opt = fusedopt.Adam(params, lr=1e-2)
+    base = np.linspace(-1.0, 1.0, 40, dtype=np.float32)
+    opt.step([base])
+    read_only = base.copy()
+    read_only.flags.writeable = False
+    mapped = np.memmap(tmp_path / "g.bin", dtype=np.float32, mode="w+", shape=(40,))
+    mapped[:] = base * 0.5
+    accepted = [
+        read_only,
+        base.astype(np.dtype(np.float32, metadata={"origin": "test"})),
+        mapped,
+        np.broadcast_to(np.float32(0.25), (40,)),
+        base * 2,
+    ]
+    for k, g in enumerate(accepted):
+        fresh = copy.deepcopy(opt)
+        opt.step([g])
+        fresh.step([np.array(g)])
+        _same(opt, fresh, f"gradient {k}")
+    before = snapshot(opt)
+    for g, exc in [(base.astype(base.dtype.newbyteorder(">")), ValueError), (base.astype(np.float64), TypeError)]:
+        with pytest.raises(exc, match="grads for parameter 0"):
+            opt.step([g])
+        assert_unchanged(opt, before)

@@ -135,6 +135,52 @@ CheckedArray check_array(py::handle h, bool written, Describe&& describe, bool l
     return c;
 }
 
+// What check_array's verdict on an array depends on, besides where its data is: its type, its
+// dtype (the descriptor object: immutable, and held here so that its address is not reused),
+// the flags the checks read, its shape and strides. An array with the stamp of one that passed
+// the same checks passes them again, with the same dtype, shape and layout, so a steady step
+// compares stamps (a few loads per array) instead of checking every parameter and gradient
+// again. Arrays of more than kDims dimensions get no stamp and are always checked.
+struct ArrayStamp {
+    static constexpr int kDims = 4;
+    static constexpr int kLayoutFlags = py::detail::npy_api::NPY_ARRAY_C_CONTIGUOUS_ |
+                                        py::detail::npy_api::NPY_ARRAY_F_CONTIGUOUS_ |
+                                        py::detail::npy_api::NPY_ARRAY_ALIGNED_;
+    static constexpr int kWriteable = py::detail::npy_api::NPY_ARRAY_WRITEABLE_;
+    PyTypeObject* type = nullptr;  // null: no stamp
+    py::object descr;
+    int flags = 0;  // (kLayoutFlags | kWriteable) bits
+    int nd = 0;
+    Py_ssize_t shape[kDims] = {}, strides[kDims] = {};
+
+    // The stamp of an array that passed check_array (none for more than kDims dimensions).
+    static ArrayStamp of(py::handle h) {
+        ArrayStamp s;
+        const auto* a = py::detail::array_proxy(h.ptr());
+        if (a->nd > kDims) return s;
+        s.type = Py_TYPE(h.ptr());
+        s.descr = py::reinterpret_borrow<py::object>(a->descr);
+        s.flags = a->flags & (kLayoutFlags | kWriteable);
+        s.nd = a->nd;
+        for (int i = 0; i < a->nd; ++i) {
+            s.shape[i] = a->dimensions[i];
+            s.strides[i] = a->strides[i];
+        }
+        return s;
+    }
+    bool valid() const { return type != nullptr; }
+    // Whether any object `x` is an array of this stamp; `flags` the bits that must agree (a
+    // gradient need not be writeable).
+    bool matches(PyObject* x, int flags_read = kLayoutFlags | kWriteable) const {
+        if (Py_TYPE(x) != type) return false;  // (an ndarray's type or a subclass': x is an ndarray)
+        const auto* a = py::detail::array_proxy(x);
+        if (a->descr != descr.ptr() || ((a->flags ^ flags) & flags_read) != 0 || a->nd != nd) return false;
+        for (int i = 0; i < nd; ++i)
+            if (a->dimensions[i] != shape[i] || a->strides[i] != strides[i]) return false;
+        return true;
+    }
+};
+
 inline bool same_shape(const CheckedArray& x, const CheckedArray& y) {
     if (x.ndim != y.ndim) return false;
     for (int i = 0; i < x.ndim; ++i)

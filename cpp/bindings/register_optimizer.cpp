@@ -381,21 +381,20 @@ std::int64_t whole_step(py::handle v, py::handle key, const char* arg) {
 
 // The fields every step reads come first, together: a step over many arrays finds each
 // parameter's evicted from the cache by the previous step's data.
-constexpr int kInlineDims = 4;
 struct Param {
     py::object array, state;       // state: the dict, or None before the first step
     CheckedArray checked;          // as validated (reallocation and reshapes are noticed)
-    Py_ssize_t dims[kInlineDims] = {};  // its shape as validated (more dimensions: `more_dims`)
+    ArrayStamp stamp;              // of the array as validated (up to 4 dimensions)
     Counters counters;
     std::size_t group = 0;
     const void* last_grad = nullptr;  // checked against the written buffers already
     py::object key;
-    std::vector<Py_ssize_t> more_dims;
+    std::vector<Py_ssize_t> more_dims;  // its shape as validated, when it has no stamp
     py::object slots[kMaxSlots];   // the state arrays as validated (null where absent)
     void* slot_data[kMaxSlots] = {};
     std::size_t slot_size[kMaxSlots] = {};  // their elements (SlotShape)
 
-    const Py_ssize_t* shape() const { return checked.ndim <= kInlineDims ? dims : more_dims.data(); }
+    const Py_ssize_t* shape() const { return stamp.valid() ? stamp.shape : more_dims.data(); }
 };
 
 // Asks for a parameter's fields that every step reads (they come first).
@@ -677,7 +676,11 @@ bool Engine::structure_current() const {
             prefetch_param(params_, at + kPrefetchAhead);
             if (j + kPrefetchAhead / 2 < n) prefetch_dims(PyList_GET_ITEM(plist, j + kPrefetchAhead / 2));
             if (a != p.array.ptr()) return false;
-            if (!same_checked(peek(a, true), p)) return false;  // resized, reshaped, made read-only
+            if (p.stamp.valid()) {  // reallocated, reshaped, its strides or flags changed
+                if (!p.stamp.matches(a) || py::detail::array_proxy(a)->data != p.checked.data) return false;
+            } else if (!same_checked(peek(a, true), p)) {
+                return false;
+            }
         }
     }
     return at == params_.size();
@@ -788,10 +791,8 @@ void Engine::rebuild_from(const py::list& groups_list, const py::dict& state, co
                 throw py::type_error(describe(nullptr, p.key) + ": dtype float64 with compressed state (state_dtype): "
                                      "it is for float32, bfloat16 and float16 parameters");
             check_matrix_layout(r, p.checked, [&] { return describe(nullptr, p.key); });
-            if (p.checked.ndim <= kInlineDims)
-                std::copy(p.checked.shape, p.checked.shape + p.checked.ndim, p.dims);
-            else
-                p.more_dims.assign(p.checked.shape, p.checked.shape + p.checked.ndim);
+            p.stamp = ArrayStamp::of(p.array);
+            if (!p.stamp.valid()) p.more_dims.assign(p.checked.shape, p.checked.shape + p.checked.ndim);
             PyObject* st = dict_get(state.ptr(), p.key.ptr());
             p.state = st ? py::reinterpret_borrow<py::object>(st) : py::object(py::none());
             if (st) {
@@ -968,11 +969,18 @@ py::list reference_units(const RuleInfo& r, int slot_count, const StepPlan& plan
 // the written arrays checked, unless it is at `checked` (an address already checked against them).
 CheckedArray Engine::dense_grad(std::size_t i, PyObject* g, const void* checked, bool& copy) const {
     const Param& p = params_[i];
-    auto who = [&] { return describe("grads", p.key); };
-    const CheckedArray ga = check_array(g, false, who, true, true, true);
-    check_like(ga, p.checked, p.checked.dtype, who);
-    const Py_ssize_t item = Py_ssize_t(dtype_size(ga.dtype));
-    copy = !ga.dense || !same_layout(ga, item, p.checked, item);
+    CheckedArray ga;
+    if (p.stamp.matches(g, ArrayStamp::kLayoutFlags)) {  // the parameter's dtype, shape and layout
+        ga = p.checked;
+        ga.data = py::detail::array_proxy(g)->data;
+        copy = false;
+    } else {
+        auto who = [&] { return describe("grads", p.key); };
+        ga = check_array(g, false, who, true, true, true);
+        check_like(ga, p.checked, p.checked.dtype, who);
+        const Py_ssize_t item = Py_ssize_t(dtype_size(ga.dtype));
+        copy = !ga.dense || !same_layout(ga, item, p.checked, item);
+    }
     if (!copy && ga.data != checked) {
         const Overlap o = overlap_with_written(written_, make_span(ga.data, ga.size, ga.dtype, false, i, 1));
         if (o.found) throw_overlap(names_of_rule_, params_, o);
@@ -1194,7 +1202,8 @@ bool Engine::replay_plan(std::vector<double>& values, PyObject* const* g) {
     for (std::size_t i = 0; i < n; ++i) {
         if (i + kPrefetchAhead < n) prefetch_object(g[i + kPrefetchAhead]);
         if (i + kPrefetchAhead / 2 < n) prefetch_dims(g[i + kPrefetchAhead / 2]);
-        if (!api.PyArray_Check_(g[i])) return false;  // None, row-sparse, or an error build_plan reports
+        if (Py_TYPE(g[i]) != params_[i].stamp.type && !api.PyArray_Check_(g[i]))
+            return false;  // None, row-sparse, or an error build_plan reports
         Segment& seg = plan_.segments[i];  // (parameter i's: every parameter has one)
         bool copy = false;
         const CheckedArray ga = dense_grad(i, g[i], seg.data[1], copy);
