@@ -47,8 +47,12 @@ def ulp16(x: np.ndarray, dtype: Any) -> np.ndarray:
     return np.spacing(x.astype(np.float32)).astype(np.float64) * 2.0**16  # 7 mantissa bits, not 23
 
 
+SIXTEEN_BIT = [n for n in OPTIMIZERS if _core.rule_info(OPTIMIZERS[n].rule)["sixteen_bit_params"]]
+REDUCING = [n for n in SIXTEEN_BIT if _core.rule_info(OPTIMIZERS[n].rule)["reduce_passes"]]
+
+
 @pytest.mark.parametrize("dtype", list(LOW))
-@pytest.mark.parametrize("name", [n for n in OPTIMIZERS if not _core.rule_info(OPTIMIZERS[n].rule)["reduce_passes"]])
+@pytest.mark.parametrize("name", SIXTEEN_BIT)
 def test_native_matches_reference(name: str, dtype: str, target: str) -> None:
     dt = LOW[dtype]
     params = make_params(SHAPES, dt, seed=11)
@@ -241,7 +245,7 @@ OPTIONS: dict[str, dict[str, Any]] = {
 
 @pytest.mark.parametrize("option", list(OPTIONS))
 @pytest.mark.parametrize("dtype", list(LOW))
-@pytest.mark.parametrize("name", ["SGD", "Adam", "RMSprop", "Lion"])
+@pytest.mark.parametrize("name", ["SGD", "Adam", "RMSprop", "Lion", *REDUCING])
 def test_options_match_reference(name: str, dtype: str, option: str, target: str) -> None:
     dt = LOW[dtype]
     params = make_params(SHAPES, dt, seed=31)
@@ -257,6 +261,33 @@ def test_options_match_reference(name: str, dtype: str, option: str, target: str
             assert st["master"].dtype == np.float32 and st["master"].shape == p.shape
             if "stochastic" not in option:
                 assert_same_bits(p, st["master"].astype(dt), "parameter = master rounded")
+
+
+@pytest.mark.parametrize("option", ["plain", *OPTIONS])
+@pytest.mark.parametrize("dtype", list(LOW))
+@pytest.mark.parametrize("name", REDUCING)
+def test_reductions_over_many_chunks(name: str, dtype: str, option: str, target: str) -> None:
+    """Per-array norms of 16-bit parameters (LAMB, LARS) are float32 passes over each chunk's
+    widened copy: arrays of several chunks (8192 elements each) and a matrix, as the reference."""
+    dt = LOW[dtype]
+    shapes = [(20000,), (130, 70), (9,)]
+    params = make_params(shapes, dt, seed=41)
+    grads = make_grad_stream(shapes, dt, 4, seed=42)
+    pair = Pair(OPTIMIZERS[name], params, RICH_CONFIGS[name], **OPTIONS.get(option, {}))
+    for t, g in enumerate(grads):
+        old = pair.copy_b()
+        pair.step(g)
+        _compare(pair, name, dt, target, old, f"{name} {dtype} {option} [{target}] step {t + 1}: ")
+
+
+def test_adafactor_refuses_sixteen_bit_parameters() -> None:
+    """Adafactor's passes read its row and column factors at absolute positions: not on a
+    chunk's copy. Refused at the first step, nothing changed."""
+    p = np.ones((4, 6), ml_dtypes.bfloat16)
+    opt = fusedopt.Adafactor([p], lr=1e-2)
+    with pytest.raises(TypeError, match="dtype bfloat16 is not supported by adafactor"):
+        opt.step([np.ones((4, 6), ml_dtypes.bfloat16)])
+    assert opt.step_count == 0 and (p == 1).all()
 
 
 def _compare(pair: Pair, name: str, dt: Any, target: str, old: dict[str, np.ndarray], where: str) -> None:

@@ -79,8 +79,13 @@ void run_reductions(const StepPlan& plan, const SegmentList& l, const std::vecto
             const ReduceItem& it = items[i];
             const std::uint32_t u = plan.unit_of[it.seg];
             const StepUnit& unit = plan.units[u];
-            r.chunk[int(unit.dtype)](pass, plan.segments[it.seg], it.lo, it.hi, unit.scalars,
-                                     values.data() + value_at[it.seg], grad[u], partials.data() + it.out);
+            const double* v = values.data() + value_at[it.seg];
+            if (unit.scratch)  // 16-bit parameters
+                r.chunk_scratch(pass, plan.segments[it.seg], it.lo, it.hi, unit.scalars, v, grad[u], unit.storage,
+                                partials.data() + it.out);
+            else
+                r.chunk[unit.dtype == DType::f64](pass, plan.segments[it.seg], it.lo, it.hi, unit.scalars, v, grad[u],
+                                                  partials.data() + it.out);
         };
         if (nt == 1 || items.size() < 2)
             for (std::size_t i = 0; i < items.size(); ++i) chunk(i);
@@ -93,7 +98,7 @@ void run_reductions(const StepPlan& plan, const SegmentList& l, const std::vecto
             for (std::size_t k = first[s]; k < first[s + 1]; ++k) starts.push_back(items[k].lo);
             starts.push_back(items[first[s + 1] - 1].hi);
             const StepUnit& unit = plan.units[plan.unit_of[s]];
-            r.finish[int(unit.dtype)](pass, plan.segments[s], unit.scalars, partials.data() + items[first[s]].out,
+            r.finish[unit.dtype == DType::f64](pass, plan.segments[s], unit.scalars, partials.data() + items[first[s]].out,
                                       width[s], starts.data(), first[s + 1] - first[s], values.data() + value_at[s]);
         }
     }
@@ -144,7 +149,7 @@ StepResult run_kernels(const StepPlan& plan, const SegmentList& l, const StepOpt
         const StepUnit& unit = plan.units[plan.unit_of[s]];
         const GradTransform& gt = grad[plan.unit_of[s]];
         if (unit.scratch)
-            k.scratch(seg, lo, hi, unit.kernel, unit.scalars, gt, unit.storage);
+            k.scratch(seg, lo, hi, unit.kernel, unit.scalars, vals ? vals + val_at[s] : nullptr, gt, unit.storage);
         else
             unit.kernel(seg, lo, hi, unit.scalars, vals ? vals + val_at[s] : nullptr, gt);
     });

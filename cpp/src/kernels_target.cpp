@@ -3,6 +3,7 @@
 // compiled for a higher one; only kernel_table() is visible to dispatch.cpp.
 #include <cstddef>
 #include <cstdint>
+#include <vector>
 #if defined(__F16C__) || defined(__AVX512F__)
 #include <immintrin.h>  // kernels/low_precision.hpp: float16 conversions; kernels/quantize.hpp
 #endif
@@ -49,6 +50,33 @@ template <class R, class T>
 void reduce_chunk(int pass, const Segment& seg, std::size_t lo, std::size_t hi, const void* s, const double* values,
                   const GradTransform& gt, double* out) {
     R::template reduce<T>(pass, seg, lo, hi, *static_cast<const typename R::Scalars*>(s), values, gt, out);
+}
+
+// A reduction chunk of a 16-bit parameter (rules with reduce_on_scratch): its parameter (or
+// float32 master copy) and gradient over [lo, hi) as float32 (exact), the rule's float32 pass run
+// on them in one call, so its sums keep a float32 parameter's order. (Per thread, grown to the
+// longest chunk: 8192 elements, or 1/256 of the largest array.)
+template <class R>
+void reduce_chunk_scratch(int pass, const Segment& seg, std::size_t lo, std::size_t hi, const void* s,
+                          const double* values, const GradTransform& gt, const Storage& st, double* out) {
+    thread_local std::vector<float> param32, grad32;
+    const std::size_t n = hi - lo;
+    Segment w = seg;  // its operands from lo on: the pass reads [0, n)
+    w.size = n;
+    for (int k = 2; k < kMaxOperands; ++k)
+        if (seg.data[k]) w.data[k] = static_cast<float*>(seg.data[k]) + lo;
+    if (st.master >= 0) {  // the master copy is the parameter the rule sees (as in scratch_chunk)
+        w.data[0] = w.data[st.master];
+        w.data[st.master] = nullptr;
+    } else {
+        param32.resize(n);
+        widen(st.param, static_cast<const std::uint16_t*>(seg.data[0]) + lo, param32.data(), n);
+        w.data[0] = param32.data();
+    }
+    grad32.resize(n);
+    widen(st.param, static_cast<const std::uint16_t*>(seg.data[1]) + lo, grad32.data(), n);
+    w.data[1] = grad32.data();
+    R::template reduce<float>(pass, w, 0, n, *static_cast<const typename R::Scalars*>(s), values, gt, out);
 }
 
 template <class R, class T>
@@ -101,6 +129,7 @@ RuleInfo describe() {
         x.chunk[1] = &reduce_chunk<R, double>;
         x.finish[0] = &finish_array<R, float>;
         x.finish[1] = &finish_array<R, double>;
+        if constexpr (R::reduce_on_scratch) x.chunk_scratch = &reduce_chunk_scratch<R>;
     }
     return r;
 }

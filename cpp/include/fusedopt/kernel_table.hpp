@@ -100,9 +100,9 @@ struct Storage {
     int scales[kMaxOperands] = {};        // an int8 operand's block scales: their operand
 };
 
-// A rule's float32 chunk kernel run on float32 scratch.
+// A rule's float32 chunk kernel run on float32 scratch (array_values: a rule's per-array values).
 using ScratchKernel = void (*)(const Segment&, std::size_t lo, std::size_t hi, ChunkKernel f32, const void* scalars,
-                               const GradTransform&, const Storage&);
+                               const double* array_values, const GradTransform&, const Storage&);
 
 struct KernelTable {
     const char* name;

@@ -134,6 +134,8 @@ inline ChunkGrid chunk_grid(const Segment& s, bool whole_rows) {
     return g;
 }
 
+struct Storage;  // (kernel_table.hpp)
+
 struct ReduceInfo {
     int passes = 0;
     // Per-array values the passes finish (their count for this array).
@@ -144,6 +146,10 @@ struct ReduceInfo {
     // Chunk [lo, hi) of the array: its partials into out[0, width).
     void (*chunk[2])(int pass, const Segment&, std::size_t lo, std::size_t hi, const void* scalars,
                      const double* array_values, const GradTransform&, double* out) = {};
+    // Chunk [lo, hi) of a 16-bit parameter's array: the float32 pass on its widened parameter
+    // (or float32 master copy) and gradient; null where the rule's passes cannot run that way.
+    void (*chunk_scratch)(int pass, const Segment&, std::size_t lo, std::size_t hi, const void* scalars,
+                          const double* array_values, const GradTransform&, const Storage&, double* out) = nullptr;
     // The array's chunks in order (chunk k: elements [starts[k], starts[k+1]), partials at
     // partials + k*width, scratch the finish may overwrite) into array_values (and small state).
     void (*finish[2])(int pass, const Segment&, const void* scalars, double* partials, std::size_t width,

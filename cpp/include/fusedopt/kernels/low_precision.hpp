@@ -229,7 +229,7 @@ inline void prefetch_block(const Segment& seg, const Storage& st, std::size_t at
 // header knows about storage, and memory traffic stays the stored bytes (the scratch lives in
 // L1). With int8 state, `lo` is a multiple of kQuantBlock (the plan's piece alignment).
 void scratch_chunk(const Segment& seg, std::size_t lo, std::size_t hi, ChunkKernel f32, const void* scalars,
-                   const GradTransform& gt, const Storage& st) {
+                   const double* values, const GradTransform& gt, const Storage& st) {
     static_assert(kLowBlock % kQuantBlock == 0, "scratch blocks hold whole int8 blocks");
     alignas(64) float scratch[2 + kMaxRuleSlots][kLowBlock];  // parameter, gradient, the rule's state
     const bool low = low_precision(st.param);
@@ -274,7 +274,7 @@ void scratch_chunk(const Segment& seg, std::size_t lo, std::size_t hi, ChunkKern
         } else if (!low) {
             w = static_cast<float*>(s.data[0]);
         }
-        f32(s, 0, n, scalars, nullptr, gt);  // rules with per-array reductions refuse scratch storage
+        f32(s, 0, n, scalars, values, gt);
         int pending = -1;  // a bfloat16 operand waiting for its pair
         std::uint32_t pair_key = mix32(st.key);
         for (int k = 2; k < kMaxOperands; ++k) {
