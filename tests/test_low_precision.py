@@ -280,16 +280,6 @@ def test_reductions_over_many_chunks(name: str, dtype: str, option: str, target:
         _compare(pair, name, dt, target, old, f"{name} {dtype} {option} [{target}] step {t + 1}: ")
 
 
-def test_adafactor_refuses_sixteen_bit_parameters() -> None:
-    """Adafactor's passes read its row and column factors at absolute positions: not on a
-    chunk's copy. Refused at the first step, nothing changed."""
-    p = np.ones((4, 6), ml_dtypes.bfloat16)
-    opt = fusedopt.Adafactor([p], lr=1e-2)
-    with pytest.raises(TypeError, match="dtype bfloat16 is not supported by adafactor"):
-        opt.step([np.ones((4, 6), ml_dtypes.bfloat16)])
-    assert opt.step_count == 0 and (p == 1).all()
-
-
 def _compare(pair: Pair, name: str, dt: Any, target: str, old: dict[str, np.ndarray], where: str) -> None:
     if target == "baseline":
         pair.assert_bitwise(where)
