@@ -46,16 +46,39 @@ struct ReduceItem {
     std::size_t seg, lo, hi, out;  // out: its partials' offset
 };
 
-void run_reductions(const StepPlan& plan, const SegmentList& l, const std::vector<GradTransform>& grad,
-                    const Exec& e, std::vector<std::size_t>& value_at, std::vector<double>& values) {
+// A thread's bookkeeping for its steps' passes, kept from step to step: a step of 1000 arrays
+// allocated, grew and zeroed these each time (~150 of the ~300 instructions per array).
+// The result: the arrays' values (segment s's from values[value_at[s]] on).
+struct ReduceBuffers {
+    std::vector<std::size_t> value_at;
+    std::vector<double> values;
+    std::vector<ReduceItem> items;
+    std::vector<std::size_t> first, width, starts;
+    std::vector<double> partials;
+};
+
+// (Not inlined: GCC re-derives a thread_local's address at each use, a __tls_get_addr call in a
+// shared library; through this reference it is derived once per step.)
+[[gnu::noinline]] ReduceBuffers& thread_reduce_buffers() {
+    thread_local ReduceBuffers buffers;
+    return buffers;
+}
+
+const ReduceBuffers& run_reductions(const StepPlan& plan, const SegmentList& l, const std::vector<GradTransform>& grad,
+                                    const Exec& e) {
     const ReduceInfo& r = *plan.reduce;
     const std::size_t n = plan.segments.size();
+    ReduceBuffers& buffers = thread_reduce_buffers();
+    std::vector<std::size_t>& value_at = buffers.value_at;
+    std::vector<double>& values = buffers.values;
     value_at.assign(n + 1, 0);
     for (std::size_t s = 0; s < n; ++s) value_at[s + 1] = value_at[s] + r.values(plan.segments[s]);
     values.assign(value_at[n], 0.0);
-    std::vector<ReduceItem> items;
-    std::vector<std::size_t> first(n + 1), width(n), starts;
-    std::vector<double> partials;
+    std::vector<ReduceItem>& items = buffers.items;
+    std::vector<std::size_t>&first = buffers.first, &width = buffers.width, &starts = buffers.starts;
+    std::vector<double>& partials = buffers.partials;
+    first.resize(n + 1);
+    width.resize(n);
     const int nt = team_size(l, e);
     for (int pass = 0; pass < r.passes; ++pass) {
         items.clear();
@@ -102,6 +125,11 @@ void run_reductions(const StepPlan& plan, const SegmentList& l, const std::vecto
                                       width[s], starts.data(), first[s + 1] - first[s], values.data() + value_at[s]);
         }
     }
+    // Partials are kept only while small (many small arrays are what reuse helps): a large
+    // matrix's (Adafactor: up to 256 chunks x its columns) would stay allocated after the step.
+    constexpr std::size_t kKeptPartials = std::size_t(1) << 16;
+    if (partials.capacity() > kKeptPartials) std::vector<double>().swap(partials);
+    return buffers;
 }
 
 StepResult run_kernels(const StepPlan& plan, const SegmentList& l, const StepOptions& opt, const KernelTable& k,
@@ -139,11 +167,9 @@ StepResult run_kernels(const StepPlan& plan, const SegmentList& l, const StepOpt
             grad[u].hi = opt.clip_value;
         }
     }
-    std::vector<std::size_t> value_at;
-    std::vector<double> values;
-    if (plan.reduce && plan.reduce->passes > 0) run_reductions(plan, l, grad, e, value_at, values);
-    const double* vals = value_at.empty() ? nullptr : values.data();
-    const std::size_t* val_at = value_at.data();
+    const ReduceBuffers* reduced = plan.reduce && plan.reduce->passes > 0 ? &run_reductions(plan, l, grad, e) : nullptr;
+    const double* vals = reduced ? reduced->values.data() : nullptr;
+    const std::size_t* val_at = reduced ? reduced->value_at.data() : nullptr;
     parallel_walk(l, e, [&plan, &grad, &l, &k, vals, val_at](const Segment& seg, std::size_t lo, std::size_t hi) {
         const std::size_t s = static_cast<std::size_t>(&seg - l.segments);
         const StepUnit& unit = plan.units[plan.unit_of[s]];
