@@ -13,20 +13,6 @@ from fusedopt import _core
 REDUCING = [n for n in OPTIMIZERS if _core.rule_info(OPTIMIZERS[n].rule)["reduce_passes"]]
 
 
-@pytest.mark.parametrize("name", [n for n in REDUCING if not _core.rule_info(OPTIMIZERS[n].rule)["sixteen_bit_params"]])
-def test_sixteen_bit_parameters_refused_before_any_write(name: str) -> None:
-    """Adafactor's passes read its factors by absolute row (not on a chunk's widened copy, as
-    LAMB's and LARS' do: tests/test_low_precision.py)."""
-    ml_dtypes = pytest.importorskip("ml_dtypes")
-    good = np.ones(5, np.float32)
-    bad = np.ones((3, 4), ml_dtypes.bfloat16)
-    opt = OPTIMIZERS[name]([good, bad])
-    before = good.copy()
-    with pytest.raises(TypeError, match="bfloat16 is not supported"):
-        opt.step([np.ones(5, np.float32), np.ones((3, 4), ml_dtypes.bfloat16)])
-    assert good.tobytes() == before.tobytes() and opt.step_count == 0 and not opt.state
-
-
 @pytest.mark.parametrize("name", REDUCING)
 def test_many_chunks_bitwise_across_thread_counts(name: str) -> None:
     """Arrays of several reduction chunks (8192 elements; whole rows), and one of more than 256

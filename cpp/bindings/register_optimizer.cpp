@@ -1064,9 +1064,6 @@ void Engine::build_plan(std::vector<double>& values, PyObject* const* g, Built& 
                 built.grad_copies.push_back(std::move(copy));
             }
         }
-        if (r.reduce.passes > 0 && !r.reduce.chunk_scratch && low_precision(p.checked.dtype))
-            throw py::type_error(describe(nullptr, p.key) + ": dtype " + dtype_name(p.checked.dtype) +
-                                 " is not supported by " + r.name + " (per-array reductions); use float32");
         const bool low = low_precision(p.checked.dtype);
         const bool master = low && options_.master_weights;
         const unsigned used = layout_.used(r.slots_used(v), p.checked.dtype);
@@ -1449,7 +1446,6 @@ py::dict rule_info(const std::string& name) {
     d["slot_codecs"] = codecs;
     d["has_step"] = r.has_step;
     d["reduce_passes"] = r.reduce.passes;
-    d["sixteen_bit_params"] = r.reduce.passes == 0 || r.reduce.chunk_scratch != nullptr;
     d["extra_counter"] = r.extra_counter ? py::object(py::str(r.extra_counter)) : py::object(py::none());
     py::list extras;
     for (int k = 0; k < kExtraCounters; ++k)

@@ -84,6 +84,10 @@ struct SlotLayout {
     }
     // How the kernels see a parameter's operands (slot k is operand 2 + k).
     void describe(Storage& st) const {
+        for (int k = 0; k < rule_slots(); ++k) {  // (unfactored: like the parameter where present)
+            const SlotShape shape = rule->slots[k].shape;
+            if (shape != SlotShape::param && shape != SlotShape::unfactored) st.slot[2 + k] = SlotStorage::whole;
+        }
         if (state == StateDtype::native) return;
         for (int k = 0; k < rule_slots(); ++k) {
             const bool nonnegative = rule->slots[k].codec == SlotCodec::nonnegative;

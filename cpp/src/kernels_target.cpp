@@ -52,10 +52,11 @@ void reduce_chunk(int pass, const Segment& seg, std::size_t lo, std::size_t hi, 
     R::template reduce<T>(pass, seg, lo, hi, *static_cast<const typename R::Scalars*>(s), values, gt, out);
 }
 
-// A reduction chunk of a 16-bit parameter (rules with reduce_on_scratch): its parameter (or
-// float32 master copy) and gradient over [lo, hi) as float32 (exact), the rule's float32 pass run
-// on them in one call, so its sums keep a float32 parameter's order. (Per thread, grown to the
-// longest chunk: 8192 elements, or 1/256 of the largest array.)
+// A reduction chunk of a 16-bit parameter: its parameter (or float32 master copy) and gradient
+// over [lo, hi) as float32 (exact), the rule's float32 pass run on them in one call, so its sums
+// keep a float32 parameter's order; operands shaped like the parameter start at lo, others stay
+// (Segment::offset). (Per thread, grown to the longest chunk: 8192 elements, or 1/256 of the
+// largest array.)
 template <class R>
 void reduce_chunk_scratch(int pass, const Segment& seg, std::size_t lo, std::size_t hi, const void* s,
                           const double* values, const GradTransform& gt, const Storage& st, double* out) {
@@ -63,8 +64,9 @@ void reduce_chunk_scratch(int pass, const Segment& seg, std::size_t lo, std::siz
     const std::size_t n = hi - lo;
     Segment w = seg;  // its operands from lo on: the pass reads [0, n)
     w.size = n;
+    w.offset = seg.offset + lo;
     for (int k = 2; k < kMaxOperands; ++k)
-        if (seg.data[k]) w.data[k] = static_cast<float*>(seg.data[k]) + lo;
+        if (seg.data[k] && st.slot[k] != SlotStorage::whole) w.data[k] = static_cast<float*>(seg.data[k]) + lo;
     if (st.master >= 0) {  // the master copy is the parameter the rule sees (as in scratch_chunk)
         w.data[0] = w.data[st.master];
         w.data[st.master] = nullptr;
@@ -129,7 +131,7 @@ RuleInfo describe() {
         x.chunk[1] = &reduce_chunk<R, double>;
         x.finish[0] = &finish_array<R, float>;
         x.finish[1] = &finish_array<R, double>;
-        if constexpr (R::reduce_on_scratch) x.chunk_scratch = &reduce_chunk_scratch<R>;
+        x.chunk_scratch = &reduce_chunk_scratch<R>;
     }
     return r;
 }

@@ -86,9 +86,11 @@ struct ProbeKernels {
 // in place: 16-bit parameters and gradients (kernels/low_precision.hpp), compressed state
 // (bfloat16, or int8 codes with float32 block scales: kernels/quantize.hpp). The kernel then
 // runs on float32 scratch, block by block.
-// (bf16: also a 16-bit parameter's dtype; scales: an int8 operand's, read and written with it.)
+// (bf16: also a 16-bit parameter's dtype; scales: an int8 operand's, read and written with it;
+// whole: float32 state of another shape than the parameter, per row or column, which a block
+// does not move: Segment::offset.)
 constexpr std::size_t kQuantBlock = 256;  // int8 state: elements per float32 scale
-enum class SlotStorage : unsigned char { plain, bf16, q8_signed, q8_unsigned, scales };
+enum class SlotStorage : unsigned char { plain, bf16, q8_signed, q8_unsigned, scales, whole };
 struct Storage {
     DType param = DType::f32;     // f32, bf16 or f16
     int master = -1;              // operand of the float32 master copy (updated; the parameter

@@ -147,7 +147,7 @@ struct ReduceInfo {
     void (*chunk[2])(int pass, const Segment&, std::size_t lo, std::size_t hi, const void* scalars,
                      const double* array_values, const GradTransform&, double* out) = {};
     // Chunk [lo, hi) of a 16-bit parameter's array: the float32 pass on its widened parameter
-    // (or float32 master copy) and gradient; null where the rule's passes cannot run that way.
+    // (or float32 master copy) and gradient.
     void (*chunk_scratch)(int pass, const Segment&, std::size_t lo, std::size_t hi, const void* scalars,
                           const double* array_values, const GradTransform&, const Storage&, double* out) = nullptr;
     // The array's chunks in order (chunk k: elements [starts[k], starts[k+1]), partials at

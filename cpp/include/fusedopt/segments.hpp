@@ -19,6 +19,10 @@ struct Segment {
     // dimensions: one row of `size` elements (cols = size, 1 for 0-d).
     int ndim = 1;
     std::size_t matrices = 1, rows = 1, cols = 0;
+    // Where data[] start within the parameter, in elements: 0, but for a block of a 16-bit
+    // parameter run on float32 scratch (kernels/low_precision.hpp), whose operands start at the
+    // block. State of another shape is not moved: a rule indexes it from offset + the element.
+    std::size_t offset = 0;
 };
 
 struct SegmentList {

@@ -210,7 +210,7 @@ inline void prefetch_block(const Segment& seg, const Storage& st, std::size_t at
     if (at >= hi) return;
     const std::size_t n = hi - at < kLowBlock ? hi - at : kLowBlock;
     for (int k = 0; k < kMaxOperands; ++k) {
-        if (!seg.data[k] || (k >= 2 && st.slot[k] == SlotStorage::scales)) continue;
+        if (!seg.data[k] || (k >= 2 && (st.slot[k] == SlotStorage::scales || st.slot[k] == SlotStorage::whole))) continue;
         const std::size_t item = k < 2 ? (low_precision(st.param) ? 2 : 4)
                                  : st.slot[k] == SlotStorage::plain ? 4
                                  : st.slot[k] == SlotStorage::bf16  ? 2
@@ -238,6 +238,7 @@ void scratch_chunk(const Segment& seg, std::size_t lo, std::size_t hi, ChunkKern
         prefetch_block(seg, st, b + kPrefetchBlocks * kLowBlock, hi);
         Segment s = seg;
         s.size = n;
+        s.offset = seg.offset + b;
         for (int k = 0; k < kMaxOperands; ++k) {
             if (!seg.data[k]) continue;
             switch (k < 2 ? (low ? SlotStorage::bf16 : SlotStorage::plain) : st.slot[k]) {
@@ -246,6 +247,8 @@ void scratch_chunk(const Segment& seg, std::size_t lo, std::size_t hi, ChunkKern
                 break;
             case SlotStorage::scales:  // the engine's, not the rule's
                 s.data[k] = nullptr;
+                break;
+            case SlotStorage::whole:  // (not moved: the rule indexes it from s.offset)
                 break;
             case SlotStorage::bf16:  // (16-bit parameters and gradients: their own dtype)
                 s.data[k] = scratch[k];

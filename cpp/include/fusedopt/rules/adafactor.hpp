@@ -121,11 +121,11 @@ struct adafactor_rule : RuleBase {
         const T* cv = operand<T>(seg, 3);
         const std::size_t C = seg.cols, RC = seg.rows * seg.cols;
         for (std::size_t j = 0; j < n;) {
-            const std::size_t x = at + j, b = x / RC, r = (x % RC) / C, c = x % C;
+            const std::size_t x = seg.offset + at + j, b = x / RC, r = (x % RC) / C, c = x % C;  // (the factors')
             const std::size_t run = C - c < n - j ? C - c : n - j;
             const T row = rv[b * seg.rows + r], mean = T(values[2 + b]);
             const T* col = cv + b * C + c;
-            for (std::size_t q = 0; q < run; ++q) o[j + q] = k.update((row * col[q]) / mean, gin(g[x + q]));
+            for (std::size_t q = 0; q < run; ++q) o[j + q] = k.update((row * col[q]) / mean, gin(g[at + j + q]));
             j += run;
         }
     }

@@ -60,7 +60,6 @@ struct lamb_rule : RuleBase {
 
     // ---- the reduction: |p| (after decoupled decay) and |u| per array ----
     static constexpr int reduce_passes = 1;
-    static constexpr bool reduce_on_scratch = true;
     static std::size_t array_values(const Segment&) { return 1; }  // the step's coefficient of u
     static bool whole_rows(int, const Segment&) { return false; }
     static std::size_t partial_width(int, const Segment&, std::size_t) { return 2; }

@@ -26,7 +26,6 @@ struct lars_rule : RuleBase {
 
     // ---- the reduction: |p| and |g| of >= 2-D arrays ----
     static constexpr int reduce_passes = 1;
-    static constexpr bool reduce_on_scratch = true;
     static std::size_t array_values(const Segment&) { return 1; }  // the trust ratio
     static bool whole_rows(int, const Segment&) { return false; }
     static std::size_t partial_width(int, const Segment& seg, std::size_t) { return scaled(seg) ? 2 : 0; }

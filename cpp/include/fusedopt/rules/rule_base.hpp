@@ -10,13 +10,12 @@
 //   array_values(segment), whole_rows(pass, segment), partial_width(pass, segment, len),
 //   template <class T> reduce(pass, segment, lo, hi, scalars, values, grad, out),
 //   template <class T> finish(pass, segment, scalars, partials, width, starts, chunks, values),
-// and its kernel takes the array's values before the grad transform. reduce_on_scratch: its
-// passes read operands only at offsets from `lo` (state shaped like the parameter), so 16-bit
-// parameters run them on a chunk's float32 copy (else such parameters are refused).
+// and its kernel takes the array's values before the grad transform. State of another shape than
+// the parameter (per row, per column) is indexed from seg.offset + the element's index (a 16-bit
+// parameter's blocks and chunks run on float32 copies that start at the block).
 
 struct RuleBase {
     static constexpr int reduce_passes = 0;
-    static constexpr bool reduce_on_scratch = false;
     static constexpr bool has_step = true;
     static constexpr const char* extra_counter = nullptr;
     static constexpr double extra_initial = 0.0;
