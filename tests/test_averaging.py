@@ -70,7 +70,10 @@ def test_matches_torch_averaged_model(target: str, dtype: Any, kind: str) -> Non
                 assert_same_bits(a, b, f"update {t + 1} array {i}")
 
 
-@pytest.mark.parametrize("dtype", DTYPES)
+ml_dtypes = pytest.importorskip("ml_dtypes")
+
+
+@pytest.mark.parametrize("dtype", [*DTYPES, ml_dtypes.bfloat16, np.float16])
 @pytest.mark.parametrize("kind", list(FNS))
 def test_native_equals_reference_on_baseline(baseline_target: str, dtype: Any, kind: str) -> None:
     states = walk(dtype)

@@ -118,6 +118,62 @@ def test_blend_same_bits_on_any_thread_count(dtype: Any) -> None:
         assert_same_bits(x, y, "threads")
 
 
+ml_dtypes = pytest.importorskip("ml_dtypes")
+LOW = {"bfloat16": ml_dtypes.bfloat16, "float16": np.float16}
+
+
+@pytest.mark.parametrize("dtype", list(LOW))
+@pytest.mark.parametrize("b_dtype", ["same", "float32"])
+@pytest.mark.parametrize("op,w", OPS)
+def test_blend_sixteen_bit_matches_reference(target: str, dtype: str, b_dtype: str, op: str, w: float) -> None:
+    """16-bit `a` with `b` of its dtype or float32 (a Schedule-Free parameter and its z): float32
+    arithmetic, a rounded once. Bitwise on baseline; elsewhere lerp's FMA may land the float32
+    result on the other side of a rounding boundary: one 16-bit rounding apart at most."""
+    dt = LOW[dtype]
+    bdt = dt if b_dtype == "same" else np.float32
+    shapes = [(n,) for n in (1, 7, 33, 1000)] + [()]
+    a = [x.astype(dt) for x in make_params(shapes, np.float32, 5)]
+    b = [x.astype(bdt) for x in make_params(shapes, np.float32, 6)]
+    ra, rb = [x.copy() for x in a], [x.copy() for x in b]
+    _core.blend_(a, b, w, op)
+    reference.blend(ra, rb, w, op)
+    for x, y, rx, ry in zip(a, b, ra, rb):
+        assert x.dtype == dt and y.dtype == bdt
+        if target == "baseline" or op in ("div", "copy"):
+            assert_same_bits(x, rx, op)
+        else:
+            top = np.maximum(np.abs(x.astype(np.float32)), np.abs(rx.astype(np.float32)))
+            spacing = np.spacing(top.astype(dt)).astype(np.float64)
+            assert (np.abs(x.astype(np.float64) - rx.astype(np.float64)) <= spacing).all(), f"{op}: over one rounding"
+        assert_same_bits(y, x.astype(bdt) if op == "lerp_sync" else ry, op)
+
+
+@pytest.mark.parametrize("dtype", list(LOW))
+def test_lookahead_over_sixteen_bit_parameters(baseline_target: str, dtype: str) -> None:
+    """The slow weights are copies in the parameters' dtype; each sync is the blend's float32
+    lerp, rounded once: the inner optimizer stepped alone plus reference.blend at every k-th
+    step gives the same bits (baseline), and the wrapper pickles and continues bitwise."""
+    dt = LOW[dtype]
+    params = [x.astype(dt) for x in make_params([(17,), (3, 4)], np.float32, 8)]
+    grads = [[g.astype(dt) for g in row] for row in make_grad_stream([(17,), (3, 4)], np.float32, 9, 9)]
+    la = build("Adam", {"lr": 1e-2}, [p.copy() for p in params], k=3, alpha=0.5)
+    inner = fusedopt.Adam([p.copy() for p in params], lr=1e-2)
+    slow = [p.copy() for p in params]
+    for t, g in enumerate(grads):
+        la.step(g)
+        inner.step(g)
+        if (t + 1) % 3 == 0:
+            reference.blend(inner.params, slow, 0.5, "lerp_sync")
+        for x, y in zip(la.params, inner.params):
+            assert_same_bits(x, y, f"step {t + 1}")
+    assert all(s.dtype == dt for s in la.slow_params)
+    twin = pickle.loads(pickle.dumps(la))
+    la.step(grads[0])
+    twin.step(grads[0])
+    for x, y in zip(la.params, twin.params):
+        assert_same_bits(x, y, "after pickling")
+
+
 BAD_BLEND = [
     (lambda a, b: ([a[0]], b, 0.5, "lerp"), ValueError, "b: expected 1 arrays"),
     (lambda a, b: (a, b, [0.5], "lerp"), ValueError, "weights: expected 2"),

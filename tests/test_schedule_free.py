@@ -141,6 +141,35 @@ def test_swap_is_one_lerp_per_group_and_skips_params_without_state() -> None:
     np.testing.assert_allclose(a, y, rtol=1e-14)
 
 
+@pytest.mark.parametrize("master", [False, True])
+@pytest.mark.parametrize("dtype", ["bfloat16", "float16"])
+def test_swap_of_sixteen_bit_parameters(baseline_target: str, dtype: str, master: bool) -> None:
+    """A 16-bit parameter swaps with its float32 z: float32 lerp, rounded once (eval() used to
+    refuse the dtype). With master weights the float32 copy, what the rule steps from, is left
+    alone: steps after train() continue as if no swap had happened."""
+    ml_dtypes = pytest.importorskip("ml_dtypes")
+    dt = {"bfloat16": ml_dtypes.bfloat16, "float16": np.float16}[dtype]
+    p = np.linspace(-1.0, 1.0, 40).astype(dt)
+    opt = fusedopt.SGDScheduleFree([p], lr=0.1, master_weights=master)
+    twin = fusedopt.SGDScheduleFree([p.copy()], lr=0.1, master_weights=master)
+    g = np.linspace(0.5, -0.5, 40).astype(dt)
+    for o in (opt, twin):
+        o.step([g])
+        o.step([g])
+    y = p.copy()
+    expect = [p.copy()]
+    fusedopt.reference.blend(expect, [opt.state[0]["z"].copy()], 1 - 1 / 0.9, "lerp")
+    opt.eval()
+    np.testing.assert_array_equal(p.view(np.uint16), expect[0].view(np.uint16))
+    opt.train()
+    if master:
+        opt.step([g])
+        twin.step([g])
+        np.testing.assert_array_equal(p.view(np.uint16), twin.params[0].view(np.uint16))
+    else:  # y -> x -> y: two roundings; at most one spacing apart
+        assert (np.abs(p.astype(np.float64) - y.astype(np.float64)) <= np.spacing(np.abs(y).astype(dt)).astype(np.float64)).all()
+
+
 def test_step_in_eval_mode_raises_and_changes_nothing() -> None:
     params = make_params(SHAPES, np.float32, 1)
     opt = fusedopt.AdamWScheduleFree(params, lr=1e-2)

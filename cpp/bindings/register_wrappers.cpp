@@ -1,6 +1,7 @@
 // The wrappers' native pass (Lookahead, parameter averaging, Schedule-Free's train/eval swap):
-// one call over pairs of arrays (mixed float32/float64), checked like a step's arrays, run
-// without the GIL on the thread team (kernels/blend.hpp).
+// one call over pairs of arrays (mixed float32/float64; bfloat16 and float16 with their own
+// dtype or float32), checked like a step's arrays, run without the GIL on the thread team
+// (kernels/blend.hpp).
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 
@@ -35,9 +36,9 @@ double weight_of(py::handle x) {
     return v;
 }
 
-// Pairs of one dtype and one weight: one parallel pass each (a call has one or a few).
+// Pairs of one pair of dtypes and one weight: one parallel pass each (a call has one or a few).
 struct BlendSet {
-    DType dtype;
+    DType dtype, b_dtype;
     double weight;
     ArraySet arrays;
 };
@@ -68,11 +69,11 @@ void blend(py::sequence a, py::sequence b, py::object weights, const std::string
         const py::object ai = a[i], bi = b[i];
         auto who_a = [&] { return names.first + "[" + std::to_string(i) + "]"; };
         auto who_b = [&] { return names.second + "[" + std::to_string(i) + "]"; };
-        const CheckedArray ca = check_array(ai, true, who_a);
-        const CheckedArray cb = check_array(bi, b_written, who_b);
-        if (ca.dtype != cb.dtype)
+        const CheckedArray ca = check_array(ai, true, who_a, true);
+        const CheckedArray cb = check_array(bi, b_written, who_b, true);
+        if (ca.dtype != cb.dtype && !(low_precision(ca.dtype) && cb.dtype == DType::f32))
             throw py::type_error(who_b() + ": dtype " + dtype_name(cb.dtype) + " does not match " + who_a() + "'s " +
-                                 dtype_name(ca.dtype));
+                                 dtype_name(ca.dtype) + (low_precision(ca.dtype) ? " (or float32)" : ""));
         if (!same_shape(ca, cb))
             throw py::value_error(who_b() + ": shape " + shape_string(cb.ndim, cb.shape) + " does not match " + who_a() +
                                   "'s " + shape_string(ca.ndim, ca.shape));
@@ -86,8 +87,8 @@ void blend(py::sequence a, py::sequence b, py::object weights, const std::string
         seg.data[0] = ca.data;
         seg.data[1] = cb.data;
         std::size_t s = 0;
-        while (s < sets.size() && !(sets[s].dtype == ca.dtype && sets[s].weight == w[i])) ++s;
-        if (s == sets.size()) sets.push_back({ca.dtype, w[i], {}});
+        while (s < sets.size() && !(sets[s].dtype == ca.dtype && sets[s].b_dtype == cb.dtype && sets[s].weight == w[i])) ++s;
+        if (s == sets.size()) sets.push_back({ca.dtype, cb.dtype, w[i], {}});
         sets[s].arrays.dtype = ca.dtype;
         sets[s].arrays.append(seg);
     }
@@ -99,7 +100,12 @@ void blend(py::sequence a, py::sequence b, py::object weights, const std::string
     py::gil_scoped_release release;
     const KernelTable& k = active_kernels();
     const Exec e = current_exec();
-    for (const BlendSet& s : sets) k.blend.get(s.dtype)(s.arrays.list(), op, s.weight, e);
+    for (const BlendSet& s : sets) {
+        if (low_precision(s.dtype))
+            k.blend.low(s.arrays.list(), op, s.weight, s.dtype, s.b_dtype, e);
+        else
+            k.blend.get(s.dtype)(s.arrays.list(), op, s.weight, e);
+    }
 }
 
 }  // namespace

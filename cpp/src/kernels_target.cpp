@@ -156,7 +156,7 @@ const KernelTable& kernel_table() {
                            &clamp_kernel<double>},
         ProbeKernels{&probe_kernel<float>, &probe_kernel<double>, &probe_mixed_kernel},
         &scratch_chunk,
-        BlendKernels{&blend_kernel<float>, &blend_kernel<double>},
+        BlendKernels{&blend_kernel<float>, &blend_kernel<double>, &blend_low_kernel},
     };
     return table;
 }

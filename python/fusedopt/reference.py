@@ -528,16 +528,19 @@ def lamb(
 
 def blend(a: Sequence[np.ndarray], b: Sequence[np.ndarray], weights: float | Sequence[float], op: str) -> None:
     """In place, pair by pair: 'lerp' a = lerp(a, b, w); 'lerp_sync' a = b = lerp(a, b, w);
-    'div' a = a + (b - a) / w; 'copy' a = b."""
+    'div' a = a + (b - a) / w; 'copy' a = b. A 16-bit `a` (with `b` of its dtype or float32):
+    float32 arithmetic, rounded once to a's dtype."""
     ws = list(weights) if isinstance(weights, Sequence) else [weights] * len(a)
     with np.errstate(all="ignore"):
         for x, y, w in zip(a, b, ws, strict=True):
+            wide = x.astype(np.float32) if x.dtype.itemsize == 2 else x
+            other = y.astype(wide.dtype) if y.dtype != wide.dtype else y
             if op in ("lerp", "lerp_sync"):
-                x[...] = _lerp(x, y, float(w))
+                x[...] = _lerp(wide, other, float(w))
                 if op == "lerp_sync":
                     y[...] = x
             elif op == "div":
-                x[...] = x + (y - x) / x.dtype.type(w)
+                x[...] = wide + (other - wide) / wide.dtype.type(w)
             elif op == "copy":
                 x[...] = y
             else:

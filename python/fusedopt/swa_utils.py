@@ -147,7 +147,7 @@ class AveragedModel:
                 raise TypeError(f"{name}: expected a callable, got {type(fn).__name__}")
         arrays, names = _arrays(params, "params")
         for i, a in enumerate(arrays):
-            _core.check_array(a, f"params[{names[i] if names else i}]", written=False)
+            _core.check_array(a, f"params[{names[i] if names else i}]", written=False, low_precision=True)
         self._names = names
         self._averaged = [a.copy() for a in arrays]
         self.n_averaged = 0

@@ -70,6 +70,8 @@ enum class BlendOp { lerp = 0, lerp_sync = 1, div = 2, copy = 3 };
 struct BlendKernels {
     void (*f32)(const SegmentList&, BlendOp, double w, const Exec&);
     void (*f64)(const SegmentList&, BlendOp, double w, const Exec&);
+    // `a` bfloat16 or float16, `b` of its dtype or float32: float32 arithmetic, a rounded once.
+    void (*low)(const SegmentList&, BlendOp, double w, DType a, DType b, const Exec&);
     auto get(DType t) const { return t == DType::f32 ? f32 : f64; }
 };
 

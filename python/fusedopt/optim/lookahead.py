@@ -71,7 +71,7 @@ class Lookahead:
     def _init_group(self, group: dict[str, Any]) -> None:
         group.setdefault(_COUNTER, 0)
         for key, p in zip(self.optimizer._group_keys(group), group["params"]):
-            _core.check_array(p, f"params[{key!r}]")  # the sync's dtypes: float32, float64
+            _core.check_array(p, f"params[{key!r}]", low_precision=True)  # C order: the slow copy's
             if key not in self._slow:
                 self._slow[key] = p.copy()
 
