@@ -47,8 +47,8 @@ struct ReduceItem {
 };
 
 // A thread's bookkeeping for its steps' passes, kept from step to step: a step of 1000 arrays
-// allocated, grew and zeroed these each time (~150 of the ~300 instructions per array).
-// The result: the arrays' values (segment s's from values[value_at[s]] on).
+// allocated, grew and zeroed these each time (LAMB on 1000 one-element arrays: 1168 -> 1078
+// instructions per array). The result: the arrays' values (segment s's from values[value_at[s]]).
 struct ReduceBuffers {
     std::vector<std::size_t> value_at;
     std::vector<double> values;
@@ -75,7 +75,9 @@ const ReduceBuffers& run_reductions(const StepPlan& plan, const SegmentList& l, 
     for (std::size_t s = 0; s < n; ++s) value_at[s + 1] = value_at[s] + r.values(plan.segments[s]);
     values.assign(value_at[n], 0.0);
     std::vector<ReduceItem>& items = buffers.items;
-    std::vector<std::size_t>&first = buffers.first, &width = buffers.width, &starts = buffers.starts;
+    std::vector<std::size_t>& first = buffers.first;
+    std::vector<std::size_t>& width = buffers.width;
+    std::vector<std::size_t>& starts = buffers.starts;
     std::vector<double>& partials = buffers.partials;
     first.resize(n + 1);
     width.resize(n);

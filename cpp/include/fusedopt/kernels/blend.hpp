@@ -1,8 +1,9 @@
 // Weight averaging over pairs of arrays: the passes of the wrappers (Lookahead's sync, EMA and
-// SWA averages, Schedule-Free's train/eval swap). (Included after low_precision.hpp.) Operand 0 is `a` (written), operand 1 is `b`
+// SWA averages, Schedule-Free's train/eval swap). Operand 0 is `a` (written), operand 1 is `b`
 // (read; written too by lerp_sync). Torch's rounding: Lerp as torch.lerp with a scalar weight
 // (fused where the target has FMA), and SWA's division as torch's get_swa_avg_fn. Never flushes
-// denormals (torch does not). Included inside a per-target anonymous namespace.
+// denormals (torch does not). Included inside a per-target anonymous namespace, after
+// low_precision.hpp.
 
 template <class T, BlendOp Op>
 void blend_run(const SegmentList& l, double w, const Exec& e) {
