@@ -169,8 +169,8 @@ struct ArrayStamp {
         return s;
     }
     bool valid() const { return type != nullptr; }
-    // Whether any object `x` is an array of this stamp; `flags` the bits that must agree (a
-    // gradient need not be writeable).
+    // Whether any object `x` is an array of this stamp; `flags_read`: the flag bits that must
+    // agree (a gradient need not be writeable).
     bool matches(PyObject* x, int flags_read = kLayoutFlags | kWriteable) const {
         if (Py_TYPE(x) != type) return false;  // (an ndarray's type or a subclass': x is an ndarray)
         const auto* a = py::detail::array_proxy(x);
