@@ -604,3 +604,26 @@ def test_torch_switches_name_the_optimizer_and_say_why(cls: str, name: str) -> N
 def test_an_unknown_keyword_names_the_optimizer() -> None:
     with pytest.raises(TypeError, match=r"^Adam\(\) got an unexpected keyword argument 'lrr'$"):
         fusedopt.Adam([np.zeros(3, np.float32)], lrr=0.1)
+
+
+@pytest.mark.parametrize("make,match", [
+    (lambda p: fusedopt.Adafactor([p], beta2_decay=0.5), r"^beta2_decay: must be <= 0, got 0\.5$"),
+    (lambda p: fusedopt.Adafactor([p], d=0.5), r"^d: must be >= 1 .*, got 0\.5$"),
+    (lambda p: fusedopt.Rprop([p], etas=(2.0, 1.2)), r"^etas: must satisfy .*, got \(2\.0, 1\.2\)$"),
+    (lambda p: fusedopt.Rprop([p], step_sizes=[1.0, 0.5]), r"^step_sizes: must satisfy .*, got \(1\.0, 0\.5\)$"),
+    (lambda p: fusedopt.NAdam([p], betas=(1 - 1e-9, 0.9)), r"^betas\[0\]: rounds to 1 in float32.*, got 0\.999999999$"),
+])
+def test_rule_refusals_name_the_value(make: Any, match: str) -> None:
+    """A rule's own check (rule header, check()) names the refused value, as the engine's do."""
+    with pytest.raises(ValueError, match=match):
+        make(np.ones(4, np.float32))
+
+
+def test_rule_refusal_at_a_step_shows_resolved_callables() -> None:
+    """A pair whose item is a callable of the step count is shown as the step resolved it."""
+    p = np.ones(4, np.float32)
+    opt = fusedopt.Rprop([p], lr=0.1)
+    opt.param_groups[0]["etas"] = (lambda t: 2.0, 1.2)
+    with pytest.raises(ValueError, match=r"^etas \(param group 0\): must satisfy .*, got \(2\.0, 1\.2\)$"):
+        opt.step([np.ones(4, np.float32)])
+    assert (p == 1).all() and opt.step_count == 0

@@ -290,6 +290,31 @@ py::object resolved(py::handle v, std::int64_t count) {
     return py::reinterpret_borrow<py::object>(v);
 }
 
+// ", got <value>" for a rule's refusal of hyperparameter `hyper` ("betas[0]": the pair's item),
+// read again from the group (only when there is an error: the steady step keeps no copies).
+std::string refused_value(const RuleInfo& r, const RuleNames& names, py::handle group, std::int64_t count,
+                          const std::string& hyper) {
+    const std::size_t bracket = hyper.find('[');
+    const std::string base = hyper.substr(0, bracket);
+    for (int h = 0; h < r.hyper_count; ++h) {
+        if (base != r.hypers[h].name) continue;
+        PyObject* raw = dict_get(group.ptr(), names.hypers[static_cast<std::size_t>(h)].ptr());
+        if (!raw) return "";
+        py::object v = resolved(raw, count);
+        if (PyTuple_CheckExact(v.ptr())) {  // a pair's items may be callables too (torch-style)
+            py::tuple items(PyTuple_GET_SIZE(v.ptr()));
+            for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(v.ptr()); ++i) items[i] = resolved(PyTuple_GET_ITEM(v.ptr(), i), count);
+            v = items;
+        }
+        if (bracket != std::string::npos && (PyTuple_Check(v.ptr()) || PyList_Check(v.ptr()))) {
+            const Py_ssize_t i = std::stoi(hyper.substr(bracket + 1));
+            if (i < PySequence_Size(v.ptr())) v = py::reinterpret_steal<py::object>(PySequence_GetItem(v.ptr(), i));
+        }
+        return ", got " + repr_of(v);
+    }
+    return "";
+}
+
 // A group's hyperparameters, resolved at `count`, checked, as the rule's value array. `objects`
 // (when given) receives the resolved Python values by name, for the NumPy reference.
 void resolve_group(const RuleInfo& r, const RuleNames& names, py::handle group, std::int64_t count,
@@ -342,7 +367,9 @@ void resolve_group(const RuleInfo& r, const RuleNames& names, py::handle group, 
         if (objects) (*objects)[names.hypers[static_cast<std::size_t>(h)]] = v;
     }
     const HyperError err = r.check(values);
-    if (err.hyper) throw py::value_error(std::string(err.hyper) + where.str() + ": " + err.message);
+    if (err.hyper)
+        throw py::value_error(std::string(err.hyper) + where.str() + ": " + err.message +
+                              refused_value(r, names, group, count, err.hyper));
 }
 
 
