@@ -167,7 +167,8 @@ def test_swap_of_sixteen_bit_parameters(baseline_target: str, dtype: str, master
         twin.step([g])
         np.testing.assert_array_equal(p.view(np.uint16), twin.params[0].view(np.uint16))
     else:  # y -> x -> y: two roundings; at most one spacing apart
-        assert (np.abs(p.astype(np.float64) - y.astype(np.float64)) <= np.spacing(np.abs(y).astype(dt)).astype(np.float64)).all()
+        spacing = np.spacing(np.abs(y).astype(dt)).astype(np.float64)
+        assert (np.abs(p.astype(np.float64) - y.astype(np.float64)) <= spacing).all()
 
 
 def test_step_in_eval_mode_raises_and_changes_nothing() -> None:

@@ -303,7 +303,8 @@ std::string refused_value(const RuleInfo& r, const RuleNames& names, py::handle 
         py::object v = resolved(raw, count);
         if (PyTuple_CheckExact(v.ptr())) {  // a pair's items may be callables too (torch-style)
             py::tuple items(PyTuple_GET_SIZE(v.ptr()));
-            for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(v.ptr()); ++i) items[i] = resolved(PyTuple_GET_ITEM(v.ptr(), i), count);
+            for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(v.ptr()); ++i)
+                items[i] = resolved(PyTuple_GET_ITEM(v.ptr(), i), count);
             v = items;
         }
         if (bracket != std::string::npos && (PyTuple_Check(v.ptr()) || PyList_Check(v.ptr()))) {

@@ -87,7 +87,9 @@ void blend(py::sequence a, py::sequence b, py::object weights, const std::string
         seg.data[0] = ca.data;
         seg.data[1] = cb.data;
         std::size_t s = 0;
-        while (s < sets.size() && !(sets[s].dtype == ca.dtype && sets[s].b_dtype == cb.dtype && sets[s].weight == w[i])) ++s;
+        while (s < sets.size() &&
+               !(sets[s].dtype == ca.dtype && sets[s].b_dtype == cb.dtype && sets[s].weight == w[i]))
+            ++s;
         if (s == sets.size()) sets.push_back({ca.dtype, cb.dtype, w[i], {}});
         sets[s].arrays.dtype = ca.dtype;
         sets[s].arrays.append(seg);

@@ -123,8 +123,9 @@ const ReduceBuffers& run_reductions(const StepPlan& plan, const SegmentList& l, 
             for (std::size_t k = first[s]; k < first[s + 1]; ++k) starts.push_back(items[k].lo);
             starts.push_back(items[first[s + 1] - 1].hi);
             const StepUnit& unit = plan.units[plan.unit_of[s]];
-            r.finish[unit.dtype == DType::f64](pass, plan.segments[s], unit.scalars, partials.data() + items[first[s]].out,
-                                      width[s], starts.data(), first[s + 1] - first[s], values.data() + value_at[s]);
+            r.finish[unit.dtype == DType::f64](pass, plan.segments[s], unit.scalars,
+                                               partials.data() + items[first[s]].out, width[s], starts.data(),
+                                               first[s + 1] - first[s], values.data() + value_at[s]);
         }
     }
     // Partials are kept only while small (many small arrays are what reuse helps): a large

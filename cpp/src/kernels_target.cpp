@@ -3,6 +3,7 @@
 // compiled for a higher one; only kernel_table() is visible to dispatch.cpp.
 #include <cstddef>
 #include <cstdint>
+#include <type_traits>
 #include <vector>
 #if defined(__F16C__) || defined(__AVX512F__)
 #include <immintrin.h>  // kernels/low_precision.hpp: float16 conversions; kernels/quantize.hpp

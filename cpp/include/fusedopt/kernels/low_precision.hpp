@@ -210,7 +210,8 @@ inline void prefetch_block(const Segment& seg, const Storage& st, std::size_t at
     if (at >= hi) return;
     const std::size_t n = hi - at < kLowBlock ? hi - at : kLowBlock;
     for (int k = 0; k < kMaxOperands; ++k) {
-        if (!seg.data[k] || (k >= 2 && (st.slot[k] == SlotStorage::scales || st.slot[k] == SlotStorage::whole))) continue;
+        if (!seg.data[k]) continue;
+        if (k >= 2 && (st.slot[k] == SlotStorage::scales || st.slot[k] == SlotStorage::whole)) continue;
         const std::size_t item = k < 2 ? (low_precision(st.param) ? 2 : 4)
                                  : st.slot[k] == SlotStorage::plain ? 4
                                  : st.slot[k] == SlotStorage::bf16  ? 2

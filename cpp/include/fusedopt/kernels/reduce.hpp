@@ -1,8 +1,9 @@
 // Gradient norms and the non-finite check: one read pass, float64 accumulation.
 // The element range is cut into a fixed grid of chunks (its size depends on the total only);
-// each chunk is reduced alone (Lanes for the sum of squares, `omp simd` reductions
-// otherwise) and the chunks are summed in order, so the result has the same bits at any thread
-// count (a SIMD target's lane order is its own, so targets may differ in the last bit). Included inside a per-target anonymous namespace.
+// each chunk is reduced alone (Lanes for the sum of squares, `omp simd` reductions otherwise)
+// and the chunks are summed in order, so the result has the same bits at any thread count (a
+// SIMD target's lane order is its own, so targets may differ in the last bit). Included inside
+// a per-target anonymous namespace.
 
 template <NormKind K>
 inline double norm_term(double y, double p) {
