@@ -167,6 +167,43 @@ def test_parameter_strides_changed_in_place_are_noticed() -> None:
     assert_unchanged(opt, before)
 
 
+_STATE_CHANGES: dict[str, tuple[Callable[[np.ndarray], None], type, str]] = {
+    "strides": (lambda a: setattr(a, "strides", (4, 16)), ValueError, r"its memory layout \(strides\)"),
+    "dtype": (lambda a: setattr(a, "dtype", np.int32), TypeError, "dtype int32 is not supported"),
+    "shape": (lambda a: setattr(a, "shape", (16,)), ValueError, "shape"),
+    "read-only": (lambda a: setattr(a.flags, "writeable", False), ValueError, "read-only"),
+}
+
+
+@pytest.mark.parametrize("change", list(_STATE_CHANGES))
+def test_state_arrays_changed_in_place_are_noticed(change: str) -> None:
+    """Once `opt.state` was handed out, a state array changed in place (strides, dtype, shape or
+    flags set on the same object, the same buffer) is checked again before the next step, as a
+    replaced one is: refused with the construction's message, nothing written. (Before state
+    arrays were stamped, only their identity and data pointer were compared, and the step wrote
+    float32 values into an int32 view, a read-only array, or the transposed order.)"""
+    params = [np.arange(16, dtype=np.float32).reshape(4, 4) + 1]
+    opt = fusedopt.Adam(params, lr=1e-2)
+    g = np.ones((4, 4), np.float32)
+    opt.step([g])
+    opt.step([g])
+    apply, exc, message = _STATE_CHANGES[change]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)  # (setting strides is deprecated)
+        try:
+            apply(opt.state[0]["exp_avg"])
+        except AttributeError:
+            pytest.skip(f"this NumPy no longer sets {change} in place")
+    params_before, step_before = params[0].copy(), opt.state[0]["step"]
+    stored = {name: v.tobytes() for name, v in opt.state[0].items() if isinstance(v, np.ndarray)}
+    with pytest.raises(exc, match="exp_avg for parameter 0.*" + message):
+        opt.step([g])
+    assert_same_bits(params[0], params_before, "parameter")
+    assert opt.state[0]["step"] == step_before and opt.step_count == 2
+    for name, raw in stored.items():
+        assert opt.state[0][name].tobytes() == raw, name
+
+
 def test_gradients_unlike_their_parameter_are_checked_in_full(tmp_path: Any) -> None:
     """A steady step accepts a gradient at a glance when it is laid out exactly as its parameter
     (type, dtype object, flags, shape, strides); anything else gets every check: read-only,

@@ -421,6 +421,7 @@ struct Param {
     py::object slots[kMaxSlots];   // the state arrays as validated (null where absent)
     void* slot_data[kMaxSlots] = {};
     std::size_t slot_size[kMaxSlots] = {};  // their elements (SlotShape)
+    ArrayStamp slot_stamps[kMaxSlots];      // (read in exposed mode only: opt.state handed out)
 
     const Py_ssize_t* shape() const { return stamp.valid() ? stamp.shape : more_dims.data(); }
 };
@@ -726,7 +727,11 @@ bool Engine::state_dicts_current() const {
             if (!layout_.applies(k, p.checked.dtype)) continue;
             PyObject* a = dict_get(st, names_of_rule_.slots[static_cast<std::size_t>(k)].ptr());
             if (a != p.slots[k].ptr()) return false;
-            if (a && py::detail::array_proxy(a)->data != p.slot_data[k]) return false;  // reallocated
+            if (!a) continue;
+            if (py::detail::array_proxy(a)->data != p.slot_data[k]) return false;  // reallocated
+            // its dtype, shape, strides or flags set in place (no stamp: more than 4 dimensions,
+            // checked in full by the rebuild)
+            if (!p.slot_stamps[k].valid() || !p.slot_stamps[k].matches(a)) return false;
         }
         if (r.has_step) {
             PyObject* s = dict_get(st, common_keys().step.ptr());
@@ -746,6 +751,7 @@ void Engine::read_state(Param& p, const RuleInfo& r, const char* arg) const {
     for (int k = 0; k < slot_count_; ++k) {
         p.slots[k] = py::object();
         p.slot_data[k] = nullptr;
+        p.slot_stamps[k] = ArrayStamp{};
         if (!layout_.applies(k, p.checked.dtype)) continue;
         PyObject* a = dict_get(p.state.ptr(), names_of_rule_.slots[static_cast<std::size_t>(k)].ptr());
         if (!a) continue;
@@ -764,6 +770,7 @@ void Engine::read_state(Param& p, const RuleInfo& r, const char* arg) const {
         p.slots[k] = py::reinterpret_borrow<py::object>(a);
         p.slot_data[k] = c.data;
         p.slot_size[k] = c.size;
+        p.slot_stamps[k] = ArrayStamp::of(a);
     }
     p.counters = Counters{};
     if (r.has_step) {
@@ -1341,6 +1348,7 @@ void Engine::step(py::handle grads, py::handle grad_norm) {
                 p.slots[k] = n.arrays[k];
                 p.slot_data[k] = py::detail::array_proxy(n.arrays[k].ptr())->data;
                 p.slot_size[k] = n.arrays[k].attr("size").cast<std::size_t>();
+                p.slot_stamps[k] = ArrayStamp::of(n.arrays[k]);
             }
         valid_ = false;  // the new arrays join the written buffers at the next step's rebuild
     }
