@@ -210,6 +210,38 @@ def test_overlapping_params_rejected_at_step() -> None:
     assert not np.array_equal(buf, before)
 
 
+def test_steady_gradient_sharing_any_written_byte_is_refused() -> None:
+    """In a steady step, a gradient at a new address is searched among the arrays the step
+    writes (parameters, with gaps between them, and the state pooled per slot): every window of
+    a buffer that holds them is refused exactly when it shares a byte with one of them, and
+    accepted in the gaps. Covers the first and last spans and both edges of every span."""
+    buf = np.zeros(6 * 11, np.float32)
+    params = [buf[11 * k + 1: 11 * k + 9] for k in range(6)]  # 8 each, 3 elements apart
+    opt = fusedopt.Adam(params, lr=1e-3, amsgrad=True)
+    good = [np.full(8, 0.5, np.float32) for _ in params]
+    opt.step(good)
+    opt.step(good)
+    written = params + [v for st in opt.state.values() for v in st.values() if isinstance(v, np.ndarray)]
+    buffers = [buf] + list({id(v.base): v.base for v in written[6:]}.values())
+    assert len(buffers) == 4, "the state pooled in one buffer per slot"
+    tried = refused = 0
+    for b in buffers:
+        raw = b.view(np.uint8).reshape(-1)
+        for start in range(0, raw.size - 32 + 1, 4):
+            window = raw[start: start + 32].view(np.float32)
+            shares = any(np.shares_memory(window, w) for w in written)
+            grads = list(good)
+            grads[3] = window
+            tried += 1
+            if shares:
+                refused += 1
+                with pytest.raises(ValueError, match="share memory"):
+                    opt.step(grads)
+            else:
+                opt.step(grads)
+    assert 0 < refused < tried
+
+
 @pytest.mark.parametrize("name", NAMES)
 def test_first_step_rejected_creates_no_state(name: str) -> None:
     """A bad grad on the very first step (state not created yet) leaves no state behind."""

@@ -599,7 +599,7 @@ private:
     Options options_;
     std::vector<Param> params_;
     std::vector<Group> groups_;
-    std::vector<Span> written_;  // sorted: every parameter and state array
+    WrittenSpans written_;       // every parameter and state array
     bool valid_ = false;         // params_, groups_ and written_ describe the current structure
     bool exposed_ = false;       // opt.state was handed out: its dicts may be edited
     bool names_ = false;
@@ -853,7 +853,7 @@ void Engine::rebuild_from(const py::list& groups_list, const py::dict& state, co
     if (o.found) throw_overlap(names_of_rule_, params, o);
     params_ = std::move(params);
     groups_ = std::move(groups);
-    written_ = std::move(spans);
+    written_.assign(std::move(spans));
     names_ = names;
     valid_ = true;
     replay_.valid = false;  // the plan's parameters are not these
@@ -1017,8 +1017,8 @@ CheckedArray Engine::dense_grad(std::size_t i, PyObject* g, const void* checked,
         copy = !ga.dense || !same_layout(ga, item, p.checked, item);
     }
     if (!copy && ga.data != checked) {
-        const Overlap o = overlap_with_written(written_, make_span(ga.data, ga.size, ga.dtype, false, i, 1));
-        if (o.found) throw_overlap(names_of_rule_, params_, o);
+        const Span read = make_span(ga.data, ga.size, ga.dtype, false, i, 1);
+        if (const Span* w = written_.find(read.begin, read.end)) throw_overlap(names_of_rule_, params_, {true, *w, read});
     }
     return ga;
 }
@@ -1083,8 +1083,7 @@ void Engine::build_plan(std::vector<double>& values, PyObject* const* g, Built& 
             const std::size_t index_bytes = sg.count * (sg.wide ? 8 : 4);
             for (const Span& s : {make_span(sg.rows.data, sg.rows.size, sg.rows.dtype, false, i, 1),
                                   make_span(sg.indices, index_bytes / 4, DType::f32, false, i, 1)}) {
-                const Overlap o = s.begin == s.end ? Overlap{} : overlap_with_written(written_, s);
-                if (o.found) throw_overlap(names_of_rule_, params_, o);
+                if (const Span* w = written_.find(s.begin, s.end)) throw_overlap(names_of_rule_, params_, {true, *w, s});
             }
         } else {
             if (r.sparse_grads == SparseGrads::required)

@@ -1,6 +1,7 @@
 #include "fusedopt/overlap.hpp"
 
 #include <algorithm>
+#include <utility>
 
 namespace fusedopt {
 
@@ -30,20 +31,29 @@ Overlap first_overlap(std::vector<Span>& spans) {
     return o;
 }
 
-Overlap overlap_with_written(const std::vector<Span>& written, const Span& read) {
-    Overlap o;
-    if (read.begin == read.end) return o;
-    // Sorted and disjoint: only the last span starting before read.end can overlap.
-    auto it = std::lower_bound(written.begin(), written.end(), read.end,
-                               [](const Span& x, std::uintptr_t v) { return x.begin < v; });
-    if (it == written.begin()) return o;
-    --it;
-    if (it->end > read.begin) {
-        o.found = true;
-        o.a = *it;
-        o.b = read;
+void WrittenSpans::assign(std::vector<Span> sorted) {
+    spans_ = std::move(sorted);
+    begins_.resize(spans_.size());
+    ends_.resize(spans_.size());
+    for (std::size_t i = 0; i < spans_.size(); ++i) {
+        begins_[i] = spans_[i].begin;
+        ends_[i] = spans_[i].end;
     }
-    return o;
+}
+
+const Span* WrittenSpans::find(std::uintptr_t begin, std::uintptr_t end) const {
+    const std::size_t count = begins_.size();
+    if (begin == end || count == 0 || begins_[0] >= end) return nullptr;
+    // Disjoint: only the last span starting before `end` can overlap. Halving [first, first + n)
+    // that holds it, with a conditional move rather than a branch.
+    const std::uintptr_t* first = begins_.data();
+    for (std::size_t n = count; n > 1;) {
+        const std::size_t half = n / 2;
+        first = first[half] < end ? first + half : first;
+        n -= half;
+    }
+    const std::size_t i = static_cast<std::size_t>(first - begins_.data());
+    return ends_[i] > begin ? &spans_[i] : nullptr;
 }
 
 }  // namespace fusedopt

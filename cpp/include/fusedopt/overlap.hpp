@@ -29,8 +29,23 @@ struct Overlap {
 // Sorts `spans` by address and returns the first pair sharing memory where one side is written.
 Overlap first_overlap(std::vector<Span>& spans);
 
-// `written` sorted and disjoint (first_overlap found nothing among written spans): the one that
-// [begin, end) overlaps, if any.
-Overlap overlap_with_written(const std::vector<Span>& written, const Span& read);
+// The spans a step writes (every parameter and state array), sorted and disjoint, searched for
+// every gradient whose address is new: a training loop's fresh gradients, every step. Their
+// starts and ends are kept in arrays of their own (8 bytes an entry) and searched with a
+// conditional move instead of a branch. (1000 one-element parameters, fresh gradients each step,
+// 1 thread: SGD 26.5 -> 22.6 ns per array, Adam 36.4 -> 32.6, against a branching search over
+// the spans that returned an Overlap, whose zeroing alone took a third of it.)
+class WrittenSpans {
+public:
+    // `sorted`: by begin, disjoint (first_overlap found nothing among them).
+    void assign(std::vector<Span> sorted);
+    // The written span that [begin, end) shares memory with, or null. (Not an Overlap: zeroing
+    // its two spans cost more than the search when there is none.)
+    const Span* find(std::uintptr_t begin, std::uintptr_t end) const;
+
+private:
+    std::vector<Span> spans_;
+    std::vector<std::uintptr_t> begins_, ends_;
+};
 
 }  // namespace fusedopt
