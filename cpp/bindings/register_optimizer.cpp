@@ -7,6 +7,7 @@
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cmath>
 #include <mutex>
@@ -23,6 +24,7 @@
 #include "fusedopt/dispatch.hpp"
 #include "fusedopt/engine.hpp"
 #include "fusedopt/overlap.hpp"
+#include "fusedopt/team.hpp"
 
 namespace py = pybind11;
 
@@ -574,7 +576,11 @@ public:
 
 private:
     friend class Locked;
+    bool groups_current() const;
+    bool param_current(std::size_t i, PyObject* a) const;
     bool structure_current() const;
+    bool checked_on_team(py::handle grads, py::tuple& aligned);
+    bool steady_pair(std::size_t i, PyObject* const* g);
     void rebuild(const char* arg = "state") { rebuild_from(groups_list_, state_, arg); }
     void rebuild_from(const py::list& groups_list, const py::dict& state, const char* arg);
     bool state_dicts_current() const;
@@ -584,7 +590,7 @@ private:
     py::tuple aligned_grads(py::handle grads) const;
     CheckedArray dense_grad(std::size_t i, PyObject* g, const void* checked, bool& copy) const;
     void build_plan(std::vector<double>& values, PyObject* const* g, Built& built);
-    bool replay_plan(std::vector<double>& values, PyObject* const* g);
+    bool replay_plan(std::vector<double>& values, PyObject* const* g, bool grads_checked);
     Counters counters_of(const Param& p) const;
     unsigned slots_of(const StepUnit& unit, const std::vector<double>& values) const;
     std::uint32_t key_of(const Storage& st, std::size_t i) const;
@@ -599,6 +605,7 @@ private:
     Options options_;
     std::vector<Param> params_;
     std::vector<Group> groups_;
+    mutable std::vector<std::size_t> group_first_;  // (groups_current: each group's first parameter)
     WrittenSpans written_;       // every parameter and state array
     bool valid_ = false;         // params_, groups_ and written_ describe the current structure
     bool exposed_ = false;       // opt.state was handed out: its dicts may be edited
@@ -686,33 +693,53 @@ CheckedArray peek(py::handle h, bool written) {
     }
 }
 
-bool Engine::structure_current() const {
+// The groups as validated: the same dicts holding the same 'params' lists, of as many
+// parameters in all (group_first_: where each group's start).
+bool Engine::groups_current() const {
     if (!valid_) return false;
     const Py_ssize_t ng = PyList_GET_SIZE(groups_list_.ptr());
     if (static_cast<std::size_t>(ng) != groups_.size()) return false;
+    group_first_.clear();
     std::size_t at = 0;
     for (Py_ssize_t g = 0; g < ng; ++g) {
+        const Group& group = groups_[static_cast<std::size_t>(g)];
         PyObject* d = PyList_GET_ITEM(groups_list_.ptr(), g);
-        if (d != groups_[static_cast<std::size_t>(g)].dict.ptr()) return false;
+        if (d != group.dict.ptr()) return false;
         PyObject* plist = dict_get(d, common_keys().params.ptr());
-        if (plist != groups_[static_cast<std::size_t>(g)].params.ptr() || !PyList_Check(plist)) return false;
+        if (plist != group.params.ptr() || !PyList_Check(plist)) return false;
+        group_first_.push_back(at);
+        at += static_cast<std::size_t>(PyList_GET_SIZE(plist));
+    }
+    group_first_.push_back(at);
+    return at == params_.size();
+}
+
+// Parameter i is `a`, the array as validated: not reallocated, reshaped, or given other strides
+// or flags. Reads no Python state but the array's header, so the team may run it (no stamp:
+// false there, checked in full by structure_current).
+bool Engine::param_current(std::size_t i, PyObject* a) const {
+    const Param& p = params_[i];
+    return a == p.array.ptr() && p.stamp.valid() && p.stamp.matches(a) &&
+           py::detail::array_proxy(a)->data == p.checked.data;
+}
+
+bool Engine::structure_current() const {
+    if (!groups_current()) return false;
+    std::size_t i = 0;
+    for (std::size_t g = 0; g < groups_.size(); ++g) {
+        PyObject* plist = groups_[g].params.ptr();
         const Py_ssize_t n = PyList_GET_SIZE(plist);
-        for (Py_ssize_t j = 0; j < n; ++j, ++at) {
-            if (at >= params_.size()) return false;
-            const Param& p = params_[at];
+        for (Py_ssize_t j = 0; j < n; ++j, ++i) {
             PyObject* a = PyList_GET_ITEM(plist, j);
             if (j + kPrefetchAhead < n) prefetch_object(PyList_GET_ITEM(plist, j + kPrefetchAhead));
-            prefetch_param(params_, at + kPrefetchAhead);
+            prefetch_param(params_, i + kPrefetchAhead);
             if (j + kPrefetchAhead / 2 < n) prefetch_dims(PyList_GET_ITEM(plist, j + kPrefetchAhead / 2));
-            if (a != p.array.ptr()) return false;
-            if (p.stamp.valid()) {  // reallocated, reshaped, its strides or flags changed
-                if (!p.stamp.matches(a) || py::detail::array_proxy(a)->data != p.checked.data) return false;
-            } else if (!same_checked(peek(a, true), p)) {
-                return false;
-            }
+            if (param_current(i, a)) continue;
+            const Param& p = params_[i];
+            if (a != p.array.ptr() || p.stamp.valid() || !same_checked(peek(a, true), p)) return false;
         }
     }
-    return at == params_.size();
+    return true;
 }
 
 // In exposed mode the state dicts may have been edited: the same arrays, unchanged in place,
@@ -1222,7 +1249,7 @@ void Engine::set_unit_step(StepUnit& unit, const double* v, const Counters& c) c
 // having changed nothing that build_plan does not rebuild, when the plan must be built again:
 // a gradient missing, not an array (row-sparse) or in another layout, or the hyperparameters
 // using other slots.
-bool Engine::replay_plan(std::vector<double>& values, PyObject* const* g) {
+bool Engine::replay_plan(std::vector<double>& values, PyObject* const* g, bool grads_checked) {
     if (!replay_.valid) return false;
     const RuleInfo& r = rule_at(rule_);
     std::vector<StepUnit>& units = plan_.units;
@@ -1230,7 +1257,7 @@ bool Engine::replay_plan(std::vector<double>& values, PyObject* const* g) {
         if (slots_of(units[u], values) != replay_.used[u]) return false;
     const std::size_t n = params_.size();
     auto& api = py::detail::npy_api::get();
-    for (std::size_t i = 0; i < n; ++i) {
+    for (std::size_t i = 0; i < (grads_checked ? 0 : n); ++i) {  // (grads_checked: by the team)
         if (i + kPrefetchAhead < n) prefetch_object(g[i + kPrefetchAhead]);
         if (i + kPrefetchAhead / 2 < n) prefetch_dims(g[i + kPrefetchAhead / 2]);
         if (Py_TYPE(g[i]) != params_[i].stamp.type && !api.PyArray_Check_(g[i]))
@@ -1256,6 +1283,67 @@ bool Engine::replay_plan(std::vector<double>& values, PyObject* const* g) {
     return true;
 }
 
+// ---- a steady step's checks on the team ----------------------------------------------------
+// Over many arrays, most of a steady step's serial time is comparing each parameter and gradient
+// with its stamp: a few cache misses per array after the previous step's data stream. When the
+// helper threads are about to run the kernels anyway, they share those comparisons. The calling
+// thread keeps the GIL and takes pieces itself meanwhile, so no Python code runs and what they
+// read (list items, array headers, stamps, the written spans) stays as it is; they write only
+// the gradients' addresses into the plan. Anything but a match everywhere makes the step check
+// everything serially as before, so errors are found and reported in the same order.
+constexpr std::size_t kTeamCheckMin = 256;   // parameters: fewer are checked faster alone
+constexpr std::size_t kTeamCheckPiece = 64;  // parameters per piece
+
+// Parameter i and its gradient as validated, the gradient's address recorded in the plan.
+bool Engine::steady_pair(std::size_t i, PyObject* const* g) {
+    const Param& p = params_[i];
+    PyObject* a = PyList_GET_ITEM(groups_[p.group].params.ptr(), Py_ssize_t(i - group_first_[p.group]));
+    if (!param_current(i, a) || !p.stamp.matches(g[i], ArrayStamp::kLayoutFlags)) return false;
+    void* data = py::detail::array_proxy(g[i])->data;
+    Segment& seg = plan_.segments[i];  // (parameter i's: the plan is replayable)
+    if (data != seg.data[1]) {
+        const Span read = make_span(data, p.checked.size, p.checked.dtype, false, i, 1);
+        if (written_.find(read.begin, read.end)) return false;
+        seg.data[1] = data;
+    }
+    return true;
+}
+
+// Whether the team checked every parameter and gradient (aligned: the gradients in parameter
+// order); false having changed nothing the serial checks do not redo.
+bool Engine::checked_on_team(py::handle grads, py::tuple& aligned) {
+    const std::size_t n = params_.size();
+    if (n < kTeamCheckMin || !replay_.valid || !options_.reference.is_none()) return false;
+    // (only containers whose alignment runs no user code: it runs again if this fails)
+    if (!PyList_CheckExact(grads.ptr()) && !PyTuple_CheckExact(grads.ptr()) && !PyDict_CheckExact(grads.ptr()))
+        return false;
+    const Exec e = step_exec();
+    if (e.threads < 2 || plan_.starts.back() < e.min_parallel || !plan_.team.use_team() || !groups_current() ||
+        (exposed_ && !state_dicts_current()))
+        return false;
+    try {
+        aligned = aligned_grads(grads);
+    } catch (const std::exception&) {
+        return false;
+    }
+    struct Context {
+        Engine* engine;
+        PyObject* const* g;
+        std::size_t n;
+        std::atomic<bool> failed{false};
+    } ctx{this, &PyTuple_GET_ITEM(aligned.ptr(), 0), n};
+    const std::size_t pieces = (n + kTeamCheckPiece - 1) / kTeamCheckPiece;
+    run_pieces(pieces, e.threads, [](void* c, std::size_t piece) {
+        Context& x = *static_cast<Context*>(c);
+        const std::size_t lo = piece * kTeamCheckPiece, hi = std::min(lo + kTeamCheckPiece, x.n);
+        for (std::size_t i = lo; i < hi && !x.failed.load(std::memory_order_relaxed); ++i) {
+            if (i + kPrefetchAhead < hi) prefetch_object(x.g[i + kPrefetchAhead]);
+            if (!x.engine->steady_pair(i, x.g)) x.failed.store(true, std::memory_order_relaxed);
+        }
+    }, &ctx);
+    return !ctx.failed.load();
+}
+
 void Engine::step(py::handle grads, py::handle grad_norm) {
     Locked lock(*this);
     const RuleInfo& r = rule_at(rule_);
@@ -1269,8 +1357,12 @@ void Engine::step(py::handle grads, py::handle grad_norm) {
         options.given_norm = grad_norm[py::int_(0)].cast<double>();
         options.given_nonfinite = grad_norm[py::int_(1)].cast<bool>();
     }
-    if (!structure_current() || (exposed_ && !state_dicts_current())) rebuild();
-    const py::tuple grads_owned = aligned_grads(grads);
+    py::tuple grads_owned;
+    const bool team_checked = checked_on_team(grads, grads_owned);  // (a steady step over many arrays)
+    if (!team_checked) {
+        if (!structure_current() || (exposed_ && !state_dicts_current())) rebuild();
+        grads_owned = aligned_grads(grads);
+    }
     PyObject* const* g = &PyTuple_GET_ITEM(grads_owned.ptr(), 0);
 
     // Hyperparameters of every group, resolved at the step count and checked.
@@ -1283,7 +1375,7 @@ void Engine::step(py::handle grads, py::handle grad_norm) {
                       reference ? &hp[gi] : nullptr);
 
     Built built;
-    if (reference || !replay_plan(values, g)) build_plan(values, g, built);
+    if (reference || !replay_plan(values, g, team_checked)) build_plan(values, g, built);
     std::vector<NewState>& created = built.created;
     const std::vector<char>& grad_copied = built.grad_copied;
 
