@@ -24,7 +24,9 @@ import pytest
 from conftest import (
     OPTIMIZERS,
     RICH_CONFIGS,
+    SUPPORTED_TARGETS,
     Pair,
+    assert_snapshot_equal,
     check_ulp_bound,
     make_grad_stream,
     make_params,
@@ -352,3 +354,34 @@ def test_any_dense_layout_matches_the_reference(storage: str) -> None:
     for name, v in flat.state[0].items():
         if isinstance(v, np.ndarray) and v.ndim == 2:
             np.testing.assert_array_equal(pair.a.state[0][name].T.view(np.uint8), v.view(np.uint8))
+
+
+@pytest.mark.skipif("avx512" not in SUPPORTED_TARGETS, reason="the byte permutes are an AVX-512 path")
+@pytest.mark.parametrize("n", [64, 1000, 2 * 256 + 7])
+def test_int8_state_reads_the_same_with_and_without_byte_permutes(n: int) -> None:
+    """On AVX-512, int8 state is read with AVX512-VBMI's byte permutes where the CPU has them
+    (kernels/quantize.hpp, dequantize_vbmi): every code of both code books (signed exp_avg, with
+    code 128; non-negative exp_avg_sq), in blocks with a tail after the last 64 codes, gives the
+    same bits with them and without."""
+    rng = np.random.default_rng(n)
+    p0 = rng.uniform(0.5, 2.0, n).astype(np.float32)
+    g = rng.standard_normal(n).astype(np.float32)
+    blocks = -(-n // 256)
+    scales = [rng.uniform(1e-3, 1.0, blocks).astype(np.float32) for _ in range(2)]
+    results = []
+    for allowed in (True, False):
+        _core._allow_byte_permutes(allowed)
+        try:
+            with using_target("avx512"):
+                opt = fusedopt.Adam([p0.copy()], lr=1e-2, state_dtype="int8")
+                opt.step([g])
+                st = opt.state[0]
+                st["exp_avg"][...] = (np.arange(n) * 5 + 3) % 256  # every code, in no particular order
+                st["exp_avg_sq"][...] = (np.arange(n) * 7 + 1) % 256
+                st["exp_avg_absmax"][...] = scales[0]
+                st["exp_avg_sq_absmax"][...] = scales[1]
+                opt.step([g])
+                results.append(snapshot(opt))
+        finally:
+            _core._allow_byte_permutes(True)
+    assert_snapshot_equal(results[0], results[1], "byte permutes vs 16 at a time: ")

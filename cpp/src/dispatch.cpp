@@ -73,6 +73,7 @@ std::atomic<const KernelTable*> g_active{nullptr};
 std::atomic<int> g_threads{0};  // 0: not set yet, use max_threads()
 std::atomic<std::size_t> g_min_parallel{1u << 16};
 std::atomic<bool> g_flush_denormals{true};
+std::atomic<bool> g_byte_permutes{true};
 
 }  // namespace
 
@@ -144,5 +145,8 @@ void set_flush_denormal(bool on) { g_flush_denormals.store(on, std::memory_order
 Exec current_exec() { return Exec{num_threads(), min_parallel_elements(), false}; }
 
 Exec step_exec() { return Exec{num_threads(), min_parallel_elements(), flush_denormal()}; }
+
+bool byte_permutes_allowed() { return g_byte_permutes.load(std::memory_order_relaxed); }
+void allow_byte_permutes(bool on) { g_byte_permutes.store(on, std::memory_order_relaxed); }
 
 }  // namespace fusedopt

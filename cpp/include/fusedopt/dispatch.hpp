@@ -34,5 +34,6 @@ bool flush_denormal();
 void set_flush_denormal(bool on);
 Exec current_exec();               // clipping, norms, probes
 Exec step_exec();                  // an optimizer step
+void allow_byte_permutes(bool on);  // tests: kernel_table.hpp, byte_permutes_allowed
 
 }  // namespace fusedopt

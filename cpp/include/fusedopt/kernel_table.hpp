@@ -108,6 +108,10 @@ struct Storage {
 using ScratchKernel = void (*)(const Segment&, std::size_t lo, std::size_t hi, ChunkKernel f32, const void* scalars,
                                const double* array_values, const GradTransform&, const Storage&);
 
+// Whether the AVX-512 kernels may use AVX512-VBMI's byte permutes where the CPU has them
+// (int8 state, kernels/quantize.hpp); tests turn it off to check the other path (dispatch.cpp).
+bool byte_permutes_allowed();
+
 struct KernelTable {
     const char* name;
     const RuleInfo* rules;  // every rule under rules/, in the same order on every target

@@ -262,9 +262,9 @@ void scratch_chunk(const Segment& seg, std::size_t lo, std::size_t hi, ChunkKern
                 const std::uint8_t* codes = static_cast<const std::uint8_t*>(seg.data[k]) + b;
                 const float* scales = static_cast<const float*>(seg.data[st.scales[k]]) + b / kQuantBlock;
                 if (st.slot[k] == SlotStorage::q8_signed)
-                    dequantize_span<true>(codes, scratch[k], n, scales, quant_map(true));
+                    dequantize<true>(codes, scratch[k], n, scales, quant_map(true));
                 else
-                    dequantize_span<false>(codes, scratch[k], n, scales, quant_map(false));
+                    dequantize<false>(codes, scratch[k], n, scales, quant_map(false));
                 s.data[k] = scratch[k];
                 break;
             }
