@@ -1,8 +1,9 @@
-"""A steady step over many arrays checks its parameters and gradients on the team (Engine::
-checked_on_team, register_optimizer.cpp): the same bits as the serial checks, and every refusal
-they make (a gradient of another shape, dtype or kind, one sharing memory with a parameter or
-state array, a parameter changed in place) is made the same way, nothing written; anything
-unusual (a missing gradient, a copied layout) takes the serial path."""
+"""A steady step checks each parameter and its gradient in one pass, shared by the helper
+threads over many arrays (Engine::steady_checks, register_optimizer.cpp): the same bits as a
+fresh plan's full checks, and every refusal those make (a gradient of another shape, dtype or
+kind, one sharing memory with a parameter or state array, a parameter or state array changed in
+place) made the same way, nothing written; anything unusual (a missing gradient, another
+layout, a replaced array) takes the full checks."""
 
 from __future__ import annotations
 
@@ -138,34 +139,37 @@ def _contents(opt: Any) -> tuple:
     return tuple(p.tobytes() for p in opt.params), state, opt.step_count
 
 
-def _outcome(threads: int, change: str, k: int) -> tuple[Any, tuple, tuple]:
+def _step(opt: Any, change: str, k: int) -> tuple[Any, tuple, tuple]:
     """(the exception's type and message, or None; the contents before; after the step)."""
+    before = _contents(opt)  # (before the change: reading opt.state syncs its counters)
+    grads = CHANGES[change](opt, _grads(3), k)
+    try:
+        opt.step(grads)
+    except (TypeError, ValueError) as e:
+        return (type(e), str(e)), before, _contents(opt)
+    return None, before, _contents(opt)
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+@pytest.mark.parametrize("k", [0, 157, N - 1])
+@pytest.mark.parametrize("change", list(CHANGES))
+def test_the_steady_checks_refuse_and_accept_as_a_fresh_plan(change: str, k: int, threads: int) -> None:
+    """The same change at parameter k of a steady optimizer (one-pass checks, on the team at 2
+    threads) and of its deep copy (a fresh plan: every check in full): the same error with
+    nothing written, or the same bits."""
     with using_threads(threads, 0), warnings.catch_warnings():
         warnings.simplefilter("ignore", DeprecationWarning)
         opt = fusedopt.Adam(_params(), lr=1e-2, amsgrad=True)
         for t in range(3):
             opt.step(_grads(t))
-        before = _contents(opt)  # (before the change: reading opt.state syncs its counters)
-        grads = CHANGES[change](opt, _grads(3), k)
-        try:
-            opt.step(grads)
-        except (TypeError, ValueError) as e:
-            return (type(e), str(e)), before, _contents(opt)
-        return None, before, _contents(opt)
-
-
-@pytest.mark.parametrize("k", [0, 157, N - 1])
-@pytest.mark.parametrize("change", list(CHANGES))
-def test_what_the_serial_checks_refuse_the_team_refuses_alike(change: str, k: int) -> None:
-    """The same change at parameter k: at 2 threads (team checks, falling back to the serial
-    ones) and at 1 thread (serial only), the same error and nothing written, or the same bits."""
-    team_error, team_before, team_after = _outcome(2, change, k)
-    serial_error, serial_before, serial_after = _outcome(1, change, k)
-    assert team_error == serial_error
-    assert team_after == serial_after, f"{change} at {k}"
-    if team_error is not None:
-        assert team_after == team_before, f"{change} at {k}: refused, yet something changed"
+        fresh = copy.deepcopy(opt)
+        error, before, after = _step(opt, change, k)
+        fresh_error, _, fresh_after = _step(fresh, change, k)
+    assert error == fresh_error
+    assert after == fresh_after, f"{change} at {k}"
+    if error is not None:
+        assert after == before, f"{change} at {k}: refused, yet something changed"
     expected_error = {"shape": ValueError, "dtype": TypeError, "not_an_array": TypeError, "a_parameter": ValueError,
                       "another_parameter": ValueError, "state": ValueError, "param_reshaped": ValueError,
                       "param_read_only": ValueError, "state_dtype_set": TypeError}
-    assert (team_error[0] if team_error else None) is expected_error.get(change), team_error
+    assert (error[0] if error else None) is expected_error.get(change), error

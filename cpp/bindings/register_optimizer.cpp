@@ -579,7 +579,7 @@ private:
     bool groups_current() const;
     bool param_current(std::size_t i, PyObject* a) const;
     bool structure_current() const;
-    bool checked_on_team(py::handle grads, py::tuple& aligned);
+    bool steady_checks(py::handle grads, py::tuple& aligned);
     bool steady_pair(std::size_t i, PyObject* const* g);
     void rebuild(const char* arg = "state") { rebuild_from(groups_list_, state_, arg); }
     void rebuild_from(const py::list& groups_list, const py::dict& state, const char* arg);
@@ -1257,7 +1257,7 @@ bool Engine::replay_plan(std::vector<double>& values, PyObject* const* g, bool g
         if (slots_of(units[u], values) != replay_.used[u]) return false;
     const std::size_t n = params_.size();
     auto& api = py::detail::npy_api::get();
-    for (std::size_t i = 0; i < (grads_checked ? 0 : n); ++i) {  // (grads_checked: by the team)
+    for (std::size_t i = 0; i < (grads_checked ? 0 : n); ++i) {  // (grads_checked: by steady_checks)
         if (i + kPrefetchAhead < n) prefetch_object(g[i + kPrefetchAhead]);
         if (i + kPrefetchAhead / 2 < n) prefetch_dims(g[i + kPrefetchAhead / 2]);
         if (Py_TYPE(g[i]) != params_[i].stamp.type && !api.PyArray_Check_(g[i]))
@@ -1283,14 +1283,17 @@ bool Engine::replay_plan(std::vector<double>& values, PyObject* const* g, bool g
     return true;
 }
 
-// ---- a steady step's checks on the team ----------------------------------------------------
-// Over many arrays, most of a steady step's serial time is comparing each parameter and gradient
-// with its stamp: a few cache misses per array after the previous step's data stream. When the
-// helper threads are about to run the kernels anyway, they share those comparisons. The calling
-// thread keeps the GIL and takes pieces itself meanwhile, so no Python code runs and what they
-// read (list items, array headers, stamps, the written spans) stays as it is; they write only
-// the gradients' addresses into the plan. Anything but a match everywhere makes the step check
-// everything serially as before, so errors are found and reported in the same order.
+// ---- a steady step's checks in one pass ---------------------------------------------------------
+// A steady step (the last plan replayable) checks each parameter and its gradient together in one
+// pass over the arrays: each compared with the parameter's stamp, a gradient at a new address
+// searched among the written spans (steady_pair). Over many arrays this is most of the step's
+// serial time, a few cache misses per array after the previous step's data stream, so when the
+// helper threads are about to run the kernels anyway, they share it: the calling thread keeps
+// the GIL and takes pieces too, so no Python code runs and what they read (list items, array
+// headers, stamps, the written spans) stays as it is; they write only the gradients' addresses
+// into the plan. Anything but a match everywhere makes the step check everything as before
+// (structure_current, then replay_plan or build_plan), so errors are found and reported in the
+// same order with the same messages.
 constexpr std::size_t kTeamCheckMin = 256;   // parameters: fewer are checked faster alone
 constexpr std::size_t kTeamCheckPiece = 64;  // parameters per piece
 
@@ -1309,18 +1312,18 @@ bool Engine::steady_pair(std::size_t i, PyObject* const* g) {
     return true;
 }
 
-// Whether the team checked every parameter and gradient (aligned: the gradients in parameter
-// order); false having changed nothing the serial checks do not redo.
-bool Engine::checked_on_team(py::handle grads, py::tuple& aligned) {
+// Whether every parameter and gradient passed (aligned: the gradients in parameter order); false
+// having changed nothing that the full checks do not redo.
+bool Engine::steady_checks(py::handle grads, py::tuple& aligned) {
     const std::size_t n = params_.size();
-    if (n < kTeamCheckMin || !replay_.valid || !options_.reference.is_none()) return false;
+    if (n == 0 || !replay_.valid || !options_.reference.is_none()) return false;
     // (only containers whose alignment runs no user code: it runs again if this fails)
     if (!PyList_CheckExact(grads.ptr()) && !PyTuple_CheckExact(grads.ptr()) && !PyDict_CheckExact(grads.ptr()))
         return false;
+    if (!groups_current() || (exposed_ && !state_dicts_current())) return false;
     const Exec e = step_exec();
-    if (e.threads < 2 || plan_.starts.back() < e.min_parallel || !plan_.team.use_team() || !groups_current() ||
-        (exposed_ && !state_dicts_current()))
-        return false;
+    const bool team =  // (as run_step will decide for the kernels)
+        n >= kTeamCheckMin && e.threads > 1 && plan_.starts.back() >= e.min_parallel && plan_.team.use_team();
     try {
         aligned = aligned_grads(grads);
     } catch (const std::exception&) {
@@ -1333,14 +1336,18 @@ bool Engine::checked_on_team(py::handle grads, py::tuple& aligned) {
         std::atomic<bool> failed{false};
     } ctx{this, &PyTuple_GET_ITEM(aligned.ptr(), 0), n};
     const std::size_t pieces = (n + kTeamCheckPiece - 1) / kTeamCheckPiece;
-    run_pieces(pieces, e.threads, [](void* c, std::size_t piece) {
+    const PieceFn check = [](void* c, std::size_t piece) {
         Context& x = *static_cast<Context*>(c);
         const std::size_t lo = piece * kTeamCheckPiece, hi = std::min(lo + kTeamCheckPiece, x.n);
         for (std::size_t i = lo; i < hi && !x.failed.load(std::memory_order_relaxed); ++i) {
             if (i + kPrefetchAhead < hi) prefetch_object(x.g[i + kPrefetchAhead]);
             if (!x.engine->steady_pair(i, x.g)) x.failed.store(true, std::memory_order_relaxed);
         }
-    }, &ctx);
+    };
+    if (team)
+        run_pieces(pieces, e.threads, check, &ctx);
+    else
+        for (std::size_t p = 0; p < pieces && !ctx.failed.load(std::memory_order_relaxed); ++p) check(&ctx, p);
     return !ctx.failed.load();
 }
 
@@ -1358,8 +1365,8 @@ void Engine::step(py::handle grads, py::handle grad_norm) {
         options.given_nonfinite = grad_norm[py::int_(1)].cast<bool>();
     }
     py::tuple grads_owned;
-    const bool team_checked = checked_on_team(grads, grads_owned);  // (a steady step over many arrays)
-    if (!team_checked) {
+    const bool steady = steady_checks(grads, grads_owned);
+    if (!steady) {
         if (!structure_current() || (exposed_ && !state_dicts_current())) rebuild();
         grads_owned = aligned_grads(grads);
     }
@@ -1375,7 +1382,7 @@ void Engine::step(py::handle grads, py::handle grad_norm) {
                       reference ? &hp[gi] : nullptr);
 
     Built built;
-    if (reference || !replay_plan(values, g, team_checked)) build_plan(values, g, built);
+    if (reference || !replay_plan(values, g, steady)) build_plan(values, g, built);
     std::vector<NewState>& created = built.created;
     const std::vector<char>& grad_copied = built.grad_copied;
 
