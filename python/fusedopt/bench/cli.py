@@ -37,11 +37,10 @@ from .timing import (
     measure_quiet,
     memory_over_steps,
     set_malloc_mode,
+    settle,
 )
 
 # ---- settings -------------------------------------------------------------------------------
-
-SETTLE_S = 0.06
 
 QUICK = {"repeats": 7, "repeats_torch": 5, "repeats_numpy": 3, "min_time": 0.003, "tries": 1, "max_others": 0.15}
 FULL = {"repeats": 21, "repeats_torch": 9, "repeats_numpy": 5, "min_time": 0.010, "tries": 4, "max_others": 0.15}
@@ -178,14 +177,6 @@ def _torch_contender(torch: Any, case: Case, layout: Layout, p0: Sequence[np.nda
     return Contender("torch_fused" if fused else "torch_loop", topt.step, warmup_steps=case.warmup_steps)
 
 
-def _settle(step: Callable[[], None]) -> None:
-    """Steps for SETTLE_S: an optimizer times its first steps on the helper threads and on one
-    thread (20 ms each) before it settles on the faster; the samples should see the settled one."""
-    end = time.perf_counter() + SETTLE_S
-    while time.perf_counter() < end:
-        step()
-
-
 def _step_of(opt: Any, grads: list[np.ndarray]) -> Callable[[], None]:
     return lambda: opt.step(grads)
 
@@ -210,7 +201,7 @@ def _block_one(case: Case, layout: Layout, p0: Sequence[np.ndarray], g: Sequence
     opt.step(grads)  # creates the state the probe walks too
     written, pgrads = probe_arrays(case, opt, params)
     step = _step_of(opt, grads)
-    _settle(step)
+    settle(step)
     contenders = [
         Contender("native", step, warmup_steps=case.warmup_steps),
         Contender("probe", lambda: _core.probe(written, pgrads)),

@@ -12,7 +12,7 @@ import numpy as np
 
 import fusedopt
 
-from .timing import Contender, measure
+from .timing import Contender, measure, settle
 
 FULL, QUICK = 32 << 20, 4 << 20
 # (row, parameter dtype, state_dtype, bytes per parameter: p read+written, g read, m and v read+written)
@@ -53,8 +53,9 @@ def _contenders(n: int) -> list[Contender]:
         p = p32.astype(_dtype(pdtype))
         g = g32.astype(_dtype(pdtype))
         opt: Any = getattr(fusedopt, "Adam")([p], lr=1e-4, state_dtype=state)
-        opt.step([g])  # state created outside the timing
-        out.append(Contender(row, _stepper(opt, [g]), keep=(opt, p, g)))
+        step = _stepper(opt, [g])
+        settle(step)  # (the state created, the thread count chosen, outside the timing)
+        out.append(Contender(row, step, keep=(opt, p, g)))
         m = np.zeros(n, _dtype(STATE_ITEM[state]) if pdtype == "float32" else np.float32)
         v = np.zeros_like(m)
         pp, gg = p.copy(), np.zeros_like(g)

@@ -73,6 +73,22 @@ class Stats:
         }
 
 
+# An optimizer first times its steps on the helper threads and on one thread, in epochs of at
+# least 20 ms and 3 steps each (team_choice.cpp), then settles on the faster: about 60 ms for
+# quick steps, 9 steps for long ones (32M). Samples should see the settled mode.
+SETTLE_S = 0.06
+SETTLE_STEPS = 10
+
+
+def settle(step: Step) -> None:
+    """Steps for SETTLE_S and at least SETTLE_STEPS, untimed."""
+    end = time.perf_counter() + SETTLE_S
+    done = 0
+    while done < SETTLE_STEPS or time.perf_counter() < end:
+        step()
+        done += 1
+
+
 def _run(c: Contender, k: int) -> float:
     if c.enter is not None:
         c.enter()
