@@ -64,9 +64,7 @@ def sgd(
 ) -> None:
     t = p.dtype.type
     lr, momentum, dampening = float(lr), float(momentum), float(dampening)
-    d = transform.apply(g)
-    if weight_decay != 0:
-        d = p * t(weight_decay) + d
+    d = _coupled_grad(p, g, transform, weight_decay)
     if formulation == "classic":  # v = mu*v - lr*g; p += v (Nesterov: p += -mu*v_prev + (1+mu)*v)
         assert momentum_buffer is not None
         mom = t(momentum)
@@ -129,9 +127,7 @@ def rmsprop(
 ) -> None:
     t = p.dtype.type
     alpha = float(alpha)
-    d = transform.apply(g)
-    if weight_decay != 0:
-        d = p * t(weight_decay) + d
+    d = _coupled_grad(p, g, transform, weight_decay)
     square_avg[...] = (t(1.0 - alpha) * d) * d + square_avg * t(alpha)
     if centered:
         assert grad_avg is not None
@@ -156,6 +152,11 @@ def _weight_decay(p: np.ndarray, d: np.ndarray, weight_decay: float, decay: floa
         else:
             d = p * t(weight_decay) + d
     return d
+
+
+def _coupled_grad(p: np.ndarray, g: np.ndarray, transform: GradTransform, weight_decay: float) -> np.ndarray:
+    """The gradient as the rule sees it: transformed, plus weight_decay * p (torch's coupled decay)."""
+    return _weight_decay(p, transform.apply(g), weight_decay, 1.0, False)
 
 
 def _second_moment(v: np.ndarray, d: np.ndarray, beta2: float) -> None:
@@ -355,9 +356,7 @@ def adadelta(
 ) -> None:
     t = p.dtype.type
     rho = float(rho)
-    d = transform.apply(g)
-    if weight_decay != 0:
-        d = p * t(weight_decay) + d
+    d = _coupled_grad(p, g, transform, weight_decay)
     square_avg[...] = (t(1.0 - rho) * d) * d + square_avg * t(rho)
     delta = (np.sqrt(acc_delta + t(eps)) / np.sqrt(square_avg + t(eps))) * d  # eps inside both sqrts
     acc_delta[...] = (t(1.0 - rho) * delta) * delta + acc_delta * t(rho)
@@ -404,13 +403,10 @@ def sgd_schedule_free(
     weight_lr_power: float,
     **_unused: object,
 ) -> None:
-    t = p.dtype.type
     lr_k, ckp1 = _schedule_free_weights(step, lr_max, weight_sum, lr, warmup_steps, r, weight_lr_power)
     if fresh:
         z[...] = p
-    d = transform.apply(g)
-    if weight_decay != 0:
-        d = p * t(weight_decay) + d
+    d = _coupled_grad(p, g, transform, weight_decay)
     _schedule_free_yz(p, z, d, lr_k, float(momentum), ckp1)
 
 
@@ -598,9 +594,7 @@ def asgd(
     t = p.dtype.type
     if fresh:  # torch's state starts at eta = lr (a float32 tensor) and mu = 1
         eta, mu = float(np.float32(lr)), 1.0
-    d = transform.apply(g)
-    if weight_decay != 0:
-        d = p * t(weight_decay) + d
+    d = _coupled_grad(p, g, transform, weight_decay)
     p[...] = d * t(-eta) + p * t(1 - float(lambd) * eta)
     ax[...] = ax + (p - ax) * t(mu) if mu != 1 else p
 def lars(
