@@ -127,6 +127,21 @@ def test_report_and_targets_from_a_tiny_run(tmp_path, capsys) -> None:
     assert md2.read_text() == md.read_text()
 
 
+def test_many_arrays_rows_give_the_cost_of_each_extra_array() -> None:
+    """The many-vs-one comparison reports the issue's two yardsticks: the time ratio and the
+    nanoseconds each array beyond the first adds."""
+    from fusedopt.bench import report
+
+    row = {"case": "SGD", "layout": "1000x1000", "params": 10**6, "arrays": 1000, "bytes_per_param": 12,
+           "times": {"native": 120e-6, "native_one_array": 100e-6}, "stats": {}}
+    d = report.derive(row)
+    assert d["vs_one_array"] == pytest.approx(1.2)
+    assert d["per_extra_array_ns"] == pytest.approx(20e-6 / 999 * 1e9)
+    assert "  SGD          1000x1000 1.2x (20)" in report._extras_text({"rows": [d]})
+    one = report.derive({**row, "layout": "1M", "arrays": 1, "times": {"native": 100e-6}})
+    assert np.isnan(one["per_extra_array_ns"])
+
+
 @pytest.mark.parametrize("case", CASES, ids=lambda c: c.key)
 def test_case_pattern_matches_the_optimizer_state(case: Case) -> None:
     """The probe pattern of a case = the parameter + the state arrays its optimizer keeps."""

@@ -67,6 +67,9 @@ def derive(r: Mapping[str, Any], min_parallel: int = 0) -> dict[str, Any]:
     d["x_torch_fused"] = _ratio(t.get("torch_fused"), t.get("native"))
     d["native_one_array_ns"] = _ns(t.get("native_one_array"), n)
     d["vs_one_array"] = _ratio(t.get("native"), t.get("native_one_array"))
+    arrays = int(r.get("arrays", 1))
+    d["per_extra_array_ns"] = ((_num(t.get("native")) - _num(t.get("native_one_array"))) / (arrays - 1) * 1e9
+                               if arrays > 1 else NaN)
     st = r.get("stats", {}).get("native", {})
     d["busy"] = _num(st.get("others_cores"))  # cores other processes used during the native samples
     d["attempts"] = st.get("attempts", 1)
@@ -332,12 +335,13 @@ def _extras_text(doc: Mapping[str, Any]) -> list[str]:
     lines: list[str] = []
     many = [r for r in doc["rows"] if not _isnan(r.get("vs_one_array")) and r.get("arrays", 1) > 1]
     if many:
-        lines.append("many arrays vs one array of as many parameters (native, interleaved), time ratio:")
-        by_case: dict[str, dict[str, float]] = {}
+        lines.append("many arrays vs one array of as many parameters (native, interleaved), time ratio "
+                     "(ns per extra array):")
+        by_case: dict[str, dict[str, tuple[float, float]]] = {}
         for r in many:
-            by_case.setdefault(r["case"], {})[r["layout"]] = r["vs_one_array"]
+            by_case.setdefault(r["case"], {})[r["layout"]] = (r["vs_one_array"], r.get("per_extra_array_ns", NaN))
         for c, v in by_case.items():
-            lines.append(f"  {c:<12} " + "  ".join(f"{k} {_x(x)}" for k, x in v.items()))
+            lines.append(f"  {c:<12} " + "  ".join(f"{k} {_x(x)} ({_f(ns)})" for k, (x, ns) in v.items()))
         lines.append("")
     pa = doc.get("per_array_overhead_ns") or []
     if pa:
