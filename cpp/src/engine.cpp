@@ -39,21 +39,47 @@ std::vector<NormResult> scope_norms(const StepPlan& plan, const SegmentList& l, 
     return norms;
 }
 
-// The rule's per-array reduction passes (rule.hpp, ReduceInfo): per pass, every array's chunks
-// (a grid fixed by its shape) on the team in any order, each writing its own partials, then
-// each array finished in order into its values (value_at[s]: the first of segment s's).
-struct ReduceItem {
-    std::size_t seg, lo, hi, out;  // out: its partials' offset
-};
+// The rule's per-array reduction passes (rule.hpp, ReduceInfo): per pass, every reducing
+// array's chunks (a grid fixed by its shape: the plan's ReduceLayout) on the team in any order,
+// each writing its own partials, then each array finished in order into its values (value_at[s]:
+// the first of segment s's).
 
-// A thread's bookkeeping for its steps' passes, kept from step to step: a step of 1000 arrays
-// allocated, grew and zeroed these each time (LAMB on 1000 one-element arrays: 1168 -> 1078
-// instructions per array). The result: the arrays' values (segment s's from values[value_at[s]]).
+const ReduceLayout& reduce_layout(const StepPlan& plan) {
+    ReduceLayout& out = plan.reduce_layout;
+    if (out.built) return out;
+    const ReduceInfo& r = *plan.reduce;
+    const std::size_t n = plan.segments.size();
+    out.value_at.assign(n + 1, 0);
+    for (std::size_t s = 0; s < n; ++s) out.value_at[s + 1] = out.value_at[s] + r.values(plan.segments[s]);
+    for (int pass = 0; pass < r.passes; ++pass) {
+        ReducePassLayout& l = out.passes[pass];
+        l = ReducePassLayout{};
+        for (std::size_t s = 0; s < n; ++s) {
+            const Segment& seg = plan.segments[s];
+            const ChunkGrid g = chunk_grid(seg, r.whole_rows(pass, seg));
+            const std::size_t width = g.len ? r.width(pass, seg, g.len) : 0;
+            if (!width) continue;
+            l.arrays.push_back(s);
+            l.first.push_back(l.items.size());
+            l.width.push_back(width);
+            for (std::size_t b = 0; b < seg.size; b += g.block)
+                for (std::size_t lo = b; lo < b + g.block; lo += g.len) {
+                    l.items.push_back({s, lo, lo + g.len < b + g.block ? lo + g.len : b + g.block, l.partials});
+                    l.partials += width;
+                }
+        }
+        l.first.push_back(l.items.size());
+    }
+    out.built = true;
+    return out;
+}
+
+// A thread's partials and values, kept from step to step: a step of 1000 arrays allocated, grew
+// and zeroed them each time (LAMB on 1000 one-element arrays: 1168 -> 1078 instructions per
+// array). The result: the arrays' values (segment s's from values[value_at[s]]).
 struct ReduceBuffers {
-    std::vector<std::size_t> value_at;
     std::vector<double> values;
-    std::vector<ReduceItem> items;
-    std::vector<std::size_t> first, width, starts;
+    std::vector<std::size_t> starts;
     std::vector<double> partials;
 };
 
@@ -64,47 +90,26 @@ struct ReduceBuffers {
     return buffers;
 }
 
-const ReduceBuffers& run_reductions(const StepPlan& plan, const SegmentList& l, const std::vector<GradTransform>& grad,
-                                    const Exec& e) {
+const std::vector<double>& run_reductions(const StepPlan& plan, const SegmentList& l,
+                                          const std::vector<GradTransform>& grad, const Exec& e) {
     const ReduceInfo& r = *plan.reduce;
-    const std::size_t n = plan.segments.size();
+    const ReduceLayout& layout = reduce_layout(plan);
     ReduceBuffers& buffers = thread_reduce_buffers();
-    std::vector<std::size_t>& value_at = buffers.value_at;
     std::vector<double>& values = buffers.values;
-    value_at.assign(n + 1, 0);
-    for (std::size_t s = 0; s < n; ++s) value_at[s + 1] = value_at[s] + r.values(plan.segments[s]);
-    values.assign(value_at[n], 0.0);
-    std::vector<ReduceItem>& items = buffers.items;
-    std::vector<std::size_t>& first = buffers.first;
-    std::vector<std::size_t>& width = buffers.width;
     std::vector<std::size_t>& starts = buffers.starts;
     std::vector<double>& partials = buffers.partials;
-    first.resize(n + 1);
-    width.resize(n);
+    values.assign(layout.value_at.back(), 0.0);
     const int nt = team_size(l, e);
     for (int pass = 0; pass < r.passes; ++pass) {
-        items.clear();
-        std::size_t at = 0;
-        for (std::size_t s = 0; s < n; ++s) {
-            first[s] = items.size();
-            const Segment& seg = plan.segments[s];
-            const ChunkGrid g = chunk_grid(seg, r.whole_rows(pass, seg));
-            width[s] = g.len ? r.width(pass, seg, g.len) : 0;
-            if (!width[s]) continue;
-            for (std::size_t b = 0; b < seg.size; b += g.block)
-                for (std::size_t lo = b; lo < b + g.block; lo += g.len) {
-                    items.push_back({s, lo, lo + g.len < b + g.block ? lo + g.len : b + g.block, at});
-                    at += width[s];
-                }
-        }
-        first[n] = items.size();
-        partials.assign(at, 0.0);
+        const ReducePassLayout& p = layout.passes[pass];
+        const std::vector<ReduceItem>& items = p.items;
+        partials.assign(p.partials, 0.0);
         auto chunk = [&](std::size_t i) {
             FlushDenormals flush(e.flush_denormals);
             const ReduceItem& it = items[i];
             const std::uint32_t u = plan.unit_of[it.seg];
             const StepUnit& unit = plan.units[u];
-            const double* v = values.data() + value_at[it.seg];
+            const double* v = values.data() + layout.value_at[it.seg];
             if (unit.scratch)  // 16-bit parameters
                 r.chunk_scratch(pass, plan.segments[it.seg], it.lo, it.hi, unit.scalars, v, grad[u], unit.storage,
                                 partials.data() + it.out);
@@ -117,22 +122,22 @@ const ReduceBuffers& run_reductions(const StepPlan& plan, const SegmentList& l, 
         else
             run_on_team(items.size(), nt, chunk);
         FlushDenormals flush(e.flush_denormals);
-        for (std::size_t s = 0; s < n; ++s) {
-            if (!width[s]) continue;
+        for (std::size_t k = 0; k < p.arrays.size(); ++k) {
+            const std::size_t s = p.arrays[k], first = p.first[k], last = p.first[k + 1];
             starts.clear();
-            for (std::size_t k = first[s]; k < first[s + 1]; ++k) starts.push_back(items[k].lo);
-            starts.push_back(items[first[s + 1] - 1].hi);
+            for (std::size_t i = first; i < last; ++i) starts.push_back(items[i].lo);
+            starts.push_back(items[last - 1].hi);
             const StepUnit& unit = plan.units[plan.unit_of[s]];
-            r.finish[unit.dtype == DType::f64](pass, plan.segments[s], unit.scalars,
-                                               partials.data() + items[first[s]].out, width[s], starts.data(),
-                                               first[s + 1] - first[s], values.data() + value_at[s]);
+            r.finish[unit.dtype == DType::f64](pass, plan.segments[s], unit.scalars, partials.data() + items[first].out,
+                                               p.width[k], starts.data(), last - first,
+                                               values.data() + layout.value_at[s]);
         }
     }
     // Partials are kept only while small (many small arrays are what reuse helps): a large
     // matrix's (Adafactor: up to 256 chunks x its columns) would stay allocated after the step.
     constexpr std::size_t kKeptPartials = std::size_t(1) << 16;
     if (partials.capacity() > kKeptPartials) std::vector<double>().swap(partials);
-    return buffers;
+    return values;
 }
 
 StepResult run_kernels(const StepPlan& plan, const SegmentList& l, const StepOptions& opt, const KernelTable& k,
@@ -170,9 +175,9 @@ StepResult run_kernels(const StepPlan& plan, const SegmentList& l, const StepOpt
             grad[u].hi = opt.clip_value;
         }
     }
-    const ReduceBuffers* reduced = plan.reduce && plan.reduce->passes > 0 ? &run_reductions(plan, l, grad, e) : nullptr;
-    const double* vals = reduced ? reduced->values.data() : nullptr;
-    const std::size_t* val_at = reduced ? reduced->value_at.data() : nullptr;
+    const bool reduces = plan.reduce && plan.reduce->passes > 0;
+    const double* vals = reduces ? run_reductions(plan, l, grad, e).data() : nullptr;
+    const std::size_t* val_at = reduces ? plan.reduce_layout.value_at.data() : nullptr;
     parallel_walk(l, e, [&plan, &grad, &l, &k, vals, val_at](const Segment& seg, std::size_t lo, std::size_t hi) {
         const std::size_t s = static_cast<std::size_t>(&seg - l.segments);
         const StepUnit& unit = plan.units[plan.unit_of[s]];

@@ -24,6 +24,26 @@ struct StepUnit {
     alignas(16) unsigned char scalars[kMaxScalarBytes];
 };
 
+// The reduction passes' chunks (rule.hpp, ReduceInfo) over a plan's arrays. They follow from
+// the arrays' shapes alone, so they are laid out on a plan's first step with reductions and kept
+// while the plan is (a replayed step changes addresses and scalars, not shapes): a steady step
+// over 1000 arrays that reduce nothing (LARS's 1-D ones) walked all of them for nothing.
+struct ReduceItem {
+    std::size_t seg, lo, hi, out;  // out: its partials' offset
+};
+struct ReducePassLayout {
+    std::vector<ReduceItem> items;    // the chunks of the arrays this pass reduces, array by array
+    std::vector<std::size_t> arrays;  // those arrays (segments), in order
+    std::vector<std::size_t> first;   // arrays[k]'s chunks: items[first[k], first[k + 1])
+    std::vector<std::size_t> width;   // arrays[k]'s partials per chunk
+    std::size_t partials = 0;
+};
+struct ReduceLayout {
+    bool built = false;
+    std::vector<std::size_t> value_at;  // segment s's values from value_at[s]; back(): all of them
+    ReducePassLayout passes[kMaxReducePasses];
+};
+
 struct StepPlan {
     std::vector<StepUnit> units;
     std::vector<Segment> segments;       // in parameter order
@@ -35,6 +55,7 @@ struct StepPlan {
     // One thread or the team, from this optimizer's own step times; kept by clear(), so it
     // learns across steps. Mutable: run_step records into it.
     mutable TeamChoice team;
+    mutable ReduceLayout reduce_layout;  // (run_step lays it out; clear() drops it)
 
     void add_segment(const Segment& s, std::size_t unit) {
         segments.push_back(s);
@@ -47,6 +68,7 @@ struct StepPlan {
         unit_of.clear();
         starts.assign(1, 0);
         align = 16;
+        reduce_layout = ReduceLayout{};
     }
 };
 
