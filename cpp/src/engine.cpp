@@ -65,8 +65,10 @@ const ReduceLayout& reduce_layout(const StepPlan& plan) {
             for (std::size_t b = 0; b < seg.size; b += g.block)
                 for (std::size_t lo = b; lo < b + g.block; lo += g.len) {
                     l.items.push_back({s, lo, lo + g.len < b + g.block ? lo + g.len : b + g.block, l.partials});
+                    l.starts.push_back(lo);
                     l.partials += width;
                 }
+            l.starts.push_back(l.items.back().hi);
         }
         l.first.push_back(l.items.size());
     }
@@ -79,7 +81,6 @@ const ReduceLayout& reduce_layout(const StepPlan& plan) {
 // array). The result: the arrays' values (segment s's from values[value_at[s]]).
 struct ReduceBuffers {
     std::vector<double> values;
-    std::vector<std::size_t> starts;
     std::vector<double> partials;
 };
 
@@ -96,7 +97,6 @@ const std::vector<double>& run_reductions(const StepPlan& plan, const SegmentLis
     const ReduceLayout& layout = reduce_layout(plan);
     ReduceBuffers& buffers = thread_reduce_buffers();
     std::vector<double>& values = buffers.values;
-    std::vector<std::size_t>& starts = buffers.starts;
     std::vector<double>& partials = buffers.partials;
     values.assign(layout.value_at.back(), 0.0);
     const int nt = team_size(l, e);
@@ -124,12 +124,9 @@ const std::vector<double>& run_reductions(const StepPlan& plan, const SegmentLis
         FlushDenormals flush(e.flush_denormals);
         for (std::size_t k = 0; k < p.arrays.size(); ++k) {
             const std::size_t s = p.arrays[k], first = p.first[k], last = p.first[k + 1];
-            starts.clear();
-            for (std::size_t i = first; i < last; ++i) starts.push_back(items[i].lo);
-            starts.push_back(items[last - 1].hi);
             const StepUnit& unit = plan.units[plan.unit_of[s]];
             r.finish[unit.dtype == DType::f64](pass, plan.segments[s], unit.scalars, partials.data() + items[first].out,
-                                               p.width[k], starts.data(), last - first,
+                                               p.width[k], p.starts.data() + first + k, last - first,
                                                values.data() + layout.value_at[s]);
         }
     }

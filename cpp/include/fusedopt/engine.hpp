@@ -36,6 +36,7 @@ struct ReducePassLayout {
     std::vector<std::size_t> arrays;  // those arrays (segments), in order
     std::vector<std::size_t> first;   // arrays[k]'s chunks: items[first[k], first[k + 1])
     std::vector<std::size_t> width;   // arrays[k]'s partials per chunk
+    std::vector<std::size_t> starts;  // arrays[k]'s chunk starts and end: from starts[first[k] + k]
     std::size_t partials = 0;
 };
 struct ReduceLayout {
