@@ -130,10 +130,23 @@ struct adafactor_rule : RuleBase {
         }
     }
 
+    // torch's numel() ** 0.5: pow, as the reference's `size ** 0.5` (sqrt may round otherwise),
+    // kept for the last count this thread saw: a model's arrays repeat their sizes, and pow costs
+    // ~200 instructions, twice per array and step.
+    static double root_of_count(std::size_t n) {
+        thread_local std::size_t last_n = 0;
+        thread_local double last = 0.0;  // (pow(0, 0.5))
+        if (n != last_n) {
+            last = __builtin_pow(double(n), 0.5);
+            last_n = n;
+        }
+        return last;
+    }
+
     template <class T>
     static void finish(int pass, const Segment& seg, const Scalars& s, double* partials, std::size_t width,
                        const std::size_t* starts, std::size_t chunks, double* values) {
-        const double rms_scale = __builtin_pow(double(seg.size), 0.5);
+        const double rms_scale = root_of_count(seg.size);
         if (pass == 1) {
             double su = 0.0;
             for (std::size_t q = 0; q < chunks; ++q) su += partials[q * width];
