@@ -53,8 +53,7 @@ const ReduceLayout& reduce_layout(const StepPlan& plan) {
     out.value_at.assign(n + 1, 0);
     for (std::size_t s = 0; s < n; ++s) out.value_at[s + 1] = out.value_at[s] + r.values(plan.segments[s]);
     for (int pass = 0; pass < r.passes; ++pass) {
-        ReducePassLayout& l = out.passes[pass];
-        l = ReducePassLayout{};
+        ReducePassLayout& l = out.passes[pass];  // (empty: a plan's layout starts so, and clear() resets it)
         for (std::size_t s = 0; s < n; ++s) {
             const Segment& seg = plan.segments[s];
             const ChunkGrid g = chunk_grid(seg, r.whole_rows(pass, seg));
