@@ -129,3 +129,23 @@ def test_the_callers_floating_point_mode_is_untouched(threads: int) -> None:
         fusedopt.SGD(params, lr=0.1, momentum=0.9).step([np.full(200000, 1e-42, np.float32)])
     half = np.float32(1e-38) * np.float32(0.5)
     assert 0 < half < np.finfo(np.float32).tiny
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+@pytest.mark.parametrize("name", ["Lamb", "LARS"])
+def test_flushing_reads_denormal_parameters_as_zero_in_reductions(name: str, threads: int) -> None:
+    """The reduction passes run flushed too: a parameter of denormals has norm 0 there (LAMB's
+    and LARS's trust ratio 1), as in the update, so the step equals one from zero parameters.
+    Read unflushed, the norm of 1200 values of 1e-39 is a normal float32 (3.5e-38) and the trust
+    ratio shrinks the update to nothing."""
+    shapes = [(40, 30), (9000, 2), (5,)]  # one chunk, several chunks, a 1-D array
+    rng = np.random.default_rng(8)
+    grads = [[rng.standard_normal(s).astype(np.float32) for s in shapes] for _ in range(3)]
+    with using_threads(threads, 0), flushing(True):
+        a = OPTIMIZERS[name]([np.full(s, 1e-39, np.float32) for s in shapes], lr=1e-2)
+        b = OPTIMIZERS[name]([np.zeros(s, np.float32) for s in shapes], lr=1e-2)
+        for g in grads:
+            a.step(g)
+            b.step(g)
+    for (label, x), (_, y) in zip(state_arrays(a) + list(enumerate(a.params)), state_arrays(b) + list(enumerate(b.params))):
+        np.testing.assert_array_equal(x, y, err_msg=f"{name} {label}")
