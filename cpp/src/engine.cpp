@@ -45,19 +45,43 @@ std::vector<NormResult> scope_norms(const StepPlan& plan, const SegmentList& l, 
 // each writing its own partials, then each array finished in order into its values (value_at[s]:
 // the first of segment s's).
 
+// Whether an array is small and taken in one chunk by every pass that reduces it (and some pass
+// does): then it is fused (engine.hpp, FusedArray), its passes' widths written into f.
+bool fusable(const ReduceInfo& r, const Segment& seg, FusedArray& f) {
+    if (seg.size == 0 || seg.size > kReduceChunk) return false;  // larger: split over the team
+    bool reduces = false;
+    for (int pass = 0; pass < r.passes; ++pass) {
+        const ChunkGrid g = chunk_grid(seg, r.whole_rows(pass, seg));
+        f.width[pass] = r.width(pass, seg, g.len);
+        if (!f.width[pass]) continue;
+        if (g.block != seg.size || g.len < g.block) return false;
+        reduces = true;
+    }
+    return reduces;
+}
+
 const ReduceLayout& reduce_layout(const StepPlan& plan) {
     ReduceLayout& out = plan.reduce_layout;
     if (out.built) return out;
     const ReduceInfo& r = *plan.reduce;
     const std::size_t n = plan.segments.size();
     out.value_at.assign(n + 1, 0);
-    for (std::size_t s = 0; s < n; ++s) out.value_at[s + 1] = out.value_at[s] + r.values(plan.segments[s]);
+    out.is_fused.assign(n, 0);
+    for (std::size_t s = 0; s < n; ++s) {
+        out.value_at[s + 1] = out.value_at[s] + r.values(plan.segments[s]);
+        FusedArray f{s, {}, out.fused_partials};
+        if (!fusable(r, plan.segments[s], f)) continue;
+        out.fused.push_back(f);
+        out.is_fused[s] = 1;
+        out.fused_partials += *std::max_element(f.width, f.width + r.passes);
+        out.fused_elements += plan.segments[s].size;
+    }
     for (int pass = 0; pass < r.passes; ++pass) {
         ReducePassLayout& l = out.passes[pass];  // (empty: a plan's layout starts so, and clear() resets it)
         for (std::size_t s = 0; s < n; ++s) {
             const Segment& seg = plan.segments[s];
             const ChunkGrid g = chunk_grid(seg, r.whole_rows(pass, seg));
-            const std::size_t width = g.len ? r.width(pass, seg, g.len) : 0;
+            const std::size_t width = g.len && !out.is_fused[s] ? r.width(pass, seg, g.len) : 0;
             if (!width) continue;
             l.arrays.push_back(s);
             l.first.push_back(l.items.size());
@@ -82,6 +106,7 @@ const ReduceLayout& reduce_layout(const StepPlan& plan) {
 struct ReduceBuffers {
     std::vector<double> values;
     std::vector<double> partials;
+    std::vector<double> fused_partials;
 };
 
 // (Not inlined: GCC re-derives a thread_local's address at each use, a __tls_get_addr call in a
@@ -93,14 +118,62 @@ struct ReduceBuffers {
 
 constexpr std::size_t kReducePiecesPerThread = 64;  // pieces of chunks: small enough to balance
 
+// The fused arrays (engine.hpp, FusedArray): each one's passes, finishes and update in turn.
+void run_fused(const StepPlan& plan, const SegmentList& l, const std::vector<GradTransform>& grad,
+               const KernelTable& k, const Exec& e, double* values, double* partials) {
+    const ReduceInfo& r = *plan.reduce;
+    const ReduceLayout& layout = plan.reduce_layout;
+    const std::vector<FusedArray>& fused = layout.fused;
+    auto arrays = [&](std::size_t first, std::size_t last) {
+        FlushDenormals flush(e.flush_denormals);
+        for (std::size_t i = first; i < last; ++i) {
+            const FusedArray& f = fused[i];
+            if (i + 1 < last) prefetch_start(plan.segments[fused[i + 1].seg], -1);
+            const Segment& seg = plan.segments[f.seg];
+            const std::uint32_t u = plan.unit_of[f.seg];
+            const StepUnit& unit = plan.units[u];
+            const bool f64 = unit.dtype == DType::f64;
+            double* v = values + layout.value_at[f.seg];
+            double* part = partials + f.out;
+            const std::size_t starts[2] = {0, seg.size};
+            for (int pass = 0; pass < r.passes; ++pass) {
+                if (!f.width[pass]) continue;
+                std::fill(part, part + f.width[pass], 0.0);  // (a chunk may add into its partials)
+                if (unit.scratch)
+                    r.chunk_scratch(pass, seg, 0, seg.size, unit.scalars, v, grad[u], unit.storage, part);
+                else
+                    r.chunk[f64](pass, seg, 0, seg.size, unit.scalars, v, grad[u], part);
+                r.finish[f64](pass, seg, unit.scalars, part, f.width[pass], starts, 1, v);
+            }
+            if (unit.scratch)
+                k.scratch(seg, 0, seg.size, unit.kernel, unit.scalars, v, grad[u], unit.storage);
+            else
+                unit.kernel(seg, 0, seg.size, unit.scalars, v, grad[u]);
+        }
+    };
+    const std::size_t n = fused.size();
+    const int nt = layout.fused_elements >= e.min_parallel ? team_size(l, e) : 1;
+    if (nt == 1 || n < 2) return arrays(0, n);
+    const std::size_t pieces = std::min(n, static_cast<std::size_t>(nt) * kReducePiecesPerThread);
+    auto piece = [&](std::size_t i) { arrays(i * n / pieces, (i + 1) * n / pieces); };
+    run_on_team(pieces, nt, piece);
+}
+
+// Every array's reduction values: the fused arrays updated too (run_fused), the others' passes
+// each on the team, then finished in order.
 const std::vector<double>& run_reductions(const StepPlan& plan, const SegmentList& l,
-                                          const std::vector<GradTransform>& grad, const Exec& e) {
+                                          const std::vector<GradTransform>& grad, const KernelTable& k,
+                                          const Exec& e) {
     const ReduceInfo& r = *plan.reduce;
     const ReduceLayout& layout = reduce_layout(plan);
     ReduceBuffers& buffers = thread_reduce_buffers();
     std::vector<double>& values = buffers.values;
     std::vector<double>& partials = buffers.partials;
     values.assign(layout.value_at.back(), 0.0);
+    if (!layout.fused.empty()) {
+        buffers.fused_partials.resize(layout.fused_partials);
+        run_fused(plan, l, grad, k, e, values.data(), buffers.fused_partials.data());
+    }
     const int nt = team_size(l, e);
     for (int pass = 0; pass < r.passes; ++pass) {
         const ReducePassLayout& p = layout.passes[pass];
@@ -125,6 +198,7 @@ const std::vector<double>& run_reductions(const StepPlan& plan, const SegmentLis
             for (std::size_t i = first; i < last; ++i) chunk(i);
         };
         const std::size_t n = items.size();
+        if (n == 0) continue;
         if (nt == 1 || n < 2) {
             chunks(0, n);
         } else {
@@ -145,6 +219,7 @@ const std::vector<double>& run_reductions(const StepPlan& plan, const SegmentLis
     // matrix's (Adafactor: up to 256 chunks x its columns) would stay allocated after the step.
     constexpr std::size_t kKeptPartials = std::size_t(1) << 16;
     if (partials.capacity() > kKeptPartials) std::vector<double>().swap(partials);
+    if (buffers.fused_partials.capacity() > kKeptPartials) std::vector<double>().swap(buffers.fused_partials);
     return values;
 }
 
@@ -184,10 +259,14 @@ StepResult run_kernels(const StepPlan& plan, const SegmentList& l, const StepOpt
         }
     }
     const bool reduces = plan.reduce && plan.reduce->passes > 0;
-    const double* vals = reduces ? run_reductions(plan, l, grad, e).data() : nullptr;
-    const std::size_t* val_at = reduces ? plan.reduce_layout.value_at.data() : nullptr;
-    parallel_walk(l, e, [&plan, &grad, &l, &k, vals, val_at](const Segment& seg, std::size_t lo, std::size_t hi) {
+    const double* vals = reduces ? run_reductions(plan, l, grad, k, e).data() : nullptr;
+    const ReduceLayout& layout = plan.reduce_layout;  // (its fused arrays are updated already)
+    const unsigned char* done = reduces && layout.fused_elements ? layout.is_fused.data() : nullptr;
+    if (done && layout.fused_elements == l.total) return result;
+    const std::size_t* val_at = reduces ? layout.value_at.data() : nullptr;
+    parallel_walk(l, e, [&plan, &grad, &l, &k, vals, val_at, done](const Segment& seg, std::size_t lo, std::size_t hi) {
         const std::size_t s = static_cast<std::size_t>(&seg - l.segments);
+        if (done && done[s]) return;
         const StepUnit& unit = plan.units[plan.unit_of[s]];
         const GradTransform& gt = grad[plan.unit_of[s]];
         if (unit.scratch)

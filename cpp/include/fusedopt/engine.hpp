@@ -39,10 +39,21 @@ struct ReducePassLayout {
     std::vector<std::size_t> starts;  // arrays[k]'s chunk starts and end: from starts[first[k] + k]
     std::size_t partials = 0;
 };
+// A small array that every pass reducing it takes in one chunk: its passes, finishes and update
+// run back to back on one thread while it is in cache, in one region with the other such
+// arrays (not one region per pass with a barrier between): the same calls, so the same bits.
+struct FusedArray {
+    std::size_t seg;
+    std::size_t width[kMaxReducePasses];  // partials of each pass (0: the pass skips it)
+    std::size_t out;                      // its partials' offset (any pass's: they run in turn)
+};
 struct ReduceLayout {
     bool built = false;
     std::vector<std::size_t> value_at;  // segment s's values from value_at[s]; back(): all of them
-    ReducePassLayout passes[kMaxReducePasses];
+    ReducePassLayout passes[kMaxReducePasses];  // over the arrays not fused
+    std::vector<FusedArray> fused;
+    std::vector<unsigned char> is_fused;  // per segment
+    std::size_t fused_partials = 0, fused_elements = 0;
 };
 
 struct StepPlan {

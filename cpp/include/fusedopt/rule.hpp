@@ -143,7 +143,7 @@ struct ReduceInfo {
     bool (*whole_rows)(int pass, const Segment&) = nullptr;
     // Partials one chunk of `len` elements writes; 0: the pass skips this array.
     std::size_t (*width)(int pass, const Segment&, std::size_t len) = nullptr;
-    // Chunk [lo, hi) of the array: its partials into out[0, width).
+    // Chunk [lo, hi) of the array: its partials into out[0, width) (zeroed before: it may add into them).
     void (*chunk[2])(int pass, const Segment&, std::size_t lo, std::size_t hi, const void* scalars,
                      const double* array_values, const GradTransform&, double* out) = {};
     // Chunk [lo, hi) of a 16-bit parameter's array: the float32 pass on its widened parameter
