@@ -1323,7 +1323,7 @@ bool Engine::steady_checks(py::handle grads, py::tuple& aligned) {
     if (!groups_current() || (exposed_ && !state_dicts_current())) return false;
     const Exec e = step_exec();
     const bool team =  // (as run_step will decide for the kernels)
-        n >= kTeamCheckMin && e.threads > 1 && plan_.starts.back() >= e.min_parallel && plan_.team.use_team();
+        n >= kTeamCheckMin && splits_work(plan_.starts.back(), e) && plan_.team.use_team();
     try {
         aligned = aligned_grads(grads);
     } catch (const std::exception&) {

@@ -119,8 +119,8 @@ struct ReduceBuffers {
 constexpr std::size_t kReducePiecesPerThread = 64;  // pieces of chunks: small enough to balance
 
 // The fused arrays (engine.hpp, FusedArray): each one's passes, finishes and update in turn.
-void run_fused(const StepPlan& plan, const SegmentList& l, const std::vector<GradTransform>& grad,
-               const KernelTable& k, const Exec& e, double* values, double* partials) {
+void run_fused(const StepPlan& plan, const std::vector<GradTransform>& grad, const KernelTable& k, const Exec& e,
+               double* values, double* partials) {
     const ReduceInfo& r = *plan.reduce;
     const ReduceLayout& layout = plan.reduce_layout;
     const std::vector<FusedArray>& fused = layout.fused;
@@ -152,7 +152,7 @@ void run_fused(const StepPlan& plan, const SegmentList& l, const std::vector<Gra
         }
     };
     const std::size_t n = fused.size();
-    const int nt = layout.fused_elements >= e.min_parallel ? team_size(l, e) : 1;
+    const int nt = splits_work(layout.fused_elements, e) ? e.threads : 1;
     if (nt == 1 || n < 2) return arrays(0, n);
     const std::size_t pieces = std::min(n, static_cast<std::size_t>(nt) * kReducePiecesPerThread);
     auto piece = [&](std::size_t i) { arrays(i * n / pieces, (i + 1) * n / pieces); };
@@ -172,7 +172,7 @@ const std::vector<double>& run_reductions(const StepPlan& plan, const SegmentLis
     values.assign(layout.value_at.back(), 0.0);
     if (!layout.fused.empty()) {
         buffers.fused_partials.resize(layout.fused_partials);
-        run_fused(plan, l, grad, k, e, values.data(), buffers.fused_partials.data());
+        run_fused(plan, grad, k, e, values.data(), buffers.fused_partials.data());
     }
     const int nt = team_size(l, e);
     for (int pass = 0; pass < r.passes; ++pass) {

@@ -41,6 +41,9 @@ struct Exec {
     bool flush_denormals = false; // rule kernels: FTZ and DAZ on while they run (parallel.hpp)
 };
 
+// Whether work over `total` elements is split over the threads (else the calling thread runs it).
+inline bool splits_work(std::size_t total, const Exec& e) { return e.threads > 1 && total >= e.min_parallel; }
+
 // bf16 and f16: parameters and gradients stored in 16 bits (ml_dtypes.bfloat16, numpy.float16),
 // updated in float32 (kernels/low_precision.hpp); also compressed state (bf16). u8: the codes
 // of int8 state (kernels/quantize.hpp), never a parameter.

@@ -59,7 +59,7 @@ inline void walk(const SegmentList& l, std::size_t begin, std::size_t end, Body&
 }
 
 inline int team_size(const SegmentList& l, const Exec& e) {
-    return e.threads > 1 && l.total >= e.min_parallel ? e.threads : 1;
+    return splits_work(l.total, e) ? e.threads : 1;
 }
 
 // Denormal numbers flushed to zero (MXCSR's FTZ and DAZ bits) while it lives, on this thread;
