@@ -281,6 +281,28 @@ def test_bad_replaced_state_array_is_rejected_and_nothing_changes(bad: str, exc:
     assert opt.step_count == 1 and opt.state[0]["step"] == 1
 
 
+def test_state_read_while_a_replacement_is_bad_then_fixed() -> None:
+    """state_dict() while a replaced state array is wrong shows the state as it stands (the
+    step reports what is wrong); put right, the optimizer continues as if nothing happened."""
+    params, grads = _model(np.float64)
+    opt = _make("Adam", params)
+    opt.step(grads)
+    good = opt.state[1]["exp_avg"]
+    opt.state[1]["exp_avg"] = np.zeros(20)
+    sd = opt.state_dict()
+    assert sd["state"][1]["exp_avg"].shape == (20,) and sd["state"][0]["step"] == 1
+    with pytest.raises(ValueError, match=r"exp_avg for parameter 1: shape \(20,\)"):
+        opt.step(grads)
+    opt.state[1]["exp_avg"] = good
+    assert opt.state_dict()["state"][1]["step"] == 1
+    opt.step(grads)
+    twin_params, _ = _model(np.float64)
+    twin = _make("Adam", twin_params)
+    twin.step(grads)
+    twin.step(grads)
+    _assert_same_optimizer(opt, twin)
+
+
 def test_reallocated_parameter_is_noticed() -> None:
     params, grads = _model(np.float64)
     opt = _make("Adam", params)
