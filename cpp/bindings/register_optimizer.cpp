@@ -428,8 +428,9 @@ struct Param {
     const Py_ssize_t* shape() const { return stamp.valid() ? stamp.shape : more_dims.data(); }
 };
 
-// Asks for a parameter's fields that every step reads (they come first).
-inline void prefetch_param(const std::vector<Param>& params, std::size_t i) {
+// Asks for a parameter's fields that every step reads (they come first). (The prefetch helpers
+// are always inlined: GCC deletes calls it did not inline to a function that only prefetches.)
+[[gnu::always_inline]] inline void prefetch_param(const std::vector<Param>& params, std::size_t i) {
     if (i >= params.size()) return;
     const char* p = reinterpret_cast<const char*>(&params[i]);
     const char* end = reinterpret_cast<const char*>(&params[i].key);
@@ -673,12 +674,12 @@ bool same_checked(const CheckedArray& now, const Param& p) {
 // dimensions), scattered in memory and evicted by the previous step's data stream. Each iteration
 // asks for a later one's early, so their cache misses overlap instead of queueing.
 constexpr Py_ssize_t kPrefetchAhead = 8;
-inline void prefetch_object(PyObject* a) {
+[[gnu::always_inline]] inline void prefetch_object(PyObject* a) {
     __builtin_prefetch(a);
     __builtin_prefetch(reinterpret_cast<const char*>(a) + 63);  // the header may straddle two lines
 }
 // Its dimensions: read through the header, so only for an array prefetched some iterations ago.
-inline void prefetch_dims(PyObject* a) {
+[[gnu::always_inline]] inline void prefetch_dims(PyObject* a) {
     if (py::detail::npy_api::get().PyArray_Check_(a)) __builtin_prefetch(py::detail::array_proxy(a)->dimensions);
 }
 

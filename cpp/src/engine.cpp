@@ -128,7 +128,6 @@ void run_fused(const StepPlan& plan, const std::vector<GradTransform>& grad, con
         FlushDenormals flush(e.flush_denormals);
         for (std::size_t i = first; i < last; ++i) {
             const FusedArray& f = fused[i];
-            if (i + 1 < last) prefetch_start(plan.segments[fused[i + 1].seg], -1);
             const Segment& seg = plan.segments[f.seg];
             const std::uint32_t u = plan.unit_of[f.seg];
             const StepUnit& unit = plan.units[u];

@@ -25,32 +25,16 @@ inline std::size_t split_point(const SegmentList& l, int t, int nt) {
     return l.starts[s] + (x - l.starts[s]) / l.align * l.align;
 }
 
-// Asks for the start of every operand of a segment, one segment ahead: up to its first 4 KiB
-// of float32 (a page, where the hardware prefetcher stops), all of a small array. Many small
-// arrays, each its own allocation, otherwise start cold: the hardware prefetcher follows a new
-// stream only after a few misses, and never across a page (1000 arrays of 1K, Adam, 1 thread,
-// data in DRAM, the same process alternating: 4 lines ahead 1.3-1.4x one array of 1M, the whole
-// next array 0.93-1.02x; 16384 arrays of 64: prefetching past their ends doubled the time).
-// Read prefetches: a write hint needs PRFCHW, which the baseline target lacks. (GCC 12 dropped
-// these prefetches altogether when the hint was chosen by a branch inside the loop.)
-// `only`: the one operand the walk's body reads (-1: all of them).
-inline void prefetch_start(const Segment& seg, int only) {
-    constexpr std::size_t kMaxLines = 64;
-    const std::size_t lines = seg.size / 16 < kMaxLines ? (seg.size + 15) / 16 : kMaxLines;
-    for (int k = 0; k < kMaxOperands; ++k) {
-        const char* d = static_cast<const char*>(seg.data[k]);
-        if (!d || (only >= 0 && k != only)) continue;
-        for (std::size_t i = 0; i < lines; ++i) __builtin_prefetch(d + 64 * i);
-    }
-}
+// No software prefetch of the next array's start: an earlier one here never ran (GCC found the
+// helper, whose only effect was prefetching, "pure" and deleted every call it had not inlined),
+// and made to run it slowed the step: 1000 arrays of 1K, 1 thread, per extra array SGD 24-27 ->
+// 33-45 ns with 4 to 64 lines per operand, Adam 27-55 -> 53-211.
 
-// Calls body(segment, lo, hi) for every piece of [begin, end), in order (`only`: the operand
-// it reads, -1: all).
+// Calls body(segment, lo, hi) for every piece of [begin, end), in order.
 template <class Body>
-inline void walk(const SegmentList& l, std::size_t begin, std::size_t end, Body& body, int only = -1) {
+inline void walk(const SegmentList& l, std::size_t begin, std::size_t end, Body& body) {
     if (begin >= end) return;
     for (std::size_t s = segment_of(l, begin); s < l.count && l.starts[s] < end; ++s) {
-        if (s + 1 < l.count && l.starts[s + 1] < end) prefetch_start(l.segments[s + 1], only);
         const std::size_t a = l.starts[s], b = l.starts[s + 1];
         const std::size_t lo = begin > a ? begin - a : 0;
         const std::size_t hi = (end < b ? end : b) - a;

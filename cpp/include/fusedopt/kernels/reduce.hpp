@@ -38,13 +38,13 @@ NormPartials norm_chunk(const SegmentList& l, int slot, std::size_t begin, std::
         auto add = [&](const Segment& seg, std::size_t lo, std::size_t hi) {
             squares.add_squares(operand<T>(seg, slot) + lo, hi - lo);
         };
-        walk(l, begin, end, add, slot);
+        walk(l, begin, end, add);
         r.sum = squares.total();
     } else {
         auto body = [&](const Segment& seg, std::size_t lo, std::size_t hi) {
             norm_piece<T, K>(operand<T>(seg, slot) + lo, hi - lo, p, scale, r);
         };
-        walk(l, begin, end, body, slot);
+        walk(l, begin, end, body);
     }
     return r;
 }
