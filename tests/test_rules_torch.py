@@ -11,7 +11,7 @@ from typing import Any
 import fusedopt
 import numpy as np
 import pytest
-from conftest import armed
+from conftest import SUPPORTED_TARGETS, Pair, armed, using_target
 
 
 def _step_then_restore(a: Any, key: str, good: Any) -> Any:
@@ -108,6 +108,23 @@ def test_rprop_signs_as_torch_nan_and_signed_zero(backend: str) -> None:
     np.testing.assert_array_equal(p.view(np.uint32), np.array([0.5, 0.9, -0.0, 3.5], np.float32).view(np.uint32))
     np.testing.assert_array_equal(st["step_size"], np.array([0.5, 0.6, 0.5, 0.25], np.float32))
     np.testing.assert_array_equal(st["prev"], np.array([1.0, 1.0, -0.0, 0.0], np.float32))
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["float32", "float64"])
+def test_rprop_every_sign_pairing_equals_the_reference(dtype: Any) -> None:
+    """Each special gradient value after each special previous one (signs, zeros of both signs,
+    NaN, infinities, a tiny value), in vector bodies and tails, on every SIMD target: the same
+    bits as the NumPy reference (the loop picks the sign and step by comparisons and masks)."""
+    values = np.array([1.5, -2.5, 0.0, -0.0, np.nan, np.inf, -np.inf, 1e-30], dtype)
+    first = np.tile(np.repeat(values, values.size), 4)[:197]   # prev, as the first step leaves it
+    second = np.tile(np.tile(values, values.size), 4)[:197]    # every value after every prev
+    params = [np.linspace(-1.0, 1.0, 197).astype(dtype)]
+    for target in SUPPORTED_TARGETS:
+        with using_target(target):
+            pair = Pair(fusedopt.Rprop, params, {"lr": 0.01, "etas": (0.5, 1.5), "step_sizes": (1e-4, 0.1)})
+            for g in (first, second, second[::-1].copy(), first):
+                pair.step([g])
+            pair.assert_bitwise(f"[{target}] ")
 
 
 # ---- ASGD ----
