@@ -15,9 +15,10 @@ REDUCING = [n for n in OPTIMIZERS if _core.rule_info(OPTIMIZERS[n].rule)["reduce
 
 @pytest.mark.parametrize("name", REDUCING)
 def test_many_chunks_bitwise_across_thread_counts(name: str) -> None:
-    """Arrays of several reduction chunks (8192 elements; whole rows), and one of more than 256
-    chunks' worth (the chunks grow), forced parallel: the same bits at 1, 2 and 3 threads."""
-    shapes = [(3, 70, 130), (9000, 2), (2 * 8192 * 256 + 77,), (5,)]
+    """Arrays of several reduction chunks (8192 elements; whole rows), one of more than 256
+    chunks' worth (the chunks grow), and small ones taken whole (fused: passes and update on one
+    thread, partials of different widths), forced parallel: the same bits at 1, 2 and 3 threads."""
+    shapes = [(3, 70, 130), (9000, 2), (2 * 8192 * 256 + 77,), (5,), (1, 4000), (64, 100), (7, 3), (8192,)]
     params = make_params(shapes, np.float32, 5)
     grads = make_grad_stream(shapes, np.float32, 2, 6)
     runs = []

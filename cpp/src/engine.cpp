@@ -69,11 +69,11 @@ const ReduceLayout& reduce_layout(const StepPlan& plan) {
     out.is_fused.assign(n, 0);
     for (std::size_t s = 0; s < n; ++s) {
         out.value_at[s + 1] = out.value_at[s] + r.values(plan.segments[s]);
-        FusedArray f{s, {}, out.fused_partials};
+        FusedArray f{s, {}};
         if (!fusable(r, plan.segments[s], f)) continue;
         out.fused.push_back(f);
         out.is_fused[s] = 1;
-        out.fused_partials += *std::max_element(f.width, f.width + r.passes);
+        out.fused_width = std::max(out.fused_width, *std::max_element(f.width, f.width + r.passes));
         out.fused_elements += plan.segments[s].size;
     }
     for (int pass = 0; pass < r.passes; ++pass) {
@@ -106,7 +106,7 @@ const ReduceLayout& reduce_layout(const StepPlan& plan) {
 struct ReduceBuffers {
     std::vector<double> values;
     std::vector<double> partials;
-    std::vector<double> fused_partials;
+    std::vector<double> fused_partials;  // (one fused array's at a time: run_fused)
 };
 
 // (Not inlined: GCC re-derives a thread_local's address at each use, a __tls_get_addr call in a
@@ -118,14 +118,18 @@ struct ReduceBuffers {
 
 constexpr std::size_t kReducePiecesPerThread = 64;  // pieces of chunks: small enough to balance
 
-// The fused arrays (engine.hpp, FusedArray): each one's passes, finishes and update in turn.
+// The fused arrays (engine.hpp, FusedArray): each one's passes, finishes and update in turn, its
+// partials in the running thread's buffer.
 void run_fused(const StepPlan& plan, const std::vector<GradTransform>& grad, const KernelTable& k, const Exec& e,
-               double* values, double* partials) {
+               double* values) {
     const ReduceInfo& r = *plan.reduce;
     const ReduceLayout& layout = plan.reduce_layout;
     const std::vector<FusedArray>& fused = layout.fused;
     auto arrays = [&](std::size_t first, std::size_t last) {
         FlushDenormals flush(e.flush_denormals);
+        std::vector<double>& mine = thread_reduce_buffers().fused_partials;
+        mine.resize(layout.fused_width);
+        double* part = mine.data();
         for (std::size_t i = first; i < last; ++i) {
             const FusedArray& f = fused[i];
             const Segment& seg = plan.segments[f.seg];
@@ -133,7 +137,6 @@ void run_fused(const StepPlan& plan, const std::vector<GradTransform>& grad, con
             const StepUnit& unit = plan.units[u];
             const bool f64 = unit.dtype == DType::f64;
             double* v = values + layout.value_at[f.seg];
-            double* part = partials + f.out;
             const std::size_t starts[2] = {0, seg.size};
             for (int pass = 0; pass < r.passes; ++pass) {
                 if (!f.width[pass]) continue;
@@ -169,10 +172,7 @@ const std::vector<double>& run_reductions(const StepPlan& plan, const SegmentLis
     std::vector<double>& values = buffers.values;
     std::vector<double>& partials = buffers.partials;
     values.assign(layout.value_at.back(), 0.0);
-    if (!layout.fused.empty()) {
-        buffers.fused_partials.resize(layout.fused_partials);
-        run_fused(plan, grad, k, e, values.data(), buffers.fused_partials.data());
-    }
+    if (!layout.fused.empty()) run_fused(plan, grad, k, e, values.data());
     const int nt = team_size(l, e);
     for (int pass = 0; pass < r.passes; ++pass) {
         const ReducePassLayout& p = layout.passes[pass];
@@ -218,7 +218,6 @@ const std::vector<double>& run_reductions(const StepPlan& plan, const SegmentLis
     // matrix's (Adafactor: up to 256 chunks x its columns) would stay allocated after the step.
     constexpr std::size_t kKeptPartials = std::size_t(1) << 16;
     if (partials.capacity() > kKeptPartials) std::vector<double>().swap(partials);
-    if (buffers.fused_partials.capacity() > kKeptPartials) std::vector<double>().swap(buffers.fused_partials);
     return values;
 }
 

@@ -45,7 +45,6 @@ struct ReducePassLayout {
 struct FusedArray {
     std::size_t seg;
     std::size_t width[kMaxReducePasses];  // partials of each pass (0: the pass skips it)
-    std::size_t out;                      // its partials' offset (any pass's: they run in turn)
 };
 struct ReduceLayout {
     bool built = false;
@@ -53,7 +52,8 @@ struct ReduceLayout {
     ReducePassLayout passes[kMaxReducePasses];  // over the arrays not fused
     std::vector<FusedArray> fused;
     std::vector<unsigned char> is_fused;  // per segment
-    std::size_t fused_partials = 0, fused_elements = 0;
+    std::size_t fused_width = 0;          // the most partials any of them writes (per thread: one at a time)
+    std::size_t fused_elements = 0;
 };
 
 struct StepPlan {
