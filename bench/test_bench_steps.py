@@ -81,6 +81,23 @@ def test_probe(benchmark, pattern: int) -> None:
         np.testing.assert_array_equal(lst[0], np.float32(0.5 * count))
 
 
+def test_prepared_probe_runs_each_call_and_refuses_a_moved_array() -> None:
+    """Probe(written, grads) checks its arrays once; each call adds again, over many arrays, and
+    an array reallocated since is refused before anything is written."""
+    g = [np.full(n, 0.25, np.float32) for n in (1000, 33, 4096)]
+    written = [[np.zeros(a.size, np.float32) for a in g] for _ in range(2)]
+    probe = _core.Probe(written, g)
+    for _ in range(3):
+        probe()
+    for lst in written:
+        for a in lst:
+            np.testing.assert_array_equal(a, np.float32(0.75))
+    written[1][2].resize(8192, refcheck=False)
+    with pytest.raises(ValueError, match="reallocated"):
+        probe()
+    np.testing.assert_array_equal(written[0][0], np.float32(0.75))
+
+
 def test_native_much_faster_than_numpy_reference() -> None:
     """A loose version of issue 8's '>= 15x the NumPy reference' (noise-proof: one thread, the
     best sample of each, 5x)."""

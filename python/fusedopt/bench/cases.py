@@ -1,7 +1,7 @@
 """What the benchmark runs: optimizer cases (with their memory-access pattern and torch
 counterpart) and array layouts (sizes, dtypes, many small arrays, the flat arena).
 
-The memory-traffic probe (``fusedopt._core.probe``) reads and writes exactly what an optimizer's
+The memory-traffic probe (``fusedopt._core.Probe``, prepared once per contender) reads and writes exactly what an optimizer's
 kernel reads and writes, with trivial arithmetic: ``pattern`` is the number of arrays per
 parameter that are read *and* written (the parameter plus its state arrays); the gradient is
 read only. Bytes moved per parameter = (2 * pattern + 1) * itemsize; e.g. float32 Adam:

@@ -204,7 +204,7 @@ def _block_one(case: Case, layout: Layout, p0: Sequence[np.ndarray], g: Sequence
     settle(step)
     contenders = [
         Contender("native", step, warmup_steps=case.warmup_steps),
-        Contender("probe", lambda: _core.probe(written, pgrads)),
+        Contender("probe", _core.Probe(written, pgrads)),
     ]
     if threads > 1:
         contenders.append(Contender("native_1t", step, _set_threads(1), _set_threads(threads),

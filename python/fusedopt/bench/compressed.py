@@ -41,7 +41,7 @@ def _stepper(opt: Any, grads: list[np.ndarray]) -> Callable[[], None]:
 
 
 def _prober(written: list[list[np.ndarray]], grads: list[np.ndarray]) -> Callable[[], None]:
-    return lambda: fusedopt._core.probe(written, grads)
+    return fusedopt._core.Probe(written, grads)
 
 
 def _contenders(n: int) -> list[Contender]:
