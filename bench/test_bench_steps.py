@@ -92,10 +92,27 @@ def test_prepared_probe_runs_each_call_and_refuses_a_moved_array() -> None:
     for lst in written:
         for a in lst:
             np.testing.assert_array_equal(a, np.float32(0.75))
-    written[1][2].resize(8192, refcheck=False)
-    with pytest.raises(ValueError, match="reallocated"):
+    moved, before, size = written[1][2], written[1][2].ctypes.data, 1 << 16
+    while moved.ctypes.data == before:  # (realloc may grow a block in place: grow until it moves)
+        moved.resize(size, refcheck=False)
+        size *= 4
+    with pytest.raises(ValueError, match="reallocated or changed"):
         probe()
     np.testing.assert_array_equal(written[0][0], np.float32(0.75))
+
+
+@pytest.mark.parametrize("shape", [(4096,), (2, 2, 2, 2, 256)], ids=["stamped", "5-D: checked in full"])
+def test_prepared_probe_refuses_an_array_shrunk_in_place(shape: tuple[int, ...]) -> None:
+    """An array made smaller (realloc usually keeps the address) is refused, not written past
+    its new end."""
+    g = [np.full(shape, 0.25, np.float32)]
+    written = [[np.zeros(shape, np.float32)]]
+    probe = _core.Probe(written, g)
+    probe()
+    written[0][0].resize((16,), refcheck=False)
+    with pytest.raises(ValueError, match="reallocated or changed"):
+        probe()
+    np.testing.assert_array_equal(written[0][0], np.float32(0.25))
 
 
 def test_native_much_faster_than_numpy_reference() -> None:
