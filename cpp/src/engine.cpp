@@ -118,6 +118,26 @@ struct ReduceBuffers {
 
 constexpr std::size_t kReducePiecesPerThread = 64;  // pieces of chunks: small enough to balance
 
+// Chunk [lo, hi) of an array of `unit` in a reduction pass, its partials into out (16-bit
+// parameters: the float32 pass on their widened values).
+inline void reduce_range(const ReduceInfo& r, int pass, const StepUnit& unit, const Segment& seg, std::size_t lo,
+                         std::size_t hi, const double* array_values, const GradTransform& gt, double* out) {
+    if (unit.scratch)
+        r.chunk_scratch(pass, seg, lo, hi, unit.scalars, array_values, gt, unit.storage, out);
+    else
+        r.chunk[unit.dtype == DType::f64](pass, seg, lo, hi, unit.scalars, array_values, gt, out);
+}
+
+// Elements [lo, hi) of an array of `unit` updated by its kernel (array_values: what its
+// reductions finished, or null), through float32 scratch where its storage needs it.
+inline void update_range(const KernelTable& k, const StepUnit& unit, const Segment& seg, std::size_t lo,
+                         std::size_t hi, const double* array_values, const GradTransform& gt) {
+    if (unit.scratch)
+        k.scratch(seg, lo, hi, unit.kernel, unit.scalars, array_values, gt, unit.storage);
+    else
+        unit.kernel(seg, lo, hi, unit.scalars, array_values, gt);
+}
+
 // The fused arrays (engine.hpp, FusedArray): each one's passes, finishes and update in turn, its
 // partials in the running thread's buffer.
 void run_fused(const StepPlan& plan, const std::vector<GradTransform>& grad, const KernelTable& k, const Exec& e,
@@ -135,22 +155,15 @@ void run_fused(const StepPlan& plan, const std::vector<GradTransform>& grad, con
             const Segment& seg = plan.segments[f.seg];
             const std::uint32_t u = plan.unit_of[f.seg];
             const StepUnit& unit = plan.units[u];
-            const bool f64 = unit.dtype == DType::f64;
             double* v = values + layout.value_at[f.seg];
             const std::size_t starts[2] = {0, seg.size};
             for (int pass = 0; pass < r.passes; ++pass) {
                 if (!f.width[pass]) continue;
                 std::fill(part, part + f.width[pass], 0.0);  // (a chunk may add into its partials)
-                if (unit.scratch)
-                    r.chunk_scratch(pass, seg, 0, seg.size, unit.scalars, v, grad[u], unit.storage, part);
-                else
-                    r.chunk[f64](pass, seg, 0, seg.size, unit.scalars, v, grad[u], part);
-                r.finish[f64](pass, seg, unit.scalars, part, f.width[pass], starts, 1, v);
+                reduce_range(r, pass, unit, seg, 0, seg.size, v, grad[u], part);
+                r.finish[unit.dtype == DType::f64](pass, seg, unit.scalars, part, f.width[pass], starts, 1, v);
             }
-            if (unit.scratch)
-                k.scratch(seg, 0, seg.size, unit.kernel, unit.scalars, v, grad[u], unit.storage);
-            else
-                unit.kernel(seg, 0, seg.size, unit.scalars, v, grad[u]);
+            update_range(k, unit, seg, 0, seg.size, v, grad[u]);
         }
     };
     const std::size_t n = fused.size();
@@ -178,23 +191,16 @@ const std::vector<double>& run_reductions(const StepPlan& plan, const SegmentLis
         const ReducePassLayout& p = layout.passes[pass];
         const std::vector<ReduceItem>& items = p.items;
         partials.assign(p.partials, 0.0);
-        auto chunk = [&](std::size_t i) {
-            const ReduceItem& it = items[i];
-            const std::uint32_t u = plan.unit_of[it.seg];
-            const StepUnit& unit = plan.units[u];
-            const double* v = values.data() + layout.value_at[it.seg];
-            if (unit.scratch)  // 16-bit parameters
-                r.chunk_scratch(pass, plan.segments[it.seg], it.lo, it.hi, unit.scalars, v, grad[u], unit.storage,
-                                partials.data() + it.out);
-            else
-                r.chunk[unit.dtype == DType::f64](pass, plan.segments[it.seg], it.lo, it.hi, unit.scalars, v, grad[u],
-                                                  partials.data() + it.out);
-        };
         // Consecutive chunks make a piece, the denormal setting switched once per piece: per chunk,
         // its ~10 ns came once per array for many small ones.
         auto chunks = [&](std::size_t first, std::size_t last) {
             FlushDenormals flush(e.flush_denormals);
-            for (std::size_t i = first; i < last; ++i) chunk(i);
+            for (std::size_t i = first; i < last; ++i) {
+                const ReduceItem& it = items[i];
+                const std::uint32_t u = plan.unit_of[it.seg];
+                reduce_range(r, pass, plan.units[u], plan.segments[it.seg], it.lo, it.hi,
+                             values.data() + layout.value_at[it.seg], grad[u], partials.data() + it.out);
+            }
         };
         const std::size_t n = items.size();
         if (n == 0) continue;
@@ -265,12 +271,8 @@ StepResult run_kernels(const StepPlan& plan, const SegmentList& l, const StepOpt
     parallel_walk(l, e, [&plan, &grad, &l, &k, vals, val_at, done](const Segment& seg, std::size_t lo, std::size_t hi) {
         const std::size_t s = static_cast<std::size_t>(&seg - l.segments);
         if (done && done[s]) return;
-        const StepUnit& unit = plan.units[plan.unit_of[s]];
-        const GradTransform& gt = grad[plan.unit_of[s]];
-        if (unit.scratch)
-            k.scratch(seg, lo, hi, unit.kernel, unit.scalars, vals ? vals + val_at[s] : nullptr, gt, unit.storage);
-        else
-            unit.kernel(seg, lo, hi, unit.scalars, vals ? vals + val_at[s] : nullptr, gt);
+        const std::uint32_t u = plan.unit_of[s];
+        update_range(k, plan.units[u], seg, lo, hi, vals ? vals + val_at[s] : nullptr, grad[u]);
     });
     return result;
 }
