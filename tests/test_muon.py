@@ -16,9 +16,11 @@ What agrees with torch, and how closely (measured; see docs/muon.md):
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import math
 import pickle
+from collections.abc import Iterator
 from typing import Any
 
 import fusedopt
@@ -28,7 +30,7 @@ from conftest import FMA_TARGETS, assert_unchanged, snapshot, using_target
 from fusedopt import reference
 from fusedopt.optim._newton_schulz import orthogonalize, round_bf16
 from fusedopt.optim.muon import NS_COEFFICIENTS, adjusted_lr
-from parity.muon_cases import BF16_ULP, CONFIGS, STEPS, stream
+from parity.muon_cases import BF16_ULP, CONFIGS, STEPS, param_bounds, stream
 
 def _bits(x: Any) -> bytes:
     return np.asarray(x).tobytes()
@@ -70,6 +72,92 @@ def test_matches_torch(config: str, dtype: type) -> None:
                 if i in opt.state:
                     assert _bits(opt.state[i]["momentum_buffer"]) == _bits(tstate["momentum_buffer"].numpy()), \
                         f"step {step} param {i}: momentum_buffer"
+
+
+LOW = ("bfloat16", "float16")
+
+
+def _low_dtype(name: str) -> type:
+    if name == "bfloat16":
+        return pytest.importorskip("ml_dtypes").bfloat16  # type: ignore[no-any-return]
+    return np.float16
+
+
+@contextlib.contextmanager
+def _torch_orthogonalizing_a_copy(torch: Any) -> Iterator[None]:
+    """torch 2.13's Muon with its Newton-Schulz given a copy of the update: on a bfloat16
+    parameter without nesterov the update is the momentum buffer itself, ``grad.bfloat16()``
+    returns that same tensor, and the in-place ``div_`` by its norm rewrites the buffer
+    (test_torch_bfloat16_buffer_is_orthogonalized_in_place)."""
+    from torch.optim import _muon
+
+    saved = _muon._zeropower_via_newtonschulz
+    _muon._zeropower_via_newtonschulz = lambda g, *args: saved(g.clone(), *args)
+    try:
+        yield
+    finally:
+        _muon._zeropower_via_newtonschulz = saved
+
+
+@pytest.mark.torch
+@pytest.mark.parametrize("dtype_name", LOW)
+@pytest.mark.parametrize("config", list(CONFIGS))
+@pytest.mark.skipif(not FMA_TARGETS, reason="torch's lerp and add_ fuse, as the FMA targets do")
+def test_16bit_params_match_torch(config: str, dtype_name: str) -> None:
+    """bfloat16 and float16 parameters against torch's Muon on tensors of that dtype: the
+    momentum buffers bit for bit after every step; the parameters within the bfloat16
+    orthogonalization's bound plus one rounding of the parameter per step (where a
+    Newton-Schulz difference tips it)."""
+    torch = pytest.importorskip("torch")
+    dtype = _low_dtype(dtype_name)
+    kw = CONFIGS[config]
+    init32, grads32 = stream(np.float32)
+    init = [p.astype(dtype) for p in init32]
+    grads = [[None if g is None else g.astype(dtype) for g in gs] for gs in grads32]
+    params = [p.copy() for p in init]
+    tdtype = getattr(torch, dtype_name)
+    tparams = [torch.from_numpy(p.astype(np.float32)).to(tdtype) for p in init]
+    topt = torch.optim.Muon(tparams, **kw)
+    bounds = param_bounds(kw, grads, STEPS, dtype)
+    with using_target(FMA_TARGETS[-1]), _torch_orthogonalizing_a_copy(torch):
+        opt = fusedopt.Muon(params, **kw)
+        for step, gs in enumerate(grads, 1):
+            opt.step(gs)
+            for tp, g in zip(tparams, gs):
+                tp.grad = None if g is None else torch.from_numpy(g.astype(np.float32)).to(tdtype)
+            topt.step()
+            for i, (p, tp) in enumerate(zip(params, tparams)):
+                want = tp.float().numpy()
+                diff = float(np.max(np.abs(p.astype(np.float32) - want)))
+                assert diff <= bounds[i], f"step {step} param {i}: {diff:.3g} > {bounds[i]:.3g}"
+                tstate = topt.state.get(tp, {})
+                assert (i in opt.state) == ("momentum_buffer" in tstate), f"step {step} param {i}: state"
+                if i in opt.state:
+                    buf = opt.state[i]["momentum_buffer"]
+                    assert buf.dtype == dtype
+                    assert _bits(buf.astype(np.float32)) == _bits(tstate["momentum_buffer"].float().numpy()), \
+                        f"step {step} param {i}: momentum_buffer"
+    assert all(p.dtype == dtype for p in params)
+
+
+@pytest.mark.torch
+def test_torch_bfloat16_buffer_is_orthogonalized_in_place() -> None:
+    """Why the test above gives torch's Newton-Schulz a copy: unpatched, torch 2.13 divides a
+    bfloat16 momentum buffer by its norm in place when nesterov is off (fusedopt keeps the
+    buffer the EMA its formula and torch's other dtypes define)."""
+    torch = pytest.importorskip("torch")
+    dtype = _low_dtype("bfloat16")
+    g = np.random.default_rng(6).standard_normal((6, 4)).astype(dtype)
+    tp = torch.zeros(6, 4, dtype=torch.bfloat16)
+    topt = torch.optim.Muon([tp], nesterov=False)
+    tp.grad = torch.from_numpy(g.astype(np.float32)).to(torch.bfloat16)
+    topt.step()
+    opt = fusedopt.Muon([np.zeros((6, 4), dtype)], nesterov=False)
+    opt.step([g])
+    ours = opt.state[0]["momentum_buffer"].astype(np.float32)
+    theirs = topt.state[tp]["momentum_buffer"].float().numpy()
+    assert _bits(ours) == _bits(round_bf16(0.05 * g.astype(np.float32)))  # lerp(0, g, 0.05)
+    assert abs(float(np.linalg.norm(theirs)) - 1.0) < 0.01 < abs(float(np.linalg.norm(ours)) - 1.0)
 
 
 @pytest.mark.torch
@@ -140,9 +228,10 @@ def run(dtype: type, config: dict[str, Any], backend: str = "native", steps: int
     return params, opt
 
 
-@pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["float32", "float64"])
+@pytest.mark.parametrize("dtype_name", ["float32", "float64", *LOW])
 @pytest.mark.parametrize("config", list(CONFIGS) + ["float32-ns"])
-def test_reference_and_backends_agree_bitwise(config: str, dtype: type, baseline_target: str) -> None:
+def test_reference_and_backends_agree_bitwise(config: str, dtype_name: str, baseline_target: str) -> None:
+    dtype = _low_dtype(dtype_name) if dtype_name in LOW else getattr(np, dtype_name)
     kw = dict(CONFIGS.get(config, {"ns_dtype": "float32"}))
     native, nopt = run(dtype, kw)
     numpy_, bopt = run(dtype, kw, backend="numpy")
@@ -183,8 +272,9 @@ def test_adjusted_lr() -> None:
 # ---------------------------------------------------------------------------------------------
 
 
-def test_state_dict_resume_is_bitwise() -> None:
-    init, grads = stream(np.float32)
+@pytest.mark.parametrize("dtype_name", ["float32", "bfloat16"])
+def test_state_dict_resume_is_bitwise(dtype_name: str) -> None:
+    init, grads = stream(_low_dtype(dtype_name) if dtype_name in LOW else np.float32)
     a = [p.copy() for p in init]
     opt = fusedopt.Muon(a, lr=0.02)
     for gs in grads[:10]:
@@ -246,12 +336,10 @@ def test_bad_hyperparameters(kwargs: dict[str, Any], exc: type, match: str) -> N
         fusedopt.Muon([np.zeros((2, 2))], **kwargs)
 
 
-def test_refuses_low_precision_params() -> None:
-    ml_dtypes = pytest.importorskip("ml_dtypes")
-    with pytest.raises(TypeError, match="float32 or float64"):
-        fusedopt.Muon([np.zeros((2, 2), ml_dtypes.bfloat16)])
-    with pytest.raises(TypeError, match="float32 or float64"):
-        fusedopt.Muon([np.zeros((2, 2), np.float16)])
+@pytest.mark.parametrize("dtype", [np.int32, np.complex64, np.longdouble, np.bool_])
+def test_refuses_other_dtypes(dtype: type) -> None:
+    with pytest.raises(TypeError, match=r"params\[1\]: dtype \w+ is not supported; use float32 or float64 \(or bfloat16, float16\)"):
+        fusedopt.Muon([np.zeros((2, 2)), np.zeros((2, 2), dtype)])
 
 
 @pytest.mark.parametrize("shape", [(3,), (), (2, 2, 2)])

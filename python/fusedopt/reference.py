@@ -971,13 +971,19 @@ def muon(
     ns_dtype: str = "bfloat16",
     **_unused: object,
 ) -> None:
-    """torch.optim.Muon's step for one 2-D parameter (momentum_buffer starts at zeros)."""
+    """torch.optim.Muon's step for one 2-D parameter (momentum_buffer starts at zeros). A 16-bit
+    parameter: each of torch's element-wise ops in float32, its result rounded to the
+    parameter's dtype."""
     from .optim._newton_schulz import orthogonalize  # the Newton-Schulz iteration itself
 
     A, B = p.shape
     ratio = math.sqrt(max(1, A / B)) if adjust_lr_fn in (None, "original") else 0.2 * math.sqrt(max(A, B))
-    momentum_buffer[...] = _lerp(momentum_buffer, g, 1 - float(momentum))
-    u = _lerp(g, momentum_buffer, float(momentum)) if nesterov else momentum_buffer
+    wide = np.dtype(np.float32) if p.itemsize == 2 else p.dtype
+    momentum_buffer[...] = _lerp(momentum_buffer.astype(wide), g.astype(wide), 1 - float(momentum))
+    u = _lerp(g.astype(wide), momentum_buffer.astype(wide), float(momentum)).astype(p.dtype) if nesterov else momentum_buffer
     o = orthogonalize(u, ns_coefficients, ns_steps, eps, ns_dtype).astype(p.dtype)
-    p[...] = p * p.dtype.type(1 - float(lr) * float(weight_decay))
-    p[...] = o * p.dtype.type(-float(lr) * ratio) + p
+    p[...] = p.astype(wide) * wide.type(1 - float(lr) * float(weight_decay))
+    # add_'s alpha in O's dtype: the parameter's, but a float16 parameter's O is bfloat16 in
+    # torch, so its add runs in float32
+    alpha = -float(lr) * ratio
+    p[...] = o.astype(wide) * wide.type(alpha if p.dtype == np.float16 else p.dtype.type(alpha)) + p.astype(wide)

@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 
-from .. import _checks
+from .. import _checks, _core, reference
 from ._axpy import Axpy
 from ._grads import align_grads
 from ._newton_schulz import NS_DTYPES, orthogonalize
@@ -63,12 +63,11 @@ def _check_group(group: Mapping[str, Any], where: str = "") -> None:
     _checks.choice(group["ns_dtype"], "ns_dtype" + where, NS_DTYPES)
 
 
-def _lerp_operands(a: np.ndarray, b: np.ndarray, weight: float) -> tuple[np.ndarray, Any, np.ndarray]:
-    """torch's lerp(a, b, weight) as base + coeff*(b - a), the fused form of its vector loop:
-    (a, weight) for a weight below 0.5, (b, weight - 1) otherwise, the weight in a's dtype."""
-    t = a.dtype.type
-    w = t(weight)
-    return (a, w, b - a) if abs(w) < 0.5 else (b, w - t(1), b - a)
+def _final_alpha(alpha: float, dtype: np.dtype) -> float:
+    """The alpha of torch's ``p.add_(O, alpha=alpha)``: in the parameter's dtype when O has it
+    (a bfloat16, float32 or float64 parameter), float32 for a float16 parameter, whose bfloat16
+    O makes torch's add run in float32 (measured against torch 2.13)."""
+    return float(np.float32(alpha)) if dtype == np.float16 else float(dtype.type(alpha))
 
 
 class Muon:
@@ -90,6 +89,8 @@ class Muon:
     bfloat16; ``"float32"`` keeps float32 throughout (more accurate, not torch's numbers). The
     matrix products are NumPy's BLAS; the element-wise parts (the two lerps, the final update)
     are native fused passes over all parameters, as torch's kernels fuse them (docs/muon.md).
+    bfloat16 and float16 parameters compute what torch computes on such tensors (each op in
+    float32, rounded to the parameter's dtype; the momentum buffer in that dtype).
 
     ``step(grads)`` takes gradients in the params' structure (None skips a parameter: no state,
     no decay). A step that raises changes nothing. ``state_dict()``, ``pickle`` and
@@ -143,8 +144,6 @@ class Muon:
             label = names[i] if names else i
             if p.ndim != 2:
                 raise ValueError(f"params[{label!r}]: Muon only supports 2D parameters, got shape {p.shape}")
-            if p.dtype not in (np.float32, np.float64):  # torch's rounding is mirrored for these only
-                raise TypeError(f"params[{label!r}]: Muon takes float32 or float64 parameters, got {p.dtype}")
             if id(p) in known:
                 raise ValueError(f"params[{label!r}]: this array is listed twice")
             known.add(id(p))
@@ -171,18 +170,27 @@ class Muon:
 
     # ---- the step ---------------------------------------------------------------------------
 
-    def _scratch(self, params: list[np.ndarray]) -> tuple[list[np.ndarray], list[np.ndarray], Axpy, Axpy, Axpy]:
-        """Per-parameter work arrays (the new buffer, the update) and the native axpys over them
-        and over the params, kept while the params are the same arrays."""
+    def _scratch(self, params: list[np.ndarray]) -> tuple[list[np.ndarray], list[np.ndarray], Axpy]:
+        """Per-parameter work arrays (the new buffer, the update) and the native axpy over the
+        params, kept while the params are the same arrays."""
         ids = [id(p) for p in params]
         kept = self.__dict__.get("_work")
         if kept is None or kept[0] != ids:
             bufs = [np.empty_like(p, order="C") for p in params]
             upds = [np.empty_like(p, order="C") for p in params]
-            kept = (ids, bufs, upds, Axpy(bufs, self.backend, separate=True),
-                    Axpy(upds, self.backend, separate=True), Axpy(params, self.backend, separate=True))
+            kept = (ids, bufs, upds, Axpy(params, self.backend, separate=True))
             self._work = kept
-        return kept[1], kept[2], kept[3], kept[4], kept[5]
+        return kept[1], kept[2], kept[3]
+
+    def _lerp(self, a: list[np.ndarray], b: list[np.ndarray], weights: list[float]) -> None:
+        """a = torch.lerp(a, b, w), pair by pair, in one pass (a 16-bit `a`: float32 arithmetic,
+        rounded once, as torch's lerp on bfloat16 and float16 tensors)."""
+        if not a:
+            return
+        if self.backend == "native":
+            _core.blend_(a, b, weights, "lerp", names=("momentum_buffer", "grads"))
+        else:
+            reference.blend(a, b, weights, "lerp")
 
     def step(self, grads: GradsLike) -> None:
         """One Muon step for every parameter with a gradient."""
@@ -200,51 +208,42 @@ class Muon:
                 raise ValueError(f"state: 'momentum_buffer' of parameter {key!r} must be an array of the "
                                  f"parameter's shape {p.shape} and dtype {p.dtype}")
             olds.append(buf)
-        bufs, upds, axpy_buf, axpy_upd, axpy_param = self._scratch(params)
-        active = [g is not None for g in items]
+        bufs, upds, axpy_param = self._scratch(params)
+        live = [i for i, g in enumerate(items) if g is not None]
 
         # buf.lerp_(g, 1 - momentum), into the work arrays (the state is written last)
-        coeffs: list[Any] = [0.0] * len(params)
-        diffs: list[np.ndarray | None] = [None] * len(params)
-        for i, (p, g, old, h) in enumerate(zip(params, items, olds, hypers)):
-            if g is None:
-                continue
-            base, coeffs[i], diffs[i] = _lerp_operands(np.zeros_like(p) if old is None else old, g, 1 - float(h["momentum"]))
-            np.copyto(bufs[i], base)
-        axpy_buf(coeffs, diffs)
+        for i in live:
+            old = olds[i]
+            np.copyto(bufs[i], 0 if old is None else old)
+        self._lerp([bufs[i] for i in live], [items[i] for i in live],  # type: ignore[misc]
+                   [1 - float(hypers[i]["momentum"]) for i in live])
         # nesterov: u = g.lerp(buf, momentum)
-        updates: list[np.ndarray | None] = [None] * len(params)
-        diffs = [None] * len(params)
-        for i, (g, h) in enumerate(zip(items, hypers)):
-            if g is None:
-                continue
-            if h["nesterov"]:
-                base, coeffs[i], diffs[i] = _lerp_operands(g, bufs[i], float(h["momentum"]))
-                np.copyto(upds[i], base)
-                updates[i] = upds[i]
-            else:
-                updates[i] = bufs[i]
-        if any(d is not None for d in diffs):
-            axpy_upd(coeffs, diffs)
+        nesterov = [i for i in live if hypers[i]["nesterov"]]
+        for i in nesterov:
+            np.copyto(upds[i], items[i])  # type: ignore[arg-type]
+        self._lerp([upds[i] for i in nesterov], [bufs[i] for i in nesterov],
+                   [float(hypers[i]["momentum"]) for i in nesterov])
         ortho: list[np.ndarray | None] = [None] * len(params)
         alphas: list[float] = [0.0] * len(params)
-        for i, (p, u, h) in enumerate(zip(params, updates, hypers)):
-            if u is None:
-                continue
+        for i in live:
+            p, h = params[i], hypers[i]
+            u = upds[i] if h["nesterov"] else bufs[i]
             o = orthogonalize(u, tuple(h["ns_coefficients"]), int(h["ns_steps"]), float(h["eps"]), h["ns_dtype"])
-            ortho[i] = o.astype(p.dtype, copy=False)
-            alphas[i] = -adjusted_lr(float(h["lr"]), h["adjust_lr_fn"], p.shape)
+            ortho[i] = o.astype(p.dtype, copy=False)  # (bfloat16 values: exact, but a float16's below 2^-14)
+            alphas[i] = _final_alpha(-adjusted_lr(float(h["lr"]), h["adjust_lr_fn"], p.shape), p.dtype)
 
         # commit: the buffers, then p.mul_(1 - lr*wd) and p.add_(O, alpha=-adjusted_lr)
-        for i, (key, p, h) in enumerate(zip(self._keys, params, hypers)):
-            if not active[i]:
-                continue
-            old = olds[i]
+        for i in live:
+            key, p, h, old = self._keys[i], params[i], hypers[i], olds[i]
             if old is None:
                 self._state.setdefault(key, {})["momentum_buffer"] = bufs[i].copy()
             else:
                 np.copyto(old, bufs[i])
-            np.multiply(p, 1 - float(h["lr"]) * float(h["weight_decay"]), out=p)
+            decay = 1 - float(h["lr"]) * float(h["weight_decay"])
+            if p.itemsize == 2:  # torch: the factor in float32, the product rounded once
+                p[...] = p.astype(np.float32) * np.float32(decay)
+            else:
+                np.multiply(p, decay, out=p)
         axpy_param(alphas, ortho)
         self.step_count += 1
 
@@ -302,7 +301,7 @@ class Muon:
             if not isinstance(st, Mapping) or "momentum_buffer" not in st:
                 raise ValueError(f"state_dict: state of parameter {key!r} lacks 'momentum_buffer'")
             arr = np.asarray(st["momentum_buffer"])
-            if arr.dtype.kind not in "fiu":
+            if arr.dtype.kind not in "fiu" and arr.dtype.name != "bfloat16":
                 raise TypeError(f"state_dict: 'momentum_buffer' of parameter {key!r} has dtype {arr.dtype}")
             if arr.shape != p.shape:
                 raise ValueError(f"state_dict: 'momentum_buffer' of parameter {key!r} has shape {arr.shape}, the parameter {p.shape}")
