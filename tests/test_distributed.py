@@ -295,6 +295,9 @@ def test_bad_inputs(no_mpi):
     for wrapper in (DataParallel, ShardedOptimizer):
         with pytest.raises(TypeError, match="broadcast"):
             wrapper(fo.SGD([np.ones(3, np.float32)], lr=0.1), broadcast="yes")
+    for state_dtype in ("bfloat16", "int8"):  # compressed state: refused, not dropped
+        with pytest.raises(TypeError, match=f"state_dtype='{state_dtype}' is not sharded"):
+            ShardedOptimizer(fo.Adam([np.ones(3, np.float32)], state_dtype=state_dtype))
     groups = [{"params": [np.ones(3, np.float32)]}, {"params": [np.ones(3, np.float32)]}]
     with pytest.raises(ValueError, match="clip_scope"):
         ShardedOptimizer(fo.Adam(groups, max_grad_norm=1.0))

@@ -47,6 +47,9 @@ class ShardedOptimizer(WrapsOptimizer):
         if _core.rule_info(optimizer.rule)["reduce_passes"]:  # rule.hpp: whole-array norms and shapes
             raise TypeError(f"optimizer: {type(optimizer).__name__} reduces over whole arrays (trust ratios, "
                             "factored moments); a flat shard of them is not sharded here")
+        if optimizer.state_dtype is not None:  # (the inner optimizer would otherwise drop it)
+            raise TypeError(f"optimizer: state_dtype={optimizer.state_dtype!r} is not sharded: int8 blocks and "
+                            "stochastic rounding follow each parameter, not the flat shards (use DataParallel)")
         self.layout = layout = FlatLayout(optimizer)
         self.optimizer = optimizer
         self.comm = Collectives(comm)
