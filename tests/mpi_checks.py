@@ -212,7 +212,43 @@ def check_checkpoints():
             same(ref, plain_params, f"{name}: saved at {saver_size} ranks, resumed in one process")
 
 
+def check_low_precision():
+    """bfloat16 and float16 parameters under DataParallel: the gradients averaged in float32 in
+    rank order and rounded once to their dtype, then the plain optimizer's step (with bfloat16
+    state for Adam: its stochastic rounding is the same on every rank); both averages."""
+    import ml_dtypes
+
+    for dt in (ml_dtypes.bfloat16, np.float16):
+        for cls, kw in ((fo.SGD, dict(lr=0.05, momentum=0.9)), (fo.Adam, dict(lr=1e-2, state_dtype="bfloat16"))):
+            ref = {k: v.astype(dt) for k, v in init(SHAPES).items()}
+            ref_opt = cls(ref, **kw)
+            params = {k: v.astype(dt) for k, v in init(SHAPES).items()}
+            w = DataParallel(cls(params, **kw), WORLD)
+            for t in range(8):
+                local = [{k: v.astype(dt) for k, v in local_grads(SHAPES, t, r, False).items()} for r in range(SIZE)]
+                mean = {}
+                for k in SHAPES:
+                    acc = local[0][k].astype(np.float32)
+                    for r in range(1, SIZE):
+                        acc = acc + local[r][k].astype(np.float32)
+                    mean[k] = (acc / np.float32(SIZE)).astype(dt)
+                ref_opt.step(mean)
+                w.step(local[RANK])
+            same(ref, params, f"{dt.__name__} {cls.__name__} DataParallel")
+            # MPI_Allreduce over float32 sums: at 2 ranks the ordered bits
+            params = {k: v.astype(dt) for k, v in init(SHAPES).items()}
+            w = DataParallel(cls(params, **kw), WORLD, average="allreduce")
+            for t in range(8):
+                w.step({k: v.astype(dt) for k, v in local_grads(SHAPES, t, RANK, False).items()})
+            everyone = WORLD.allgather(params)
+            for other in everyone:
+                same(everyone[0], other, f"{dt.__name__} allreduce ranks agree")
+            if SIZE == 2:
+                same(ref, params, f"{dt.__name__} {cls.__name__} allreduce at 2 ranks")
+
+
 def main():
+    check_low_precision()
     figures = check_steps()
     check_schedulers()
     check_checkpoints()

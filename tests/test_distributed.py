@@ -110,6 +110,24 @@ def test_world_of_one_is_the_plain_optimizer(no_mpi, cls, kw, wrapper):
     assert w.step_count == plain.step_count and w.skipped_steps == plain.skipped_steps
 
 
+@pytest.mark.parametrize("dtype_name", ["bfloat16", "float16"])
+@pytest.mark.parametrize("average", ["ordered", "allreduce"])
+def test_data_parallel_takes_16bit_params(no_mpi, dtype_name, average):
+    """In a world of one the mean is the gradient itself: the plain optimizer's bits, with
+    master weights and stochastic rounding (the 2-to-3-rank averages: tests/mpi_checks.py)."""
+    dt = pytest.importorskip("ml_dtypes").bfloat16 if dtype_name == "bfloat16" else np.float16
+    kw = dict(lr=1e-2, master_weights=True, stochastic_rounding=True, max_grad_norm=1.0)
+    ref = {k: v.astype(dt) for k, v in _params().items()}
+    got = {k: v.astype(dt) for k, v in _params().items()}
+    plain = fo.AdamW(ref, **kw)
+    w = DataParallel(fo.AdamW(got, **kw), average=average)
+    for t in range(10):
+        g = {k: v.astype(dt) for k, v in _grads(t).items()}
+        plain.step(g)
+        w.step(g)
+    assert_same_params(got, ref)
+
+
 def test_sharded_checkpoints_round_trip_in_one_process(no_mpi):
     ref, got = _params(), _params()
     plain = fo.AdamW(ref, lr=1e-2, max_grad_norm=2.0)
@@ -288,8 +306,8 @@ def test_bad_inputs(no_mpi):
         DataParallel(object())
     with pytest.raises(TypeError, match="one parameter dtype"):
         ShardedOptimizer(fo.SGD([np.ones(3, np.float32), np.ones(3)], lr=0.1))
-    with pytest.raises(TypeError, match="float32 or float64"):
-        DataParallel(fo.SGD([np.ones(3, np.float16)], lr=0.1))
+    with pytest.raises(TypeError, match="a sharded step needs float32 or float64 parameters, got float16"):
+        ShardedOptimizer(fo.SGD([np.ones(3, np.float16)], lr=0.1))
     with pytest.raises(ValueError, match="average"):
         DataParallel(fo.SGD([np.ones(3, np.float32)], lr=0.1), average="mean")
     for wrapper in (DataParallel, ShardedOptimizer):

@@ -2,7 +2,7 @@
 one process when there is no MPI (the same step code runs; every collective is a copy or nothing).
 
 Gradients are averaged in rank order, ``((g_0 + g_1) + g_2 + ...) / world_size`` in their own
-dtype, not by MPI's reduction (whose order is the MPI library's choice, so its bits cannot be
+dtype (16-bit ones in float32, rounded once to their dtype), not by MPI's reduction (whose order is the MPI library's choice, so its bits cannot be
 reproduced): an Alltoallv hands each rank every rank's copy of its shard, and the rank sums them
 in order. That moves the bytes of a ring reduce-scatter, and a single process averaging the same
 gradients the same way gets the same bits.
@@ -22,6 +22,26 @@ def _world() -> Any:
     except ImportError:  # no MPI: a world of one process
         return None
     return MPI.COMM_WORLD
+
+
+def _wire(a: np.ndarray) -> np.ndarray:
+    """`a` as MPI carries it: 16-bit floats (MPI has no bfloat16) as their uint16 bits."""
+    return a.view(np.uint16) if a.dtype.itemsize == 2 else a
+
+
+def mean_in_order(parts: np.ndarray, n: int, out: np.ndarray) -> None:
+    """out = ((p_0 + p_1) + ... + p_{n-1}) / n over `parts`, n consecutive runs of out.size
+    elements: in their dtype, or for 16-bit ones in float32 and rounded once to their dtype."""
+    m = out.size
+    acc = parts[:m].astype(np.float32) if parts.dtype.itemsize == 2 else out
+    if acc is out:
+        np.copyto(out, parts[:m])
+    for k in range(1, n):
+        part = parts[k * m : (k + 1) * m]
+        np.add(acc, part.astype(np.float32) if acc is not out else part, out=acc)
+    np.divide(acc, acc.dtype.type(n), out=acc)
+    if acc is not out:
+        out[...] = acc
 
 
 class Collectives:
@@ -61,13 +81,11 @@ class Collectives:
         start = time.perf_counter()
         m, n = hi - lo, self.size
         recv = self._recv_buffer(n * m, send.dtype)
-        t = self._mpi_type(send.dtype)
+        t = self._mpi_type(_wire(send).dtype)
         counts = [bounds[k + 1] - bounds[k] for k in range(n)]
-        self.comm.Alltoallv([send, (counts, bounds[:-1]), t], [recv, ([m] * n, [k * m for k in range(n)]), t])
-        np.copyto(out, recv[:m])
-        for k in range(1, n):
-            np.add(out, recv[k * m : (k + 1) * m], out=out)
-        np.divide(out, send.dtype.type(n), out=out)
+        self.comm.Alltoallv([_wire(send), (counts, bounds[:-1]), t],
+                            [_wire(recv), ([m] * n, [k * m for k in range(n)]), t])
+        mean_in_order(recv, n, out)
         self.bytes_sent += (bounds[-1] - m) * send.itemsize
         self.seconds += time.perf_counter() - start
 
@@ -84,8 +102,8 @@ class Collectives:
         np.copyto(mine, flat[bounds[r] : bounds[r + 1]])
         send_counts = [0 if k == r else counts[r] for k in range(n)]
         recv_counts = [0 if k == r else counts[k] for k in range(n)]
-        t = self._mpi_type(flat.dtype)
-        self.comm.Alltoallv([mine, (send_counts, [0] * n), t], [flat, (recv_counts, bounds[:-1]), t])
+        t = self._mpi_type(_wire(flat).dtype)
+        self.comm.Alltoallv([_wire(mine), (send_counts, [0] * n), t], [_wire(flat), (recv_counts, bounds[:-1]), t])
         self.bytes_sent += (n - 1) * counts[r] * flat.itemsize
         self.seconds += time.perf_counter() - start
 
@@ -105,7 +123,7 @@ class Collectives:
     def broadcast(self, a: np.ndarray) -> None:
         """Rank 0's `a` to every rank, in place."""
         if self.size > 1:
-            self.comm.Bcast(a, root=0)
+            self.comm.Bcast(_wire(a), root=0)
 
     def gather_objects(self, obj: Any) -> list[Any] | None:
         """Every rank's `obj` on rank 0 (in rank order); None elsewhere."""

@@ -38,8 +38,6 @@ class FlatLayout:
         if len(dtypes) != 1:
             raise TypeError(f"optimizer: a distributed step needs one parameter dtype, got {sorted(map(str, dtypes))}")
         self.dtype: np.dtype[Any] = self.params[0].dtype
-        if self.dtype not in (np.float32, np.float64):  # MPI has no bfloat16; the sharded norm reads f32/f64
-            raise TypeError(f"optimizer: a distributed step needs float32 or float64 parameters, got {self.dtype}")
         self.offsets = [0]
         for p in self.params:
             self.offsets.append(self.offsets[-1] + p.size)
@@ -92,7 +90,7 @@ class FlatLayout:
         for k, g, p in zip(self.keys, items, self.params):
             if g is None:
                 raise ValueError(f"grads for parameter {k!r}: a distributed step needs every gradient (not None)")
-            _core.check_array(g, f"grads for parameter {k!r}", written=False)
+            _core.check_array(g, f"grads for parameter {k!r}", written=False, low_precision=True)
             if g.dtype != p.dtype or g.shape != p.shape:
                 raise ValueError(
                     f"grads for parameter {k!r}: expected {p.dtype} {p.shape}, got {g.dtype} {g.shape}"

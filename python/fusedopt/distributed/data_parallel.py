@@ -22,7 +22,7 @@ class DataParallel(WrapsOptimizer):
     through one flat buffer, then steps.
 
     ``average="ordered"`` (default): ``((g_0 + g_1) + ...) / world_size`` in the gradients'
-    dtype, rank by rank (a reduce-scatter as one Alltoallv, then an all-gather: the bytes of a
+    dtype (bfloat16 and float16: in float32, rounded once), rank by rank (a reduce-scatter as one Alltoallv, then an all-gather: the bytes of a
     ring allreduce), so a single process averaging the same way gets the same bits.
     ``average="allreduce"``: one ``MPI_Allreduce`` (SUM) over the buffer, then the division; the
     summation order is the MPI library's (the same on every rank in MPICH and Open MPI).
@@ -54,10 +54,14 @@ class DataParallel(WrapsOptimizer):
             lo, hi = self._bounds[self.comm.rank], self._bounds[self.comm.rank + 1]
             self.comm.reduce_scatter_mean(flat, self._bounds, self._mean[lo:hi])
             self.comm.allgather(self._mean, self._bounds)
-        else:
-            np.copyto(self._mean, flat)
-            self.comm.allreduce_sum(self._mean)
-            np.divide(self._mean, self._mean.dtype.type(self.comm.size), out=self._mean)
+        else:  # (16-bit gradients summed in float32, the mean rounded once)
+            total = flat.astype(np.float32) if flat.itemsize == 2 else self._mean
+            if total is self._mean:
+                np.copyto(self._mean, flat)
+            self.comm.allreduce_sum(total)
+            np.divide(total, total.dtype.type(self.comm.size), out=total)
+            if total is not self._mean:
+                self._mean[...] = total
         self.optimizer.step(self._mean_views)
 
     def state_dict(self) -> dict[str, Any]:

@@ -51,6 +51,9 @@ class ShardedOptimizer(WrapsOptimizer):
             raise TypeError(f"optimizer: state_dtype={optimizer.state_dtype!r} is not sharded: int8 blocks and "
                             "stochastic rounding follow each parameter, not the flat shards (use DataParallel)")
         self.layout = layout = FlatLayout(optimizer)
+        if layout.dtype.itemsize == 2:  # (the shard norm pass reads float32/float64)
+            raise TypeError(f"optimizer: a sharded step needs float32 or float64 parameters, got {layout.dtype} "
+                            "(DataParallel takes bfloat16 and float16)")
         self.optimizer = optimizer
         self.comm = Collectives(comm)
         self.needs_norm = optimizer.max_grad_norm is not None or optimizer.nonfinite != "propagate"

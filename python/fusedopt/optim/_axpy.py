@@ -1,6 +1,6 @@
 """``x += alpha * y`` over fixed arrays in one native call, for the optimizers whose vector
-updates sit between steps of non-element-wise work (LBFGS's two-loop recursion, Muon's
-momentum and final update)."""
+updates sit between steps of non-element-wise work (LBFGS's two-loop recursion, Muon's final
+update)."""
 
 from __future__ import annotations
 
