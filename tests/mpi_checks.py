@@ -213,17 +213,25 @@ def check_checkpoints():
 
 
 def check_low_precision():
-    """bfloat16 and float16 parameters under DataParallel: the gradients averaged in float32 in
-    rank order and rounded once to their dtype, then the plain optimizer's step (with bfloat16
-    state for Adam: its stochastic rounding is the same on every rank); both averages."""
+    """bfloat16 and float16 parameters: the gradients averaged in float32 in rank order and
+    rounded once to their dtype, then the plain optimizer's step (bfloat16 state, whose
+    stochastic rounding is the same on every rank, under DataParallel only; master weights and
+    the sharded norm under both); both averages of DataParallel."""
     import ml_dtypes
 
+    configs = [
+        (fo.SGD, dict(lr=0.05, momentum=0.9), (DataParallel, ShardedOptimizer)),
+        (fo.Adam, dict(lr=1e-2, state_dtype="bfloat16"), (DataParallel,)),
+        (fo.AdamW, dict(lr=1e-2, master_weights=True, max_grad_norm=5.0), (DataParallel, ShardedOptimizer)),
+    ]
     for dt in (ml_dtypes.bfloat16, np.float16):
-        for cls, kw in ((fo.SGD, dict(lr=0.05, momentum=0.9)), (fo.Adam, dict(lr=1e-2, state_dtype="bfloat16"))):
+        for cls, kw, wrappers in configs:
             ref = {k: v.astype(dt) for k, v in init(SHAPES).items()}
             ref_opt = cls(ref, **kw)
-            params = {k: v.astype(dt) for k, v in init(SHAPES).items()}
-            w = DataParallel(cls(params, **kw), WORLD)
+            runs = []
+            for wrapper in wrappers:
+                params = {k: v.astype(dt) for k, v in init(SHAPES).items()}
+                runs.append((wrapper, params, wrapper(cls(params, **kw), WORLD)))
             for t in range(8):
                 local = [{k: v.astype(dt) for k, v in local_grads(SHAPES, t, r, False).items()} for r in range(SIZE)]
                 mean = {}
@@ -233,8 +241,16 @@ def check_low_precision():
                         acc = acc + local[r][k].astype(np.float32)
                     mean[k] = (acc / np.float32(SIZE)).astype(dt)
                 ref_opt.step(mean)
-                w.step(local[RANK])
-            same(ref, params, f"{dt.__name__} {cls.__name__} DataParallel")
+                for wrapper, _, w in runs:
+                    w.step(local[RANK])
+                    assert repr(w.last_grad_norm) == repr(ref_opt.last_grad_norm), f"{wrapper.__name__} norm"
+            for wrapper, params, w in runs:
+                what = f"{dt.__name__} {cls.__name__} {wrapper.__name__}"
+                same(ref, params, what)
+                if wrapper is ShardedOptimizer:
+                    full = w.consolidated_state_dict()
+                    if RANK == 0:
+                        same_state(ref_opt.state_dict(), full, f"{what} state")
             # MPI_Allreduce over float32 sums: at 2 ranks the ordered bits
             params = {k: v.astype(dt) for k, v in init(SHAPES).items()}
             w = DataParallel(cls(params, **kw), WORLD, average="allreduce")

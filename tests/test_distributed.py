@@ -5,6 +5,7 @@ process the world of one, the sharded norm's bits, the shard layout and the bad 
 from __future__ import annotations
 
 import copy
+import functools
 import importlib.util
 import os
 import pickle
@@ -111,21 +112,33 @@ def test_world_of_one_is_the_plain_optimizer(no_mpi, cls, kw, wrapper):
 
 
 @pytest.mark.parametrize("dtype_name", ["bfloat16", "float16"])
-@pytest.mark.parametrize("average", ["ordered", "allreduce"])
-def test_data_parallel_takes_16bit_params(no_mpi, dtype_name, average):
-    """In a world of one the mean is the gradient itself: the plain optimizer's bits, with
-    master weights and stochastic rounding (the 2-to-3-rank averages: tests/mpi_checks.py)."""
+@pytest.mark.parametrize("wrapper, kw", [
+    (functools.partial(DataParallel, average="ordered"), dict(master_weights=True, stochastic_rounding=True)),
+    (functools.partial(DataParallel, average="allreduce"), dict(stochastic_rounding=True)),
+    (ShardedOptimizer, dict(master_weights=True)),
+    (ShardedOptimizer, {}),
+], ids=["dp-ordered", "dp-allreduce", "sharded-master", "sharded"])
+def test_16bit_params_in_a_world_of_one(no_mpi, dtype_name, wrapper, kw):
+    """In a world of one the mean is the gradient itself: the plain optimizer's bits, norm and
+    state (the 2-to-3-rank averages: tests/mpi_checks.py)."""
     dt = pytest.importorskip("ml_dtypes").bfloat16 if dtype_name == "bfloat16" else np.float16
-    kw = dict(lr=1e-2, master_weights=True, stochastic_rounding=True, max_grad_norm=1.0)
+    kw = dict(lr=1e-2, max_grad_norm=1.0, **kw)
     ref = {k: v.astype(dt) for k, v in _params().items()}
     got = {k: v.astype(dt) for k, v in _params().items()}
     plain = fo.AdamW(ref, **kw)
-    w = DataParallel(fo.AdamW(got, **kw), average=average)
+    w = wrapper(fo.AdamW(got, **kw))
     for t in range(10):
         g = {k: v.astype(dt) for k, v in _grads(t).items()}
         plain.step(g)
         w.step(g)
+        assert repr(w.last_grad_norm) == repr(plain.last_grad_norm)
     assert_same_params(got, ref)
+    if isinstance(w, ShardedOptimizer):
+        full, want = w.consolidated_state_dict(), plain.state_dict()
+        for k, st in want["state"].items():
+            assert st.keys() == full["state"][k].keys()
+            for name, v in st.items():
+                assert (v.tobytes() == full["state"][k][name].tobytes()) if isinstance(v, np.ndarray) else v == full["state"][k][name]
 
 
 def test_sharded_checkpoints_round_trip_in_one_process(no_mpi):
@@ -242,6 +255,18 @@ def test_shard_norm_has_the_bits_of_one_norm_pass(dtype, sizes, scale, world):
     assert all(r == expected for r in _sharded_norms(arrays, world))
 
 
+@pytest.mark.parametrize("dtype_name", ["bfloat16", "float16"])
+@pytest.mark.parametrize("world", [1, 2, 3])
+def test_shard_norm_of_16bit_shards_is_a_steps_norm(dtype_name, world):
+    """16-bit gradients: the sharded norm has the bits of the norm a plain step computes."""
+    dt = pytest.importorskip("ml_dtypes").bfloat16 if dtype_name == "bfloat16" else np.float16
+    rng = np.random.default_rng(world)
+    grads = [rng.standard_normal(n).astype(dt) for n in (7, 5000, 20000)]
+    opt = fo.SGD([np.zeros(g.size, dt) for g in grads], lr=0.0, max_grad_norm=1e30)
+    opt.step(grads)
+    assert all(r == (opt.last_grad_norm, False) for r in _sharded_norms(grads, world))
+
+
 @pytest.mark.parametrize("bad", [np.nan, np.inf])
 def test_shard_norm_sees_a_nonfinite_gradient_on_any_shard(bad):
     arrays = [np.ones(9000, np.float32), np.ones(9000, np.float32)]
@@ -306,8 +331,8 @@ def test_bad_inputs(no_mpi):
         DataParallel(object())
     with pytest.raises(TypeError, match="one parameter dtype"):
         ShardedOptimizer(fo.SGD([np.ones(3, np.float32), np.ones(3)], lr=0.1))
-    with pytest.raises(TypeError, match="a sharded step needs float32 or float64 parameters, got float16"):
-        ShardedOptimizer(fo.SGD([np.ones(3, np.float16)], lr=0.1))
+    with pytest.raises(TypeError, match="stochastic_rounding is not sharded"):
+        ShardedOptimizer(fo.SGD([np.ones(3, np.float16)], lr=0.1, stochastic_rounding=True))
     with pytest.raises(ValueError, match="average"):
         DataParallel(fo.SGD([np.ones(3, np.float32)], lr=0.1), average="mean")
     for wrapper in (DataParallel, ShardedOptimizer):

@@ -1,6 +1,6 @@
-// Standalone gradient utilities over lists of arrays (mixed float32/float64 allowed):
-// total norm, in-place scaling, in-place clamping. The Python layer (fusedopt/clip.py) adds
-// torch.nn.utils semantics on top.
+// Standalone gradient utilities over lists of arrays (mixed float32/float64 allowed; shard_norm
+// also reads bfloat16/float16): total norm, in-place scaling, in-place clamping. The Python
+// layer (fusedopt/clip.py) adds torch.nn.utils semantics on top.
 #include <pybind11/functional.h>
 #include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
@@ -21,10 +21,11 @@ namespace fusedopt::bind {
 
 namespace {
 
-// Arrays of a list, split by dtype. Slot 0 holds the data (and slot 1 the same pointer, so
-// the norm kernels, which read slot 1 in a step, can read either).
+// Arrays of a list, split by dtype (float32, float64; bfloat16 and float16 where `low`). Slot 0
+// holds the data (and slot 1 the same pointer, so the norm kernels, which read slot 1 in a step,
+// can read either).
 struct SplitArrays {
-    ArraySet sets[2];
+    ArraySet sets[kDTypeCount];
     std::vector<const ArraySet*> nonempty() const {
         std::vector<const ArraySet*> v;
         for (const ArraySet& s : sets)
@@ -33,13 +34,12 @@ struct SplitArrays {
     }
 };
 
-SplitArrays split(const py::list& arrays, bool written, const char* name) {
+SplitArrays split(const py::list& arrays, bool written, const char* name, bool low = false) {
     SplitArrays out;
-    out.sets[0].dtype = DType::f32;
-    out.sets[1].dtype = DType::f64;
+    for (int t = 0; t < kDTypeCount; ++t) out.sets[t].dtype = static_cast<DType>(t);
     for (std::size_t i = 0; i < arrays.size(); ++i) {
         const CheckedArray a =
-            check_array(arrays[i], written, [&] { return std::string(name) + "[" + std::to_string(i) + "]"; });
+            check_array(arrays[i], written, [&] { return std::string(name) + "[" + std::to_string(i) + "]"; }, low);
         Segment seg{};
         seg.size = a.size;
         seg.data[0] = a.data;
@@ -83,10 +83,10 @@ void register_clip(py::module_& m) {
             // (concatenated: elements [offset, offset + their size)), with the bits one norm pass over
             // the whole range would give: this shard's chunks of the same grid, then `combine`
             // (every process's chunk partials summed: each chunk has one owner, the rest add 0).
-            const SplitArrays s = split(arrays, false, "grads");
-            if (!s.sets[0].segments.empty() && !s.sets[1].segments.empty())
-                throw py::type_error("grads: a shard's gradients must share one dtype");
-            const ArraySet& set = s.sets[s.sets[1].segments.empty() ? 0 : 1];
+            const SplitArrays s = split(arrays, false, "grads", true);
+            const std::vector<const ArraySet*> used = s.nonempty();
+            if (used.size() > 1) throw py::type_error("grads: a shard's gradients must share one dtype");
+            const ArraySet& set = used.empty() ? s.sets[0] : *used[0];
             const std::size_t chunk = norm_chunk_size(total);
             const std::size_t end = offset + set.total();
             if ((offset % chunk != 0 && offset != total) || end > total || (end % chunk != 0 && end != total))

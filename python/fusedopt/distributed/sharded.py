@@ -51,9 +51,9 @@ class ShardedOptimizer(WrapsOptimizer):
             raise TypeError(f"optimizer: state_dtype={optimizer.state_dtype!r} is not sharded: int8 blocks and "
                             "stochastic rounding follow each parameter, not the flat shards (use DataParallel)")
         self.layout = layout = FlatLayout(optimizer)
-        if layout.dtype.itemsize == 2:  # (the shard norm pass reads float32/float64)
-            raise TypeError(f"optimizer: a sharded step needs float32 or float64 parameters, got {layout.dtype} "
-                            "(DataParallel takes bfloat16 and float16)")
+        if optimizer.stochastic_rounding and layout.dtype.itemsize == 2:
+            raise TypeError("optimizer: stochastic_rounding is not sharded: its random bits follow each parameter, "
+                            "not the flat shards (use DataParallel, or master_weights)")
         self.optimizer = optimizer
         self.comm = Collectives(comm)
         self.needs_norm = optimizer.max_grad_norm is not None or optimizer.nonfinite != "propagate"
@@ -90,11 +90,15 @@ class ShardedOptimizer(WrapsOptimizer):
             clip_value=optimizer.clip_value,
             clip_scope=optimizer.clip_scope,
             nonfinite=optimizer.nonfinite,
+            master_weights=optimizer.master_weights,
         )
         self._grad_pieces = [
             self._grad_shard[a - self.lo : b - self.lo] if a < b else np.zeros(0, layout.dtype) for a, b in self._pieces
         ]
-        self._slots = set(_core.rule_info(optimizer.rule)["slots"])
+        # The per-element state arrays: the rule's, and the engine's own (a 16-bit parameter's master copy).
+        self._slots = set(_core.rule_info(optimizer.rule)["slots"]).union(
+            *(optimizer._engine.slot_shapes(g, optimizer.step_count, "", g["params"][0]) for g in optimizer.param_groups)
+        )
         if optimizer.step_count > 0:
             self.load_state_dict(optimizer.state_dict())
 
@@ -215,7 +219,7 @@ class ShardedOptimizer(WrapsOptimizer):
                 lo, hi = max(a, o0), min(b, o1)
                 if lo < hi:
                     per_param.append((sk, state.get(sk), lo - o0, hi - o0))
-            st = _cut(per_param, b - a, layout.dtype, self._slots)
+            st = _cut(per_param, b - a, self._slots)
             if st is not None:
                 inner_state[j] = st
         return {
@@ -257,7 +261,7 @@ def _merge(pieces: list[tuple[int, int, int, Any]], o0: int, p: np.ndarray, slot
         raise ValueError(f"parameter {key!r}: part of it has optimizer state and part has none")
     out = _same_counters(states, slots, f"parameter {key!r}")
     for name in slots & states[0].keys():
-        arr = np.empty(p.shape, p.dtype)
+        arr = np.empty(p.shape, states[0][name].dtype)
         flat = arr.reshape(-1)
         for a, b, start, st in pieces:
             flat[a - o0 : b - o0] = st[name][a - start : b - start]
@@ -265,7 +269,7 @@ def _merge(pieces: list[tuple[int, int, int, Any]], o0: int, p: np.ndarray, slot
     return out
 
 
-def _cut(per_param: list[tuple[Any, Any, int, int]], n: int, dtype: np.dtype[Any], slots: set[str]) -> Any:
+def _cut(per_param: list[tuple[Any, Any, int, int]], n: int, slots: set[str]) -> Any:
     """One inner parameter's state from the saved states of the parameters it covers."""
     states = [st for _, st, _, _ in per_param if st is not None]
     if not states:
@@ -274,12 +278,13 @@ def _cut(per_param: list[tuple[Any, Any, int, int]], n: int, dtype: np.dtype[Any
         raise ValueError("state_dict: a shard covers parameters with state and parameters without")
     out = _same_counters(states, slots, "a shard")
     for name in slots & states[0].keys():
-        arr = np.empty(n, dtype)
-        pos = 0
-        for key, st, lo, hi in per_param:
-            value = st.get(name)
+        values = [st.get(name) for _, st, _, _ in per_param]
+        for (key, _, _, _), value in zip(per_param, values):
             if not isinstance(value, np.ndarray):
                 raise TypeError(f"state_dict: {name!r} of parameter {key!r}: expected an array")
+        arr = np.empty(n, values[0].dtype)  # (the inner optimizer's load converts and checks it)
+        pos = 0
+        for (_, _, lo, hi), value in zip(per_param, values):
             arr[pos : pos + hi - lo] = value.reshape(-1)[lo:hi]
             pos += hi - lo
         out[name] = arr
