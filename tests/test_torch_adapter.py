@@ -391,6 +391,32 @@ def test_muon_trains_like_torch(config, dtype, target):
             assert g["state"][i]["momentum_buffer"].tobytes() == f["state"][i]["momentum_buffer"].tobytes(), f"step {r} buffer {i}"
 
 
+@pytest.mark.skipif(not TORCH_FUSES, reason="torch's lerp and add_ fuse on AVX2/AVX512 only, as the FMA targets do")
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16], ids=str)
+def test_muon_on_16bit_tensors_trains_like_torch(dtype):
+    """bfloat16 and float16 parameters through the adapter (docs/muon.md, "16-bit parameters"):
+    the momentum buffers bit for bit after every step, the parameters within the bfloat16
+    Newton-Schulz bound plus one rounding of the parameter per step."""
+    from fusedopt.optim.muon import adjusted_lr
+    from parity.muon_cases import NS_STEP_ERROR
+
+    a, b = make_matrix_model(dtype), make_matrix_model(dtype)
+    ref, got = torch.optim.Muon(a.parameters(), lr=0.02), ft.Muon(b.parameters(), lr=0.02)
+    bounds = [0.0] * 3
+    with using_target(SUPPORTED_TARGETS[-1]):
+        for t, batch in enumerate(batches(dtype, 12)):
+            ref.zero_grad()
+            backward(a, batch)  # torch's gradients for both
+            for p, q in zip(b.parameters(), a.parameters()):
+                p.grad = q.grad.clone()
+            ref.step()
+            got.step()
+            for i, (p, q) in enumerate(zip(b.parameters(), a.parameters())):
+                bounds[i] += NS_STEP_ERROR["bfloat16"] * adjusted_lr(0.02, None, tuple(p.shape)) + 4 * torch.finfo(dtype).eps
+                assert p.dtype == dtype and float((p.detach().float() - q.detach().float()).abs().max()) <= bounds[i], f"step {t} param {i}"
+                assert torch.equal(got.state[p]["momentum_buffer"], ref.state[q]["momentum_buffer"]), f"step {t} buffer {i}"
+
+
 @pytest.mark.parametrize("dtype", DTYPES, ids=_dtype_name)
 def test_muon_steps_exactly_as_fusedopt_on_numpy(dtype):
     model = make_matrix_model(dtype)
