@@ -24,6 +24,7 @@ import pytest
 from conftest import (
     OPTIMIZERS,
     RICH_CONFIGS,
+    SUPPORTED_TARGETS,
     Pair,
     assert_same_bits,
     check_ulp_bound,
@@ -179,10 +180,70 @@ def test_bad_inputs_change_nothing() -> None:
         opt.step([np.ones(5, dtype=ml_dtypes.bfloat16)])
     opt.state[0]["exp_avg"] = before[1]["exp_avg"].copy()
     assert_same_bits(p, before[0], "parameter")
-    with pytest.raises(TypeError, match=r"dtype bfloat16 is not supported"):
-        fusedopt.clip_grad_norm_([np.ones(3, dtype=ml_dtypes.bfloat16)], 1.0)
+    with pytest.raises(TypeError, match=r"dtype int16 is not supported; use float32 or float64 \(or bfloat16"):
+        fusedopt.clip_grad_norm_([np.ones(3, dtype=np.int16)], 1.0)
     with pytest.raises(TypeError, match=r"dtype int16 is not supported; use float32 or float64 \(or bfloat16"):
         fusedopt.SGD([np.ones(3, dtype=np.int16)], lr=0.1)
+
+
+@pytest.mark.parametrize("dtype_name", list(LOW))
+def test_standalone_clipping_of_16bit_gradients(dtype_name: str) -> None:
+    """fusedopt.clip on 16-bit gradients (mixed with float32 ones): the norm of their exact
+    values; the scale and clamp in float32, each result rounded once, on every target."""
+    dt = LOW[dtype_name]
+    rng = np.random.default_rng(3)
+    sizes = (7, 1000, 33333)
+    grads = [(rng.standard_normal(n) * 3).astype(dt) for n in sizes] + [rng.standard_normal(50).astype(np.float32)]
+    grads[1][5] = np.nan
+    wide = [g.astype(np.float32) for g in grads]
+    for p in (2.0, 1.0, 3.0, np.inf, 0.0):
+        assert repr(fusedopt.get_total_norm(grads, p)) == repr(fusedopt.get_total_norm(wide, p)), p
+    clean = [g.copy() for g in grads]
+    clean[1][5] = 0
+    for target in SUPPORTED_TARGETS:
+        with using_target(target):
+            got = [g.copy() for g in clean]
+            norm = fusedopt.clip_grad_norm_(got, 5.0)
+            coef = np.float32(5.0 / (norm + 1e-6))
+            for g, c in zip(got, clean):
+                assert_same_bits(g, (c.astype(np.float32) * coef).astype(g.dtype), f"{target}: clip_grad_norm_")
+            got = [g.copy() for g in grads]
+            fusedopt.clip_grad_value_(got, 0.3)
+            for g, w in zip(got, wide):
+                assert_same_bits(g, np.clip(w, np.float32(-0.3), np.float32(0.3)).astype(g.dtype), f"{target}: clip_grad_value_")
+    views = np.ones(10, dt)
+    with pytest.raises(ValueError, match="two arrays share memory"):
+        fusedopt.clip_grad_value_([views[:6], views[4:]], 0.5)
+    assert_same_bits(views, np.ones(10, dt), "refused")
+
+
+@pytest.mark.torch
+@pytest.mark.parametrize("dtype_name", list(LOW))
+def test_standalone_clipping_of_16bit_gradients_against_torch(dtype_name: str) -> None:
+    """torch.nn.utils on such tensors: clip_grad_value_ bit for bit; clip_grad_norm_ within two
+    roundings (torch rounds the norm and the coefficient to the gradients' dtype)."""
+    torch = pytest.importorskip("torch")
+    dt = LOW[dtype_name]
+    rng = np.random.default_rng(4)
+    grads = [(rng.standard_normal(n) * 3).astype(dt) for n in (7, 1000, 33333)]
+    for clip in ("norm", "value"):
+        params = [torch.nn.Parameter(torch.zeros(g.shape, dtype=getattr(torch, dtype_name))) for g in grads]
+        for p, g in zip(params, grads):
+            p.grad = torch.from_numpy(g.astype(np.float32)).to(p.dtype)
+        ours = [g.copy() for g in grads]
+        if clip == "norm":
+            torch.nn.utils.clip_grad_norm_(params, 5.0)
+            fusedopt.clip_grad_norm_(ours, 5.0)
+        else:
+            torch.nn.utils.clip_grad_value_(params, 0.3)
+            fusedopt.clip_grad_value_(ours, 0.3)
+        for p, g in zip(params, ours):
+            want = p.grad.float().numpy()
+            if clip == "value":
+                assert_same_bits(g.astype(np.float32), want, "clip_grad_value_")
+            else:
+                ulp = np.spacing(np.abs(want).astype(dt)).astype(np.float32)
+                assert np.all(np.abs(g.astype(np.float32) - want) <= 2 * ulp), "clip_grad_norm_"
 
 
 # ---------------------------------------------------------------------------------------------

@@ -1,6 +1,6 @@
-// Standalone gradient utilities over lists of arrays (mixed float32/float64 allowed; shard_norm
-// also reads bfloat16/float16): total norm, in-place scaling, in-place clamping. The Python
-// layer (fusedopt/clip.py) adds torch.nn.utils semantics on top.
+// Standalone gradient utilities over lists of arrays (float32, float64, bfloat16 and float16, mixed
+// allowed): total norm, in-place scaling, in-place clamping. The Python layer (fusedopt/clip.py)
+// adds torch.nn.utils semantics on top.
 #include <pybind11/functional.h>
 #include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
@@ -64,7 +64,7 @@ void register_clip(py::module_& m) {
     m.def(
         "total_norm",
         [](py::list arrays, double p) {
-            const SplitArrays s = split(arrays, false, "grads");
+            const SplitArrays s = split(arrays, false, "grads", true);
             NormResult r;
             {
                 py::gil_scoped_release release;
@@ -128,25 +128,33 @@ void register_clip(py::module_& m) {
     m.def(
         "scale_",
         [](py::list arrays, double factor) {
-            const SplitArrays s = split(arrays, true, "grads");
+            const SplitArrays s = split(arrays, true, "grads", true);
             check_distinct(s, "grads");
             py::gil_scoped_release release;
             const KernelTable& k = active_kernels();
             const Exec e = current_exec();
-            for (const ArraySet* set : s.nonempty())
-                (set->dtype == DType::f32 ? k.elementwise.scale_f32 : k.elementwise.scale_f64)(set->list(), factor, e);
+            for (const ArraySet* set : s.nonempty()) {
+                if (low_precision(set->dtype))
+                    k.elementwise.scale_low(set->list(), factor, set->dtype, e);
+                else
+                    (set->dtype == DType::f32 ? k.elementwise.scale_f32 : k.elementwise.scale_f64)(set->list(), factor, e);
+            }
         },
         py::arg("arrays"), py::arg("factor"), "x *= factor for every array, in place.");
     m.def(
         "clamp_",
         [](py::list arrays, double lo, double hi) {
-            const SplitArrays s = split(arrays, true, "grads");
+            const SplitArrays s = split(arrays, true, "grads", true);
             check_distinct(s, "grads");
             py::gil_scoped_release release;
             const KernelTable& k = active_kernels();
             const Exec e = current_exec();
-            for (const ArraySet* set : s.nonempty())
-                (set->dtype == DType::f32 ? k.elementwise.clamp_f32 : k.elementwise.clamp_f64)(set->list(), lo, hi, e);
+            for (const ArraySet* set : s.nonempty()) {
+                if (low_precision(set->dtype))
+                    k.elementwise.clamp_low(set->list(), lo, hi, set->dtype, e);
+                else
+                    (set->dtype == DType::f32 ? k.elementwise.clamp_f32 : k.elementwise.clamp_f64)(set->list(), lo, hi, e);
+            }
         },
         py::arg("arrays"), py::arg("lo"), py::arg("hi"), "x = clamp(x, lo, hi) for every array, in place (NaN kept).");
 }

@@ -154,7 +154,7 @@ const KernelTable& kernel_table() {
                     &norm_chunks_kernel<float>, &norm_chunks_kernel<double>, &norm_chunks_kernel<Bf16>,
                     &norm_chunks_kernel<F16>},
         ElementwiseKernels{&scale_kernel<float>, &scale_kernel<double>, &clamp_kernel<float>,
-                           &clamp_kernel<double>},
+                           &clamp_kernel<double>, &scale_low_kernel, &clamp_low_kernel},
         ProbeKernels{&probe_kernel<float>, &probe_kernel<double>, &probe_mixed_kernel},
         &scratch_chunk,
         BlendKernels{&blend_kernel<float>, &blend_kernel<double>, &blend_low_kernel},

@@ -3,6 +3,10 @@ array (SIMD, threaded, bitwise independent of the thread count), then an in-plac
 
 Inside an optimizer prefer ``max_grad_norm=`` / ``clip_value=``: the scale is folded into the
 update kernel, the gradients are only read, and the caller's arrays stay untouched.
+
+float32, float64, bfloat16 (ml_dtypes) and float16 gradients, mixed in one list: a 16-bit array
+is read exactly (float64 accumulation as for the others) and scaled or clamped in float32, each
+result rounded once to its dtype, as torch's ``mul_`` and ``clamp_`` on such tensors.
 """
 
 from __future__ import annotations
@@ -57,7 +61,7 @@ def get_total_norm(grads: GradList, norm_type: float = 2.0, error_if_nonfinite: 
     arrays = _as_list(grads)
     if p == 0:
         for i, a in enumerate(arrays):
-            _core.check_array(a, f"grads[{i}]", written=False)
+            _core.check_array(a, f"grads[{i}]", written=False, low_precision=True)
         norm = float(sum(1 for a in arrays if np.any(a != 0)))
     else:
         norm, _ = _core.total_norm(arrays, p)

@@ -62,6 +62,9 @@ struct ElementwiseKernels {
     void (*scale_f64)(const SegmentList&, double factor, const Exec&);
     void (*clamp_f32)(const SegmentList&, double lo, double hi, const Exec&);
     void (*clamp_f64)(const SegmentList&, double lo, double hi, const Exec&);
+    // The same on bfloat16 or float16 arrays: float32 arithmetic, each result rounded once.
+    void (*scale_low)(const SegmentList&, double factor, DType, const Exec&);
+    void (*clamp_low)(const SegmentList&, double lo, double hi, DType, const Exec&);
 };
 
 // The wrappers' pass over pairs of arrays (kernels/blend.hpp): operand 0 = a, operand 1 = b.

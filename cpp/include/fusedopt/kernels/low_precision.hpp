@@ -77,6 +77,36 @@ inline void narrow(DType t, const float* in, std::uint16_t* out, std::size_t n) 
     if (t == DType::bf16) narrow_bf16(in, out, n); else narrow_f16(in, out, n);
 }
 
+// Elements [lo, hi) of a 16-bit operand 0 (dtype t) in blocks widened to float32 (exact), each
+// block given to f(x, n), then rounded back once to nearest even.
+template <class F>
+void update_widened(const Segment& seg, std::size_t lo, std::size_t hi, DType t, F&& f) {
+    alignas(64) float x[kLowBlock];
+    std::uint16_t* a = operand<std::uint16_t>(seg, 0) + lo;
+    for (std::size_t at = 0, n = 0; at < hi - lo; at += n) {
+        n = hi - lo - at < kLowBlock ? hi - lo - at : kLowBlock;
+        widen(t, a + at, x, n);
+        f(x, n);
+        narrow(t, x, a + at, n);
+    }
+}
+
+// The standalone clipping on bfloat16/float16 arrays (`t`): float32 arithmetic (the factor and
+// bounds as float32, as for float32 arrays), one rounding of each result, as torch's mul_ and
+// clamp_ on such tensors compute.
+void scale_low_kernel(const SegmentList& l, double factor, DType t, const Exec& e) {
+    const float f = float(factor);
+    parallel_walk(l, e, [=](const Segment& seg, std::size_t lo, std::size_t hi) {
+        update_widened(seg, lo, hi, t, [=](float* x, std::size_t n) { scale_elements(x, n, f); });
+    });
+}
+void clamp_low_kernel(const SegmentList& l, double lo_, double hi_, DType t, const Exec& e) {
+    const float lo_v = float(lo_), hi_v = float(hi_);
+    parallel_walk(l, e, [=](const Segment& seg, std::size_t lo, std::size_t hi) {
+        update_widened(seg, lo, hi, t, [=](float* x, std::size_t n) { clamp_elements(x, n, lo_v, hi_v); });
+    });
+}
+
 // ---- stochastic rounding ------------------------------------------------------------------
 // Counter-based: the random bits of element i are a hash of (key, i), key = hash(seed, step,
 // parameter index), so they depend on nothing else (not threads, pieces or targets). The

@@ -93,13 +93,25 @@ void norm_chunks_kernel(const SegmentList& l, int slot, NormKind kind, double p,
     return norm_parts<T, NormKind::pnorm>(l, slot, chunk, p, scale, out, e);
 }
 
-// Standalone clipping: x *= factor, and clamp(x, lo, hi) with NaN kept (torch.clamp).
+// Standalone clipping: x *= factor, and clamp(x, lo, hi) with NaN kept (torch.clamp); the
+// element loops are shared with the 16-bit arrays' (low_precision.hpp).
+template <class T>
+inline void scale_elements(T* __restrict x, std::size_t n, T f) {
+    for (std::size_t i = 0; i < n; ++i) x[i] = x[i] * f;
+}
+template <class T>
+inline void clamp_elements(T* __restrict x, std::size_t n, T lo, T hi) {
+    for (std::size_t i = 0; i < n; ++i) {
+        T y = x[i] < lo ? lo : x[i];
+        x[i] = y > hi ? hi : y;
+    }
+}
+
 template <class T>
 void scale_kernel(const SegmentList& l, double factor, const Exec& e) {
     const T f = T(factor);
     parallel_walk(l, e, [=](const Segment& seg, std::size_t lo, std::size_t hi) {
-        T* __restrict x = operand<T>(seg, 0) + lo;
-        for (std::size_t i = 0, n = hi - lo; i < n; ++i) x[i] = x[i] * f;
+        scale_elements(operand<T>(seg, 0) + lo, hi - lo, f);
     });
 }
 
@@ -107,11 +119,7 @@ template <class T>
 void clamp_kernel(const SegmentList& l, double lo_, double hi_, const Exec& e) {
     const T lo_v = T(lo_), hi_v = T(hi_);
     parallel_walk(l, e, [=](const Segment& seg, std::size_t lo, std::size_t hi) {
-        T* __restrict x = operand<T>(seg, 0) + lo;
-        for (std::size_t i = 0, n = hi - lo; i < n; ++i) {
-            T y = x[i] < lo_v ? lo_v : x[i];
-            x[i] = y > hi_v ? hi_v : y;
-        }
+        clamp_elements(operand<T>(seg, 0) + lo, hi - lo, lo_v, hi_v);
     });
 }
 
