@@ -22,8 +22,9 @@ class DataParallel(WrapsOptimizer):
     through one flat buffer, then steps.
 
     ``average="ordered"`` (default): ``((g_0 + g_1) + ...) / world_size`` in the gradients'
-    dtype (bfloat16 and float16: in float32, rounded once), rank by rank (a reduce-scatter as one Alltoallv, then an all-gather: the bytes of a
-    ring allreduce), so a single process averaging the same way gets the same bits.
+    dtype (bfloat16 and float16: in float32, rounded once), rank by rank (a reduce-scatter as
+    one Alltoallv, then an all-gather: the bytes of a ring allreduce), so a single process
+    averaging the same way gets the same bits.
     ``average="allreduce"``: one ``MPI_Allreduce`` (SUM) over the buffer, then the division; the
     summation order is the MPI library's (the same on every rank in MPICH and Open MPI).
 

@@ -97,7 +97,8 @@ class ShardedOptimizer(WrapsOptimizer):
         ]
         # The per-element state arrays: the rule's, and the engine's own (a 16-bit parameter's master copy).
         self._slots = set(_core.rule_info(optimizer.rule)["slots"]).union(
-            *(optimizer._engine.slot_shapes(g, optimizer.step_count, "", g["params"][0]) for g in optimizer.param_groups)
+            *(optimizer._engine.slot_shapes(g, optimizer.step_count, "", g["params"][0])
+              for g in optimizer.param_groups if g["params"])
         )
         if optimizer.step_count > 0:
             self.load_state_dict(optimizer.state_dict())
