@@ -29,19 +29,32 @@ def _wire(a: np.ndarray) -> np.ndarray:
     return a.view(np.uint16) if a.dtype.itemsize == 2 else a
 
 
+# A mean over ranks runs in the gradients' dtype, or for 16-bit ones in float32 with the result
+# rounded once to their dtype: _sum_buffer is where the sum runs, _mean_into ends it.
+def _sum_buffer(first: np.ndarray, out: np.ndarray) -> np.ndarray:
+    """`out` holding `first`, or for 16-bit arrays a float32 copy of `first`."""
+    if first.dtype.itemsize == 2:
+        return first.astype(np.float32)
+    np.copyto(out, first)
+    return out
+
+
+def _mean_into(total: np.ndarray, n: int, out: np.ndarray) -> None:
+    """out = total / n (`total` from _sum_buffer; a float32 one rounded once into `out`)."""
+    np.divide(total, total.dtype.type(n), out=total)
+    if total is not out:
+        out[...] = total
+
+
 def mean_in_order(parts: np.ndarray, n: int, out: np.ndarray) -> None:
     """out = ((p_0 + p_1) + ... + p_{n-1}) / n over `parts`, n consecutive runs of out.size
-    elements: in their dtype, or for 16-bit ones in float32 and rounded once to their dtype."""
+    elements."""
     m = out.size
-    acc = parts[:m].astype(np.float32) if parts.dtype.itemsize == 2 else out
-    if acc is out:
-        np.copyto(out, parts[:m])
+    total = _sum_buffer(parts[:m], out)
     for k in range(1, n):
         part = parts[k * m : (k + 1) * m]
-        np.add(acc, part.astype(np.float32) if acc is not out else part, out=acc)
-    np.divide(acc, acc.dtype.type(n), out=acc)
-    if acc is not out:
-        out[...] = acc
+        np.add(total, part if total is out else part.astype(np.float32), out=total)
+    _mean_into(total, n, out)
 
 
 class Collectives:
@@ -119,6 +132,12 @@ class Collectives:
         # What a bandwidth-optimal allreduce (reduce-scatter + all-gather) sends; MPI chooses its own.
         self.bytes_sent += 2 * (self.size - 1) * a.nbytes // self.size
         self.seconds += time.perf_counter() - start
+
+    def allreduce_mean(self, send: np.ndarray, out: np.ndarray) -> None:
+        """out = the sum over ranks of `send` (one MPI_Allreduce: the library's order) / size."""
+        total = _sum_buffer(send, out)
+        self.allreduce_sum(total)
+        _mean_into(total, self.size, out)
 
     def broadcast(self, a: np.ndarray) -> None:
         """Rank 0's `a` to every rank, in place."""

@@ -5,8 +5,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import numpy as np
-
 from .._checks import choice, flag
 from ..optim._types import GradsLike
 from ._comm import Collectives
@@ -55,14 +53,8 @@ class DataParallel(WrapsOptimizer):
             lo, hi = self._bounds[self.comm.rank], self._bounds[self.comm.rank + 1]
             self.comm.reduce_scatter_mean(flat, self._bounds, self._mean[lo:hi])
             self.comm.allgather(self._mean, self._bounds)
-        else:  # (16-bit gradients summed in float32, the mean rounded once)
-            total = flat.astype(np.float32) if flat.itemsize == 2 else self._mean
-            if total is self._mean:
-                np.copyto(self._mean, flat)
-            self.comm.allreduce_sum(total)
-            np.divide(total, total.dtype.type(self.comm.size), out=total)
-            if total is not self._mean:
-                self._mean[...] = total
+        else:
+            self.comm.allreduce_mean(flat, self._mean)
         self.optimizer.step(self._mean_views)
 
     def state_dict(self) -> dict[str, Any]:
