@@ -124,6 +124,11 @@ def baseline_target() -> Iterator[str]:
 # ---------------------------------------------------------------------------------------------
 
 
+def low_dtype(name: str) -> Any:
+    """The 16-bit dtype named "bfloat16" (ml_dtypes': the test is skipped without it) or "float16"."""
+    return pytest.importorskip("ml_dtypes").bfloat16 if name == "bfloat16" else np.float16
+
+
 def signed_uniform(rng: np.random.Generator, shape: Any, dtype: Any, low: float, high: float) -> np.ndarray:
     """Magnitudes uniform in [low, high), random signs, C-contiguous, rounded to `dtype`."""
     x = rng.uniform(low, high, size=shape) * rng.choice((-1.0, 1.0), size=shape)

@@ -20,7 +20,7 @@ import pytest
 
 import fusedopt as fo
 from fusedopt import _core
-from conftest import assert_same_bits, assert_state_equal
+from conftest import assert_same_bits, assert_state_equal, low_dtype
 from fusedopt.distributed import DataParallel, ShardedOptimizer, _comm, shard_bounds
 
 SCRIPT = Path(__file__).with_name("mpi_checks.py")
@@ -121,7 +121,7 @@ def test_world_of_one_is_the_plain_optimizer(no_mpi, cls, kw, wrapper):
 def test_16bit_params_in_a_world_of_one(no_mpi, dtype_name, wrapper, kw):
     """In a world of one the mean is the gradient itself: the plain optimizer's bits, norm and
     state (the 2-to-3-rank averages: tests/mpi_checks.py)."""
-    dt = pytest.importorskip("ml_dtypes").bfloat16 if dtype_name == "bfloat16" else np.float16
+    dt = low_dtype(dtype_name)
     kw = dict(lr=1e-2, max_grad_norm=1.0, **kw)
     ref = {k: v.astype(dt) for k, v in _params().items()}
     got = {k: v.astype(dt) for k, v in _params().items()}
@@ -259,7 +259,7 @@ def test_shard_norm_has_the_bits_of_one_norm_pass(dtype, sizes, scale, world):
 @pytest.mark.parametrize("world", [1, 2, 3])
 def test_shard_norm_of_16bit_shards_is_a_steps_norm(dtype_name, world):
     """16-bit gradients: the sharded norm has the bits of the norm a plain step computes."""
-    dt = pytest.importorskip("ml_dtypes").bfloat16 if dtype_name == "bfloat16" else np.float16
+    dt = low_dtype(dtype_name)
     rng = np.random.default_rng(world)
     grads = [rng.standard_normal(n).astype(dt) for n in (7, 5000, 20000)]
     opt = fo.SGD([np.zeros(g.size, dt) for g in grads], lr=0.0, max_grad_norm=1e30)

@@ -26,7 +26,7 @@ from typing import Any
 import fusedopt
 import numpy as np
 import pytest
-from conftest import FMA_TARGETS, assert_unchanged, snapshot, using_target
+from conftest import FMA_TARGETS, assert_unchanged, low_dtype, snapshot, using_target
 from fusedopt import reference
 from fusedopt.optim._newton_schulz import orthogonalize, round_bf16
 from fusedopt.optim.muon import NS_COEFFICIENTS, adjusted_lr
@@ -77,12 +77,6 @@ def test_matches_torch(config: str, dtype: type) -> None:
 LOW = ("bfloat16", "float16")
 
 
-def _low_dtype(name: str) -> type:
-    if name == "bfloat16":
-        return pytest.importorskip("ml_dtypes").bfloat16  # type: ignore[no-any-return]
-    return np.float16
-
-
 @contextlib.contextmanager
 def _torch_orthogonalizing_a_copy(torch: Any) -> Iterator[None]:
     """torch 2.13's Muon with its Newton-Schulz given a copy of the update: on a bfloat16
@@ -109,7 +103,7 @@ def test_16bit_params_match_torch(config: str, dtype_name: str) -> None:
     orthogonalization's bound plus one rounding of the parameter per step (where a
     Newton-Schulz difference tips it)."""
     torch = pytest.importorskip("torch")
-    dtype = _low_dtype(dtype_name)
+    dtype = low_dtype(dtype_name)
     kw = CONFIGS[config]
     init32, grads32 = stream(np.float32)
     init = [p.astype(dtype) for p in init32]
@@ -146,7 +140,7 @@ def test_torch_bfloat16_buffer_is_orthogonalized_in_place() -> None:
     bfloat16 momentum buffer by its norm in place when nesterov is off (fusedopt keeps the
     buffer the EMA its formula and torch's other dtypes define)."""
     torch = pytest.importorskip("torch")
-    dtype = _low_dtype("bfloat16")
+    dtype = low_dtype("bfloat16")
     g = np.random.default_rng(6).standard_normal((6, 4)).astype(dtype)
     tp = torch.zeros(6, 4, dtype=torch.bfloat16)
     topt = torch.optim.Muon([tp], nesterov=False)
@@ -231,7 +225,7 @@ def run(dtype: type, config: dict[str, Any], backend: str = "native", steps: int
 @pytest.mark.parametrize("dtype_name", ["float32", "float64", *LOW])
 @pytest.mark.parametrize("config", list(CONFIGS) + ["float32-ns"])
 def test_reference_and_backends_agree_bitwise(config: str, dtype_name: str, baseline_target: str) -> None:
-    dtype = _low_dtype(dtype_name) if dtype_name in LOW else getattr(np, dtype_name)
+    dtype = low_dtype(dtype_name) if dtype_name in LOW else getattr(np, dtype_name)
     kw = dict(CONFIGS.get(config, {"ns_dtype": "float32"}))
     native, nopt = run(dtype, kw)
     numpy_, bopt = run(dtype, kw, backend="numpy")
@@ -274,7 +268,7 @@ def test_adjusted_lr() -> None:
 
 @pytest.mark.parametrize("dtype_name", ["float32", "bfloat16"])
 def test_state_dict_resume_is_bitwise(dtype_name: str) -> None:
-    init, grads = stream(_low_dtype(dtype_name) if dtype_name in LOW else np.float32)
+    init, grads = stream(low_dtype(dtype_name) if dtype_name in LOW else np.float32)
     a = [p.copy() for p in init]
     opt = fusedopt.Muon(a, lr=0.02)
     for gs in grads[:10]:
