@@ -218,6 +218,44 @@ def test_same_bits_at_any_thread_count(storage: str) -> None:
             assert same_bits(v, w) if isinstance(v, np.ndarray) else v == w, f"state[{k}][{n}]"
 
 
+FUSED_ADAM = [
+    {},
+    {"weight_decay": 0.05},
+    {"weight_decay": 0.05, "decoupled_weight_decay": True, "maximize": True},
+    {"eps_mode": "hat", "betas": (0.3, 0.99)},  # a lerp weight >= 0.5: the other addend
+    {"eps_mode": "hat", "weight_decay": 0.05, "maximize": True},
+    {"amsgrad": True},  # three slots: scratch_chunk alone
+]
+CLIPS = [{}, {"max_grad_norm": 1.0}, {"clip_value": 0.5}]
+
+
+@pytest.mark.skipif(not {"avx2", "avx512"} <= set(SUPPORTED_TARGETS), reason="needs the avx2 and avx512 targets")
+@pytest.mark.parametrize("clip", CLIPS, ids=["none", "norm", "value"])
+@pytest.mark.parametrize("config", FUSED_ADAM, ids=lambda c: ",".join(c) or "plain")
+def test_adam_bf16_state_vector_loop_equals_the_scratch_path(config: dict[str, Any], clip: dict[str, Any]) -> None:
+    """Adam's bfloat16 moments on a float32 parameter run in one AVX-512 loop
+    (kernels/adam_bf16_pair.hpp); the avx2 target runs the same arithmetic through
+    scratch_chunk. Bit for bit: parameters and stored moments, sizes with and without vector
+    tails, non-finite gradients, pieces starting inside an array (2 threads), bfloat16
+    parameters (which take the scratch path on both)."""
+    shapes = [(31,), (32,), (1037,), (3, 300), (70_000,)]
+    results = []
+    for target, threads in (("avx2", 1), ("avx512", 1), ("avx512", 2)):
+        with using_target(target), using_threads(threads, 1024):
+            opts = []
+            for dtype in (np.float32, ml_dtypes.bfloat16):
+                params = make_params(shapes, dtype, seed=31)
+                opts.append(fusedopt.Adam(params, lr=1e-2, state_dtype="bfloat16", **config, **clip))
+                for t, g in enumerate(make_grad_stream(shapes, dtype, 12, seed=32)):
+                    if t == 4 and not clip.get("max_grad_norm"):  # (a NaN norm would scale all to NaN)
+                        g[2][[5, 700]] = [np.nan, np.inf]
+                    opts[-1].step(g)
+            results.append([snapshot(o) for o in opts])
+    for other in results[1:]:
+        for a, b in zip(results[0], other):
+            assert_snapshot_equal(a, b)
+
+
 def _run(opt: Any, grads: list[list[np.ndarray]]) -> None:
     for g in grads:
         opt.step(g)

@@ -1178,7 +1178,7 @@ void Engine::build_plan(std::vector<double>& values, PyObject* const* g, Built& 
             StepUnit unit;
             unit.kernel = r.kernel[p.checked.dtype == DType::f64 ? 1 : 0];
             unit.dtype = p.checked.dtype;
-            unit.scratch = low || compressed;
+            unit.scratch = low || compressed ? r.scratch : nullptr;
             unit.storage = lp;
             unit.group = static_cast<int>(p.group);
             set_unit_step(unit, v, c);

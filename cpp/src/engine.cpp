@@ -130,18 +130,17 @@ inline void reduce_range(const ReduceInfo& r, int pass, const StepUnit& unit, co
 
 // Elements [lo, hi) of an array of `unit` updated by its kernel (array_values: what its
 // reductions finished, or null), through float32 scratch where its storage needs it.
-inline void update_range(const KernelTable& k, const StepUnit& unit, const Segment& seg, std::size_t lo,
+inline void update_range(const StepUnit& unit, const Segment& seg, std::size_t lo,
                          std::size_t hi, const double* array_values, const GradTransform& gt) {
     if (unit.scratch)
-        k.scratch(seg, lo, hi, unit.kernel, unit.scalars, array_values, gt, unit.storage);
+        unit.scratch(seg, lo, hi, unit.kernel, unit.scalars, array_values, gt, unit.storage);
     else
         unit.kernel(seg, lo, hi, unit.scalars, array_values, gt);
 }
 
 // The fused arrays (engine.hpp, FusedArray): each one's passes, finishes and update in turn, its
 // partials in the running thread's buffer.
-void run_fused(const StepPlan& plan, const std::vector<GradTransform>& grad, const KernelTable& k, const Exec& e,
-               double* values) {
+void run_fused(const StepPlan& plan, const std::vector<GradTransform>& grad, const Exec& e, double* values) {
     const ReduceInfo& r = *plan.reduce;
     const ReduceLayout& layout = plan.reduce_layout;
     const std::vector<FusedArray>& fused = layout.fused;
@@ -163,7 +162,7 @@ void run_fused(const StepPlan& plan, const std::vector<GradTransform>& grad, con
                 reduce_range(r, pass, unit, seg, 0, seg.size, v, grad[u], part);
                 r.finish[unit.dtype == DType::f64](pass, seg, unit.scalars, part, f.width[pass], starts, 1, v);
             }
-            update_range(k, unit, seg, 0, seg.size, v, grad[u]);
+            update_range(unit, seg, 0, seg.size, v, grad[u]);
         }
     };
     const std::size_t n = fused.size();
@@ -177,15 +176,14 @@ void run_fused(const StepPlan& plan, const std::vector<GradTransform>& grad, con
 // Every array's reduction values: the fused arrays updated too (run_fused), the others' passes
 // each on the team, then finished in order.
 const std::vector<double>& run_reductions(const StepPlan& plan, const SegmentList& l,
-                                          const std::vector<GradTransform>& grad, const KernelTable& k,
-                                          const Exec& e) {
+                                          const std::vector<GradTransform>& grad, const Exec& e) {
     const ReduceInfo& r = *plan.reduce;
     const ReduceLayout& layout = reduce_layout(plan);
     ReduceBuffers& buffers = thread_reduce_buffers();
     std::vector<double>& values = buffers.values;
     std::vector<double>& partials = buffers.partials;
     values.assign(layout.value_at.back(), 0.0);
-    if (!layout.fused.empty()) run_fused(plan, grad, k, e, values.data());
+    if (!layout.fused.empty()) run_fused(plan, grad, e, values.data());
     const int nt = team_size(l, e);
     for (int pass = 0; pass < r.passes; ++pass) {
         const ReducePassLayout& p = layout.passes[pass];
@@ -263,16 +261,16 @@ StepResult run_kernels(const StepPlan& plan, const SegmentList& l, const StepOpt
         }
     }
     const bool reduces = plan.reduce && plan.reduce->passes > 0;
-    const double* vals = reduces ? run_reductions(plan, l, grad, k, e).data() : nullptr;
+    const double* vals = reduces ? run_reductions(plan, l, grad, e).data() : nullptr;
     const ReduceLayout& layout = plan.reduce_layout;  // (its fused arrays are updated already)
     const unsigned char* done = reduces && layout.fused_elements ? layout.is_fused.data() : nullptr;
     if (done && layout.fused_elements == l.total) return result;
     const std::size_t* val_at = reduces ? layout.value_at.data() : nullptr;
-    parallel_walk(l, e, [&plan, &grad, &l, &k, vals, val_at, done](const Segment& seg, std::size_t lo, std::size_t hi) {
+    parallel_walk(l, e, [&plan, &grad, &l, vals, val_at, done](const Segment& seg, std::size_t lo, std::size_t hi) {
         const std::size_t s = static_cast<std::size_t>(&seg - l.segments);
         if (done && done[s]) return;
         const std::uint32_t u = plan.unit_of[s];
-        update_range(k, plan.units[u], seg, lo, hi, vals ? vals + val_at[s] : nullptr, grad[u]);
+        update_range(plan.units[u], seg, lo, hi, vals ? vals + val_at[s] : nullptr, grad[u]);
     });
     return result;
 }

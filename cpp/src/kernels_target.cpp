@@ -29,6 +29,7 @@ namespace {
 #include "fusedopt/kernels/adam_common.hpp"
 #include "fusedopt/kernels/quantize.hpp"
 #include "fusedopt/kernels/low_precision.hpp"
+#include "fusedopt/kernels/adam_bf16_pair.hpp"
 #include "fusedopt/kernels/blend.hpp"
 #include "fusedopt/kernels/schedule_free.hpp"
 #include "fusedopt/rules/rule_base.hpp"
@@ -121,6 +122,10 @@ RuleInfo describe() {
     r.advance_extra2 = &R::advance_extra2;
     r.kernel[0] = &update<R, float>;
     r.kernel[1] = &update<R, double>;
+    if constexpr (R::fused_bf16_pair_loop)
+        r.scratch = &scratch_chunk_fused<R>;
+    else
+        r.scratch = &scratch_chunk;
     if constexpr (R::reduce_passes > 0) {
         static_assert(R::reduce_passes <= kMaxReducePasses, "too many reduction passes");
         ReduceInfo& x = r.reduce;
@@ -156,7 +161,6 @@ const KernelTable& kernel_table() {
         ElementwiseKernels{&scale_kernel<float>, &scale_kernel<double>, &clamp_kernel<float>,
                            &clamp_kernel<double>, &scale_low_kernel, &clamp_low_kernel},
         ProbeKernels{&probe_kernel<float>, &probe_kernel<double>, &probe_mixed_kernel},
-        &scratch_chunk,
         BlendKernels{&blend_kernel<float>, &blend_kernel<double>, &blend_low_kernel},
     };
     return table;

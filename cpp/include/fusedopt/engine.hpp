@@ -16,7 +16,8 @@ namespace fusedopt {
 struct StepUnit {
     ChunkKernel kernel = nullptr;  // with `scratch`: the float32 kernel, run on scratch
     DType dtype = DType::f32;
-    bool scratch = false;          // 16-bit parameters or compressed state: `storage` says how
+    ScratchKernel scratch = nullptr;  // 16-bit parameters or compressed state (`storage` says how):
+                                      // the rule's kernel on them
     Storage storage;
     int group = 0;           // clipping scope when norms are per group
     double sign = 1.0;       // -1 for maximize

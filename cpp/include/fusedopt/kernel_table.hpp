@@ -107,10 +107,6 @@ struct Storage {
     int scales[kMaxOperands] = {};        // an int8 operand's block scales: their operand
 };
 
-// A rule's float32 chunk kernel run on float32 scratch (array_values: a rule's per-array values).
-using ScratchKernel = void (*)(const Segment&, std::size_t lo, std::size_t hi, ChunkKernel f32, const void* scalars,
-                               const double* array_values, const GradTransform&, const Storage&);
-
 // Whether the AVX-512 kernels may use AVX512-VBMI's byte permutes where the CPU has them
 // (int8 state, kernels/quantize.hpp); tests turn it off to check the other path (dispatch.cpp).
 bool byte_permutes_allowed();
@@ -122,7 +118,6 @@ struct KernelTable {
     NormKernels norm;
     ElementwiseKernels elementwise;
     ProbeKernels probe;
-    ScratchKernel scratch;
     BlendKernels blend;
 };
 

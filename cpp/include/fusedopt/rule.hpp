@@ -98,6 +98,12 @@ constexpr std::size_t kMaxScalarBytes = 128;
 using ChunkKernel = void (*)(const Segment&, std::size_t lo, std::size_t hi, const void* scalars,
                              const double* array_values, const GradTransform&);
 
+struct Storage;  // (kernel_table.hpp)
+// A rule's float32 chunk kernel run on float32 scratch, for 16-bit parameters or compressed
+// state (kernels/low_precision.hpp).
+using ScratchKernel = void (*)(const Segment&, std::size_t lo, std::size_t hi, ChunkKernel f32, const void* scalars,
+                               const double* array_values, const GradTransform&, const Storage&);
+
 // ---- per-array reductions (LAMB/LARS trust ratios, Adafactor's factored second moment) ----------
 // A rule may declare up to kMaxReducePasses passes that run, inside the step's one native call,
 // before its update region: each pass cuts every array into chunks fixed by its shape alone
@@ -133,8 +139,6 @@ inline ChunkGrid chunk_grid(const Segment& s, bool whole_rows) {
     }
     return g;
 }
-
-struct Storage;  // (kernel_table.hpp)
 
 struct ReduceInfo {
     int passes = 0;
@@ -177,6 +181,7 @@ struct RuleInfo {
     double (*advance_extra)(const double* values, const Counters& c);
     double (*advance_extra2)(const double* values, const Counters& c);
     ChunkKernel kernel[2];      // by DType: f32, f64
+    ScratchKernel scratch;      // kernel[0] on another storage (a rule's fused loop where it has one)
     ReduceInfo reduce;          // passes == 0: an element-wise rule
     SparseGrads sparse_grads;
     // Why these hyperparameters cannot take row-sparse gradients (hyper null: they can).

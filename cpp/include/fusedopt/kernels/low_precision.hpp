@@ -172,8 +172,7 @@ inline __m512i mix32_avx512(__m512i x) {
 }
 // The bits of x plus 16 random bits r (< 2^16); a NaN becomes the quiet NaN of its sign, as
 // f32_to_bf16 does (an infinity needs nothing: its low half is 0).
-inline __m512i add_random_bits(const float* x, __m512i r) {
-    const __m512 v = _mm512_loadu_ps(x);
+inline __m512i add_random_bits(__m512 v, __m512i r) {
     const __m512i u = _mm512_castps_si512(v), sum = _mm512_add_epi32(u, r);
     const __mmask16 nan = _mm512_fpclass_ps_mask(v, 0x81);  // (quiet or signaling)
     if (__builtin_expect(nan == 0, 1)) return sum;
@@ -185,28 +184,60 @@ inline void store_top_halves(std::uint16_t* out, __m512i lo, __m512i hi) {
                                          25, 23, 21, 19, 17, 15, 13, 11, 9, 7, 5, 3, 1);
     _mm512_storeu_si512(out, _mm512_permutex2var_epi16(lo, odd, hi));
 }
+// The random bits of elements at, at + 1, ... (state_bits), 32 at a time: lanes of r0 are
+// elements i .. i + 15, of r1 i + 16 .. i + 31; the Weyl sequence advanced by additions.
+struct StateBits32 {
+    __m512i w0, w1, step32;
+    StateBits32(std::uint32_t key, std::uint32_t at) {
+        const __m512i lane = _mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0);
+        const __m512i golden = _mm512_set1_epi32(static_cast<int>(0x9e3779b9u));
+        const __m512i step16 = _mm512_set1_epi32(static_cast<int>(0x9e3779b9u * 16u));
+        w0 = _mm512_add_epi32(_mm512_set1_epi32(static_cast<int>(key + 0x9e3779b9u * at)),
+                              _mm512_mullo_epi32(golden, lane));
+        w1 = _mm512_add_epi32(w0, step16);
+        step32 = _mm512_add_epi32(step16, step16);
+    }
+    void next(__m512i& r0, __m512i& r1) {
+        r0 = mix32_avx512(w0);
+        r1 = mix32_avx512(w1);
+        w0 = _mm512_add_epi32(w0, step32);
+        w1 = _mm512_add_epi32(w1, step32);
+    }
+};
+// 32 values (x0: the first 16) rounded stochastically with 16 random bits per lane, stored.
+inline void store_rounded(std::uint16_t* out, __m512 x0, __m512 x1, __m512i r0, __m512i r1) {
+    store_top_halves(out, add_random_bits(x0, r0), add_random_bits(x1, r1));
+}
+// Two arrays' 32 values rounded with one hash per element (r0, r1 from StateBits32): a's 16
+// random bits its low half, b's its high half.
+inline void store_rounded_pair(std::uint16_t* out_a, __m512 a0, __m512 a1, std::uint16_t* out_b, __m512 b0, __m512 b1,
+                               __m512i r0, __m512i r1) {
+    const __m512i low = _mm512_set1_epi32(0xffff);
+    store_rounded(out_a, a0, a1, _mm512_and_si512(r0, low), _mm512_and_si512(r1, low));
+    store_rounded(out_b, b0, b1, _mm512_srli_epi32(r0, 16), _mm512_srli_epi32(r1, 16));
+}
+// 32 bfloat16 widened (exact): x0 the first 16, x1 the next.
+inline void widen_bf16_32(const std::uint16_t* in, __m512& x0, __m512& x1) {
+    const __m512i h = _mm512_loadu_si512(in);
+    x0 = _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(_mm512_castsi512_si256(h)), 16));
+    x1 = _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(_mm512_extracti64x4_epi64(h, 1)), 16));
+}
 // Elements [0, n - n % 32); returns how many.
 inline std::size_t narrow_state_pair_avx512(const float* __restrict a, std::uint16_t* __restrict out_a,
                                             const float* __restrict b, std::uint16_t* __restrict out_b, std::size_t n,
                                             std::uint32_t key, std::uint32_t at) {
-    const __m512i lane = _mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0);
-    const __m512i golden = _mm512_set1_epi32(static_cast<int>(0x9e3779b9u)), low = _mm512_set1_epi32(0xffff);
-    const __m512i step16 = _mm512_set1_epi32(static_cast<int>(0x9e3779b9u * 16u));
-    // key + golden * (at + i), lanes i and i + 16, advanced by additions
-    __m512i w0 = _mm512_add_epi32(_mm512_set1_epi32(static_cast<int>(key + 0x9e3779b9u * at)),
-                                  _mm512_mullo_epi32(golden, lane));
-    __m512i w1 = _mm512_add_epi32(w0, step16);
-    const __m512i step32 = _mm512_add_epi32(step16, step16);
+    const __m512i low = _mm512_set1_epi32(0xffff);
+    StateBits32 bits(key, at);
     const std::size_t end = n - n % 32;
     for (std::size_t i = 0; i < end; i += 32) {
-        const __m512i r0 = mix32_avx512(w0), r1 = mix32_avx512(w1);
-        w0 = _mm512_add_epi32(w0, step32);
-        w1 = _mm512_add_epi32(w1, step32);
-        store_top_halves(out_a + i, add_random_bits(a + i, _mm512_and_si512(r0, low)),
-                         add_random_bits(a + i + 16, _mm512_and_si512(r1, low)));
+        __m512i r0, r1;
+        bits.next(r0, r1);
         if (out_b)
-            store_top_halves(out_b + i, add_random_bits(b + i, _mm512_srli_epi32(r0, 16)),
-                             add_random_bits(b + i + 16, _mm512_srli_epi32(r1, 16)));
+            store_rounded_pair(out_a + i, _mm512_loadu_ps(a + i), _mm512_loadu_ps(a + i + 16), out_b + i,
+                               _mm512_loadu_ps(b + i), _mm512_loadu_ps(b + i + 16), r0, r1);
+        else
+            store_rounded(out_a + i, _mm512_loadu_ps(a + i), _mm512_loadu_ps(a + i + 16), _mm512_and_si512(r0, low),
+                          _mm512_and_si512(r1, low));
     }
     return end;
 }
@@ -325,4 +356,22 @@ void scratch_chunk(const Segment& seg, std::size_t lo, std::size_t hi, ChunkKern
         else
             narrow(st.param, w, param, n);
     }
+}
+
+// A rule with a fused loop for a float32 parameter and one pair of bfloat16 state slots
+// (operands 2 and 3: R::fused_bf16_pair_loop, Adam's moments under state_dtype="bfloat16") runs
+// it on what that loop takes (multiples of its vector; nothing on targets without one), and
+// scratch_chunk the rest: the same bits either way.
+template <class R>
+void scratch_chunk_fused(const Segment& seg, std::size_t lo, std::size_t hi, ChunkKernel f32, const void* scalars,
+                         const double* values, const GradTransform& gt, const Storage& st) {
+    bool pair = st.param == DType::f32 && st.master < 0 && st.slot[2] == SlotStorage::bf16 &&
+                st.slot[3] == SlotStorage::bf16;
+    for (int k = 4; k < kMaxOperands; ++k) pair = pair && !seg.data[k];
+    if (pair)
+        lo += R::fused_bf16_pair(operand<float>(seg, 0) + lo, operand<float>(seg, 1) + lo,
+                                 operand<std::uint16_t>(seg, 2) + lo, operand<std::uint16_t>(seg, 3) + lo, hi - lo,
+                                 *static_cast<const typename R::Scalars*>(scalars), gt, mix32(st.key),
+                                 static_cast<std::uint32_t>(lo));
+    if (lo < hi) scratch_chunk(seg, lo, hi, f32, scalars, values, gt, st);
 }

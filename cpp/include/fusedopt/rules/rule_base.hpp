@@ -25,6 +25,9 @@ struct RuleBase {
     static double advance_extra(const double*, const Counters& c) { return c.extra; }
     static double advance_extra2(const double*, const Counters& c) { return c.extra2; }
     static constexpr SparseGrads sparse_grads = SparseGrads::refused;
+    // true: fused_bf16_pair(...) runs a float32 parameter with a pair of bfloat16 state slots
+    // (low_precision.hpp, scratch_chunk_fused)
+    static constexpr bool fused_bf16_pair_loop = false;
     static HyperError sparse_refusal(const double*) { return {}; }
 };
 
