@@ -28,6 +28,7 @@ from conftest import (
     Pair,
     assert_snapshot_equal,
     check_ulp_bound,
+    low_dtype,
     make_grad_stream,
     make_params,
     same_bits,
@@ -218,42 +219,49 @@ def test_same_bits_at_any_thread_count(storage: str) -> None:
             assert same_bits(v, w) if isinstance(v, np.ndarray) else v == w, f"state[{k}][{n}]"
 
 
-FUSED_ADAM = [
+VECTOR_ADAM = [
     {},
-    {"weight_decay": 0.05},
-    {"weight_decay": 0.05, "decoupled_weight_decay": True, "maximize": True},
+    {"weight_decay": 0.05, "clip_value": 0.5},
+    {"weight_decay": 0.05, "decoupled_weight_decay": True, "maximize": True, "max_grad_norm": 1.0},
     {"eps_mode": "hat", "betas": (0.3, 0.99)},  # a lerp weight >= 0.5: the other addend
-    {"eps_mode": "hat", "weight_decay": 0.05, "maximize": True},
-    {"amsgrad": True},  # three slots: scratch_chunk alone
+    {"eps_mode": "hat", "weight_decay": 0.05, "maximize": True, "clip_value": 0.5},
+    {"amsgrad": True},  # a third slot: scratch_chunk alone
 ]
-CLIPS = [{}, {"max_grad_norm": 1.0}, {"clip_value": 0.5}]
+# (parameter dtype, state_dtype, options): the vector loop's storages, then two it leaves to scratch_chunk
+VECTOR_STORAGES = [
+    ("float32", "bfloat16", {}),
+    ("bfloat16", None, {}),
+    ("bfloat16", "bfloat16", {}),
+    ("float16", None, {}),
+    ("float16", "bfloat16", {}),
+    ("bfloat16", "bfloat16", {"master_weights": True}),
+    ("float16", None, {"stochastic_rounding": True}),
+]
 
 
 @pytest.mark.skipif(not {"avx2", "avx512"} <= set(SUPPORTED_TARGETS), reason="needs the avx2 and avx512 targets")
-@pytest.mark.parametrize("clip", CLIPS, ids=["none", "norm", "value"])
-@pytest.mark.parametrize("config", FUSED_ADAM, ids=lambda c: ",".join(c) or "plain")
-def test_adam_bf16_state_vector_loop_equals_the_scratch_path(config: dict[str, Any], clip: dict[str, Any]) -> None:
-    """Adam's bfloat16 moments on a float32 parameter run in one AVX-512 loop
-    (kernels/adam_bf16_pair.hpp); the avx2 target runs the same arithmetic through
-    scratch_chunk. Bit for bit: parameters and stored moments, sizes with and without vector
-    tails, non-finite gradients, pieces starting inside an array (2 threads), bfloat16
-    parameters (which take the scratch path on both)."""
+@pytest.mark.parametrize("storage", VECTOR_STORAGES, ids=lambda c: "-".join(str(x) for x in c[:2]) + "".join(c[2]))
+@pytest.mark.parametrize("config", VECTOR_ADAM, ids=lambda c: ",".join(c) or "plain")
+def test_adam_vector_loop_equals_the_scratch_path(config: dict[str, Any], storage: tuple) -> None:
+    """Adam on 16-bit parameters or bfloat16 moments runs in one AVX-512 loop
+    (kernels/adam_vector.hpp); the avx2 target runs the same arithmetic through scratch_chunk.
+    Bit for bit: parameters and stored state, sizes with and without vector tails, non-finite
+    gradients, pieces starting inside an array (2 threads)."""
+    param_dtype, state_dtype, options = storage
+    dtype = low_dtype(param_dtype) if param_dtype != "float32" else np.float32
     shapes = [(31,), (32,), (1037,), (3, 300), (70_000,)]
     results = []
     for target, threads in (("avx2", 1), ("avx512", 1), ("avx512", 2)):
         with using_target(target), using_threads(threads, 1024):
-            opts = []
-            for dtype in (np.float32, ml_dtypes.bfloat16):
-                params = make_params(shapes, dtype, seed=31)
-                opts.append(fusedopt.Adam(params, lr=1e-2, state_dtype="bfloat16", **config, **clip))
-                for t, g in enumerate(make_grad_stream(shapes, dtype, 12, seed=32)):
-                    if t == 4 and not clip.get("max_grad_norm"):  # (a NaN norm would scale all to NaN)
-                        g[2][[5, 700]] = [np.nan, np.inf]
-                    opts[-1].step(g)
-            results.append([snapshot(o) for o in opts])
+            params = make_params(shapes, dtype, seed=31)
+            opt = fusedopt.Adam(params, lr=3e-2, state_dtype=state_dtype, **config, **options)
+            for t, g in enumerate(make_grad_stream(shapes, dtype, 12, seed=32)):
+                if t == 4 and not config.get("max_grad_norm"):  # (a NaN norm would scale all to NaN)
+                    g[2][[5, 700]] = [np.nan, np.inf]
+                opt.step(g)
+            results.append(snapshot(opt))
     for other in results[1:]:
-        for a, b in zip(results[0], other):
-            assert_snapshot_equal(a, b)
+        assert_snapshot_equal(other, results[0])
 
 
 def _run(opt: Any, grads: list[list[np.ndarray]]) -> None:

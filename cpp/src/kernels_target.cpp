@@ -29,7 +29,7 @@ namespace {
 #include "fusedopt/kernels/adam_common.hpp"
 #include "fusedopt/kernels/quantize.hpp"
 #include "fusedopt/kernels/low_precision.hpp"
-#include "fusedopt/kernels/adam_bf16_pair.hpp"
+#include "fusedopt/kernels/adam_vector.hpp"
 #include "fusedopt/kernels/blend.hpp"
 #include "fusedopt/kernels/schedule_free.hpp"
 #include "fusedopt/rules/rule_base.hpp"
@@ -122,8 +122,8 @@ RuleInfo describe() {
     r.advance_extra2 = &R::advance_extra2;
     r.kernel[0] = &update<R, float>;
     r.kernel[1] = &update<R, double>;
-    if constexpr (R::fused_bf16_pair_loop)
-        r.scratch = &scratch_chunk_fused<R>;
+    if constexpr (R::vector_loop)
+        r.scratch = &scratch_chunk_vector<R>;
     else
         r.scratch = &scratch_chunk;
     if constexpr (R::reduce_passes > 0) {

@@ -358,20 +358,110 @@ void scratch_chunk(const Segment& seg, std::size_t lo, std::size_t hi, ChunkKern
     }
 }
 
-// A rule with a fused loop for a float32 parameter and one pair of bfloat16 state slots
-// (operands 2 and 3: R::fused_bf16_pair_loop, Adam's moments under state_dtype="bfloat16") runs
-// it on what that loop takes (multiples of its vector; nothing on targets without one), and
-// scratch_chunk the rest: the same bits either way.
+
+#if defined(__AVX512F__)
+// 32 consecutive values of a parameter or gradient as two float32 vectors (x0: the first 16),
+// read exactly and stored with one rounding to nearest even, as widen and narrow do.
+struct F32Lanes {
+    static void load(const float* a, __m512& x0, __m512& x1) {
+        x0 = _mm512_loadu_ps(a);
+        x1 = _mm512_loadu_ps(a + 16);
+    }
+    static void store(float* a, __m512 x0, __m512 x1) {
+        _mm512_storeu_ps(a, x0);
+        _mm512_storeu_ps(a + 16, x1);
+    }
+};
+struct Bf16Lanes {
+    static void load(const std::uint16_t* a, __m512& x0, __m512& x1) { widen_bf16_32(a, x0, x1); }
+    // f32_to_bf16 kept in 32 bits (its top half), 16 lanes
+    static __m512i nearest(__m512 x) {
+        const __m512i u = _mm512_castps_si512(x);
+        const __m512i odd = _mm512_and_si512(_mm512_srli_epi32(u, 16), _mm512_set1_epi32(1));
+        const __m512i sum = _mm512_add_epi32(u, _mm512_add_epi32(odd, _mm512_set1_epi32(0x7fff)));
+        const __mmask16 nan = _mm512_fpclass_ps_mask(x, 0x81);
+        if (__builtin_expect(nan == 0, 1)) return sum;
+        return _mm512_mask_or_epi32(sum, nan, _mm512_and_si512(u, _mm512_set1_epi32(static_cast<int>(0x80000000u))),
+                                    _mm512_set1_epi32(0x7fc00000));
+    }
+    static void store(std::uint16_t* a, __m512 x0, __m512 x1) { store_top_halves(a, nearest(x0), nearest(x1)); }
+};
+struct F16Lanes {
+    static void load(const std::uint16_t* a, __m512& x0, __m512& x1) {
+        x0 = _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(a)));
+        x1 = _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(a + 16)));
+    }
+    static void store(std::uint16_t* a, __m512 x0, __m512 x1) {
+        constexpr int nearest = _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC;
+        _mm256_storeu_si256(reinterpret_cast<__m256i*>(a), _mm512_cvtps_ph(x0, nearest));
+        _mm256_storeu_si256(reinterpret_cast<__m256i*>(a + 16), _mm512_cvtps_ph(x1, nearest));
+    }
+};
+
+// Two parameter-shaped state operands (a, b), 32 values of each at a time: float32 in place, or
+// bfloat16 rounded stochastically with narrow_state_pair's bits (store in order: the bits advance).
+struct F32StatePair {
+    float* a;
+    float* b;
+    void load(std::size_t i, __m512& a0, __m512& a1, __m512& b0, __m512& b1) const {
+        F32Lanes::load(a + i, a0, a1);
+        F32Lanes::load(b + i, b0, b1);
+    }
+    void store(std::size_t i, __m512 a0, __m512 a1, __m512 b0, __m512 b1) const {
+        F32Lanes::store(a + i, a0, a1);
+        F32Lanes::store(b + i, b0, b1);
+    }
+};
+struct Bf16StatePair {
+    std::uint16_t* a;
+    std::uint16_t* b;
+    StateBits32 bits;
+    void load(std::size_t i, __m512& a0, __m512& a1, __m512& b0, __m512& b1) const {
+        widen_bf16_32(a + i, a0, a1);
+        widen_bf16_32(b + i, b0, b1);
+    }
+    void store(std::size_t i, __m512 a0, __m512 a1, __m512 b0, __m512 b1) {
+        __m512i r0, r1;
+        bits.next(r0, r1);
+        store_rounded_pair(a + i, a0, a1, b + i, b0, b1, r0, r1);
+    }
+};
+#endif
+
+// The storages a rule's vector loop takes (R::vector_loop; Adam: kernels/adam_vector.hpp) in
+// place of scratch_chunk: the parameter and gradient float32, bfloat16 or float16 (no master
+// copy, no stochastic rounding), and two state operands (2 and 3, no other) float32 or
+// bfloat16. For elements [lo, ...) of `seg`: returns body(Lanes{}, p, g, state) (the elements it
+// did), or 0 for another storage or on a target without AVX-512.
+template <class Body>
+std::size_t with_vector_storage(const Segment& seg, std::size_t lo, const Storage& st, Body&& body) {
+#if defined(__AVX512F__)
+    if (st.master >= 0 || st.stochastic || !seg.data[3]) return 0;
+    for (int k = 4; k < kMaxOperands; ++k)
+        if (seg.data[k]) return 0;
+    const bool bf16_state = st.slot[2] == SlotStorage::bf16;
+    if (st.slot[3] != st.slot[2] || !(bf16_state || st.slot[2] == SlotStorage::plain)) return 0;
+    const auto with_state = [&](auto lanes, auto* p) {
+        const auto* g = operand<std::remove_pointer_t<decltype(p)>>(seg, 1) + lo;
+        if (!bf16_state) return body(lanes, p, g, F32StatePair{operand<float>(seg, 2) + lo, operand<float>(seg, 3) + lo});
+        return body(lanes, p, g,
+                    Bf16StatePair{operand<std::uint16_t>(seg, 2) + lo, operand<std::uint16_t>(seg, 3) + lo,
+                                  StateBits32(mix32(st.key), static_cast<std::uint32_t>(lo))});
+    };
+    if (st.param == DType::bf16) return with_state(Bf16Lanes{}, operand<std::uint16_t>(seg, 0) + lo);
+    if (st.param == DType::f16) return with_state(F16Lanes{}, operand<std::uint16_t>(seg, 0) + lo);
+    return bf16_state ? with_state(F32Lanes{}, operand<float>(seg, 0) + lo) : 0;
+#else
+    static_cast<void>(seg), static_cast<void>(lo), static_cast<void>(st), static_cast<void>(body);
+    return 0;
+#endif
+}
+
+// A rule with a vector loop (R::vector_loop) runs it on what it takes, scratch_chunk the rest
+// (its tail, other storages): the same bits either way.
 template <class R>
-void scratch_chunk_fused(const Segment& seg, std::size_t lo, std::size_t hi, ChunkKernel f32, const void* scalars,
-                         const double* values, const GradTransform& gt, const Storage& st) {
-    bool pair = st.param == DType::f32 && st.master < 0 && st.slot[2] == SlotStorage::bf16 &&
-                st.slot[3] == SlotStorage::bf16;
-    for (int k = 4; k < kMaxOperands; ++k) pair = pair && !seg.data[k];
-    if (pair)
-        lo += R::fused_bf16_pair(operand<float>(seg, 0) + lo, operand<float>(seg, 1) + lo,
-                                 operand<std::uint16_t>(seg, 2) + lo, operand<std::uint16_t>(seg, 3) + lo, hi - lo,
-                                 *static_cast<const typename R::Scalars*>(scalars), gt, mix32(st.key),
-                                 static_cast<std::uint32_t>(lo));
+void scratch_chunk_vector(const Segment& seg, std::size_t lo, std::size_t hi, ChunkKernel f32, const void* scalars,
+                          const double* values, const GradTransform& gt, const Storage& st) {
+    lo += R::vector_chunk(seg, lo, hi, *static_cast<const typename R::Scalars*>(scalars), gt, st);
     if (lo < hi) scratch_chunk(seg, lo, hi, f32, scalars, values, gt, st);
 }

@@ -47,19 +47,24 @@ struct adam_rule : RuleBase {
         }
     }
 
-    // bfloat16 moments on a float32 parameter: one vector loop (kernels/adam_bf16_pair.hpp).
-    static constexpr bool fused_bf16_pair_loop = true;
-    static std::size_t fused_bf16_pair(float* p, const float* g, std::uint16_t* m, std::uint16_t* v, std::size_t n,
-                                       const Scalars& s, const GradTransform& gt, std::uint32_t key, std::uint32_t at) {
+    // 16-bit parameters or bfloat16 moments: one vector loop (kernels/adam_vector.hpp).
+    static constexpr bool vector_loop = true;
+    static std::size_t vector_chunk(const Segment& seg, std::size_t lo, std::size_t hi, const Scalars& s,
+                                    const GradTransform& gt, const Storage& st) {
         const Moments<float> mom(s.beta1, s.beta2);
-        std::size_t done = 0;
-        with_weight_decay(s.weight_decay, s.decoupled, [&](auto cwd, auto dec) {
-            constexpr bool C = decltype(cwd)::value, D = decltype(dec)::value;
-            const auto run = s.hat ? &adam_bf16_pair<C, D, true> : &adam_bf16_pair<C, D, false>;
-            done = run(p, g, m, v, n, DecayedGrad<float, C, D>(gt, s.weight_decay, s.decay), mom, float(s.bc2_sqrt),
-                       float(s.eps), float(-s.step_size), key, at);
+        return with_vector_storage(seg, lo, st, [&](auto lanes, auto* p, const auto* g, auto state) {
+            using L = decltype(lanes);
+            using S = decltype(state);
+            using E = std::remove_const_t<std::remove_pointer_t<decltype(g)>>;
+            std::size_t done = 0;
+            with_weight_decay(s.weight_decay, s.decoupled, [&](auto cwd, auto dec) {
+                constexpr bool C = decltype(cwd)::value, D = decltype(dec)::value;
+                const auto run = s.hat ? &adam_vector<L, S, C, D, true, E> : &adam_vector<L, S, C, D, false, E>;
+                done = run(p, g, state, hi - lo, DecayedGrad<float, C, D>(gt, s.weight_decay, s.decay), mom,
+                           float(s.bc2_sqrt), float(s.eps), float(-s.step_size));
+            });
+            return done;
         });
-        return done;
     }
 
     template <class T>

@@ -25,9 +25,9 @@ struct RuleBase {
     static double advance_extra(const double*, const Counters& c) { return c.extra; }
     static double advance_extra2(const double*, const Counters& c) { return c.extra2; }
     static constexpr SparseGrads sparse_grads = SparseGrads::refused;
-    // true: fused_bf16_pair(...) runs a float32 parameter with a pair of bfloat16 state slots
-    // (low_precision.hpp, scratch_chunk_fused)
-    static constexpr bool fused_bf16_pair_loop = false;
+    // true: vector_chunk(segment, lo, hi, scalars, grad transform, storage) updates what it can of
+    // 16-bit storage in one loop and returns how many elements (low_precision.hpp, with_vector_storage)
+    static constexpr bool vector_loop = false;
     static HyperError sparse_refusal(const double*) { return {}; }
 };
 
