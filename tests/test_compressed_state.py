@@ -227,14 +227,17 @@ VECTOR_ADAM = [
     {"eps_mode": "hat", "weight_decay": 0.05, "maximize": True, "clip_value": 0.5},
     {"amsgrad": True},  # a third slot: scratch_chunk alone
 ]
-# (parameter dtype, state_dtype, options): the vector loop's storages, then two it leaves to scratch_chunk
+# (parameter dtype, state_dtype, options): the vector loop's storages, then one it leaves to scratch_chunk
 VECTOR_STORAGES = [
     ("float32", "bfloat16", {}),
     ("bfloat16", None, {}),
     ("bfloat16", "bfloat16", {}),
     ("float16", None, {}),
     ("float16", "bfloat16", {}),
-    ("bfloat16", "bfloat16", {"master_weights": True}),
+    ("bfloat16", None, {"master_weights": True}),
+    ("float16", "bfloat16", {"master_weights": True}),
+    ("bfloat16", None, {"stochastic_rounding": True}),
+    ("bfloat16", "bfloat16", {"master_weights": True, "stochastic_rounding": True}),
     ("float16", None, {"stochastic_rounding": True}),
 ]
 

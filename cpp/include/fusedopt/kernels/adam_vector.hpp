@@ -1,5 +1,5 @@
 // Adam (no amsgrad) on 16-bit storage in one AVX-512 loop: bfloat16 or float16 parameters and
-// gradients, float32 or bfloat16 moments (with_vector_storage). Each 32 elements are widened,
+// gradients (master weights too), float32 or bfloat16 moments (with_vector_storage). Each 32 elements are widened,
 // updated and rounded back in registers, where the generic path (scratch_chunk) makes passes
 // over a float32 scratch block (widen, adam_rule::loop, round). The same operations in
 // adam_rule::loop's order, the same roundings and random bits, so the same bits
@@ -7,8 +7,8 @@
 // Included inside a per-target anonymous namespace, after adam_common.hpp and low_precision.hpp.
 
 // Elements [0, n - n % 32) of one piece; returns how many it did: none without AVX-512.
-template <class Lanes, class State, bool CWD, bool DEC, bool HAT, class E>
-std::size_t adam_vector(E* __restrict p, const E* __restrict g, State state, std::size_t n,
+template <class Param, class State, bool CWD, bool DEC, bool HAT>
+std::size_t adam_vector(Param param, const typename Param::Grad::Elem* __restrict g, State state, std::size_t n,
                         const DecayedGrad<float, CWD, DEC>& grad, const Moments<float>& mom, float bc2_sqrt, float eps,
                         float neg_step) {
 #if defined(__AVX512F__)
@@ -34,17 +34,17 @@ std::size_t adam_vector(E* __restrict p, const E* __restrict g, State state, std
     const std::size_t end = n - n % 32;
     for (std::size_t i = 0; i < end; i += 32) {
         __m512 p0, p1, g0, g1, m0, m1, v0, v1;
-        Lanes::load(p + i, p0, p1);
-        Lanes::load(g + i, g0, g1);
+        param.load(i, p0, p1);
+        Param::Grad::load(g + i, g0, g1);
         state.load(i, m0, m1, v0, v1);
         update(p0, g0, m0, v0);
         update(p1, g1, m1, v1);
-        Lanes::store(p + i, p0, p1);
+        param.store(i, p0, p1);
         state.store(i, m0, m1, v0, v1);
     }
     return end;
 #else
-    static_cast<void>(p), static_cast<void>(g), static_cast<void>(state), static_cast<void>(n);
+    static_cast<void>(param), static_cast<void>(g), static_cast<void>(state), static_cast<void>(n);
     static_cast<void>(grad), static_cast<void>(mom), static_cast<void>(bc2_sqrt), static_cast<void>(eps);
     static_cast<void>(neg_step);
     return 0;

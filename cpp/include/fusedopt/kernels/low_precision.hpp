@@ -360,9 +360,10 @@ void scratch_chunk(const Segment& seg, std::size_t lo, std::size_t hi, ChunkKern
 
 
 #if defined(__AVX512F__)
-// 32 consecutive values of a parameter or gradient as two float32 vectors (x0: the first 16),
-// read exactly and stored with one rounding to nearest even, as widen and narrow do.
+// 32 consecutive values of an array as two float32 vectors (x0: the first 16), read exactly and
+// stored with one rounding to nearest even, as widen and narrow do.
 struct F32Lanes {
+    using Elem = float;
     static void load(const float* a, __m512& x0, __m512& x1) {
         x0 = _mm512_loadu_ps(a);
         x1 = _mm512_loadu_ps(a + 16);
@@ -373,6 +374,7 @@ struct F32Lanes {
     }
 };
 struct Bf16Lanes {
+    using Elem = std::uint16_t;
     static void load(const std::uint16_t* a, __m512& x0, __m512& x1) { widen_bf16_32(a, x0, x1); }
     // f32_to_bf16 kept in 32 bits (its top half), 16 lanes
     static __m512i nearest(__m512 x) {
@@ -387,6 +389,7 @@ struct Bf16Lanes {
     static void store(std::uint16_t* a, __m512 x0, __m512 x1) { store_top_halves(a, nearest(x0), nearest(x1)); }
 };
 struct F16Lanes {
+    using Elem = std::uint16_t;
     static void load(const std::uint16_t* a, __m512& x0, __m512& x1) {
         x0 = _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(a)));
         x1 = _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(a + 16)));
@@ -395,6 +398,40 @@ struct F16Lanes {
         constexpr int nearest = _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC;
         _mm256_storeu_si256(reinterpret_cast<__m256i*>(a), _mm512_cvtps_ph(x0, nearest));
         _mm256_storeu_si256(reinterpret_cast<__m256i*>(a + 16), _mm512_cvtps_ph(x1, nearest));
+    }
+};
+
+// The parameter as a vector loop reads and writes it, 32 elements from i on (load, then store):
+// a float32 one in place; a 16-bit one (Lanes) in place, or from its float32 master copy
+// (MASTER: the copy updated, the parameter written from it), rounded to nearest even or, for
+// bfloat16, stochastically (STOCHASTIC: narrow_stochastic's random bits).
+struct F32Param {
+    using Grad = F32Lanes;
+    float* p;
+    void load(std::size_t i, __m512& x0, __m512& x1) const { F32Lanes::load(p + i, x0, x1); }
+    void store(std::size_t i, __m512 x0, __m512 x1) const { F32Lanes::store(p + i, x0, x1); }
+};
+template <class Lanes, bool MASTER, bool STOCHASTIC>
+struct LowParam {
+    using Grad = Lanes;
+    std::uint16_t* p;
+    float* master;
+    std::uint32_t key, at;  // STOCHASTIC: random_bits(key, at + i) for element i
+    void load(std::size_t i, __m512& x0, __m512& x1) const {
+        if (MASTER)
+            F32Lanes::load(master + i, x0, x1);
+        else
+            Lanes::load(p + i, x0, x1);
+    }
+    void store(std::size_t i, __m512 x0, __m512 x1) const {
+        if (MASTER) F32Lanes::store(master + i, x0, x1);
+        if (!STOCHASTIC) return Lanes::store(p + i, x0, x1);
+        const __m512i lane = _mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0);
+        const __m512i index = _mm512_add_epi32(_mm512_set1_epi32(static_cast<int>(at + i)), lane);
+        const __m512i k = _mm512_set1_epi32(static_cast<int>(key)), low = _mm512_set1_epi32(0xffff);
+        const __m512i r0 = mix32_avx512(_mm512_xor_si512(k, mix32_avx512(index)));
+        const __m512i r1 = mix32_avx512(_mm512_xor_si512(k, mix32_avx512(_mm512_add_epi32(index, _mm512_set1_epi32(16)))));
+        store_rounded(p + i, x0, x1, _mm512_and_si512(r0, low), _mm512_and_si512(r1, low));
     }
 };
 
@@ -429,28 +466,37 @@ struct Bf16StatePair {
 #endif
 
 // The storages a rule's vector loop takes (R::vector_loop; Adam: kernels/adam_vector.hpp) in
-// place of scratch_chunk: the parameter and gradient float32, bfloat16 or float16 (no master
-// copy, no stochastic rounding), and two state operands (2 and 3, no other) float32 or
-// bfloat16. For elements [lo, ...) of `seg`: returns body(Lanes{}, p, g, state) (the elements it
-// did), or 0 for another storage or on a target without AVX-512.
+// place of scratch_chunk: the parameter and gradient float32, bfloat16 or float16 (with or
+// without a master copy; stochastic rounding for bfloat16), and two state operands (2 and 3, no
+// other) float32 or bfloat16. For elements [lo, ...) of `seg`: returns body(param, g, state)
+// (the elements it did), or 0 for another storage or on a target without AVX-512.
 template <class Body>
 std::size_t with_vector_storage(const Segment& seg, std::size_t lo, const Storage& st, Body&& body) {
 #if defined(__AVX512F__)
-    if (st.master >= 0 || st.stochastic || !seg.data[3]) return 0;
+    if (!seg.data[3] || (st.stochastic && st.param != DType::bf16)) return 0;
     for (int k = 4; k < kMaxOperands; ++k)
-        if (seg.data[k]) return 0;
+        if (seg.data[k] && k != st.master) return 0;
     const bool bf16_state = st.slot[2] == SlotStorage::bf16;
     if (st.slot[3] != st.slot[2] || !(bf16_state || st.slot[2] == SlotStorage::plain)) return 0;
-    const auto with_state = [&](auto lanes, auto* p) {
-        const auto* g = operand<std::remove_pointer_t<decltype(p)>>(seg, 1) + lo;
-        if (!bf16_state) return body(lanes, p, g, F32StatePair{operand<float>(seg, 2) + lo, operand<float>(seg, 3) + lo});
-        return body(lanes, p, g,
+    const auto with_state = [&](auto param) {
+        const auto* g = operand<typename decltype(param)::Grad::Elem>(seg, 1) + lo;
+        if (!bf16_state) return body(param, g, F32StatePair{operand<float>(seg, 2) + lo, operand<float>(seg, 3) + lo});
+        return body(param, g,
                     Bf16StatePair{operand<std::uint16_t>(seg, 2) + lo, operand<std::uint16_t>(seg, 3) + lo,
                                   StateBits32(mix32(st.key), static_cast<std::uint32_t>(lo))});
     };
-    if (st.param == DType::bf16) return with_state(Bf16Lanes{}, operand<std::uint16_t>(seg, 0) + lo);
-    if (st.param == DType::f16) return with_state(F16Lanes{}, operand<std::uint16_t>(seg, 0) + lo);
-    return bf16_state ? with_state(F32Lanes{}, operand<float>(seg, 0) + lo) : 0;
+    if (st.param == DType::f32) return bf16_state ? with_state(F32Param{operand<float>(seg, 0) + lo}) : 0;
+    std::uint16_t* const p = operand<std::uint16_t>(seg, 0) + lo;
+    float* const master = st.master >= 0 ? operand<float>(seg, st.master) + lo : nullptr;
+    const std::uint32_t at = static_cast<std::uint32_t>(lo);
+    if (st.param == DType::f16)
+        return master ? with_state(LowParam<F16Lanes, true, false>{p, master, st.key, at})
+                      : with_state(LowParam<F16Lanes, false, false>{p, master, st.key, at});
+    if (st.stochastic)
+        return master ? with_state(LowParam<Bf16Lanes, true, true>{p, master, st.key, at})
+                      : with_state(LowParam<Bf16Lanes, false, true>{p, master, st.key, at});
+    return master ? with_state(LowParam<Bf16Lanes, true, false>{p, master, st.key, at})
+                  : with_state(LowParam<Bf16Lanes, false, false>{p, master, st.key, at});
 #else
     static_cast<void>(seg), static_cast<void>(lo), static_cast<void>(st), static_cast<void>(body);
     return 0;

@@ -52,15 +52,14 @@ struct adam_rule : RuleBase {
     static std::size_t vector_chunk(const Segment& seg, std::size_t lo, std::size_t hi, const Scalars& s,
                                     const GradTransform& gt, const Storage& st) {
         const Moments<float> mom(s.beta1, s.beta2);
-        return with_vector_storage(seg, lo, st, [&](auto lanes, auto* p, const auto* g, auto state) {
-            using L = decltype(lanes);
+        return with_vector_storage(seg, lo, st, [&](auto param, const auto* g, auto state) {
+            using P = decltype(param);
             using S = decltype(state);
-            using E = std::remove_const_t<std::remove_pointer_t<decltype(g)>>;
             std::size_t done = 0;
             with_weight_decay(s.weight_decay, s.decoupled, [&](auto cwd, auto dec) {
                 constexpr bool C = decltype(cwd)::value, D = decltype(dec)::value;
-                const auto run = s.hat ? &adam_vector<L, S, C, D, true, E> : &adam_vector<L, S, C, D, false, E>;
-                done = run(p, g, state, hi - lo, DecayedGrad<float, C, D>(gt, s.weight_decay, s.decay), mom,
+                const auto run = s.hat ? &adam_vector<P, S, C, D, true> : &adam_vector<P, S, C, D, false>;
+                done = run(param, g, state, hi - lo, DecayedGrad<float, C, D>(gt, s.weight_decay, s.decay), mom,
                            float(s.bc2_sqrt), float(s.eps), float(-s.step_size));
             });
             return done;
