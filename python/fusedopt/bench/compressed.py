@@ -1,6 +1,6 @@
 """``--compressed``: fewer bytes per parameter (docs/compressed_state.md, docs/low_precision.md).
 Adam on one float32 array of 32M (4M with --quick) with float32, bfloat16 and int8 state, and on
-bfloat16 parameters, each beside its own memory-traffic probe (the same bytes read and written
+bfloat16 parameters with float32 and bfloat16 state, each beside its own memory-traffic probe (the same bytes read and written
 with trivial arithmetic), interleaved sample by sample."""
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ ROWS = (
     ("bf16 state", "float32", "bfloat16", 4 + 4 + 4 + 2 * (2 + 2)),
     ("int8 state", "float32", "int8", 4 + 4 + 4 + 2 * (1 + 1) + 2 * 8 / 256),  # + a float32 scale per 256
     ("bf16 params", "bfloat16", None, 2 + 2 + 2 + 2 * (4 + 4)),
+    ("bf16 both", "bfloat16", "bfloat16", 2 + 2 + 2 + 2 * (2 + 2)),
 )
 STATE_ITEM = {None: np.float32, "bfloat16": "bfloat16", "int8": np.uint8}
 # Targets (issue 15): time vs the fp32-state row, and vs the row's own probe.
@@ -56,7 +57,7 @@ def _contenders(n: int) -> list[Contender]:
         step = _stepper(opt, [g])
         settle(step)  # (the state created, the thread count chosen, outside the timing)
         out.append(Contender(row, step, keep=(opt, p, g)))
-        m = np.zeros(n, _dtype(STATE_ITEM[state]) if pdtype == "float32" else np.float32)
+        m = np.zeros(n, _dtype(STATE_ITEM[state]))
         v = np.zeros_like(m)
         pp, gg = p.copy(), np.zeros_like(g)
         out.append(Contender(f"{row} probe", _prober([[pp], [m], [v]], [gg]), keep=(pp, gg, m, v)))
