@@ -14,8 +14,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import pickle
+from collections.abc import Iterator
 from typing import Any
 
 import fusedopt
@@ -242,29 +244,57 @@ VECTOR_STORAGES = [
 ]
 
 
-@pytest.mark.skipif(not {"avx2", "avx512"} <= set(SUPPORTED_TARGETS), reason="needs the avx2 and avx512 targets")
+@contextlib.contextmanager
+def vector_loops(allowed: bool) -> Iterator[None]:
+    _core._allow_vector_loops(allowed)
+    try:
+        yield
+    finally:
+        _core._allow_vector_loops(True)
+
+
 @pytest.mark.parametrize("storage", VECTOR_STORAGES, ids=lambda c: "-".join(str(x) for x in c[:2]) + "".join(c[2]))
 @pytest.mark.parametrize("config", VECTOR_ADAM, ids=lambda c: ",".join(c) or "plain")
-def test_adam_vector_loop_equals_the_scratch_path(config: dict[str, Any], storage: tuple) -> None:
-    """Adam on 16-bit parameters or bfloat16 moments runs in one AVX-512 loop
-    (kernels/adam_vector.hpp); the avx2 target runs the same arithmetic through scratch_chunk.
-    Bit for bit: parameters and stored state, sizes with and without vector tails, non-finite
+def test_adam_vector_loop_equals_the_scratch_path(config: dict[str, Any], storage: tuple, target: str) -> None:
+    """Adam on 16-bit parameters or bfloat16 moments runs in one hand-vectorized loop
+    (kernels/adam_vector.hpp: AVX-512 and AVX2) in place of the scratch path. Bit for bit on
+    each target: parameters and stored state, sizes with and without vector tails, non-finite
     gradients, pieces starting inside an array (2 threads)."""
     param_dtype, state_dtype, options = storage
     dtype = low_dtype(param_dtype) if param_dtype != "float32" else np.float32
-    shapes = [(31,), (32,), (1037,), (3, 300), (70_000,)]
+    shapes = [(15,), (16,), (32,), (1037,), (3, 300), (70_000,)]
     results = []
-    for target, threads in (("avx2", 1), ("avx512", 1), ("avx512", 2)):
-        with using_target(target), using_threads(threads, 1024):
+    for allowed, threads in ((False, 1), (True, 1), (True, 2)):
+        with vector_loops(allowed), using_threads(threads, 1024):
             params = make_params(shapes, dtype, seed=31)
             opt = fusedopt.Adam(params, lr=3e-2, state_dtype=state_dtype, **config, **options)
             for t, g in enumerate(make_grad_stream(shapes, dtype, 12, seed=32)):
                 if t == 4 and not config.get("max_grad_norm"):  # (a NaN norm would scale all to NaN)
-                    g[2][[5, 700]] = [np.nan, np.inf]
+                    g[3][[5, 700]] = [np.nan, np.inf]
                 opt.step(g)
             results.append(snapshot(opt))
     for other in results[1:]:
         assert_snapshot_equal(other, results[0])
+
+
+@pytest.mark.skipif(not {"avx2", "avx512"} <= set(SUPPORTED_TARGETS), reason="needs the avx2 and avx512 targets")
+@pytest.mark.parametrize("storage", VECTOR_STORAGES, ids=lambda c: "-".join(str(x) for x in c[:2]) + "".join(c[2]))
+def test_16_bit_storage_has_the_same_bits_on_avx2_and_avx512(storage: tuple) -> None:
+    """Both FMA targets compute the same float32 operations, so 16-bit storage gets the same bits
+    on both, whichever path (vector loop or scratch, 8 or 16 lanes) each takes: a mistake shared
+    by one target's two paths (its bfloat16 narrowing) shows here."""
+    param_dtype, state_dtype, options = storage
+    dtype = low_dtype(param_dtype) if param_dtype != "float32" else np.float32
+    shapes = [(15,), (1037,), (3, 300)]
+    results = []
+    for target in ("avx2", "avx512"):
+        with using_target(target):
+            params = make_params(shapes, dtype, seed=33)
+            opt = fusedopt.Adam(params, lr=3e-2, state_dtype=state_dtype, weight_decay=0.05, **options)
+            for g in make_grad_stream(shapes, dtype, 8, seed=34):
+                opt.step(g)
+            results.append(snapshot(opt))
+    assert_snapshot_equal(results[1], results[0])
 
 
 def _run(opt: Any, grads: list[list[np.ndarray]]) -> None:

@@ -65,6 +65,8 @@ void register_runtime(py::module_& m) {
     }, py::arg("costs"), "Testing hook: which mode each step of a simulated run would use.");
     m.def("_allow_byte_permutes", &allow_byte_permutes, py::arg("on"),
           "Tests: whether int8 state may be read with AVX512-VBMI's byte permutes where the CPU has them.");
+    m.def("_allow_vector_loops", &allow_vector_loops, py::arg("on"),
+          "Tests: whether a rule's vector loop may take 16-bit storage in place of the scratch path.");
     m.def("_pin_threads", &pin_team, py::arg("pinned"),
           "Testing hook: steps use the team whatever their timings say.");
     py::register_exception_translator([](std::exception_ptr p) {

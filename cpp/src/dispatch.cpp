@@ -74,6 +74,7 @@ std::atomic<int> g_threads{0};  // 0: not set yet, use max_threads()
 std::atomic<std::size_t> g_min_parallel{1u << 16};
 std::atomic<bool> g_flush_denormals{true};
 std::atomic<bool> g_byte_permutes{true};
+std::atomic<bool> g_vector_loops{true};
 
 }  // namespace
 
@@ -148,5 +149,7 @@ Exec step_exec() { return Exec{num_threads(), min_parallel_elements(), flush_den
 
 bool byte_permutes_allowed() { return g_byte_permutes.load(std::memory_order_relaxed); }
 void allow_byte_permutes(bool on) { g_byte_permutes.store(on, std::memory_order_relaxed); }
+bool vector_loops_allowed() { return g_vector_loops.load(std::memory_order_relaxed); }
+void allow_vector_loops(bool on) { g_vector_loops.store(on, std::memory_order_relaxed); }
 
 }  // namespace fusedopt

@@ -6,7 +6,7 @@
 #include <type_traits>
 #include <vector>
 #if defined(__F16C__) || defined(__AVX512F__)
-#include <immintrin.h>  // kernels/low_precision.hpp: float16 conversions; kernels/quantize.hpp
+#include <immintrin.h>  // kernels/simd.hpp, low_precision.hpp (float16 conversions), quantize.hpp
 #endif
 
 #include "fusedopt/kernel_table.hpp"
@@ -23,12 +23,15 @@ namespace FUSEDOPT_TARGET {
 namespace {
 
 #include "fusedopt/kernels/element_math.hpp"
+#include "fusedopt/kernels/simd.hpp"
 #include "fusedopt/kernels/parallel.hpp"
 #include "fusedopt/kernels/lane_sum.hpp"
 #include "fusedopt/kernels/reduce.hpp"
 #include "fusedopt/kernels/adam_common.hpp"
 #include "fusedopt/kernels/quantize.hpp"
 #include "fusedopt/kernels/low_precision.hpp"
+#include "fusedopt/kernels/vector_storage.hpp"
+#include "fusedopt/kernels/scratch.hpp"
 #include "fusedopt/kernels/adam_vector.hpp"
 #include "fusedopt/kernels/blend.hpp"
 #include "fusedopt/kernels/schedule_free.hpp"

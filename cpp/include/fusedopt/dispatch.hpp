@@ -35,5 +35,6 @@ void set_flush_denormal(bool on);
 Exec current_exec();               // clipping, norms, probes
 Exec step_exec();                  // an optimizer step
 void allow_byte_permutes(bool on);  // tests: kernel_table.hpp, byte_permutes_allowed
+void allow_vector_loops(bool on);   // tests: kernel_table.hpp, vector_loops_allowed
 
 }  // namespace fusedopt

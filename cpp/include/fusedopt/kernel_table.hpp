@@ -88,7 +88,7 @@ struct ProbeKernels {
 };
 
 // How a unit's parameter and state are stored when the rule's float32 kernel cannot run on them
-// in place: 16-bit parameters and gradients (kernels/low_precision.hpp), compressed state
+// in place: 16-bit parameters and gradients (kernels/scratch.hpp), compressed state
 // (bfloat16, or int8 codes with float32 block scales: kernels/quantize.hpp). The kernel then
 // runs on float32 scratch, block by block.
 // (bf16: also a 16-bit parameter's dtype; scales: an int8 operand's, read and written with it;
@@ -110,6 +110,9 @@ struct Storage {
 // Whether the AVX-512 kernels may use AVX512-VBMI's byte permutes where the CPU has them
 // (int8 state, kernels/quantize.hpp); tests turn it off to check the other path (dispatch.cpp).
 bool byte_permutes_allowed();
+// Whether a rule's vector loop may take 16-bit storage in place of scratch_chunk
+// (kernels/vector_storage.hpp, with_vector_storage); tests turn it off to compare the two.
+bool vector_loops_allowed();
 
 struct KernelTable {
     const char* name;

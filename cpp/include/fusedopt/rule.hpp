@@ -100,7 +100,7 @@ using ChunkKernel = void (*)(const Segment&, std::size_t lo, std::size_t hi, con
 
 struct Storage;  // (kernel_table.hpp)
 // A rule's float32 chunk kernel run on float32 scratch, for 16-bit parameters or compressed
-// state (kernels/low_precision.hpp).
+// state (kernels/scratch.hpp).
 using ScratchKernel = void (*)(const Segment&, std::size_t lo, std::size_t hi, ChunkKernel f32, const void* scalars,
                                const double* array_values, const GradTransform&, const Storage&);
 

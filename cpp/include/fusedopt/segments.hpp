@@ -20,7 +20,7 @@ struct Segment {
     int ndim = 1;
     std::size_t matrices = 1, rows = 1, cols = 0;
     // Where data[] start within the parameter, in elements: 0, but for a block of a 16-bit
-    // parameter run on float32 scratch (kernels/low_precision.hpp), whose operands start at the
+    // parameter run on float32 scratch (kernels/scratch.hpp), whose operands start at the
     // block. State of another shape is not moved: a rule indexes it from offset + the element.
     std::size_t offset = 0;
 };
@@ -45,7 +45,7 @@ struct Exec {
 inline bool splits_work(std::size_t total, const Exec& e) { return e.threads > 1 && total >= e.min_parallel; }
 
 // bf16 and f16: parameters and gradients stored in 16 bits (ml_dtypes.bfloat16, numpy.float16),
-// updated in float32 (kernels/low_precision.hpp); also compressed state (bf16). u8: the codes
+// updated in float32 (kernels/scratch.hpp); also compressed state (bf16). u8: the codes
 // of int8 state (kernels/quantize.hpp), never a parameter.
 enum class DType { f32 = 0, f64 = 1, bf16 = 2, f16 = 3, u8 = 4 };
 constexpr int kDTypeCount = 4;  // the parameters' dtypes

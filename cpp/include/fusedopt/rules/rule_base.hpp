@@ -13,6 +13,10 @@
 // and its kernel takes the array's values before the grad transform. State of another shape than
 // the parameter (per row, per column) is indexed from seg.offset + the element's index (a 16-bit
 // parameter's blocks and chunks run on float32 copies that start at the block).
+// A rule may also set vector_loop and define vector_chunk(segment, lo, hi, scalars, grad
+// transform, storage): its update on 16-bit storage in one hand-vectorized loop, returning how
+// many elements it did (the scratch path does the rest, with the same bits; Adam:
+// kernels/adam_vector.hpp, kernels/vector_storage.hpp).
 
 struct RuleBase {
     static constexpr int reduce_passes = 0;
@@ -25,10 +29,8 @@ struct RuleBase {
     static double advance_extra(const double*, const Counters& c) { return c.extra; }
     static double advance_extra2(const double*, const Counters& c) { return c.extra2; }
     static constexpr SparseGrads sparse_grads = SparseGrads::refused;
-    // true: vector_chunk(segment, lo, hi, scalars, grad transform, storage) updates what it can of
-    // 16-bit storage in one loop and returns how many elements (low_precision.hpp, with_vector_storage)
-    static constexpr bool vector_loop = false;
     static HyperError sparse_refusal(const double*) { return {}; }
+    static constexpr bool vector_loop = false;
 };
 
 // The factor p is multiplied by before a decoupled update: 1 - lr*weight_decay, in float64.

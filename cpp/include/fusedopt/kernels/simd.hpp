@@ -1,0 +1,109 @@
+// The target's float32 vector for the hand-vectorized loops (16-bit storage: low_precision.hpp,
+// adam_vector.hpp): 16 lanes on AVX-512, 8 on AVX2, and the operations they use, named once so
+// a loop is written once for both. FUSEDOPT_SIMD_LANES is 0 on the baseline target, which has no
+// such loops. Plain IEEE operations, each one rounding, as the scalar code they mirror.
+// Included inside a per-target anonymous namespace.
+
+#if defined(__AVX512F__)
+#define FUSEDOPT_SIMD_LANES 16
+using VecF = __m512;
+using VecI = __m512i;
+using VecMask = __mmask16;
+inline VecF vload(const float* a) { return _mm512_loadu_ps(a); }
+inline void vstore(float* a, VecF x) { _mm512_storeu_ps(a, x); }
+inline VecF vset(float x) { return _mm512_set1_ps(x); }
+inline VecI vset_i(std::uint32_t x) { return _mm512_set1_epi32(static_cast<int>(x)); }
+inline VecF vadd(VecF a, VecF b) { return _mm512_add_ps(a, b); }
+inline VecF vsub(VecF a, VecF b) { return _mm512_sub_ps(a, b); }
+inline VecF vmul(VecF a, VecF b) { return _mm512_mul_ps(a, b); }
+inline VecF vdiv(VecF a, VecF b) { return _mm512_div_ps(a, b); }
+inline VecF vsqrt(VecF a) { return _mm512_sqrt_ps(a); }
+inline VecF vfmadd(VecF a, VecF b, VecF c) { return _mm512_fmadd_ps(a, b, c); }
+inline VecMask vless(VecF a, VecF b) { return _mm512_cmp_ps_mask(a, b, _CMP_LT_OQ); }  // false for NaN
+inline VecMask vgreater(VecF a, VecF b) { return _mm512_cmp_ps_mask(a, b, _CMP_GT_OQ); }
+inline VecMask vmask(bool all) { return all ? VecMask(0xffff) : VecMask(0); }
+inline VecF vselect(VecMask m, VecF if_clear, VecF if_set) { return _mm512_mask_blend_ps(m, if_clear, if_set); }
+inline VecMask vnan(VecF a) { return _mm512_fpclass_ps_mask(a, 0x81); }  // quiet or signaling
+inline bool vnone(VecMask m) { return m == 0; }
+inline VecI vbits(VecF a) { return _mm512_castps_si512(a); }
+inline VecF vfloat(VecI a) { return _mm512_castsi512_ps(a); }
+inline VecI vadd_i(VecI a, VecI b) { return _mm512_add_epi32(a, b); }
+inline VecI vmul_i(VecI a, VecI b) { return _mm512_mullo_epi32(a, b); }
+inline VecI vand_i(VecI a, VecI b) { return _mm512_and_si512(a, b); }
+inline VecI vor_i(VecI a, VecI b) { return _mm512_or_si512(a, b); }
+inline VecI vxor_i(VecI a, VecI b) { return _mm512_xor_si512(a, b); }
+inline VecI vshr_i(VecI a, int k) { return _mm512_srli_epi32(a, static_cast<unsigned>(k)); }
+inline VecI vshl_i(VecI a, int k) { return _mm512_slli_epi32(a, static_cast<unsigned>(k)); }
+inline VecI vselect_i(VecMask m, VecI if_clear, VecI if_set) { return _mm512_mask_blend_epi32(m, if_clear, if_set); }
+inline VecI vlane_index() { return _mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0); }
+// 2 x 16 bfloat16 or float16 <-> two vectors of float32 bits (the first 16 elements in lo).
+inline void vwiden_u16(const std::uint16_t* a, VecI& lo, VecI& hi) {
+    const __m512i h = _mm512_loadu_si512(a);
+    lo = _mm512_cvtepu16_epi32(_mm512_castsi512_si256(h));
+    hi = _mm512_cvtepu16_epi32(_mm512_extracti64x4_epi64(h, 1));
+}
+// The top 16 bits of each lane of lo, then of hi, stored as 32 consecutive values.
+inline void vstore_top_halves(std::uint16_t* out, VecI lo, VecI hi) {
+    const __m512i odd = _mm512_set_epi16(63, 61, 59, 57, 55, 53, 51, 49, 47, 45, 43, 41, 39, 37, 35, 33, 31, 29, 27,
+                                         25, 23, 21, 19, 17, 15, 13, 11, 9, 7, 5, 3, 1);
+    _mm512_storeu_si512(out, _mm512_permutex2var_epi16(lo, odd, hi));
+}
+inline VecF vload_f16(const std::uint16_t* a) {
+    return _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(a)));
+}
+inline void vstore_f16(std::uint16_t* a, VecF x) {  // to nearest even
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(a), _mm512_cvtps_ph(x, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
+}
+
+#elif defined(__AVX2__) && defined(__FMA__) && defined(__F16C__)
+#define FUSEDOPT_SIMD_LANES 8
+using VecF = __m256;
+using VecI = __m256i;
+using VecMask = __m256;  // (all bits of a lane set or clear)
+inline VecF vload(const float* a) { return _mm256_loadu_ps(a); }
+inline void vstore(float* a, VecF x) { _mm256_storeu_ps(a, x); }
+inline VecF vset(float x) { return _mm256_set1_ps(x); }
+inline VecI vset_i(std::uint32_t x) { return _mm256_set1_epi32(static_cast<int>(x)); }
+inline VecF vadd(VecF a, VecF b) { return _mm256_add_ps(a, b); }
+inline VecF vsub(VecF a, VecF b) { return _mm256_sub_ps(a, b); }
+inline VecF vmul(VecF a, VecF b) { return _mm256_mul_ps(a, b); }
+inline VecF vdiv(VecF a, VecF b) { return _mm256_div_ps(a, b); }
+inline VecF vsqrt(VecF a) { return _mm256_sqrt_ps(a); }
+inline VecF vfmadd(VecF a, VecF b, VecF c) { return _mm256_fmadd_ps(a, b, c); }
+inline VecMask vless(VecF a, VecF b) { return _mm256_cmp_ps(a, b, _CMP_LT_OQ); }
+inline VecMask vgreater(VecF a, VecF b) { return _mm256_cmp_ps(a, b, _CMP_GT_OQ); }
+inline VecMask vmask(bool all) { return _mm256_castsi256_ps(_mm256_set1_epi32(all ? -1 : 0)); }
+inline VecF vselect(VecMask m, VecF if_clear, VecF if_set) { return _mm256_blendv_ps(if_clear, if_set, m); }
+inline VecMask vnan(VecF a) { return _mm256_cmp_ps(a, a, _CMP_UNORD_Q); }
+inline bool vnone(VecMask m) { return _mm256_movemask_ps(m) == 0; }
+inline VecI vbits(VecF a) { return _mm256_castps_si256(a); }
+inline VecF vfloat(VecI a) { return _mm256_castsi256_ps(a); }
+inline VecI vadd_i(VecI a, VecI b) { return _mm256_add_epi32(a, b); }
+inline VecI vmul_i(VecI a, VecI b) { return _mm256_mullo_epi32(a, b); }
+inline VecI vand_i(VecI a, VecI b) { return _mm256_and_si256(a, b); }
+inline VecI vor_i(VecI a, VecI b) { return _mm256_or_si256(a, b); }
+inline VecI vxor_i(VecI a, VecI b) { return _mm256_xor_si256(a, b); }
+inline VecI vshr_i(VecI a, int k) { return _mm256_srli_epi32(a, k); }
+inline VecI vshl_i(VecI a, int k) { return _mm256_slli_epi32(a, k); }
+inline VecI vselect_i(VecMask m, VecI if_clear, VecI if_set) {
+    return _mm256_castps_si256(_mm256_blendv_ps(_mm256_castsi256_ps(if_clear), _mm256_castsi256_ps(if_set), m));
+}
+inline VecI vlane_index() { return _mm256_set_epi32(7, 6, 5, 4, 3, 2, 1, 0); }
+inline void vwiden_u16(const std::uint16_t* a, VecI& lo, VecI& hi) {
+    const __m256i h = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(a));
+    lo = _mm256_cvtepu16_epi32(_mm256_castsi256_si128(h));
+    hi = _mm256_cvtepu16_epi32(_mm256_extracti128_si256(h, 1));
+}
+inline void vstore_top_halves(std::uint16_t* out, VecI lo, VecI hi) {
+    // (the pack interleaves 128-bit halves: lo 0-3, hi 0-3, lo 4-7, hi 4-7; the permute sorts them)
+    const __m256i packed = _mm256_packus_epi32(_mm256_srli_epi32(lo, 16), _mm256_srli_epi32(hi, 16));
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(out), _mm256_permute4x64_epi64(packed, 0xd8));
+}
+inline VecF vload_f16(const std::uint16_t* a) { return _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(a))); }
+inline void vstore_f16(std::uint16_t* a, VecF x) {
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(a), _mm256_cvtps_ph(x, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
+}
+
+#else
+#define FUSEDOPT_SIMD_LANES 0
+#endif

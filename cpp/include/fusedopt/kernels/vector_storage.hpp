@@ -1,0 +1,220 @@
+// 16-bit storage read and written by hand-vectorized loops (simd.hpp: AVX-512 or AVX2), two
+// vectors at a time: 2 x FUSEDOPT_SIMD_LANES consecutive elements, x0 the first half. The same
+// conversions, roundings and random bits as the scalar code in low_precision.hpp, so the same
+// bits: the scratch path narrows bfloat16 state with narrow_state_pair_simd, and a rule's vector
+// loop (adam_vector.hpp) takes its parameter and state through these. Included inside a
+// per-target anonymous namespace, after low_precision.hpp.
+
+#if FUSEDOPT_SIMD_LANES
+constexpr std::size_t kPairLanes = 2 * FUSEDOPT_SIMD_LANES;  // elements one step of a loop takes
+
+inline VecI mix32_v(VecI x) {  // mix32, lane by lane
+    x = vxor_i(x, vshr_i(x, 16));
+    x = vmul_i(x, vset_i(0x7feb352du));
+    x = vxor_i(x, vshr_i(x, 15));
+    x = vmul_i(x, vset_i(0x846ca68bu));
+    return vxor_i(x, vshr_i(x, 16));
+}
+// `rounded` (bits whose top halves are x as bfloat16) with a NaN of x made the quiet NaN of its
+// sign, as f32_to_bf16 does (an infinity needs nothing: its low half is 0).
+inline VecI quiet_nans(VecF x, VecI rounded) {
+    const VecMask nan = vnan(x);
+    if (__builtin_expect(vnone(nan), 1)) return rounded;
+    return vselect_i(nan, rounded, vor_i(vand_i(vbits(x), vset_i(0x80000000u)), vset_i(0x7fc00000u)));
+}
+// f32_to_bf16_stochastic(x, r) in the top half (r: 16 random bits, < 2^16).
+inline VecI add_random_bits(VecF x, VecI r) { return quiet_nans(x, vadd_i(vbits(x), r)); }
+// f32_to_bf16 (to nearest even) in the top half.
+inline VecI nearest_bf16_bits(VecF x) {
+    const VecI u = vbits(x);
+    return quiet_nans(x, vadd_i(u, vadd_i(vand_i(vshr_i(u, 16), vset_i(1u)), vset_i(0x7fffu))));
+}
+
+// state_bits(key, at + i) for the elements of each step from `at` on: r0 for the first half,
+// r1 for the second; the Weyl sequence advanced by additions.
+struct StateBits {
+    VecI w0, w1, step;
+    StateBits(std::uint32_t key, std::uint32_t at) {
+        const VecI golden = vset_i(0x9e3779b9u);
+        w0 = vadd_i(vset_i(key + 0x9e3779b9u * at), vmul_i(golden, vlane_index()));
+        w1 = vadd_i(w0, vset_i(0x9e3779b9u * FUSEDOPT_SIMD_LANES));
+        step = vset_i(0x9e3779b9u * static_cast<std::uint32_t>(kPairLanes));
+    }
+    void next(VecI& r0, VecI& r1) {
+        r0 = mix32_v(w0);
+        r1 = mix32_v(w1);
+        w0 = vadd_i(w0, step);
+        w1 = vadd_i(w1, step);
+    }
+};
+// One step's values rounded stochastically with 16 random bits per lane, stored.
+inline void store_rounded(std::uint16_t* out, VecF x0, VecF x1, VecI r0, VecI r1) {
+    vstore_top_halves(out, add_random_bits(x0, r0), add_random_bits(x1, r1));
+}
+// Two arrays' values rounded with one hash per element (StateBits): a's 16 random bits its low
+// half, b's its high half.
+inline void store_rounded_pair(std::uint16_t* out_a, VecF a0, VecF a1, std::uint16_t* out_b, VecF b0, VecF b1, VecI r0,
+                               VecI r1) {
+    const VecI low = vset_i(0xffffu);
+    store_rounded(out_a, a0, a1, vand_i(r0, low), vand_i(r1, low));
+    store_rounded(out_b, b0, b1, vshr_i(r0, 16), vshr_i(r1, 16));
+}
+inline void widen_bf16_pair(const std::uint16_t* a, VecF& x0, VecF& x1) {  // exact
+    VecI lo, hi;
+    vwiden_u16(a, lo, hi);
+    x0 = vfloat(vshl_i(lo, 16));
+    x1 = vfloat(vshl_i(hi, 16));
+}
+
+// narrow_state_pair's elements [0, n - n % kPairLanes); returns how many.
+inline std::size_t narrow_state_pair_simd(const float* __restrict a, std::uint16_t* __restrict out_a,
+                                          const float* __restrict b, std::uint16_t* __restrict out_b, std::size_t n,
+                                          std::uint32_t key, std::uint32_t at) {
+    constexpr std::size_t W = FUSEDOPT_SIMD_LANES;
+    StateBits bits(key, at);
+    const std::size_t end = n - n % kPairLanes;
+    for (std::size_t i = 0; i < end; i += kPairLanes) {
+        VecI r0, r1;
+        bits.next(r0, r1);
+        if (out_b)
+            store_rounded_pair(out_a + i, vload(a + i), vload(a + i + W), out_b + i, vload(b + i), vload(b + i + W),
+                               r0, r1);
+        else
+            store_rounded(out_a + i, vload(a + i), vload(a + i + W), vand_i(r0, vset_i(0xffffu)),
+                          vand_i(r1, vset_i(0xffffu)));
+    }
+    return end;
+}
+
+// An array of float32, bfloat16 or float16 values, one step at a time: read exactly, stored
+// rounded to nearest even (as widen and narrow).
+struct F32Lanes {
+    using Elem = float;
+    static void load(const float* a, VecF& x0, VecF& x1) {
+        x0 = vload(a);
+        x1 = vload(a + FUSEDOPT_SIMD_LANES);
+    }
+    static void store(float* a, VecF x0, VecF x1) {
+        vstore(a, x0);
+        vstore(a + FUSEDOPT_SIMD_LANES, x1);
+    }
+};
+struct Bf16Lanes {
+    using Elem = std::uint16_t;
+    static void load(const std::uint16_t* a, VecF& x0, VecF& x1) { widen_bf16_pair(a, x0, x1); }
+    static void store(std::uint16_t* a, VecF x0, VecF x1) {
+        vstore_top_halves(a, nearest_bf16_bits(x0), nearest_bf16_bits(x1));
+    }
+};
+struct F16Lanes {
+    using Elem = std::uint16_t;
+    static void load(const std::uint16_t* a, VecF& x0, VecF& x1) {
+        x0 = vload_f16(a);
+        x1 = vload_f16(a + FUSEDOPT_SIMD_LANES);
+    }
+    static void store(std::uint16_t* a, VecF x0, VecF x1) {
+        vstore_f16(a, x0);
+        vstore_f16(a + FUSEDOPT_SIMD_LANES, x1);
+    }
+};
+
+// The parameter as a vector loop reads and writes it, a step from element i on (load, then
+// store): a float32 one in place; a 16-bit one (Lanes) in place, or from its float32 master copy
+// (MASTER: the copy updated, the parameter written from it), rounded to nearest even or, for
+// bfloat16, stochastically (STOCHASTIC: narrow_stochastic's random bits).
+struct F32Param {
+    using Grad = F32Lanes;
+    float* p;
+    void load(std::size_t i, VecF& x0, VecF& x1) const { F32Lanes::load(p + i, x0, x1); }
+    void store(std::size_t i, VecF x0, VecF x1) const { F32Lanes::store(p + i, x0, x1); }
+};
+template <class Lanes, bool MASTER, bool STOCHASTIC>
+struct LowParam {
+    using Grad = Lanes;
+    std::uint16_t* p;
+    float* master;
+    std::uint32_t key, at;  // STOCHASTIC: random_bits(key, at + i) for element i
+    void load(std::size_t i, VecF& x0, VecF& x1) const {
+        if (MASTER)
+            F32Lanes::load(master + i, x0, x1);
+        else
+            Lanes::load(p + i, x0, x1);
+    }
+    void store(std::size_t i, VecF x0, VecF x1) const {
+        if (MASTER) F32Lanes::store(master + i, x0, x1);
+        if (!STOCHASTIC) return Lanes::store(p + i, x0, x1);
+        const VecI index = vadd_i(vset_i(at + static_cast<std::uint32_t>(i)), vlane_index());
+        const VecI k = vset_i(key), low = vset_i(0xffffu);
+        const VecI r0 = mix32_v(vxor_i(k, mix32_v(index)));
+        const VecI r1 = mix32_v(vxor_i(k, mix32_v(vadd_i(index, vset_i(FUSEDOPT_SIMD_LANES)))));
+        store_rounded(p + i, x0, x1, vand_i(r0, low), vand_i(r1, low));
+    }
+};
+
+// Two parameter-shaped state operands (a, b), a step of each at a time: float32 in place, or
+// bfloat16 rounded stochastically with narrow_state_pair's bits (stored in order: the bits advance).
+struct F32StatePair {
+    float* a;
+    float* b;
+    void load(std::size_t i, VecF& a0, VecF& a1, VecF& b0, VecF& b1) const {
+        F32Lanes::load(a + i, a0, a1);
+        F32Lanes::load(b + i, b0, b1);
+    }
+    void store(std::size_t i, VecF a0, VecF a1, VecF b0, VecF b1) const {
+        F32Lanes::store(a + i, a0, a1);
+        F32Lanes::store(b + i, b0, b1);
+    }
+};
+struct Bf16StatePair {
+    std::uint16_t* a;
+    std::uint16_t* b;
+    StateBits bits;
+    void load(std::size_t i, VecF& a0, VecF& a1, VecF& b0, VecF& b1) const {
+        widen_bf16_pair(a + i, a0, a1);
+        widen_bf16_pair(b + i, b0, b1);
+    }
+    void store(std::size_t i, VecF a0, VecF a1, VecF b0, VecF b1) {
+        VecI r0, r1;
+        bits.next(r0, r1);
+        store_rounded_pair(a + i, a0, a1, b + i, b0, b1, r0, r1);
+    }
+};
+#endif
+
+// The storages a rule's vector loop takes (R::vector_loop; Adam: kernels/adam_vector.hpp) in
+// place of scratch_chunk: the parameter and gradient float32, bfloat16 or float16 (with or
+// without a master copy; stochastic rounding for bfloat16), and two state operands (2 and 3, no
+// other) float32 or bfloat16. For elements [lo, ...) of `seg`: returns body(param, g, state)
+// (the elements it did), or 0 for another storage or on a target without vector loops.
+template <class Body>
+std::size_t with_vector_storage(const Segment& seg, std::size_t lo, const Storage& st, Body&& body) {
+#if FUSEDOPT_SIMD_LANES
+    if (!seg.data[3] || (st.stochastic && st.param != DType::bf16)) return 0;
+    for (int k = 4; k < kMaxOperands; ++k)
+        if (seg.data[k] && k != st.master) return 0;
+    const bool bf16_state = st.slot[2] == SlotStorage::bf16;
+    if (st.slot[3] != st.slot[2] || !(bf16_state || st.slot[2] == SlotStorage::plain)) return 0;
+    const auto with_state = [&](auto param) {
+        const auto* g = operand<typename decltype(param)::Grad::Elem>(seg, 1) + lo;
+        if (!bf16_state) return body(param, g, F32StatePair{operand<float>(seg, 2) + lo, operand<float>(seg, 3) + lo});
+        return body(param, g,
+                    Bf16StatePair{operand<std::uint16_t>(seg, 2) + lo, operand<std::uint16_t>(seg, 3) + lo,
+                                  StateBits(mix32(st.key), static_cast<std::uint32_t>(lo))});
+    };
+    if (st.param == DType::f32) return bf16_state ? with_state(F32Param{operand<float>(seg, 0) + lo}) : 0;
+    std::uint16_t* const p = operand<std::uint16_t>(seg, 0) + lo;
+    float* const master = st.master >= 0 ? operand<float>(seg, st.master) + lo : nullptr;
+    const std::uint32_t at = static_cast<std::uint32_t>(lo);
+    if (st.param == DType::f16)
+        return master ? with_state(LowParam<F16Lanes, true, false>{p, master, st.key, at})
+                      : with_state(LowParam<F16Lanes, false, false>{p, master, st.key, at});
+    if (st.stochastic)
+        return master ? with_state(LowParam<Bf16Lanes, true, true>{p, master, st.key, at})
+                      : with_state(LowParam<Bf16Lanes, false, true>{p, master, st.key, at});
+    return master ? with_state(LowParam<Bf16Lanes, true, false>{p, master, st.key, at})
+                  : with_state(LowParam<Bf16Lanes, false, false>{p, master, st.key, at});
+#else
+    static_cast<void>(seg), static_cast<void>(lo), static_cast<void>(st), static_cast<void>(body);
+    return 0;
+#endif
+}
