@@ -257,7 +257,7 @@ def vector_loops(allowed: bool) -> Iterator[None]:
 @pytest.mark.parametrize("config", VECTOR_ADAM, ids=lambda c: ",".join(c) or "plain")
 def test_adam_vector_loop_equals_the_scratch_path(config: dict[str, Any], storage: tuple, target: str) -> None:
     """Adam on 16-bit parameters or bfloat16 moments runs in one hand-vectorized loop
-    (kernels/adam_vector.hpp: AVX-512 and AVX2) in place of the scratch path. Bit for bit on
+    (adam_rule::vector_chunk: AVX-512 and AVX2) in place of the scratch path. Bit for bit on
     each target: parameters and stored state, sizes with and without vector tails, non-finite
     gradients, pieces starting inside an array (2 threads)."""
     param_dtype, state_dtype, options = storage

@@ -22,8 +22,8 @@ namespace fusedopt {
 namespace FUSEDOPT_TARGET {
 namespace {
 
-#include "fusedopt/kernels/element_math.hpp"
 #include "fusedopt/kernels/simd.hpp"
+#include "fusedopt/kernels/element_math.hpp"
 #include "fusedopt/kernels/parallel.hpp"
 #include "fusedopt/kernels/lane_sum.hpp"
 #include "fusedopt/kernels/reduce.hpp"
@@ -32,7 +32,6 @@ namespace {
 #include "fusedopt/kernels/low_precision.hpp"
 #include "fusedopt/kernels/vector_storage.hpp"
 #include "fusedopt/kernels/scratch.hpp"
-#include "fusedopt/kernels/adam_vector.hpp"
 #include "fusedopt/kernels/blend.hpp"
 #include "fusedopt/kernels/schedule_free.hpp"
 #include "fusedopt/rules/rule_base.hpp"

@@ -1,4 +1,5 @@
-// Pieces the Adam family's loops share. Included inside a per-target anonymous namespace.
+// Pieces the Adam family's loops share, on one element or one vector of them (T: float, double
+// or simd.hpp's VecF). Included inside a per-target anonymous namespace.
 
 // The gradient as the Adam family sees it, with weight decay: decoupled multiplies p by
 // (1 - lr*wd) before anything else; coupled adds wd*p to the (negated, clipped) gradient.
@@ -7,7 +8,7 @@ struct DecayedGrad {
     GradIn<T> gin;
     T wd, decay;
     DecayedGrad(const GradTransform& gt, double weight_decay, double decay_)
-        : gin(gt), wd(T(weight_decay)), decay(T(decay_)) {}
+        : gin(gt), wd(splat<T>(weight_decay)), decay(splat<T>(decay_)) {}
     T operator()(T& p, T g) const {
         T d = gin(g);
         if (DEC) p = p * decay;
@@ -21,7 +22,8 @@ template <class T>
 struct Moments {
     Lerp<T> m_lerp;
     T beta2, one_minus_beta2;
-    Moments(double beta1, double beta2_) : m_lerp(1.0 - beta1), beta2(T(beta2_)), one_minus_beta2(T(1.0 - beta2_)) {}
+    Moments(double beta1, double beta2_)
+        : m_lerp(1.0 - beta1), beta2(splat<T>(beta2_)), one_minus_beta2(splat<T>(1.0 - beta2_)) {}
     T first(T m, T d) const { return m_lerp(m, d); }
     T second(T v, T d) const { return fmadd(one_minus_beta2 * d, d, v * beta2); }
 };

@@ -39,8 +39,8 @@ template <class T>
 struct Lerp {
     T weight;   // w when |w| < 0.5, else w - 1
     bool small;
-    explicit Lerp(double w) : weight(static_cast<T>(w)), small(w < 0.5 && w > -0.5) {
-        if (!small) weight = weight - T(1);
+    explicit Lerp(double w) : weight(splat<T>(w)), small(w < 0.5 && w > -0.5) {
+        if (!small) weight = weight - splat<T>(1.0);
     }
     T operator()(T a, T b) const {
         // One fmadd with a selected addend (not a branch between two fmadds): GCC if-converts
@@ -61,7 +61,7 @@ inline T sign_(T x) {
 template <class T>
 struct GradIn {
     T scale, lo, hi;
-    explicit GradIn(const GradTransform& t) : scale(T(t.scale)), lo(T(t.lo)), hi(T(t.hi)) {}
+    explicit GradIn(const GradTransform& t) : scale(splat<T>(t.scale)), lo(splat<T>(t.lo)), hi(splat<T>(t.hi)) {}
     T operator()(T x) const {
         const T y = x < lo ? lo : x;
         return (y > hi ? hi : y) * scale;

@@ -1,8 +1,17 @@
-// The target's float32 vector for the hand-vectorized loops (16-bit storage: low_precision.hpp,
-// adam_vector.hpp): 16 lanes on AVX-512, 8 on AVX2, and the operations they use, named once so
-// a loop is written once for both. FUSEDOPT_SIMD_LANES is 0 on the baseline target, which has no
-// such loops. Plain IEEE operations, each one rounding, as the scalar code they mirror.
-// Included inside a per-target anonymous namespace.
+// The target's float32 vector for the hand-vectorized loops (16-bit storage:
+// vector_storage.hpp): 16 lanes on AVX-512, 8 on AVX2, and the operations they use, named once
+// so a loop is written once for both. FUSEDOPT_SIMD_LANES is 0 on the baseline target, which has
+// no such loops. Plain IEEE operations, each one rounding, as the scalar code they mirror. A VecF
+// is a GCC vector type, so + - * / and `a < b ? x : y` work on it lane by lane, and the element
+// functions of a rule (element_math.hpp, adam_common.hpp) take it as their T: splat, fmadd and
+// sqrt_ are its overloads, declared here, before those templates. Included inside a per-target
+// anonymous namespace.
+
+// A scalar hyperparameter as the element type T (a VecF: in every lane).
+template <class T>
+inline T splat(double x) {
+    return static_cast<T>(x);
+}
 
 #if defined(__AVX512F__)
 #define FUSEDOPT_SIMD_LANES 16
@@ -106,4 +115,13 @@ inline void vstore_f16(std::uint16_t* a, VecF x) {
 
 #else
 #define FUSEDOPT_SIMD_LANES 0
+#endif
+
+#if FUSEDOPT_SIMD_LANES
+template <>
+inline VecF splat<VecF>(double x) {
+    return vset(static_cast<float>(x));
+}
+inline VecF fmadd(VecF a, VecF b, VecF c) { return vfmadd(a, b, c); }
+inline VecF sqrt_(VecF a) { return vsqrt(a); }
 #endif

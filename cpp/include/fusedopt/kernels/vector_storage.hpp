@@ -2,8 +2,9 @@
 // vectors at a time: 2 x FUSEDOPT_SIMD_LANES consecutive elements, x0 the first half. The same
 // conversions, roundings and random bits as the scalar code in low_precision.hpp, so the same
 // bits: the scratch path narrows bfloat16 state with narrow_state_pair_simd, and a rule's vector
-// loop (adam_vector.hpp) takes its parameter and state through these. Included inside a
-// per-target anonymous namespace, after low_precision.hpp.
+// loop (pair_vector_loop; Adam's vector_chunk) takes its parameter and state through these, its
+// own element functions run on vectors. Included inside a per-target anonymous namespace, after
+// low_precision.hpp.
 
 #if FUSEDOPT_SIMD_LANES
 constexpr std::size_t kPairLanes = 2 * FUSEDOPT_SIMD_LANES;  // elements one step of a loop takes
@@ -124,6 +125,7 @@ struct F16Lanes {
 // bfloat16, stochastically (STOCHASTIC: narrow_stochastic's random bits).
 struct F32Param {
     using Grad = F32Lanes;
+    using Vec = VecF;
     float* p;
     void load(std::size_t i, VecF& x0, VecF& x1) const { F32Lanes::load(p + i, x0, x1); }
     void store(std::size_t i, VecF x0, VecF x1) const { F32Lanes::store(p + i, x0, x1); }
@@ -131,6 +133,7 @@ struct F32Param {
 template <class Lanes, bool MASTER, bool STOCHASTIC>
 struct LowParam {
     using Grad = Lanes;
+    using Vec = VecF;
     std::uint16_t* p;
     float* master;
     std::uint32_t key, at;  // STOCHASTIC: random_bits(key, at + i) for element i
@@ -179,13 +182,34 @@ struct Bf16StatePair {
         store_rounded_pair(a + i, a0, a1, b + i, b0, b1, r0, r1);
     }
 };
+
+// A rule's update of a parameter and two state operands, a step at a time: f(p, g, a, b) on each
+// half (float32 vectors; p, a and b updated in place). Elements [0, n - n % kPairLanes) of a
+// piece; returns how many.
+template <class Param, class State, class F>
+std::size_t pair_vector_loop(Param param, const typename Param::Grad::Elem* __restrict g, State state, std::size_t n,
+                             F&& f) {
+    const std::size_t end = n - n % kPairLanes;
+    for (std::size_t i = 0; i < end; i += kPairLanes) {
+        VecF p0, p1, g0, g1, a0, a1, b0, b1;
+        param.load(i, p0, p1);
+        Param::Grad::load(g + i, g0, g1);
+        state.load(i, a0, a1, b0, b1);
+        f(p0, g0, a0, b0);
+        f(p1, g1, a1, b1);
+        param.store(i, p0, p1);
+        state.store(i, a0, a1, b0, b1);
+    }
+    return end;
+}
 #endif
 
-// The storages a rule's vector loop takes (R::vector_loop; Adam: kernels/adam_vector.hpp) in
+// The storages a rule's vector loop takes (R::vector_loop; Adam: vector_chunk) in
 // place of scratch_chunk: the parameter and gradient float32, bfloat16 or float16 (with or
 // without a master copy; stochastic rounding for bfloat16), and two state operands (2 and 3, no
 // other) float32 or bfloat16. For elements [lo, ...) of `seg`: returns body(param, g, state)
-// (the elements it did), or 0 for another storage or on a target without vector loops.
+// (the elements it did; typename decltype(param)::Vec is the vector type), or 0 for another
+// storage or on a target without vector loops.
 template <class Body>
 std::size_t with_vector_storage(const Segment& seg, std::size_t lo, const Storage& st, Body&& body) {
 #if FUSEDOPT_SIMD_LANES

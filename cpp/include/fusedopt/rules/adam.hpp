@@ -30,6 +30,14 @@ struct adam_rule : RuleBase {
                 decoupled_decay(v[lr], v[weight_decay], dec), v[amsgrad] != 0.0, dec, hat};
     }
 
+    // The parameter after its step, from the new moments (v: amsgrad's maximum where it applies);
+    // T: one element, or a vector of them (vector_chunk).
+    template <bool HAT, class T>
+    static T stepped(T p, T m, T v, T bc2_sqrt, T eps, T neg_step) {
+        const T denom = HAT ? sqrt_(v) + eps : sqrt_(v) / bc2_sqrt + eps;
+        return p + (neg_step * m) / denom;
+    }
+
     template <class T, bool AMS, bool CWD, bool DEC, bool HAT>
     static void loop(T* __restrict p, const T* __restrict g, T* __restrict m, T* __restrict v, T* __restrict vmax,
                      std::size_t n, DecayedGrad<T, CWD, DEC> grad, Moments<T> mom, T bc2_sqrt, T eps, T neg_step) {
@@ -42,25 +50,28 @@ struct adam_rule : RuleBase {
                 vi = max_nan(vmax[i], vi);
                 vmax[i] = vi;
             }
-            const T denom = HAT ? sqrt_(vi) + eps : sqrt_(vi) / bc2_sqrt + eps;
-            p[i] = pi + (neg_step * mi) / denom;
+            p[i] = stepped<HAT>(pi, mi, vi, bc2_sqrt, eps, neg_step);
         }
     }
 
-    // 16-bit parameters or bfloat16 moments: one vector loop (kernels/adam_vector.hpp).
+    // 16-bit parameters or bfloat16 moments, no amsgrad: the same functions on vectors, in one
+    // loop over the stored values (kernels/vector_storage.hpp).
     static constexpr bool vector_loop = true;
     static std::size_t vector_chunk(const Segment& seg, std::size_t lo, std::size_t hi, const Scalars& s,
                                     const GradTransform& gt, const Storage& st) {
-        const Moments<float> mom(s.beta1, s.beta2);
         return with_vector_storage(seg, lo, st, [&](auto param, const auto* g, auto state) {
-            using P = decltype(param);
-            using S = decltype(state);
+            using V = typename decltype(param)::Vec;
+            const Moments<V> mom(s.beta1, s.beta2);
+            const V bc2_sqrt = splat<V>(s.bc2_sqrt), eps = splat<V>(s.eps), neg_step = splat<V>(-s.step_size);
             std::size_t done = 0;
             with_weight_decay(s.weight_decay, s.decoupled, [&](auto cwd, auto dec) {
-                constexpr bool C = decltype(cwd)::value, D = decltype(dec)::value;
-                const auto run = s.hat ? &adam_vector<P, S, C, D, true> : &adam_vector<P, S, C, D, false>;
-                done = run(param, g, state, hi - lo, DecayedGrad<float, C, D>(gt, s.weight_decay, s.decay), mom,
-                           float(s.bc2_sqrt), float(s.eps), float(-s.step_size));
+                const DecayedGrad<V, decltype(cwd)::value, decltype(dec)::value> grad(gt, s.weight_decay, s.decay);
+                with_flag(s.hat, [&](auto hat) {
+                    done = pair_vector_loop(param, g, state, hi - lo, [&](V& p, V x, V& m, V& v) {
+                        step_moments(p, x, m, v, grad, mom);
+                        p = stepped<decltype(hat)::value>(p, m, v, bc2_sqrt, eps, neg_step);
+                    });
+                });
             });
             return done;
         });

@@ -15,8 +15,8 @@
 // parameter's blocks and chunks run on float32 copies that start at the block).
 // A rule may also set vector_loop and define vector_chunk(segment, lo, hi, scalars, grad
 // transform, storage): its update on 16-bit storage in one hand-vectorized loop, returning how
-// many elements it did (the scratch path does the rest, with the same bits; Adam:
-// kernels/adam_vector.hpp, kernels/vector_storage.hpp).
+// many elements it did (the scratch path does the rest, with the same bits): its element
+// functions on simd.hpp's vectors, its storage through kernels/vector_storage.hpp (Adam).
 
 struct RuleBase {
     static constexpr int reduce_passes = 0;
