@@ -32,5 +32,13 @@ for name in names:
     stepped.append(name)
 assert len(stepped) >= 9, stepped
 fo.clip_grad_norm_(p, 1.0)
+# 16-bit storage: the AVX2 vector loops and the scratch path (a tail of 7 elements)
+import ml_dtypes
+
+for dtype, state in ((np.float32, "bfloat16"), (ml_dtypes.bfloat16, None), (np.float16, "bfloat16")):
+    q = [np.ones(1031, dtype)]
+    opt = fo.Adam(q, lr=1e-2, state_dtype=state, stochastic_rounding=dtype is ml_dtypes.bfloat16)
+    opt.step([np.full(1031, 0.5, dtype)])
+    assert (q[0].astype(np.float32) < 1.0).all(), (dtype, state)
 print(f"check_without_avx512: {len(stepped)} optimizers stepped on", info["active_target"])
 PY
