@@ -4,7 +4,8 @@
 // no such loops. Plain IEEE operations, each one rounding, as the scalar code they mirror. A VecF
 // is a GCC vector type, so + - * / and `a < b ? x : y` work on it lane by lane, and the element
 // functions of a rule (element_math.hpp, adam_common.hpp) take it as their T: splat, fmadd and
-// sqrt_ are its overloads, declared here, before those templates. Included inside a per-target
+// sqrt_ are its overloads, declared here, before those templates (a VecF has no namespace for
+// argument-dependent lookup to find later ones in). Included inside a per-target
 // anonymous namespace.
 
 // A scalar hyperparameter as the element type T (a VecF: in every lane).
@@ -22,16 +23,8 @@ inline VecF vload(const float* a) { return _mm512_loadu_ps(a); }
 inline void vstore(float* a, VecF x) { _mm512_storeu_ps(a, x); }
 inline VecF vset(float x) { return _mm512_set1_ps(x); }
 inline VecI vset_i(std::uint32_t x) { return _mm512_set1_epi32(static_cast<int>(x)); }
-inline VecF vadd(VecF a, VecF b) { return _mm512_add_ps(a, b); }
-inline VecF vsub(VecF a, VecF b) { return _mm512_sub_ps(a, b); }
-inline VecF vmul(VecF a, VecF b) { return _mm512_mul_ps(a, b); }
-inline VecF vdiv(VecF a, VecF b) { return _mm512_div_ps(a, b); }
-inline VecF vsqrt(VecF a) { return _mm512_sqrt_ps(a); }
-inline VecF vfmadd(VecF a, VecF b, VecF c) { return _mm512_fmadd_ps(a, b, c); }
-inline VecMask vless(VecF a, VecF b) { return _mm512_cmp_ps_mask(a, b, _CMP_LT_OQ); }  // false for NaN
-inline VecMask vgreater(VecF a, VecF b) { return _mm512_cmp_ps_mask(a, b, _CMP_GT_OQ); }
-inline VecMask vmask(bool all) { return all ? VecMask(0xffff) : VecMask(0); }
-inline VecF vselect(VecMask m, VecF if_clear, VecF if_set) { return _mm512_mask_blend_ps(m, if_clear, if_set); }
+inline VecF sqrt_(VecF a) { return _mm512_sqrt_ps(a); }
+inline VecF fmadd(VecF a, VecF b, VecF c) { return _mm512_fmadd_ps(a, b, c); }
 inline VecMask vnan(VecF a) { return _mm512_fpclass_ps_mask(a, 0x81); }  // quiet or signaling
 inline bool vnone(VecMask m) { return m == 0; }
 inline VecI vbits(VecF a) { return _mm512_castps_si512(a); }
@@ -73,16 +66,8 @@ inline VecF vload(const float* a) { return _mm256_loadu_ps(a); }
 inline void vstore(float* a, VecF x) { _mm256_storeu_ps(a, x); }
 inline VecF vset(float x) { return _mm256_set1_ps(x); }
 inline VecI vset_i(std::uint32_t x) { return _mm256_set1_epi32(static_cast<int>(x)); }
-inline VecF vadd(VecF a, VecF b) { return _mm256_add_ps(a, b); }
-inline VecF vsub(VecF a, VecF b) { return _mm256_sub_ps(a, b); }
-inline VecF vmul(VecF a, VecF b) { return _mm256_mul_ps(a, b); }
-inline VecF vdiv(VecF a, VecF b) { return _mm256_div_ps(a, b); }
-inline VecF vsqrt(VecF a) { return _mm256_sqrt_ps(a); }
-inline VecF vfmadd(VecF a, VecF b, VecF c) { return _mm256_fmadd_ps(a, b, c); }
-inline VecMask vless(VecF a, VecF b) { return _mm256_cmp_ps(a, b, _CMP_LT_OQ); }
-inline VecMask vgreater(VecF a, VecF b) { return _mm256_cmp_ps(a, b, _CMP_GT_OQ); }
-inline VecMask vmask(bool all) { return _mm256_castsi256_ps(_mm256_set1_epi32(all ? -1 : 0)); }
-inline VecF vselect(VecMask m, VecF if_clear, VecF if_set) { return _mm256_blendv_ps(if_clear, if_set, m); }
+inline VecF sqrt_(VecF a) { return _mm256_sqrt_ps(a); }
+inline VecF fmadd(VecF a, VecF b, VecF c) { return _mm256_fmadd_ps(a, b, c); }
 inline VecMask vnan(VecF a) { return _mm256_cmp_ps(a, a, _CMP_UNORD_Q); }
 inline bool vnone(VecMask m) { return _mm256_movemask_ps(m) == 0; }
 inline VecI vbits(VecF a) { return _mm256_castps_si256(a); }
@@ -122,6 +107,4 @@ template <>
 inline VecF splat<VecF>(double x) {
     return vset(static_cast<float>(x));
 }
-inline VecF fmadd(VecF a, VecF b, VecF c) { return vfmadd(a, b, c); }
-inline VecF sqrt_(VecF a) { return vsqrt(a); }
 #endif
