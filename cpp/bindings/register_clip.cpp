@@ -133,12 +133,7 @@ void register_clip(py::module_& m) {
             py::gil_scoped_release release;
             const KernelTable& k = active_kernels();
             const Exec e = current_exec();
-            for (const ArraySet* set : s.nonempty()) {
-                if (low_precision(set->dtype))
-                    k.elementwise.scale_low(set->list(), factor, set->dtype, e);
-                else
-                    (set->dtype == DType::f32 ? k.elementwise.scale_f32 : k.elementwise.scale_f64)(set->list(), factor, e);
-            }
+            for (const ArraySet* set : s.nonempty()) k.elementwise.scale(set->list(), factor, set->dtype, e);
         },
         py::arg("arrays"), py::arg("factor"), "x *= factor for every array, in place.");
     m.def(
@@ -149,12 +144,7 @@ void register_clip(py::module_& m) {
             py::gil_scoped_release release;
             const KernelTable& k = active_kernels();
             const Exec e = current_exec();
-            for (const ArraySet* set : s.nonempty()) {
-                if (low_precision(set->dtype))
-                    k.elementwise.clamp_low(set->list(), lo, hi, set->dtype, e);
-                else
-                    (set->dtype == DType::f32 ? k.elementwise.clamp_f32 : k.elementwise.clamp_f64)(set->list(), lo, hi, e);
-            }
+            for (const ArraySet* set : s.nonempty()) k.elementwise.clamp(set->list(), lo, hi, set->dtype, e);
         },
         py::arg("arrays"), py::arg("lo"), py::arg("hi"), "x = clamp(x, lo, hi) for every array, in place (NaN kept).");
 }

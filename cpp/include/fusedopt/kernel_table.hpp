@@ -65,6 +65,15 @@ struct ElementwiseKernels {
     // The same on bfloat16 or float16 arrays: float32 arithmetic, each result rounded once.
     void (*scale_low)(const SegmentList&, double factor, DType, const Exec&);
     void (*clamp_low)(const SegmentList&, double lo, double hi, DType, const Exec&);
+    // Arrays of dtype t, by the kernel for it.
+    void scale(const SegmentList& l, double factor, DType t, const Exec& e) const {
+        if (low_precision(t)) return scale_low(l, factor, t, e);
+        (t == DType::f32 ? scale_f32 : scale_f64)(l, factor, e);
+    }
+    void clamp(const SegmentList& l, double lo, double hi, DType t, const Exec& e) const {
+        if (low_precision(t)) return clamp_low(l, lo, hi, t, e);
+        (t == DType::f32 ? clamp_f32 : clamp_f64)(l, lo, hi, e);
+    }
 };
 
 // The wrappers' pass over pairs of arrays (kernels/blend.hpp): operand 0 = a, operand 1 = b.
