@@ -4,8 +4,9 @@ counterpart) and array layouts (sizes, dtypes, many small arrays, the flat arena
 The memory-traffic probe (``fusedopt._core.Probe``, prepared once per contender) reads and
 writes exactly what an optimizer's kernel reads and writes, with trivial arithmetic:
 ``pattern`` is the number of arrays per parameter that are read *and* written (the parameter
-plus its state arrays); the gradient is read only. Bytes moved per parameter = (2 * pattern + 1) * itemsize; e.g. float32 Adam:
-p, m, v read and written, g read: 7 x 4 B = 28 B.
+plus its state arrays); the gradient is read only. Bytes moved per parameter =
+(2 * pattern + 1) * itemsize; e.g. float32 Adam: p, m, v read and written, g read:
+7 x 4 B = 28 B.
 """
 
 from __future__ import annotations

@@ -4,8 +4,9 @@ one process when there is no MPI (the same step code runs; every collective is a
 Gradients are averaged in rank order, ``((g_0 + g_1) + g_2 + ...) / world_size`` in their own
 dtype (16-bit ones in float32, rounded once to their dtype), not by MPI's reduction (whose
 order is the MPI library's choice, so its bits cannot be reproduced): an Alltoallv hands each
-rank every rank's copy of its shard, and the rank sums them in order. That moves the bytes of a ring reduce-scatter, and a single process averaging the same
-gradients the same way gets the same bits.
+rank every rank's copy of its shard, and the rank sums them in order. That moves the bytes of
+a ring reduce-scatter, and a single process averaging the same gradients the same way gets the
+same bits.
 """
 
 from __future__ import annotations

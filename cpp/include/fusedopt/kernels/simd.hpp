@@ -93,7 +93,9 @@ inline void vstore_top_halves(std::uint16_t* out, VecI lo, VecI hi) {
     const __m256i packed = _mm256_packus_epi32(_mm256_srli_epi32(lo, 16), _mm256_srli_epi32(hi, 16));
     _mm256_storeu_si256(reinterpret_cast<__m256i*>(out), _mm256_permute4x64_epi64(packed, 0xd8));
 }
-inline VecF vload_f16(const std::uint16_t* a) { return _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(a))); }
+inline VecF vload_f16(const std::uint16_t* a) {
+    return _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(a)));
+}
 inline void vstore_f16(std::uint16_t* a, VecF x) {
     _mm_storeu_si128(reinterpret_cast<__m128i*>(a), _mm256_cvtps_ph(x, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
 }
