@@ -6,8 +6,9 @@
   state); on FMA targets, with teacher forcing, parameters within the float32 suite's bound and
   the stored state within one code (int8) or one stochastic rounding (bfloat16).
 * The int8 quantizer itself: the native codes of crafted values (threshold neighbours, tiny,
-  negative, zero, non-finite) equal reference.quantize's on every target; the code book's error
-  bounds; non-negative state keeps values 10^7 below its block's largest.
+  negative, zero, non-finite) equal reference.quantize's on every target; every code reads back
+  as the NumPy decoding on every target and read path; the code book's error bounds;
+  non-negative state keeps values 10^7 below its block's largest.
 * Storage: dtypes, shapes and layouts of the state; the same bits at any thread count; state_dict,
   pickle and deepcopy resume bitwise; conversion between storages on request; refusals.
 """
@@ -435,32 +436,42 @@ def test_any_dense_layout_matches_the_reference(storage: str) -> None:
             np.testing.assert_array_equal(pair.a.state[0][name].T.view(np.uint8), v.view(np.uint8))
 
 
-@pytest.mark.skipif("avx512" not in SUPPORTED_TARGETS, reason="the byte permutes are an AVX-512 path")
+def int8_read_paths() -> list[tuple[str, bool]]:
+    """(target, byte permutes allowed): every way this CPU reads int8 state (kernels/quantize.hpp:
+    one code at a time on the baseline, gathers on AVX2, permutes on AVX-512, AVX512-VBMI's byte
+    permutes where the CPU has them)."""
+    return [(t, True) for t in SUPPORTED_TARGETS] + [("avx512", False)] * ("avx512" in SUPPORTED_TARGETS)
+
+
+@pytest.mark.parametrize("signed", [True, False])
 @pytest.mark.parametrize("n", [64, 1000, 2 * 256 + 7])
-def test_int8_state_reads_the_same_with_and_without_byte_permutes(n: int) -> None:
-    """On AVX-512, int8 state is read with AVX512-VBMI's byte permutes where the CPU has them
-    (kernels/quantize.hpp, dequantize_vbmi): every code of both code books (signed exp_avg, with
-    code 128; non-negative exp_avg_sq), in blocks with a tail after the last 64 codes, gives the
-    same bits with them and without."""
+def test_int8_state_reads_as_the_reference_decodes_on_every_path(signed: bool, n: int) -> None:
+    """Every code of both code books (signed: SGD's momentum buffer, with code 128; non-negative:
+    Adagrad's sum), in blocks with a tail after the last full vector, set directly, then one step
+    whose parameter is an exact function of the decoded state on every target (SGD, momentum 1,
+    lr 1, zero gradient: p = -state; Adagrad, lr 1, gradient 1: p = -1 / sqrt(state + 1), each
+    operation one IEEE rounding, so FMA changes nothing): the same bits as the NumPy decoding."""
     rng = np.random.default_rng(n)
-    p0 = rng.uniform(0.5, 2.0, n).astype(np.float32)
-    g = rng.standard_normal(n).astype(np.float32)
-    blocks = -(-n // 256)
-    scales = [rng.uniform(1e-3, 1.0, blocks).astype(np.float32) for _ in range(2)]
-    results = []
-    for allowed in (True, False):
-        _core._allow_byte_permutes(allowed)
+    codes = ((np.arange(n) * 5 + 3) % 256).astype(np.uint8)  # every code, in no particular order
+    scales = rng.uniform(1.0, 1e3, -(-n // 256)).astype(np.float32)
+    slot = "momentum_buffer" if signed else "sum"
+    value = compressed_state.decode([codes, scales], "int8", signed)
+    want = np.float32(0) - value if signed else np.float32(0) - np.float32(1) / np.sqrt(value + np.float32(1))
+    for target, byte_permutes in int8_read_paths():
+        _core._allow_byte_permutes(byte_permutes)
         try:
-            with using_target("avx512"):
-                opt = fusedopt.Adam([p0.copy()], lr=1e-2, state_dtype="int8")
-                opt.step([g])
-                st = opt.state[0]
-                st["exp_avg"][...] = (np.arange(n) * 5 + 3) % 256  # every code, in no particular order
-                st["exp_avg_sq"][...] = (np.arange(n) * 7 + 1) % 256
-                st["exp_avg_absmax"][...] = scales[0]
-                st["exp_avg_sq_absmax"][...] = scales[1]
-                opt.step([g])
-                results.append(snapshot(opt))
+            with using_target(target):
+                p = np.zeros(n, np.float32)
+                if signed:
+                    opt = fusedopt.SGD([p], lr=1.0, momentum=1.0, state_dtype="int8")
+                    opt.step([np.zeros(n, np.float32)])
+                else:
+                    opt = fusedopt.Adagrad([p], lr=1.0, eps=0.0, state_dtype="int8")
+                    opt.step([np.ones(n, np.float32)])
+                opt.state[0][slot][...] = codes
+                opt.state[0][f"{slot}_absmax"][...] = scales
+                p[...] = 0.0
+                opt.step([np.zeros(n, np.float32) if signed else np.ones(n, np.float32)])
         finally:
             _core._allow_byte_permutes(True)
-    assert_snapshot_equal(results[0], results[1], "byte permutes vs 16 at a time: ")
+        assert same_bits(p, want), f"{target}, byte permutes {byte_permutes}: {np.flatnonzero(p != want)[:8]}"

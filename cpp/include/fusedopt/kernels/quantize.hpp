@@ -174,8 +174,8 @@ inline __m512i quantize16(__m512 x, __m512 inv, const QuantRegs& r) {
 }
 
 template <bool Signed>
-inline void quantize_avx512(const float* __restrict x, std::uint8_t* __restrict out, std::size_t n, float inv,
-                            const QuantRegs& r) {
+inline void quantize_simd(const float* __restrict x, std::uint8_t* __restrict out, std::size_t n, float inv,
+                          const QuantRegs& r, const QuantMap&) {
     const __m512 invv = _mm512_set1_ps(inv);
     // 64 codes narrowed by two saturating packs (no-ops: codes are < 256) and one permute: the
     // packs interleave 4-byte groups of the four vectors, per 128-bit lane
@@ -194,6 +194,62 @@ inline void quantize_avx512(const float* __restrict x, std::uint8_t* __restrict 
         _mm_mask_storeu_epi8(out + i, m, _mm512_cvtepi32_epi8(quantize16<Signed>(_mm512_maskz_loadu_ps(m, x + i), invv, r)));
     }
 }
+#elif FUSEDOPT_SIMD_LANES == 8
+// AVX2: the level (as above) by counting the thresholds a reaches, 8 comparisons with no
+// dependence between them (a lookup by binade takes 4 permutes of 8 and 3 blends per table
+// here), its constants by permutes of 8 (level 8, from `one` on, by a blend), then the same
+// formula: the same float32 operations, the same bits.
+struct QuantRegs {
+    __m256 threshold[QuantMap::kLevels - 1];  // where levels 1..8 start
+    __m256 scale_t, offset_t;
+    __m256i end_t, top;
+    explicit QuantRegs(const QuantMap& q) {
+        threshold[0] = _mm256_set1_ps(q.zero);
+        for (int i = 1; i < kDecades; ++i) threshold[i] = _mm256_set1_ps(q.above[i]);
+        threshold[kDecades] = _mm256_set1_ps(q.one);
+        scale_t = _mm256_loadu_ps(q.level_scale);  // (levels 0..7)
+        offset_t = _mm256_loadu_ps(q.level_offset);
+        end_t = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(q.level_end));
+        top = _mm256_set1_epi32(q.top);
+    }
+};
+
+// The codes of 8 values x * inv, as 32-bit lanes.
+template <bool Signed>
+inline __m256i quantize8(__m256 x, __m256 inv, const QuantRegs& r) {
+    const __m256 a = _mm256_mul_ps(_mm256_andnot_ps(_mm256_set1_ps(-0.0f), x), inv);
+    __m256i level = _mm256_setzero_si256();
+    for (int k = 0; k < kDecades; ++k)  // (a comparison is -1 where it holds)
+        level = _mm256_sub_epi32(level, _mm256_castps_si256(_mm256_cmp_ps(a, r.threshold[k], _CMP_GE_OQ)));
+    const __m256 t = _mm256_sub_ps(_mm256_mul_ps(a, _mm256_permutevar8x32_ps(r.scale_t, level)),
+                                   _mm256_permutevar8x32_ps(r.offset_t, level));
+    __m256i code = _mm256_min_epi32(_mm256_cvttps_epi32(t), _mm256_permutevar8x32_epi32(r.end_t, level));
+    code = _mm256_castps_si256(_mm256_blendv_ps(_mm256_castsi256_ps(code), _mm256_castsi256_ps(r.top),
+                                                _mm256_cmp_ps(a, r.threshold[kDecades], _CMP_GE_OQ)));
+    if (!Signed) return code;
+    // 128 where x is negative and its code is not 0 (a code > 0 means x is not 0 or NaN)
+    const __m256i sign = _mm256_srli_epi32(_mm256_and_si256(_mm256_castps_si256(x), _mm256_set1_epi32(INT32_MIN)), 24);
+    return _mm256_or_si256(code, _mm256_andnot_si256(_mm256_cmpeq_epi32(code, _mm256_setzero_si256()), sign));
+}
+
+template <bool Signed>
+inline void quantize_simd(const float* __restrict x, std::uint8_t* __restrict out, std::size_t n, float inv,
+                          const QuantRegs& r, const QuantMap& q) {
+    const __m256 invv = _mm256_set1_ps(inv);
+    // 32 codes narrowed by two saturating packs (no-ops: codes are < 256), which interleave
+    // 4-byte groups of the four vectors per 128-bit lane, and one permute that sorts them
+    const __m256i order = _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7);
+    std::size_t i = 0;
+    for (; i + 32 <= n; i += 32) {
+        const __m256i c0 = quantize8<Signed>(_mm256_loadu_ps(x + i), invv, r);
+        const __m256i c1 = quantize8<Signed>(_mm256_loadu_ps(x + i + 8), invv, r);
+        const __m256i c2 = quantize8<Signed>(_mm256_loadu_ps(x + i + 16), invv, r);
+        const __m256i c3 = quantize8<Signed>(_mm256_loadu_ps(x + i + 24), invv, r);
+        const __m256i bytes = _mm256_packus_epi16(_mm256_packus_epi32(c0, c1), _mm256_packus_epi32(c2, c3));
+        _mm256_storeu_si256(reinterpret_cast<__m256i*>(out + i), _mm256_permutevar8x32_epi32(bytes, order));
+    }
+    quantize_codes<Signed>(x + i, out + i, n - i, inv, q);  // (the tail of a segment)
+}
 #endif
 
 // x[0, n) -> codes and the scales of its blocks of kQuantBlock (from x's start): each block's
@@ -202,7 +258,7 @@ inline void quantize_avx512(const float* __restrict x, std::uint8_t* __restrict 
 template <bool Signed>
 void quantize_span(const float* __restrict x, std::uint8_t* __restrict out, float* __restrict scales, std::size_t n,
                    const QuantMap& q) {
-#if defined(__AVX512F__)
+#if FUSEDOPT_SIMD_LANES
     const QuantRegs regs(q);
 #endif
     for (std::size_t b = 0; b < n; b += kQuantBlock) {
@@ -217,9 +273,9 @@ void quantize_span(const float* __restrict x, std::uint8_t* __restrict out, floa
         }
         const float absmax = bits > 0x7f800000u ? __builtin_nanf("") : __builtin_bit_cast(float, bits);
         const float inv = absmax > 0.0f && absmax <= __FLT_MAX__ ? 1.0f / absmax : 0.0f;
-#if defined(__AVX512F__)
+#if FUSEDOPT_SIMD_LANES
         if (inv > 0.0f && inv <= __FLT_MAX__)  // (else all codes are 0, or absmax is below 2^-128)
-            quantize_avx512<Signed>(x + b, out + b, m, inv, regs);
+            quantize_simd<Signed>(x + b, out + b, m, inv, regs, q);
         else
             quantize_codes<Signed>(x + b, out + b, m, inv, q);
 #else
@@ -269,7 +325,15 @@ void dequantize_span(const std::uint8_t* __restrict codes, float* __restrict out
         _mm512_mask_storeu_ps(out + i, m, dequantize16<Signed>(c, _mm512_set1_ps(scales[i / kQuantBlock]), t));
     }
 #else
-    for (std::size_t i = from; i < n; ++i) out[i] = q.value[codes[i]] * scales[i / kQuantBlock];
+    std::size_t i = from;
+#if FUSEDOPT_SIMD_LANES == 8
+    // AVX2: 8 values by one gather from the code book (1.6x faster than one at a time on AMD Zen 3)
+    for (; i + 8 <= n; i += 8) {
+        const __m256i c = _mm256_cvtepu8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(codes + i)));
+        _mm256_storeu_ps(out + i, _mm256_mul_ps(_mm256_i32gather_ps(q.value, c, 4), _mm256_set1_ps(scales[i / kQuantBlock])));
+    }
+#endif
+    for (; i < n; ++i) out[i] = q.value[codes[i]] * scales[i / kQuantBlock];
 #endif
 }
 
