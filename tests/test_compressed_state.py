@@ -222,13 +222,25 @@ def test_same_bits_at_any_thread_count(storage: str) -> None:
             assert same_bits(v, w) if isinstance(v, np.ndarray) else v == w, f"state[{k}][{n}]"
 
 
-VECTOR_ADAM = [
-    {},
-    {"weight_decay": 0.05, "clip_value": 0.5},
-    {"weight_decay": 0.05, "decoupled_weight_decay": True, "maximize": True, "max_grad_norm": 1.0},
-    {"eps_mode": "hat", "betas": (0.3, 0.99)},  # a lerp weight >= 0.5: the other addend
-    {"eps_mode": "hat", "weight_decay": 0.05, "maximize": True, "clip_value": 0.5},
-    {"amsgrad": True},  # a third slot: scratch_chunk alone
+# (optimizer, options): each rule with a vector loop (vector_chunk), its variants; then one it
+# leaves to scratch_chunk
+VECTOR_CONFIGS: list[tuple[str, dict[str, Any]]] = [
+    ("Adam", {}),
+    ("Adam", {"weight_decay": 0.05, "clip_value": 0.5}),
+    ("Adam", {"weight_decay": 0.05, "decoupled_weight_decay": True, "maximize": True, "max_grad_norm": 1.0}),
+    ("Adam", {"eps_mode": "hat", "betas": (0.3, 0.99)}),  # a lerp weight >= 0.5: the other addend
+    ("Adam", {"eps_mode": "hat", "weight_decay": 0.05, "maximize": True, "clip_value": 0.5}),
+    ("Adam", {"amsgrad": True}),  # a third slot: scratch_chunk alone
+    ("SGD", {}),  # no state
+    ("SGD", {"momentum": 0.9, "weight_decay": 0.05, "clip_value": 0.5}),
+    ("SGD", {"momentum": 0.9, "nesterov": True, "maximize": True, "max_grad_norm": 1.0}),
+    ("SGD", {"momentum": 0.8, "dampening": 0.3}),
+    ("SGD", {"momentum": 0.9, "formulation": "classic", "nesterov": True, "weight_decay": 0.05}),
+    ("Adagrad", {"lr_decay": 0.01, "initial_accumulator_value": 0.1}),
+    ("Adagrad", {"weight_decay": 0.05, "maximize": True, "clip_value": 0.5}),
+    ("RMSprop", {"weight_decay": 0.05, "max_grad_norm": 1.0}),
+    ("RMSprop", {"momentum": 0.9, "alpha": 0.3, "maximize": True}),
+    ("RMSprop", {"centered": True, "momentum": 0.9}),  # slots 2 and 4 with 3: scratch_chunk alone
 ]
 # (parameter dtype, state_dtype, options): the vector loop's storages, then one it leaves to scratch_chunk
 VECTOR_STORAGES = [
@@ -255,12 +267,13 @@ def vector_loops(allowed: bool) -> Iterator[None]:
 
 
 @pytest.mark.parametrize("storage", VECTOR_STORAGES, ids=lambda c: "-".join(str(x) for x in c[:2]) + "".join(c[2]))
-@pytest.mark.parametrize("config", VECTOR_ADAM, ids=lambda c: ",".join(c) or "plain")
-def test_adam_vector_loop_equals_the_scratch_path(config: dict[str, Any], storage: tuple, target: str) -> None:
-    """Adam on 16-bit parameters or bfloat16 moments runs in one hand-vectorized loop
-    (adam_rule::vector_chunk: AVX-512 and AVX2) in place of the scratch path. Bit for bit on
-    each target: parameters and stored state, sizes with and without vector tails, non-finite
+@pytest.mark.parametrize("config", VECTOR_CONFIGS, ids=lambda c: c[0] + ":" + (",".join(c[1]) or "plain"))
+def test_vector_loop_equals_the_scratch_path(config: tuple[str, dict[str, Any]], storage: tuple, target: str) -> None:
+    """Adam, SGD, Adagrad and RMSprop on 16-bit parameters or bfloat16 state run in one
+    hand-vectorized loop (the rule's vector_chunk: AVX-512 and AVX2) in place of the scratch path. Bit for bit on each
+    target: parameters and stored state, sizes with and without vector tails, non-finite
     gradients, pieces starting inside an array (2 threads)."""
+    name, config_options = config
     param_dtype, state_dtype, options = storage
     dtype = low_dtype(param_dtype) if param_dtype != "float32" else np.float32
     shapes = [(15,), (16,), (32,), (1037,), (3, 300), (70_000,)]
@@ -268,9 +281,9 @@ def test_adam_vector_loop_equals_the_scratch_path(config: dict[str, Any], storag
     for allowed, threads in ((False, 1), (True, 1), (True, 2)):
         with vector_loops(allowed), using_threads(threads, 1024):
             params = make_params(shapes, dtype, seed=31)
-            opt = fusedopt.Adam(params, lr=3e-2, state_dtype=state_dtype, **config, **options)
+            opt = getattr(fusedopt, name)(params, lr=3e-2, state_dtype=state_dtype, **config_options, **options)
             for t, g in enumerate(make_grad_stream(shapes, dtype, 12, seed=32)):
-                if t == 4 and not config.get("max_grad_norm"):  # (a NaN norm would scale all to NaN)
+                if t == 4 and not config_options.get("max_grad_norm"):  # (a NaN norm would scale all to NaN)
                     g[3][[5, 700]] = [np.nan, np.inf]
                 opt.step(g)
             results.append(snapshot(opt))

@@ -2,7 +2,7 @@
 // vectors at a time: 2 x FUSEDOPT_SIMD_LANES consecutive elements, x0 the first half. The same
 // conversions, roundings and random bits as the scalar code in low_precision.hpp, so the same
 // bits: the scratch path narrows bfloat16 state with narrow_state_pair_simd, and a rule's vector
-// loop (pair_vector_loop; Adam's vector_chunk) takes its parameter and state through these, its
+// loop (state_vector_loop; a rule's vector_chunk) takes its parameter and state through these, its
 // own element functions run on vectors. Included inside a per-target anonymous namespace, after
 // low_precision.hpp.
 
@@ -154,76 +154,98 @@ struct LowParam {
     }
 };
 
-// Two parameter-shaped state operands (a, b), a step of each at a time: float32 in place, or
-// bfloat16 rounded stochastically with narrow_state_pair's bits (stored in order: the bits advance).
-struct F32StatePair {
-    float* a;
-    float* b;
-    void load(std::size_t i, VecF& a0, VecF& a1, VecF& b0, VecF& b1) const {
-        F32Lanes::load(a + i, a0, a1);
-        F32Lanes::load(b + i, b0, b1);
+// The rule's parameter-shaped state operands (2, 3, ...: S of them, at most kVectorSlots), a
+// step of each at a time: float32 in place (F32State<0>: a rule without state), or bfloat16
+// rounded stochastically with narrow_state_pair's bits (stored in order: the bits advance; one
+// hash per element serves a pair, the first slot its low half, the second its high half).
+constexpr int kVectorSlots = 2;
+using StateVecs = VecF[kVectorSlots][2];  // [slot][half]
+
+template <int S>
+struct F32State {
+    static constexpr int slots = S;
+    float* a[S > 0 ? S : 1];
+    void load(std::size_t i, StateVecs& x) const {
+        for (int k = 0; k < S; ++k) F32Lanes::load(a[k] + i, x[k][0], x[k][1]);
     }
-    void store(std::size_t i, VecF a0, VecF a1, VecF b0, VecF b1) const {
-        F32Lanes::store(a + i, a0, a1);
-        F32Lanes::store(b + i, b0, b1);
+    void store(std::size_t i, const StateVecs& x) const {
+        for (int k = 0; k < S; ++k) F32Lanes::store(a[k] + i, x[k][0], x[k][1]);
     }
 };
-struct Bf16StatePair {
-    std::uint16_t* a;
-    std::uint16_t* b;
+template <int S>
+struct Bf16State {
+    static_assert(S == 1 || S == 2, "one hash serves at most two slots");
+    static constexpr int slots = S;
+    std::uint16_t* a[S];
     StateBits bits;
-    void load(std::size_t i, VecF& a0, VecF& a1, VecF& b0, VecF& b1) const {
-        widen_bf16_pair(a + i, a0, a1);
-        widen_bf16_pair(b + i, b0, b1);
+    void load(std::size_t i, StateVecs& x) const {
+        for (int k = 0; k < S; ++k) widen_bf16_pair(a[k] + i, x[k][0], x[k][1]);
     }
-    void store(std::size_t i, VecF a0, VecF a1, VecF b0, VecF b1) {
+    void store(std::size_t i, const StateVecs& x) {
         VecI r0, r1;
         bits.next(r0, r1);
-        store_rounded_pair(a + i, a0, a1, b + i, b0, b1, r0, r1);
+        if constexpr (S == 2)
+            return store_rounded_pair(a[0] + i, x[0][0], x[0][1], a[1] + i, x[1][0], x[1][1], r0, r1);
+        store_rounded(a[0] + i, x[0][0], x[0][1], vand_i(r0, vset_i(0xffffu)), vand_i(r1, vset_i(0xffffu)));
     }
 };
 
-// A rule's update of a parameter and two state operands, a step at a time: f(p, g, a, b) on each
-// half (float32 vectors; p, a and b updated in place). Elements [0, n - n % kPairLanes) of a
-// piece; returns how many.
+// A rule's update of a parameter and its state, a step at a time: f(p, g, state...) on each
+// half (float32 vectors; p and the state updated in place). Elements [0, n - n % kPairLanes)
+// of a piece; returns how many.
 template <class Param, class State, class F>
-std::size_t pair_vector_loop(Param param, const typename Param::Grad::Elem* __restrict g, State state, std::size_t n,
-                             F&& f) {
+std::size_t state_vector_loop(Param param, const typename Param::Grad::Elem* __restrict g, State state, std::size_t n,
+                              F&& f) {
     const std::size_t end = n - n % kPairLanes;
     for (std::size_t i = 0; i < end; i += kPairLanes) {
-        VecF p0, p1, g0, g1, a0, a1, b0, b1;
-        param.load(i, p0, p1);
-        Param::Grad::load(g + i, g0, g1);
-        state.load(i, a0, a1, b0, b1);
-        f(p0, g0, a0, b0);
-        f(p1, g1, a1, b1);
-        param.store(i, p0, p1);
-        state.store(i, a0, a1, b0, b1);
+        VecF p[2], x[2];
+        StateVecs s;
+        param.load(i, p[0], p[1]);
+        Param::Grad::load(g + i, x[0], x[1]);
+        state.load(i, s);
+        for (int h = 0; h < 2; ++h) {
+            if constexpr (State::slots == 0)
+                f(p[h], x[h]);
+            else if constexpr (State::slots == 1)
+                f(p[h], x[h], s[0][h]);
+            else
+                f(p[h], x[h], s[0][h], s[1][h]);
+        }
+        param.store(i, p[0], p[1]);
+        state.store(i, s);
     }
     return end;
 }
 #endif
 
-// The storages a rule's vector loop takes (R::vector_loop; Adam: vector_chunk) in
-// place of scratch_chunk: the parameter and gradient float32, bfloat16 or float16 (with or
-// without a master copy; stochastic rounding for bfloat16), and two state operands (2 and 3, no
-// other) float32 or bfloat16. For elements [lo, ...) of `seg`: returns body(param, g, state)
+// The storages a rule's vector loop takes (R::vector_loop: vector_chunk) in place of
+// scratch_chunk: the parameter and gradient float32, bfloat16 or float16 (with or without a
+// master copy; stochastic rounding for bfloat16), and S state operands (2 .. 2 + S, no other)
+// all float32 or all bfloat16. For elements [lo, ...) of `seg`: returns body(param, g, state)
 // (the elements it did; typename decltype(param)::Vec is the vector type), or 0 for another
 // storage or on a target without vector loops.
-template <class Body>
+template <int S, class Body>
 std::size_t with_vector_storage(const Segment& seg, std::size_t lo, const Storage& st, Body&& body) {
 #if FUSEDOPT_SIMD_LANES
-    if (!seg.data[3] || (st.stochastic && st.param != DType::bf16)) return 0;
-    for (int k = 4; k < kMaxOperands; ++k)
-        if (seg.data[k] && k != st.master) return 0;
-    const bool bf16_state = st.slot[2] == SlotStorage::bf16;
-    if (st.slot[3] != st.slot[2] || !(bf16_state || st.slot[2] == SlotStorage::plain)) return 0;
-    const auto with_state = [&](auto param) {
+    static_assert(S <= kVectorSlots, "state operands a vector loop takes");
+    if (st.stochastic && st.param != DType::bf16) return 0;
+    for (int k = 2; k < kMaxOperands; ++k)
+        if (k != st.master && (k < 2 + S) != (seg.data[k] != nullptr)) return 0;
+    const bool bf16_state = S > 0 && st.slot[2] == SlotStorage::bf16;
+    for (int k = 2; k < 2 + S; ++k)
+        if (st.slot[k] != (bf16_state ? SlotStorage::bf16 : SlotStorage::plain)) return 0;
+    const auto with_state = [&](auto param) -> std::size_t {
         const auto* g = operand<typename decltype(param)::Grad::Elem>(seg, 1) + lo;
-        if (!bf16_state) return body(param, g, F32StatePair{operand<float>(seg, 2) + lo, operand<float>(seg, 3) + lo});
-        return body(param, g,
-                    Bf16StatePair{operand<std::uint16_t>(seg, 2) + lo, operand<std::uint16_t>(seg, 3) + lo,
-                                  StateBits(mix32(st.key), static_cast<std::uint32_t>(lo))});
+        if constexpr (S > 0) {
+            if (bf16_state) {
+                Bf16State<S> state{{}, StateBits(mix32(st.key), static_cast<std::uint32_t>(lo))};
+                for (int k = 0; k < S; ++k) state.a[k] = operand<std::uint16_t>(seg, 2 + k) + lo;
+                return body(param, g, state);
+            }
+        }
+        F32State<S> state{};
+        for (int k = 0; k < S; ++k) state.a[k] = operand<float>(seg, 2 + k) + lo;
+        return body(param, g, state);
     };
     if (st.param == DType::f32) return bf16_state ? with_state(F32Param{operand<float>(seg, 0) + lo}) : 0;
     std::uint16_t* const p = operand<std::uint16_t>(seg, 0) + lo;

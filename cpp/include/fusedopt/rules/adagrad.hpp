@@ -37,16 +37,39 @@ struct adagrad_rule : RuleBase {
         }
     }
 
+    // One element of the dense step, T: an element, or a vector of them (vector_chunk).
+    template <bool WD, class T>
+    static void element(T& p, T g, T& sum, const GradIn<T>& gin, T wd, T eps, T nclr) {
+        T d = gin(g);
+        if (WD) d = fmadd(p, wd, d);
+        sum = fmadd(d, d, sum);
+        p = p + (nclr * d) / (sqrt_(sum) + eps);
+    }
+
     template <class T, bool WD>
     static void loop(T* __restrict p, const T* __restrict g, T* __restrict sum, std::size_t n, GradIn<T> gin, T wd,
                      T eps, T nclr) {
-        for (std::size_t i = 0; i < n; ++i) {
-            T d = gin(g[i]);
-            if (WD) d = fmadd(p[i], wd, d);
-            const T acc = fmadd(d, d, sum[i]);
-            sum[i] = acc;
-            p[i] = p[i] + (nclr * d) / (sqrt_(acc) + eps);
-        }
+        for (std::size_t i = 0; i < n; ++i) element<WD>(p[i], g[i], sum[i], gin, wd, eps, nclr);
+    }
+
+    // 16-bit parameters or a bfloat16 sum, dense gradients: the same element function on
+    // vectors, in one loop over the stored values (kernels/vector_storage.hpp).
+    static constexpr bool vector_loop = true;
+    static std::size_t vector_chunk(const Segment& seg, std::size_t lo, std::size_t hi, const Scalars& s,
+                                    const GradTransform& gt, const Storage& st) {
+        if (s.sparse) return 0;
+        return with_vector_storage<1>(seg, lo, st, [&](auto param, const auto* g, auto state) {
+            using V = typename decltype(param)::Vec;
+            const GradIn<V> gin(gt);
+            const V wd = splat<V>(s.weight_decay), eps = splat<V>(s.eps), nclr = splat<V>(-s.clr);
+            std::size_t done = 0;
+            with_flag(s.weight_decay != 0.0, [&](auto wd_on) {
+                done = state_vector_loop(param, g, state, hi - lo, [&](V& p, V x, V& sum) {
+                    element<decltype(wd_on)::value>(p, x, sum, gin, wd, eps, nclr);
+                });
+            });
+            return done;
+        });
     }
 
     template <class T>

@@ -59,7 +59,7 @@ struct adam_rule : RuleBase {
     static constexpr bool vector_loop = true;
     static std::size_t vector_chunk(const Segment& seg, std::size_t lo, std::size_t hi, const Scalars& s,
                                     const GradTransform& gt, const Storage& st) {
-        return with_vector_storage(seg, lo, st, [&](auto param, const auto* g, auto state) {
+        return with_vector_storage<2>(seg, lo, st, [&](auto param, const auto* g, auto state) {
             using V = typename decltype(param)::Vec;
             const Moments<V> mom(s.beta1, s.beta2);
             const V bc2_sqrt = splat<V>(s.bc2_sqrt), eps = splat<V>(s.eps), neg_step = splat<V>(-s.step_size);
@@ -67,7 +67,7 @@ struct adam_rule : RuleBase {
             with_weight_decay(s.weight_decay, s.decoupled, [&](auto cwd, auto dec) {
                 const DecayedGrad<V, decltype(cwd)::value, decltype(dec)::value> grad(gt, s.weight_decay, s.decay);
                 with_flag(s.hat, [&](auto hat) {
-                    done = pair_vector_loop(param, g, state, hi - lo, [&](V& p, V x, V& m, V& v) {
+                    done = state_vector_loop(param, g, state, hi - lo, [&](V& p, V x, V& m, V& v) {
                         step_moments(p, x, m, v, grad, mom);
                         p = stepped<decltype(hat)::value>(p, m, v, bc2_sqrt, eps, neg_step);
                     });

@@ -19,31 +19,76 @@ struct rmsprop_rule : RuleBase {
         return {v[lr], v[alpha], v[eps], v[weight_decay], v[momentum], v[centered] != 0.0};
     }
 
+    // One element's update, T: an element, or a vector of them (vector_chunk). buf is read and
+    // written with momentum, gavg when centered.
+    template <bool WD, bool MOM, bool CENTERED, class T>
+    static void element(T& p, T g, T& sq, T& buf, T& gavg, const GradIn<T>& gin, T wd, T alpha, T one_minus_alpha,
+                        const Lerp<T>& avg_lerp, T eps, T mom, T nlr) {
+        T d = gin(g);
+        if (WD) d = fmadd(p, wd, d);
+        sq = fmadd(one_minus_alpha * d, d, sq * alpha);
+        T avg;
+        if (CENTERED) {
+            gavg = avg_lerp(gavg, d);
+            avg = sqrt_(fmadd(-gavg, gavg, sq)) + eps;
+        } else {
+            avg = sqrt_(sq) + eps;
+        }
+        if (MOM) {
+            buf = buf * mom + d / avg;
+            p = fmadd(buf, nlr, p);
+        } else {
+            p = p + (nlr * d) / avg;
+        }
+    }
+
     template <class T, bool WD, bool MOM, bool CENTERED>
     static void loop(T* __restrict p, const T* __restrict g, T* __restrict sq, T* __restrict buf, T* __restrict gavg,
                      std::size_t n, GradIn<T> gin, T wd, T alpha, T one_minus_alpha, Lerp<T> avg_lerp, T eps, T mom,
                      T nlr) {
         for (std::size_t i = 0; i < n; ++i) {
-            T d = gin(g[i]);
-            if (WD) d = fmadd(p[i], wd, d);
-            const T v = fmadd(one_minus_alpha * d, d, sq[i] * alpha);
-            sq[i] = v;
-            T avg;
-            if (CENTERED) {
-                const T ga = avg_lerp(gavg[i], d);
-                gavg[i] = ga;
-                avg = sqrt_(fmadd(-ga, ga, v)) + eps;
-            } else {
-                avg = sqrt_(v) + eps;
-            }
-            if (MOM) {
-                const T b = buf[i] * mom + d / avg;
-                buf[i] = b;
-                p[i] = fmadd(b, nlr, p[i]);
-            } else {
-                p[i] = p[i] + (nlr * d) / avg;
-            }
+            T b = MOM ? buf[i] : T(0), ga = CENTERED ? gavg[i] : T(0);
+            element<WD, MOM, CENTERED>(p[i], g[i], sq[i], b, ga, gin, wd, alpha, one_minus_alpha, avg_lerp, eps, mom,
+                                       nlr);
+            if (MOM) buf[i] = b;
+            if (CENTERED) gavg[i] = ga;
         }
+    }
+
+    // 16-bit parameters or bfloat16 state, not centered (its slots are square_avg and
+    // momentum_buffer, operands 2 and 3, or square_avg alone): the same element function on
+    // vectors, in one loop over the stored values (kernels/vector_storage.hpp).
+    static constexpr bool vector_loop = true;
+    static std::size_t vector_chunk(const Segment& seg, std::size_t lo, std::size_t hi, const Scalars& s,
+                                    const GradTransform& gt, const Storage& st) {
+        if (s.centered) return 0;
+        std::size_t done = 0;
+        const auto body = [&](auto param, const auto* g, auto state) {
+            using V = typename decltype(param)::Vec;
+            const GradIn<V> gin(gt);
+            const Lerp<V> avg_lerp(1.0 - s.alpha);  // (centered only)
+            const V wd = splat<V>(s.weight_decay), alpha = splat<V>(s.alpha), one_minus_alpha = splat<V>(1.0 - s.alpha),
+                    eps = splat<V>(s.eps), mom = splat<V>(s.momentum), nlr = splat<V>(-s.lr);
+            with_flag(s.weight_decay != 0.0, [&](auto wd_on) {
+                constexpr bool W = decltype(wd_on)::value;
+                if constexpr (decltype(state)::slots == 1) {
+                    done = state_vector_loop(param, g, state, hi - lo, [&](V& p, V x, V& sq) {
+                        V unused{};
+                        element<W, false, false>(p, x, sq, unused, unused, gin, wd, alpha, one_minus_alpha, avg_lerp,
+                                                 eps, mom, nlr);
+                    });
+                } else {
+                    done = state_vector_loop(param, g, state, hi - lo, [&](V& p, V x, V& sq, V& b) {
+                        V unused{};
+                        element<W, true, false>(p, x, sq, b, unused, gin, wd, alpha, one_minus_alpha, avg_lerp, eps,
+                                                mom, nlr);
+                    });
+                }
+            });
+            return done;
+        };
+        if (s.momentum > 0.0) return with_vector_storage<2>(seg, lo, st, body);
+        return with_vector_storage<1>(seg, lo, st, body);
     }
 
     template <class T>

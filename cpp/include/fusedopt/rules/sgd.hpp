@@ -41,34 +41,80 @@ struct sgd_rule : RuleBase {
                 classic(v)};
     }
 
+    // One element's update, T: an element, or a vector of them (vector_chunk). torch: d = g (+
+    // wd * p); buf = d on the first step, else mom * buf + (1 - dampening) * d; p -= lr * (buf,
+    // or nesterov's d + mom * buf). Without momentum, buf is not read or written.
+    template <bool WD, bool MOM, bool FIRST, bool NESTEROV, class T>
+    static void torch_element(T& p, T g, T& buf, const GradIn<T>& gin, T wd, T mom, T keep, T nlr) {
+        T d = gin(g);
+        if (WD) d = fmadd(p, wd, d);
+        if (MOM) {
+            buf = FIRST ? d : fmadd(d, keep, buf * mom);
+            d = NESTEROV ? fmadd(buf, mom, d) : buf;
+        }
+        p = fmadd(d, nlr, p);
+    }
+    // classic: v = mu*v - lr*g; p += v. Nesterov form: p += -mu*v_prev + (1+mu)*v.
+    template <bool WD, bool NESTEROV, class T>
+    static void classic_element(T& p, T g, T& v, const GradIn<T>& gin, T wd, T mom, T nlr) {
+        T d = gin(g);
+        if (WD) d = fmadd(p, wd, d);
+        const T prev = v;
+        v = fmadd(d, nlr, prev * mom);
+        p = p + (NESTEROV ? fmadd(v, splat<T>(1.0) + mom, -mom * prev) : v);
+    }
+
     template <class T, bool WD, bool MOM, bool FIRST, bool NESTEROV>
     static void torch_loop(T* __restrict p, const T* __restrict g, T* __restrict buf, std::size_t n, GradIn<T> gin,
                            T wd, T mom, T keep, T nlr) {
         for (std::size_t i = 0; i < n; ++i) {
-            T d = gin(g[i]);
-            if (WD) d = fmadd(p[i], wd, d);
-            if (MOM) {
-                const T b = FIRST ? d : fmadd(d, keep, buf[i] * mom);
-                buf[i] = b;
-                d = NESTEROV ? fmadd(b, mom, d) : b;
-            }
-            p[i] = fmadd(d, nlr, p[i]);
+            T b = MOM && !FIRST ? buf[i] : T(0);
+            torch_element<WD, MOM, FIRST, NESTEROV>(p[i], g[i], b, gin, wd, mom, keep, nlr);
+            if (MOM) buf[i] = b;
         }
     }
-
-    // v = mu*v - lr*g; p += v. Nesterov form: p += -mu*v_prev + (1+mu)*v.
     template <class T, bool WD, bool NESTEROV>
     static void classic_loop(T* __restrict p, const T* __restrict g, T* __restrict v, std::size_t n, GradIn<T> gin,
                              T wd, T mom, T nlr) {
-        const T one_plus_mom = T(1) + mom, neg_mom = -mom;
-        for (std::size_t i = 0; i < n; ++i) {
-            T d = gin(g[i]);
-            if (WD) d = fmadd(p[i], wd, d);
-            const T prev = v[i];
-            const T now = fmadd(d, nlr, prev * mom);
-            v[i] = now;
-            p[i] = p[i] + (NESTEROV ? fmadd(now, one_plus_mom, neg_mom * prev) : now);
-        }
+        for (std::size_t i = 0; i < n; ++i) classic_element<WD, NESTEROV>(p[i], g[i], v[i], gin, wd, mom, nlr);
+    }
+
+    // 16-bit parameters or a bfloat16 buffer: the same element functions on vectors, in one loop
+    // over the stored values (kernels/vector_storage.hpp).
+    static constexpr bool vector_loop = true;
+    static std::size_t vector_chunk(const Segment& seg, std::size_t lo, std::size_t hi, const Scalars& s,
+                                    const GradTransform& gt, const Storage& st) {
+        std::size_t done = 0;
+        const auto body = [&](auto param, const auto* g, auto state) {
+            using V = typename decltype(param)::Vec;
+            const GradIn<V> gin(gt);
+            const V wd = splat<V>(s.weight_decay), mom = splat<V>(s.momentum), keep = splat<V>(1.0 - s.dampening),
+                    nlr = splat<V>(-s.lr);
+            with_flag(s.weight_decay != 0.0, [&](auto wd_on) {
+                with_flag(s.nesterov, [&](auto nesterov_on) {
+                    constexpr bool W = decltype(wd_on)::value, N = decltype(nesterov_on)::value;
+                    if constexpr (decltype(state)::slots == 0) {
+                        V unused{};
+                        done = state_vector_loop(param, g, state, hi - lo, [&](V& p, V x) {
+                            torch_element<W, false, false, false>(p, x, unused, gin, wd, mom, keep, nlr);
+                        });
+                    } else if (s.classic) {
+                        done = state_vector_loop(param, g, state, hi - lo, [&](V& p, V x, V& b) {
+                            classic_element<W, N>(p, x, b, gin, wd, mom, nlr);
+                        });
+                    } else {
+                        with_flag(s.first_step, [&](auto first) {
+                            done = state_vector_loop(param, g, state, hi - lo, [&](V& p, V x, V& b) {
+                                torch_element<W, true, decltype(first)::value, N>(p, x, b, gin, wd, mom, keep, nlr);
+                            });
+                        });
+                    }
+                });
+            });
+            return done;
+        };
+        if (s.classic || s.momentum != 0.0) return with_vector_storage<1>(seg, lo, st, body);
+        return with_vector_storage<0>(seg, lo, st, body);
     }
 
     template <class T>
