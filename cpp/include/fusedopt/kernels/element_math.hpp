@@ -54,7 +54,8 @@ struct Lerp {
 // parameter). torch.sign on CPU gives 0 for NaN; Rprop, which follows torch, has its own sign0.
 template <class T>
 inline T sign_(T x) {
-    return x > T(0) ? T(1) : (x < T(0) ? T(-1) : x);
+    const T zero = splat<T>(0.0);
+    return x > zero ? splat<T>(1.0) : (x < zero ? splat<T>(-1.0) : x);
 }
 
 // GradTransform rounded to the buffer dtype once.

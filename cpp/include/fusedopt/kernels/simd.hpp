@@ -3,8 +3,8 @@
 // so a loop is written once for both. FUSEDOPT_SIMD_LANES is 0 on the baseline target, which has
 // no such loops. Plain IEEE operations, each one rounding, as the scalar code they mirror. A VecF
 // is a GCC vector type, so + - * / and `a < b ? x : y` work on it lane by lane, and the element
-// functions of a rule (element_math.hpp, adam_common.hpp) take it as their T: splat, fmadd and
-// sqrt_ are its overloads, declared here, before those templates (a VecF has no namespace for
+// functions of a rule (element_math.hpp, adam_common.hpp) take it as their T: splat, fmadd,
+// sqrt_ and abs_ are its overloads, declared here, before those templates (a VecF has no namespace for
 // argument-dependent lookup to find later ones in). Included inside a per-target
 // anonymous namespace.
 
@@ -24,6 +24,7 @@ inline void vstore(float* a, VecF x) { _mm512_storeu_ps(a, x); }
 inline VecF vset(float x) { return _mm512_set1_ps(x); }
 inline VecI vset_i(std::uint32_t x) { return _mm512_set1_epi32(static_cast<int>(x)); }
 inline VecF sqrt_(VecF a) { return _mm512_sqrt_ps(a); }
+inline VecF abs_(VecF a) { return _mm512_abs_ps(a); }
 inline VecF fmadd(VecF a, VecF b, VecF c) { return _mm512_fmadd_ps(a, b, c); }
 inline VecMask vnan(VecF a) { return _mm512_fpclass_ps_mask(a, 0x81); }  // quiet or signaling
 inline bool vnone(VecMask m) { return m == 0; }
@@ -67,6 +68,7 @@ inline void vstore(float* a, VecF x) { _mm256_storeu_ps(a, x); }
 inline VecF vset(float x) { return _mm256_set1_ps(x); }
 inline VecI vset_i(std::uint32_t x) { return _mm256_set1_epi32(static_cast<int>(x)); }
 inline VecF sqrt_(VecF a) { return _mm256_sqrt_ps(a); }
+inline VecF abs_(VecF a) { return _mm256_andnot_ps(_mm256_set1_ps(-0.0f), a); }
 inline VecF fmadd(VecF a, VecF b, VecF c) { return _mm256_fmadd_ps(a, b, c); }
 inline VecMask vnan(VecF a) { return _mm256_cmp_ps(a, a, _CMP_UNORD_Q); }
 inline bool vnone(VecMask m) { return _mm256_movemask_ps(m) == 0; }

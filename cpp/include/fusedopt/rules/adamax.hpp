@@ -17,18 +17,40 @@ struct adamax_rule : RuleBase {
         return {v[beta1], v[beta2], v[eps], v[weight_decay], v[lr] / (1 - __builtin_pow(v[beta1], t))};
     }
 
+    // One element's update, T: an element, or a vector of them (vector_chunk).
+    template <bool CWD, class T>
+    static void element(T& p, T g, T& m, T& u, const DecayedGrad<T, CWD, false>& grad, const Lerp<T>& m_lerp, T beta2,
+                        T eps, T neg_clr) {
+        const T d = grad(p, g);
+        m = m_lerp(m, d);
+        u = max_nan(u * beta2, abs_(d) + eps);
+        p = p + (neg_clr * m) / u;
+    }
+
     template <class T, bool CWD>
     static void loop(T* __restrict p, const T* __restrict g, T* __restrict m, T* __restrict u, std::size_t n,
                      DecayedGrad<T, CWD, false> grad, Lerp<T> m_lerp, T beta2, T eps, T neg_clr) {
-        for (std::size_t i = 0; i < n; ++i) {
-            T pi = p[i];
-            const T d = grad(pi, g[i]);
-            const T mi = m_lerp(m[i], d);
-            m[i] = mi;
-            const T ui = max_nan(u[i] * beta2, abs_(d) + eps);
-            u[i] = ui;
-            p[i] = pi + (neg_clr * mi) / ui;
-        }
+        for (std::size_t i = 0; i < n; ++i) element(p[i], g[i], m[i], u[i], grad, m_lerp, beta2, eps, neg_clr);
+    }
+
+    // 16-bit parameters or bfloat16 state: the same element function on vectors, in one loop
+    // over the stored values (kernels/vector_storage.hpp).
+    static constexpr bool vector_loop = true;
+    static std::size_t vector_chunk(const Segment& seg, std::size_t lo, std::size_t hi, const Scalars& s,
+                                    const GradTransform& gt, const Storage& st) {
+        return with_vector_storage<2>(seg, lo, st, [&](auto param, const auto* g, auto state) {
+            using V = typename decltype(param)::Vec;
+            const Lerp<V> m_lerp(1.0 - s.beta1);
+            const V beta2 = splat<V>(s.beta2), eps = splat<V>(s.eps), neg_clr = splat<V>(-s.clr);
+            std::size_t done = 0;
+            with_flag(s.weight_decay != 0.0, [&](auto cwd) {
+                const DecayedGrad<V, decltype(cwd)::value, false> grad(gt, s.weight_decay, 1.0);
+                done = state_vector_loop(param, g, state, hi - lo, [&](V& p, V x, V& m, V& u) {
+                    element(p, x, m, u, grad, m_lerp, beta2, eps, neg_clr);
+                });
+            });
+            return done;
+        });
     }
 
     template <class T>

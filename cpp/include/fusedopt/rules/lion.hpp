@@ -16,15 +16,34 @@ struct lion_rule : RuleBase {
         return {v[lr], v[beta1], v[beta2], decoupled_decay(v[lr], v[weight_decay], true)};
     }
 
+    // One element's update, T: an element, or a vector of them (vector_chunk).
+    template <class T>
+    static void element(T& p, T g, T& m, const GradIn<T>& gin, const Lerp<T>& c_lerp, const Lerp<T>& m_lerp, T decay,
+                        T nlr) {
+        const T d = gin(g);
+        p = fmadd(sign_(c_lerp(m, d)), nlr, p * decay);
+        m = m_lerp(m, d);
+    }
+
     template <class T>
     static void loop(T* __restrict p, const T* __restrict g, T* __restrict m, std::size_t n, GradIn<T> gin,
                      Lerp<T> c_lerp, Lerp<T> m_lerp, T decay, T nlr) {
-        for (std::size_t i = 0; i < n; ++i) {
-            const T d = gin(g[i]);
-            const T c = c_lerp(m[i], d);
-            p[i] = fmadd(sign_(c), nlr, p[i] * decay);
-            m[i] = m_lerp(m[i], d);
-        }
+        for (std::size_t i = 0; i < n; ++i) element(p[i], g[i], m[i], gin, c_lerp, m_lerp, decay, nlr);
+    }
+
+    // 16-bit parameters or a bfloat16 exp_avg: the same element function on vectors, in one loop
+    // over the stored values (kernels/vector_storage.hpp).
+    static constexpr bool vector_loop = true;
+    static std::size_t vector_chunk(const Segment& seg, std::size_t lo, std::size_t hi, const Scalars& s,
+                                    const GradTransform& gt, const Storage& st) {
+        return with_vector_storage<1>(seg, lo, st, [&](auto param, const auto* g, auto state) {
+            using V = typename decltype(param)::Vec;
+            const GradIn<V> gin(gt);
+            const Lerp<V> c_lerp(1.0 - s.beta1), m_lerp(1.0 - s.beta2);
+            const V decay = splat<V>(s.decay), nlr = splat<V>(-s.lr);
+            return state_vector_loop(param, g, state, hi - lo,
+                                     [&](V& p, V x, V& m) { element(p, x, m, gin, c_lerp, m_lerp, decay, nlr); });
+        });
     }
 
     template <class T>
