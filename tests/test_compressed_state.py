@@ -245,6 +245,10 @@ VECTOR_CONFIGS: list[tuple[str, dict[str, Any]]] = [
     ("Lion", {"betas": (0.2, 0.6), "maximize": True}),  # lerp weights >= 0.5: the other addend
     ("Adamax", {}),
     ("Adamax", {"weight_decay": 0.05, "betas": (0.3, 0.99), "maximize": True, "max_grad_norm": 1.0}),
+    ("NAdam", {"weight_decay": 0.05, "clip_value": 0.5}),
+    ("NAdam", {"weight_decay": 0.05, "decoupled_weight_decay": True, "momentum_decay": 0.01, "maximize": True}),
+    ("RAdam", {"betas": (0.3, 0.9)}),  # rectified from step 6 of 12
+    ("RAdam", {"weight_decay": 0.05, "decoupled_weight_decay": True, "maximize": True, "max_grad_norm": 1.0}),
 ]
 # (parameter dtype, state_dtype, options): the vector loop's storages, then one it leaves to scratch_chunk
 VECTOR_STORAGES = [
@@ -273,8 +277,8 @@ def vector_loops(allowed: bool) -> Iterator[None]:
 @pytest.mark.parametrize("storage", VECTOR_STORAGES, ids=lambda c: "-".join(str(x) for x in c[:2]) + "".join(c[2]))
 @pytest.mark.parametrize("config", VECTOR_CONFIGS, ids=lambda c: c[0] + ":" + (",".join(c[1]) or "plain"))
 def test_vector_loop_equals_the_scratch_path(config: tuple[str, dict[str, Any]], storage: tuple, target: str) -> None:
-    """Adam, SGD, Adagrad, RMSprop, Lion and Adamax on 16-bit parameters or bfloat16 state run in
-    one hand-vectorized loop (the rule's vector_chunk: AVX-512 and AVX2) in place of the scratch path. Bit for bit on each
+    """Adam, NAdam, RAdam, SGD, Adagrad, RMSprop, Lion and Adamax on 16-bit parameters or bfloat16
+    state run in one hand-vectorized loop (the rule's vector_chunk: AVX-512 and AVX2) in place of the scratch path. Bit for bit on each
     target: parameters and stored state, sizes with and without vector tails, non-finite
     gradients, pieces starting inside an array (2 threads)."""
     name, config_options = config

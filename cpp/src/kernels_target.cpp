@@ -31,6 +31,7 @@ namespace {
 #include "fusedopt/kernels/quantize.hpp"
 #include "fusedopt/kernels/low_precision.hpp"
 #include "fusedopt/kernels/vector_storage.hpp"
+#include "fusedopt/kernels/moments_vector.hpp"
 #include "fusedopt/kernels/scratch.hpp"
 #include "fusedopt/kernels/blend.hpp"
 #include "fusedopt/kernels/schedule_free.hpp"

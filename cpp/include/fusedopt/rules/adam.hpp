@@ -55,25 +55,16 @@ struct adam_rule : RuleBase {
     }
 
     // 16-bit parameters or bfloat16 moments, no amsgrad: the same functions on vectors, in one
-    // loop over the stored values (kernels/vector_storage.hpp).
+    // loop over the stored values (kernels/moments_vector.hpp).
     static constexpr bool vector_loop = true;
     static std::size_t vector_chunk(const Segment& seg, std::size_t lo, std::size_t hi, const Scalars& s,
                                     const GradTransform& gt, const Storage& st) {
-        return with_vector_storage<2>(seg, lo, st, [&](auto param, const auto* g, auto state) {
-            using V = typename decltype(param)::Vec;
-            const Moments<V> mom(s.beta1, s.beta2);
+        return moments_vector_chunk(seg, lo, hi, s, gt, st, [&](auto vec, auto&& run) {
+            using V = decltype(vec);
             const V bc2_sqrt = splat<V>(s.bc2_sqrt), eps = splat<V>(s.eps), neg_step = splat<V>(-s.step_size);
-            std::size_t done = 0;
-            with_weight_decay(s.weight_decay, s.decoupled, [&](auto cwd, auto dec) {
-                const DecayedGrad<V, decltype(cwd)::value, decltype(dec)::value> grad(gt, s.weight_decay, s.decay);
-                with_flag(s.hat, [&](auto hat) {
-                    done = state_vector_loop(param, g, state, hi - lo, [&](V& p, V x, V& m, V& v) {
-                        step_moments(p, x, m, v, grad, mom);
-                        p = stepped<decltype(hat)::value>(p, m, v, bc2_sqrt, eps, neg_step);
-                    });
-                });
+            with_flag(s.hat, [&](auto hat) {
+                run([&](V p, V, V m, V v) { return stepped<decltype(hat)::value>(p, m, v, bc2_sqrt, eps, neg_step); });
             });
-            return done;
         });
     }
 

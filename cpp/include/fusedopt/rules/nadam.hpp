@@ -46,6 +46,14 @@ struct nadam_rule : RuleBase {
                 decoupled_decay(v[lr], v[weight_decay], dec), dec};
     }
 
+    // The parameter after the moments, T: an element, or a vector of them (vector_chunk).
+    template <class T>
+    static T stepped(T p, T d, T m, T v, T bc2, T eps, T grad_coef, T avg_coef) {
+        const T denom = sqrt_(v / bc2) + eps;
+        p = p + (grad_coef * d) / denom;
+        return p + (avg_coef * m) / denom;
+    }
+
     template <class T, bool CWD, bool DEC>
     static void loop(T* __restrict p, const T* __restrict g, T* __restrict m, T* __restrict v, std::size_t n,
                      DecayedGrad<T, CWD, DEC> grad, Moments<T> mom, T bc2, T eps, T grad_coef, T avg_coef) {
@@ -54,10 +62,21 @@ struct nadam_rule : RuleBase {
             const T d = step_moments(pi, g[i], mi, vi, grad, mom);
             m[i] = mi;
             v[i] = vi;
-            const T denom = sqrt_(vi / bc2) + eps;
-            pi = pi + (grad_coef * d) / denom;
-            p[i] = pi + (avg_coef * mi) / denom;
+            p[i] = stepped(pi, d, mi, vi, bc2, eps, grad_coef, avg_coef);
         }
+    }
+
+    // 16-bit parameters or bfloat16 moments: the same functions on vectors, in one loop over the
+    // stored values (kernels/moments_vector.hpp).
+    static constexpr bool vector_loop = true;
+    static std::size_t vector_chunk(const Segment& seg, std::size_t lo, std::size_t hi, const Scalars& s,
+                                    const GradTransform& gt, const Storage& st) {
+        return moments_vector_chunk(seg, lo, hi, s, gt, st, [&](auto vec, auto&& run) {
+            using V = decltype(vec);
+            const V bc2 = splat<V>(s.bc2), eps = splat<V>(s.eps), grad_coef = splat<V>(s.grad_coef),
+                    avg_coef = splat<V>(s.avg_coef);
+            run([&](V p, V d, V m, V v) { return stepped(p, d, m, v, bc2, eps, grad_coef, avg_coef); });
+        });
     }
 
     template <class T>

@@ -29,6 +29,14 @@ struct radam_rule : RuleBase {
                 decoupled_decay(v[lr], v[weight_decay], dec), rectified, dec};
     }
 
+    // The parameter after the moments, T: an element, or a vector of them (vector_chunk).
+    template <bool RECT, class T>
+    static T stepped(T p, T m, T v, T eps, T lr, T bc1, T bc2_sqrt, T rect) {
+        T x = (m / bc1) * lr;
+        if (RECT) x = (x * ((splat<T>(1.0) / (sqrt_(v) + eps)) * bc2_sqrt)) * rect;
+        return p - x;
+    }
+
     template <class T, bool RECT, bool CWD, bool DEC>
     static void loop(T* __restrict p, const T* __restrict g, T* __restrict m, T* __restrict v, std::size_t n,
                      DecayedGrad<T, CWD, DEC> grad, Moments<T> mom, T eps, T lr, T bc1, T bc2_sqrt, T rect) {
@@ -37,10 +45,25 @@ struct radam_rule : RuleBase {
             step_moments(pi, g[i], mi, vi, grad, mom);
             m[i] = mi;
             v[i] = vi;
-            T x = (mi / bc1) * lr;
-            if (RECT) x = (x * ((T(1) / (sqrt_(vi) + eps)) * bc2_sqrt)) * rect;
-            p[i] = pi - x;
+            p[i] = stepped<RECT>(pi, mi, vi, eps, lr, bc1, bc2_sqrt, rect);
         }
+    }
+
+    // 16-bit parameters or bfloat16 moments: the same functions on vectors, in one loop over the
+    // stored values (kernels/moments_vector.hpp).
+    static constexpr bool vector_loop = true;
+    static std::size_t vector_chunk(const Segment& seg, std::size_t lo, std::size_t hi, const Scalars& s,
+                                    const GradTransform& gt, const Storage& st) {
+        return moments_vector_chunk(seg, lo, hi, s, gt, st, [&](auto vec, auto&& run) {
+            using V = decltype(vec);
+            const V eps = splat<V>(s.eps), lr = splat<V>(s.lr), bc1 = splat<V>(s.bc1), bc2_sqrt = splat<V>(s.bc2_sqrt),
+                    rect = splat<V>(s.rect);
+            with_flag(s.rectified, [&](auto rectified) {
+                run([&](V p, V, V m, V v) {
+                    return stepped<decltype(rectified)::value>(p, m, v, eps, lr, bc1, bc2_sqrt, rect);
+                });
+            });
+        });
     }
 
     template <class T>
