@@ -249,6 +249,8 @@ VECTOR_CONFIGS: list[tuple[str, dict[str, Any]]] = [
     ("NAdam", {"weight_decay": 0.05, "decoupled_weight_decay": True, "momentum_decay": 0.01, "maximize": True}),
     ("RAdam", {"betas": (0.3, 0.9)}),  # rectified from step 6 of 12
     ("RAdam", {"weight_decay": 0.05, "decoupled_weight_decay": True, "maximize": True, "max_grad_norm": 1.0}),
+    ("Adadelta", {}),
+    ("Adadelta", {"weight_decay": 0.05, "rho": 0.3, "maximize": True, "clip_value": 0.5}),
 ]
 # (parameter dtype, state_dtype, options): the vector loop's storages, then one it leaves to scratch_chunk
 VECTOR_STORAGES = [
@@ -277,8 +279,8 @@ def vector_loops(allowed: bool) -> Iterator[None]:
 @pytest.mark.parametrize("storage", VECTOR_STORAGES, ids=lambda c: "-".join(str(x) for x in c[:2]) + "".join(c[2]))
 @pytest.mark.parametrize("config", VECTOR_CONFIGS, ids=lambda c: c[0] + ":" + (",".join(c[1]) or "plain"))
 def test_vector_loop_equals_the_scratch_path(config: tuple[str, dict[str, Any]], storage: tuple, target: str) -> None:
-    """Adam, NAdam, RAdam, SGD, Adagrad, RMSprop, Lion and Adamax on 16-bit parameters or bfloat16
-    state run in one hand-vectorized loop (the rule's vector_chunk: AVX-512 and AVX2) in place of the scratch path. Bit for bit on each
+    """Adam, NAdam, RAdam, SGD, Adagrad, RMSprop, Lion, Adamax and Adadelta on 16-bit parameters or
+    bfloat16 state run in one hand-vectorized loop (the rule's vector_chunk: AVX-512 and AVX2) in place of the scratch path. Bit for bit on each
     target: parameters and stored state, sizes with and without vector tails, non-finite
     gradients, pieces starting inside an array (2 threads)."""
     name, config_options = config

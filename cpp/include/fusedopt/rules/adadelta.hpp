@@ -20,18 +20,42 @@ struct adadelta_rule : RuleBase {
     };
     static Scalars derive(const double* v, const Counters&) { return {v[lr], v[rho], v[eps], v[weight_decay]}; }
 
+    // One element's update, T: an element, or a vector of them (vector_chunk).
+    template <bool WD, class T>
+    static void element(T& p, T g, T& sq, T& acc, const GradIn<T>& gin, T wd, T rho, T one_minus_rho, T eps, T nlr) {
+        T d = gin(g);
+        if (WD) d = fmadd(p, wd, d);
+        sq = fmadd(one_minus_rho * d, d, sq * rho);  // mul_(rho).addcmul_(d, d, value=1-rho)
+        const T delta = (sqrt_(acc + eps) / sqrt_(sq + eps)) * d;
+        acc = fmadd(one_minus_rho * delta, delta, acc * rho);
+        p = fmadd(delta, nlr, p);
+    }
+
     template <class T, bool WD>
     static void loop(T* __restrict p, const T* __restrict g, T* __restrict sq, T* __restrict acc, std::size_t n,
                      GradIn<T> gin, T wd, T rho, T one_minus_rho, T eps, T nlr) {
-        for (std::size_t i = 0; i < n; ++i) {
-            T d = gin(g[i]);
-            if (WD) d = fmadd(p[i], wd, d);
-            const T s = fmadd(one_minus_rho * d, d, sq[i] * rho);  // mul_(rho).addcmul_(d, d, value=1-rho)
-            sq[i] = s;
-            const T delta = (sqrt_(acc[i] + eps) / sqrt_(s + eps)) * d;
-            acc[i] = fmadd(one_minus_rho * delta, delta, acc[i] * rho);
-            p[i] = fmadd(delta, nlr, p[i]);
-        }
+        for (std::size_t i = 0; i < n; ++i)
+            element<WD>(p[i], g[i], sq[i], acc[i], gin, wd, rho, one_minus_rho, eps, nlr);
+    }
+
+    // 16-bit parameters or bfloat16 state: the same element function on vectors, in one loop
+    // over the stored values (kernels/vector_storage.hpp).
+    static constexpr bool vector_loop = true;
+    static std::size_t vector_chunk(const Segment& seg, std::size_t lo, std::size_t hi, const Scalars& s,
+                                    const GradTransform& gt, const Storage& st) {
+        return with_vector_storage<2>(seg, lo, st, [&](auto param, const auto* g, auto state) {
+            using V = typename decltype(param)::Vec;
+            const GradIn<V> gin(gt);
+            const V wd = splat<V>(s.weight_decay), rho = splat<V>(s.rho), one_minus_rho = splat<V>(1.0 - s.rho),
+                    eps = splat<V>(s.eps), nlr = splat<V>(-s.lr);
+            std::size_t done = 0;
+            with_flag(s.weight_decay != 0.0, [&](auto wd_on) {
+                done = state_vector_loop(param, g, state, hi - lo, [&](V& p, V x, V& sq, V& acc) {
+                    element<decltype(wd_on)::value>(p, x, sq, acc, gin, wd, rho, one_minus_rho, eps, nlr);
+                });
+            });
+            return done;
+        });
     }
 
     template <class T>
