@@ -264,3 +264,25 @@ std::size_t with_vector_storage(const Segment& seg, std::size_t lo, const Storag
     return 0;
 #endif
 }
+
+// The type a rule's element function takes (Vec: float32 vectors) and how many state operands.
+template <class V, int S>
+struct VectorLoop {
+    using Vec = V;
+    static constexpr int slots = S;
+};
+
+// A rule's vector_chunk over its element function: elements [lo, ...) of `seg` on storage with
+// S state operands (with_vector_storage<S>), or 0. with_element(VectorLoop<Vec, S>{}, run) makes
+// the rule's constants as Vec and calls run(f) once with its element function f(p, g, state...)
+// (or not at all: the scratch path takes the chunk).
+template <int S, class WithElement>
+std::size_t element_vector_chunk(const Segment& seg, std::size_t lo, std::size_t hi, const Storage& st,
+                                 WithElement&& with_element) {
+    return with_vector_storage<S>(seg, lo, st, [&](auto param, const auto* g, auto state) {
+        std::size_t done = 0;
+        with_element(VectorLoop<typename decltype(param)::Vec, S>{},
+                     [&](auto&& f) { done = state_vector_loop(param, g, state, hi - lo, f); });
+        return done;
+    });
+}

@@ -43,18 +43,16 @@ struct adadelta_rule : RuleBase {
     static constexpr bool vector_loop = true;
     static std::size_t vector_chunk(const Segment& seg, std::size_t lo, std::size_t hi, const Scalars& s,
                                     const GradTransform& gt, const Storage& st) {
-        return with_vector_storage<2>(seg, lo, st, [&](auto param, const auto* g, auto state) {
-            using V = typename decltype(param)::Vec;
+        return element_vector_chunk<2>(seg, lo, hi, st, [&](auto loop, auto&& run) {
+            using V = typename decltype(loop)::Vec;
             const GradIn<V> gin(gt);
             const V wd = splat<V>(s.weight_decay), rho = splat<V>(s.rho), one_minus_rho = splat<V>(1.0 - s.rho),
                     eps = splat<V>(s.eps), nlr = splat<V>(-s.lr);
-            std::size_t done = 0;
             with_flag(s.weight_decay != 0.0, [&](auto wd_on) {
-                done = state_vector_loop(param, g, state, hi - lo, [&](V& p, V x, V& sq, V& acc) {
+                run([&](V& p, V x, V& sq, V& acc) {
                     element<decltype(wd_on)::value>(p, x, sq, acc, gin, wd, rho, one_minus_rho, eps, nlr);
                 });
             });
-            return done;
         });
     }
 

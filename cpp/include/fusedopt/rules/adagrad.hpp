@@ -58,17 +58,13 @@ struct adagrad_rule : RuleBase {
     static std::size_t vector_chunk(const Segment& seg, std::size_t lo, std::size_t hi, const Scalars& s,
                                     const GradTransform& gt, const Storage& st) {
         if (s.sparse) return 0;
-        return with_vector_storage<1>(seg, lo, st, [&](auto param, const auto* g, auto state) {
-            using V = typename decltype(param)::Vec;
+        return element_vector_chunk<1>(seg, lo, hi, st, [&](auto loop, auto&& run) {
+            using V = typename decltype(loop)::Vec;
             const GradIn<V> gin(gt);
             const V wd = splat<V>(s.weight_decay), eps = splat<V>(s.eps), nclr = splat<V>(-s.clr);
-            std::size_t done = 0;
             with_flag(s.weight_decay != 0.0, [&](auto wd_on) {
-                done = state_vector_loop(param, g, state, hi - lo, [&](V& p, V x, V& sum) {
-                    element<decltype(wd_on)::value>(p, x, sum, gin, wd, eps, nclr);
-                });
+                run([&](V& p, V x, V& sum) { element<decltype(wd_on)::value>(p, x, sum, gin, wd, eps, nclr); });
             });
-            return done;
         });
     }
 

@@ -38,18 +38,14 @@ struct adamax_rule : RuleBase {
     static constexpr bool vector_loop = true;
     static std::size_t vector_chunk(const Segment& seg, std::size_t lo, std::size_t hi, const Scalars& s,
                                     const GradTransform& gt, const Storage& st) {
-        return with_vector_storage<2>(seg, lo, st, [&](auto param, const auto* g, auto state) {
-            using V = typename decltype(param)::Vec;
+        return element_vector_chunk<2>(seg, lo, hi, st, [&](auto loop, auto&& run) {
+            using V = typename decltype(loop)::Vec;
             const Lerp<V> m_lerp(1.0 - s.beta1);
             const V beta2 = splat<V>(s.beta2), eps = splat<V>(s.eps), neg_clr = splat<V>(-s.clr);
-            std::size_t done = 0;
             with_flag(s.weight_decay != 0.0, [&](auto cwd) {
                 const DecayedGrad<V, decltype(cwd)::value, false> grad(gt, s.weight_decay, 1.0);
-                done = state_vector_loop(param, g, state, hi - lo, [&](V& p, V x, V& m, V& u) {
-                    element(p, x, m, u, grad, m_lerp, beta2, eps, neg_clr);
-                });
+                run([&](V& p, V x, V& m, V& u) { element(p, x, m, u, grad, m_lerp, beta2, eps, neg_clr); });
             });
-            return done;
         });
     }
 

@@ -36,13 +36,12 @@ struct lion_rule : RuleBase {
     static constexpr bool vector_loop = true;
     static std::size_t vector_chunk(const Segment& seg, std::size_t lo, std::size_t hi, const Scalars& s,
                                     const GradTransform& gt, const Storage& st) {
-        return with_vector_storage<1>(seg, lo, st, [&](auto param, const auto* g, auto state) {
-            using V = typename decltype(param)::Vec;
+        return element_vector_chunk<1>(seg, lo, hi, st, [&](auto loop, auto&& run) {
+            using V = typename decltype(loop)::Vec;
             const GradIn<V> gin(gt);
             const Lerp<V> c_lerp(1.0 - s.beta1), m_lerp(1.0 - s.beta2);
             const V decay = splat<V>(s.decay), nlr = splat<V>(-s.lr);
-            return state_vector_loop(param, g, state, hi - lo,
-                                     [&](V& p, V x, V& m) { element(p, x, m, gin, c_lerp, m_lerp, decay, nlr); });
+            run([&](V& p, V x, V& m) { element(p, x, m, gin, c_lerp, m_lerp, decay, nlr); });
         });
     }
 

@@ -62,33 +62,30 @@ struct rmsprop_rule : RuleBase {
     static std::size_t vector_chunk(const Segment& seg, std::size_t lo, std::size_t hi, const Scalars& s,
                                     const GradTransform& gt, const Storage& st) {
         if (s.centered) return 0;
-        std::size_t done = 0;
-        const auto body = [&](auto param, const auto* g, auto state) {
-            using V = typename decltype(param)::Vec;
+        const auto with_element = [&](auto loop, auto&& run) {
+            using V = typename decltype(loop)::Vec;
             const GradIn<V> gin(gt);
             const Lerp<V> avg_lerp(1.0 - s.alpha);  // (centered only)
             const V wd = splat<V>(s.weight_decay), alpha = splat<V>(s.alpha), one_minus_alpha = splat<V>(1.0 - s.alpha),
                     eps = splat<V>(s.eps), mom = splat<V>(s.momentum), nlr = splat<V>(-s.lr);
             with_flag(s.weight_decay != 0.0, [&](auto wd_on) {
                 constexpr bool W = decltype(wd_on)::value;
-                if constexpr (decltype(state)::slots == 1) {
-                    done = state_vector_loop(param, g, state, hi - lo, [&](V& p, V x, V& sq) {
-                        V unused{};
+                V unused{};
+                if constexpr (decltype(loop)::slots == 1) {
+                    run([&](V& p, V x, V& sq) {
                         element<W, false, false>(p, x, sq, unused, unused, gin, wd, alpha, one_minus_alpha, avg_lerp,
                                                  eps, mom, nlr);
                     });
                 } else {
-                    done = state_vector_loop(param, g, state, hi - lo, [&](V& p, V x, V& sq, V& b) {
-                        V unused{};
+                    run([&](V& p, V x, V& sq, V& b) {
                         element<W, true, false>(p, x, sq, b, unused, gin, wd, alpha, one_minus_alpha, avg_lerp, eps,
                                                 mom, nlr);
                     });
                 }
             });
-            return done;
         };
-        if (s.momentum > 0.0) return with_vector_storage<2>(seg, lo, st, body);
-        return with_vector_storage<1>(seg, lo, st, body);
+        if (s.momentum > 0.0) return element_vector_chunk<2>(seg, lo, hi, st, with_element);
+        return element_vector_chunk<1>(seg, lo, hi, st, with_element);
     }
 
     template <class T>

@@ -84,37 +84,33 @@ struct sgd_rule : RuleBase {
     static constexpr bool vector_loop = true;
     static std::size_t vector_chunk(const Segment& seg, std::size_t lo, std::size_t hi, const Scalars& s,
                                     const GradTransform& gt, const Storage& st) {
-        std::size_t done = 0;
-        const auto body = [&](auto param, const auto* g, auto state) {
-            using V = typename decltype(param)::Vec;
+        const auto with_element = [&](auto loop, auto&& run) {
+            using V = typename decltype(loop)::Vec;
             const GradIn<V> gin(gt);
             const V wd = splat<V>(s.weight_decay), mom = splat<V>(s.momentum), keep = splat<V>(1.0 - s.dampening),
                     nlr = splat<V>(-s.lr);
             with_flag(s.weight_decay != 0.0, [&](auto wd_on) {
                 with_flag(s.nesterov, [&](auto nesterov_on) {
                     constexpr bool W = decltype(wd_on)::value, N = decltype(nesterov_on)::value;
-                    if constexpr (decltype(state)::slots == 0) {
+                    if constexpr (decltype(loop)::slots == 0) {
                         V unused{};
-                        done = state_vector_loop(param, g, state, hi - lo, [&](V& p, V x) {
+                        run([&](V& p, V x) {
                             torch_element<W, false, false, false>(p, x, unused, gin, wd, mom, keep, nlr);
                         });
                     } else if (s.classic) {
-                        done = state_vector_loop(param, g, state, hi - lo, [&](V& p, V x, V& b) {
-                            classic_element<W, N>(p, x, b, gin, wd, mom, nlr);
-                        });
+                        run([&](V& p, V x, V& b) { classic_element<W, N>(p, x, b, gin, wd, mom, nlr); });
                     } else {
                         with_flag(s.first_step, [&](auto first) {
-                            done = state_vector_loop(param, g, state, hi - lo, [&](V& p, V x, V& b) {
+                            run([&](V& p, V x, V& b) {
                                 torch_element<W, true, decltype(first)::value, N>(p, x, b, gin, wd, mom, keep, nlr);
                             });
                         });
                     }
                 });
             });
-            return done;
         };
-        if (s.classic || s.momentum != 0.0) return with_vector_storage<1>(seg, lo, st, body);
-        return with_vector_storage<0>(seg, lo, st, body);
+        if (s.classic || s.momentum != 0.0) return element_vector_chunk<1>(seg, lo, hi, st, with_element);
+        return element_vector_chunk<0>(seg, lo, hi, st, with_element);
     }
 
     template <class T>
