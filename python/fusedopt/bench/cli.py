@@ -29,6 +29,7 @@ from .cases import CASES, LAYOUTS, Case, Layout, select_cases, select_layouts
 from .denormals import denormal_compare
 from .compressed import compressed_compare
 from .sparse import sparse_compare
+from .probe import step_probe
 from .muon import QUICK_SHAPES as MUON_QUICK, SHAPES as MUON_SHAPES, muon_compare
 from .timing import (
     BusyNeighbour,
@@ -143,28 +144,6 @@ def torch_opt(torch: Any, case: Case, params: list[np.ndarray], grads: list[np.n
     return cls(tensors, foreach=False, **kw)
 
 
-def probe_arrays(case: Case, opt: Any, params: list[np.ndarray]) -> tuple[list[list[np.ndarray]], list[np.ndarray]]:
-    """What the probe of this case reads and writes: the optimizer's own parameter and state
-    arrays (same pages, alignment and cache state as the step it is compared with), and a
-    gradient-sized buffer of zeros, so that ``a += 0`` leaves the optimizer's values unchanged.
-    Call after a first step (state exists). The arrays come from a snapshot that shares them:
-    reading ``opt.state`` would switch the optimizer to re-checking every state dict each step
-    (the mode for state handed out to the user), and the bench would time that instead.
-    """
-    states = opt._engine.snapshot(copy_arrays=False)[0]
-    written: list[list[np.ndarray]] = [list(params)]
-    for i, p in enumerate(params):
-        arrays = [v for v in states.get(i, {}).values() if isinstance(v, np.ndarray)]
-        if len(arrays) != case.pattern - 1:
-            raise RuntimeError(f"{case.key}: expected {case.pattern - 1} state arrays, found {len(arrays)}")
-        for k, a in enumerate(arrays):
-            if i == 0:
-                written.append([])
-            written[k + 1].append(a)
-    zeros = [np.full(p.shape, 0, dtype=p.dtype) for p in params]  # written: real pages, not the zero page
-    return written, zeros
-
-
 def _torch_contender(torch: Any, case: Case, layout: Layout, p0: Sequence[np.ndarray], g: Sequence[np.ndarray],
                      fused: bool, keep: list[Any], notes: list[str]) -> Contender | None:
     params, grads, owner = _param_copies(layout, p0, g)
@@ -199,12 +178,12 @@ def _block_one(case: Case, layout: Layout, p0: Sequence[np.ndarray], g: Sequence
     params, grads, _owner = _param_copies(layout, p0, g)
     opt = native_opt(case, params)
     opt.step(grads)  # creates the state the probe walks too
-    written, pgrads = probe_arrays(case, opt, params)
+    probe = step_probe(opt, params, case.pattern - 1, case.key)
     step = _step_of(opt, grads)
     settle(step)
     contenders = [
         Contender("native", step, warmup_steps=case.warmup_steps),
-        Contender("probe", _core.Probe(written, pgrads)),
+        Contender("probe", probe),
     ]
     if threads > 1:
         contenders.append(Contender("native_1t", step, _set_threads(1), _set_threads(threads),

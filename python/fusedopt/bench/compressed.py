@@ -1,7 +1,8 @@
 """``--compressed``: fewer bytes per parameter (docs/compressed_state.md, docs/low_precision.md).
 Adam on one float32 array of 32M (4M with --quick) with float32, bfloat16 and int8 state, and on
-bfloat16 parameters with float32 and bfloat16 state, each beside its own memory-traffic probe (the same bytes read and written
-with trivial arithmetic), interleaved sample by sample."""
+bfloat16 parameters with float32 and bfloat16 state, each beside its own memory-traffic probe (the
+same bytes read and written with trivial arithmetic, over the step's own arrays: bench/probe.py),
+interleaved sample by sample."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ import numpy as np
 
 import fusedopt
 
+from .probe import step_probe
 from .timing import Contender, measure, settle
 
 FULL, QUICK = 32 << 20, 4 << 20
@@ -23,7 +25,6 @@ ROWS = (
     ("bf16 params", "bfloat16", None, 2 + 2 + 2 + 2 * (4 + 4)),
     ("bf16 both", "bfloat16", "bfloat16", 2 + 2 + 2 + 2 * (2 + 2)),
 )
-STATE_ITEM = {None: np.float32, "bfloat16": "bfloat16", "int8": np.uint8}
 # Targets (issue 15): time vs the fp32-state row, and vs the row's own probe.
 VS_FP32 = {"bf16 state": 0.8, "int8 state": 0.65}
 VS_PROBE = 1.15
@@ -41,10 +42,6 @@ def _stepper(opt: Any, grads: list[np.ndarray]) -> Callable[[], None]:
     return lambda: opt.step(grads)
 
 
-def _prober(written: list[list[np.ndarray]], grads: list[np.ndarray]) -> Callable[[], None]:
-    return fusedopt._core.Probe(written, grads)
-
-
 def _contenders(n: int) -> list[Contender]:
     rng = np.random.default_rng(0)
     p32 = rng.standard_normal(n, dtype=np.float32)
@@ -57,10 +54,7 @@ def _contenders(n: int) -> list[Contender]:
         step = _stepper(opt, [g])
         settle(step)  # (the state created, the thread count chosen, outside the timing)
         out.append(Contender(row, step, keep=(opt, p, g)))
-        m = np.zeros(n, _dtype(STATE_ITEM[state]))
-        v = np.zeros_like(m)
-        pp, gg = p.copy(), np.zeros_like(g)
-        out.append(Contender(f"{row} probe", _prober([[pp], [m], [v]], [gg]), keep=(pp, gg, m, v)))
+        out.append(Contender(f"{row} probe", step_probe(opt, [p], 2, f"Adam {row}")))
     return out
 
 
