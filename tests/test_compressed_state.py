@@ -222,15 +222,16 @@ def test_same_bits_at_any_thread_count(storage: str) -> None:
             assert same_bits(v, w) if isinstance(v, np.ndarray) else v == w, f"state[{k}][{n}]"
 
 
-# (optimizer, options): each rule with a vector loop (vector_chunk), its variants; then one it
-# leaves to scratch_chunk
+# (optimizer, options): each rule with a vector loop (vector_chunk), its variants (three state
+# slots: the vector loop with float32 state, scratch_chunk with bfloat16 state)
 VECTOR_CONFIGS: list[tuple[str, dict[str, Any]]] = [
     ("Adam", {}),
     ("Adam", {"weight_decay": 0.05, "clip_value": 0.5}),
     ("Adam", {"weight_decay": 0.05, "decoupled_weight_decay": True, "maximize": True, "max_grad_norm": 1.0}),
     ("Adam", {"eps_mode": "hat", "betas": (0.3, 0.99)}),  # a lerp weight >= 0.5: the other addend
     ("Adam", {"eps_mode": "hat", "weight_decay": 0.05, "maximize": True, "clip_value": 0.5}),
-    ("Adam", {"amsgrad": True}),  # a third slot: scratch_chunk alone
+    ("Adam", {"amsgrad": True, "betas": (0.9, 0.5)}),  # a third slot (beta2 0.5: v falls below its maximum)
+    ("Adam", {"amsgrad": True, "weight_decay": 0.05, "decoupled_weight_decay": True, "eps_mode": "hat"}),
     ("SGD", {}),  # no state
     ("SGD", {"momentum": 0.9, "weight_decay": 0.05, "clip_value": 0.5}),
     ("SGD", {"momentum": 0.9, "nesterov": True, "maximize": True, "max_grad_norm": 1.0}),
@@ -240,7 +241,8 @@ VECTOR_CONFIGS: list[tuple[str, dict[str, Any]]] = [
     ("Adagrad", {"weight_decay": 0.05, "maximize": True, "clip_value": 0.5}),
     ("RMSprop", {"weight_decay": 0.05, "max_grad_norm": 1.0}),
     ("RMSprop", {"momentum": 0.9, "alpha": 0.3, "maximize": True}),
-    ("RMSprop", {"centered": True, "momentum": 0.9}),  # slots 2 and 4 with 3: scratch_chunk alone
+    ("RMSprop", {"centered": True, "momentum": 0.9}),  # a third slot
+    ("RMSprop", {"centered": True, "weight_decay": 0.05, "alpha": 0.3}),  # slots 2 and 4, not 3
     ("Lion", {"weight_decay": 0.5, "clip_value": 0.5}),
     ("Lion", {"betas": (0.2, 0.6), "maximize": True}),  # lerp weights >= 0.5: the other addend
     ("Adamax", {}),

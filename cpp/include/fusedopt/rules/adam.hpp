@@ -54,18 +54,20 @@ struct adam_rule : RuleBase {
         }
     }
 
-    // 16-bit parameters or bfloat16 moments, no amsgrad: the same functions on vectors, in one
-    // loop over the stored values (kernels/moments_vector.hpp).
+    // 16-bit parameters or bfloat16 moments (and amsgrad's maximum): the same functions on
+    // vectors, in one loop over the stored values (kernels/moments_vector.hpp).
     static constexpr bool vector_loop = true;
     static std::size_t vector_chunk(const Segment& seg, std::size_t lo, std::size_t hi, const Scalars& s,
                                     const GradTransform& gt, const Storage& st) {
-        return moments_vector_chunk(seg, lo, hi, s, gt, st, [&](auto vec, auto&& run) {
+        const auto with_step = [&](auto vec, auto&& run) {
             using V = decltype(vec);
             const V bc2_sqrt = splat<V>(s.bc2_sqrt), eps = splat<V>(s.eps), neg_step = splat<V>(-s.step_size);
             with_flag(s.hat, [&](auto hat) {
                 run([&](V p, V, V m, V v) { return stepped<decltype(hat)::value>(p, m, v, bc2_sqrt, eps, neg_step); });
             });
-        });
+        };
+        return s.amsgrad ? moments_vector_chunk<3>(seg, lo, hi, s, gt, st, with_step)
+                         : moments_vector_chunk<2>(seg, lo, hi, s, gt, st, with_step);
     }
 
     template <class T>
