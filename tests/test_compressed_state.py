@@ -253,7 +253,13 @@ VECTOR_CONFIGS: list[tuple[str, dict[str, Any]]] = [
     ("RAdam", {"weight_decay": 0.05, "decoupled_weight_decay": True, "maximize": True, "max_grad_norm": 1.0}),
     ("Adadelta", {}),
     ("Adadelta", {"weight_decay": 0.05, "rho": 0.3, "maximize": True, "clip_value": 0.5}),
+    # (no compressed state: float32 state only)
+    ("SGDScheduleFree", {"momentum": 0.8, "weight_decay": 0.05, "warmup_steps": 3}),
+    ("AdamWScheduleFree", {"weight_decay": 0.05, "betas": (0.3, 0.9), "clip_value": 0.5}),
+    ("ASGD", {"t0": 4, "weight_decay": 0.05, "lambd": 0.1}),  # averaging from step 5
+    ("ASGD", {"max_grad_norm": 1.0}),
 ]
+FLOAT32_STATE_ONLY = {"SGDScheduleFree", "AdamWScheduleFree", "ASGD"}
 # (parameter dtype, state_dtype, options): the vector loop's storages, then one it leaves to scratch_chunk
 VECTOR_STORAGES = [
     ("float32", "bfloat16", {}),
@@ -278,12 +284,24 @@ def vector_loops(allowed: bool) -> Iterator[None]:
         _core._allow_vector_loops(True)
 
 
-@pytest.mark.parametrize("storage", VECTOR_STORAGES, ids=lambda c: "-".join(str(x) for x in c[:2]) + "".join(c[2]))
-@pytest.mark.parametrize("config", VECTOR_CONFIGS, ids=lambda c: c[0] + ":" + (",".join(c[1]) or "plain"))
+def _storage_id(storage: tuple) -> str:
+    return "-".join(str(x) for x in storage[:2]) + "".join(storage[2])
+
+
+VECTOR_CASES = [
+    pytest.param(config, storage, id=config[0] + ":" + (",".join(config[1]) or "plain") + "-" + _storage_id(storage))
+    for config in VECTOR_CONFIGS
+    for storage in VECTOR_STORAGES
+    if storage[1] is None or config[0] not in FLOAT32_STATE_ONLY
+]
+
+
+@pytest.mark.parametrize(("config", "storage"), VECTOR_CASES)
 def test_vector_loop_equals_the_scratch_path(config: tuple[str, dict[str, Any]], storage: tuple, target: str) -> None:
-    """Adam, NAdam, RAdam, SGD, Adagrad, RMSprop, Lion, Adamax and Adadelta on 16-bit parameters or
-    bfloat16 state run in one hand-vectorized loop (the rule's vector_chunk: AVX-512 and AVX2) in place of the scratch path. Bit for bit on each
-    target: parameters and stored state, sizes with and without vector tails, non-finite
+    """Adam, NAdam, RAdam, SGD, Adagrad, RMSprop, Lion, Adamax, Adadelta, ASGD and the
+    schedule-free SGD and AdamW on 16-bit parameters or bfloat16 state run in one hand-vectorized
+    loop (the rule's vector_chunk: AVX-512 and AVX2) in place of the scratch path. Bit for bit on
+    each target: parameters and stored state, sizes with and without vector tails, non-finite
     gradients, pieces starting inside an array (2 threads)."""
     name, config_options = config
     param_dtype, state_dtype, options = storage
@@ -304,7 +322,7 @@ def test_vector_loop_equals_the_scratch_path(config: tuple[str, dict[str, Any]],
 
 
 @pytest.mark.skipif(not {"avx2", "avx512"} <= set(SUPPORTED_TARGETS), reason="needs the avx2 and avx512 targets")
-@pytest.mark.parametrize("storage", VECTOR_STORAGES, ids=lambda c: "-".join(str(x) for x in c[:2]) + "".join(c[2]))
+@pytest.mark.parametrize("storage", VECTOR_STORAGES, ids=_storage_id)
 def test_16_bit_storage_has_the_same_bits_on_avx2_and_avx512(storage: tuple) -> None:
     """Both FMA targets compute the same float32 operations, so 16-bit storage gets the same bits
     on both, whichever path (vector loop or scratch, 8 or 16 lanes) each takes: a mistake shared

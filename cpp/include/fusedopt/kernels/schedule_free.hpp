@@ -32,7 +32,8 @@ template <class T>
 struct ScheduleFreeStep {
     Lerp<T> to_z;
     T y_coef, neg_lr;
-    ScheduleFreeStep(double ckp1, double y_coef_, double lr) : to_z(ckp1), y_coef(T(y_coef_)), neg_lr(T(-lr)) {}
+    ScheduleFreeStep(double ckp1, double y_coef_, double lr)
+        : to_z(ckp1), y_coef(splat<T>(y_coef_)), neg_lr(splat<T>(-lr)) {}
     void operator()(T& y, T& z, T d) const {
         y = fmadd(d, y_coef, to_z(y, z));
         z = fmadd(d, neg_lr, z);

@@ -37,20 +37,49 @@ struct adamw_schedule_free_rule : RuleBase {
         return c.extra2 + schedule_free_weights(v[lr], v[warmup_steps], v[r], v[weight_lr_power], c).weight;
     }
 
+    // One element's update (z already y's on the first step), T: an element, or a vector of
+    // them (vector_chunk).
+    template <bool WD, class T>
+    static void element(T& y, T g, T& z, T& v, const GradIn<T>& gin, const Moments<T>& mom, T bc2, T eps, T wd,
+                        const ScheduleFreeStep<T>& sf) {
+        const T gi = gin(g);
+        v = mom.second(v, gi);
+        T d = gi / (sqrt_(v / bc2) + eps);
+        if (WD) d = fmadd(y, wd, d);
+        sf(y, z, d);
+    }
+
     template <class T, bool WD, bool FRESH>
     static void loop(T* __restrict y, const T* __restrict g, T* __restrict z, T* __restrict v, std::size_t n,
                      GradIn<T> gin, Moments<T> mom, T bc2, T eps, T wd, ScheduleFreeStep<T> sf) {
         for (std::size_t i = 0; i < n; ++i) {
-            const T gi = gin(g[i]);
-            T yi = y[i], zi = FRESH ? y[i] : z[i];
-            const T vi = mom.second(v[i], gi);
-            v[i] = vi;
-            T d = gi / (sqrt_(vi / bc2) + eps);
-            if (WD) d = fmadd(yi, wd, d);
-            sf(yi, zi, d);
+            T yi = y[i], zi = FRESH ? y[i] : z[i], vi = v[i];
+            element<WD>(yi, g[i], zi, vi, gin, mom, bc2, eps, wd, sf);
             y[i] = yi;
             z[i] = zi;
+            v[i] = vi;
         }
+    }
+
+    // 16-bit parameters: the same element function on vectors (kernels/vector_storage.hpp).
+    static constexpr bool vector_loop = true;
+    static std::size_t vector_chunk(const Segment& seg, std::size_t lo, std::size_t hi, const Scalars& s,
+                                    const GradTransform& gt, const Storage& st) {
+        return element_vector_chunk<2>(seg, lo, hi, st, [&](auto loop, auto&& run) {
+            using V = typename decltype(loop)::Vec;
+            const GradIn<V> gin(gt);
+            const ScheduleFreeStep<V> sf(s.ckp1, s.y_coef, s.lr);
+            const Moments<V> mom(0.0, s.beta2);
+            const V bc2 = splat<V>(s.bc2), eps = splat<V>(s.eps), wd = splat<V>(s.weight_decay);
+            with_flag(s.weight_decay != 0.0, [&](auto wd_on) {
+                with_flag(s.fresh, [&](auto fresh) {
+                    run([&](V& y, V x, V& z, V& v) {
+                        if (decltype(fresh)::value) z = y;
+                        element<decltype(wd_on)::value>(y, x, z, v, gin, mom, bc2, eps, wd, sf);
+                    });
+                });
+            });
+        });
     }
 
     template <class T>

@@ -38,16 +38,44 @@ struct asgd_rule : RuleBase {
         return {v[weight_decay], 1 - v[lambd] * eta, -eta, mu, mu != 1.0};
     }
 
+    // One element's update, T: an element, or a vector of them (vector_chunk); ax is read only
+    // when AVERAGE.
+    template <bool WD, bool AVERAGE, class T>
+    static void element(T& p, T g, T& ax, const GradIn<T>& gin, T wd, T decay, T neg_eta, T mu) {
+        T d = gin(g);
+        if (WD) d = fmadd(p, wd, d);
+        p = fmadd(d, neg_eta, p * decay);  // mul_(1 - lambd*eta).add_(d, alpha=-eta)
+        ax = AVERAGE ? ax + (p - ax) * mu : p;
+    }
+
     template <class T, bool WD, bool AVERAGE>
     static void loop(T* __restrict p, const T* __restrict g, T* __restrict ax, std::size_t n, GradIn<T> gin, T wd,
                      T decay, T neg_eta, T mu) {
         for (std::size_t i = 0; i < n; ++i) {
-            T d = gin(g[i]);
-            if (WD) d = fmadd(p[i], wd, d);
-            const T pi = fmadd(d, neg_eta, p[i] * decay);  // mul_(1 - lambd*eta).add_(d, alpha=-eta)
+            T pi = p[i], ai = AVERAGE ? ax[i] : T(0);
+            element<WD, AVERAGE>(pi, g[i], ai, gin, wd, decay, neg_eta, mu);
             p[i] = pi;
-            ax[i] = AVERAGE ? ax[i] + (pi - ax[i]) * mu : pi;
+            ax[i] = ai;
         }
+    }
+
+    // 16-bit parameters: the same element function on vectors (kernels/vector_storage.hpp).
+    static constexpr bool vector_loop = true;
+    static std::size_t vector_chunk(const Segment& seg, std::size_t lo, std::size_t hi, const Scalars& s,
+                                    const GradTransform& gt, const Storage& st) {
+        return element_vector_chunk<1>(seg, lo, hi, st, [&](auto loop, auto&& run) {
+            using V = typename decltype(loop)::Vec;
+            const GradIn<V> gin(gt);
+            const V wd = splat<V>(s.weight_decay), decay = splat<V>(s.decay), neg_eta = splat<V>(s.neg_eta),
+                    mu = splat<V>(s.mu);
+            with_flag(s.weight_decay != 0.0, [&](auto wd_on) {
+                with_flag(s.average, [&](auto average) {
+                    run([&](V& p, V x, V& ax) {
+                        element<decltype(wd_on)::value, decltype(average)::value>(p, x, ax, gin, wd, decay, neg_eta, mu);
+                    });
+                });
+            });
+        });
     }
 
     template <class T>

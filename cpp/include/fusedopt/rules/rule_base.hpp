@@ -17,7 +17,8 @@
 // transform, storage): its update on 16-bit storage in one hand-vectorized loop, returning how
 // many elements it did (the scratch path does the rest, with the same bits): its element
 // functions on simd.hpp's vectors, its storage through kernels/vector_storage.hpp
-// (element_vector_chunk: Adam, NAdam, RAdam, SGD, Adagrad, RMSprop, Lion, Adamax, Adadelta).
+// (element_vector_chunk: Adam, NAdam, RAdam, SGD, Adagrad, RMSprop, Lion, Adamax, Adadelta,
+// ASGD, SGDScheduleFree, AdamWScheduleFree).
 
 struct RuleBase {
     static constexpr int reduce_passes = 0;

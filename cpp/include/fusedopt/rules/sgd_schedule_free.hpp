@@ -35,17 +35,44 @@ struct sgd_schedule_free_rule : RuleBase {
         return c.extra2 + schedule_free_weights(v[lr], v[warmup_steps], v[r], v[weight_lr_power], c).weight;
     }
 
+    // One element's update (z already y's on the first step), T: an element, or a vector of
+    // them (vector_chunk).
+    template <bool WD, class T>
+    static void element(T& y, T g, T& z, const GradIn<T>& gin, T wd, const ScheduleFreeStep<T>& sf) {
+        T d = gin(g);
+        if (WD) d = fmadd(y, wd, d);
+        sf(y, z, d);
+    }
+
     template <class T, bool WD, bool FRESH>
     static void loop(T* __restrict y, const T* __restrict g, T* __restrict z, std::size_t n, GradIn<T> gin, T wd,
                      ScheduleFreeStep<T> sf) {
         for (std::size_t i = 0; i < n; ++i) {
-            T d = gin(g[i]);
             T yi = y[i], zi = FRESH ? y[i] : z[i];
-            if (WD) d = fmadd(yi, wd, d);
-            sf(yi, zi, d);
+            element<WD>(yi, g[i], zi, gin, wd, sf);
             y[i] = yi;
             z[i] = zi;
         }
+    }
+
+    // 16-bit parameters: the same element function on vectors (kernels/vector_storage.hpp).
+    static constexpr bool vector_loop = true;
+    static std::size_t vector_chunk(const Segment& seg, std::size_t lo, std::size_t hi, const Scalars& s,
+                                    const GradTransform& gt, const Storage& st) {
+        return element_vector_chunk<1>(seg, lo, hi, st, [&](auto loop, auto&& run) {
+            using V = typename decltype(loop)::Vec;
+            const GradIn<V> gin(gt);
+            const ScheduleFreeStep<V> sf(s.ckp1, s.y_coef, s.lr);
+            const V wd = splat<V>(s.weight_decay);
+            with_flag(s.weight_decay != 0.0, [&](auto wd_on) {
+                with_flag(s.fresh, [&](auto fresh) {
+                    run([&](V& y, V x, V& z) {
+                        if (decltype(fresh)::value) z = y;
+                        element<decltype(wd_on)::value>(y, x, z, gin, wd, sf);
+                    });
+                });
+            });
+        });
     }
 
     template <class T>
