@@ -258,8 +258,10 @@ VECTOR_CONFIGS: list[tuple[str, dict[str, Any]]] = [
     ("AdamWScheduleFree", {"weight_decay": 0.05, "betas": (0.3, 0.9), "clip_value": 0.5}),
     ("ASGD", {"t0": 4, "weight_decay": 0.05, "lambd": 0.1}),  # averaging from step 5
     ("ASGD", {"max_grad_norm": 1.0}),
+    ("Rprop", {"etas": (0.4, 1.3), "step_sizes": (1e-3, 0.05)}),  # both bounds reached
+    ("Rprop", {"maximize": True, "clip_value": 0.5}),
 ]
-FLOAT32_STATE_ONLY = {"SGDScheduleFree", "AdamWScheduleFree", "ASGD"}
+FLOAT32_STATE_ONLY = {"SGDScheduleFree", "AdamWScheduleFree", "ASGD", "Rprop"}
 # (parameter dtype, state_dtype, options): the vector loop's storages, then one it leaves to scratch_chunk
 VECTOR_STORAGES = [
     ("float32", "bfloat16", {}),
@@ -298,7 +300,7 @@ VECTOR_CASES = [
 
 @pytest.mark.parametrize(("config", "storage"), VECTOR_CASES)
 def test_vector_loop_equals_the_scratch_path(config: tuple[str, dict[str, Any]], storage: tuple, target: str) -> None:
-    """Adam, NAdam, RAdam, SGD, Adagrad, RMSprop, Lion, Adamax, Adadelta, ASGD and the
+    """Adam, NAdam, RAdam, SGD, Adagrad, RMSprop, Lion, Adamax, Adadelta, ASGD, Rprop and the
     schedule-free SGD and AdamW on 16-bit parameters or bfloat16 state run in one hand-vectorized
     loop (the rule's vector_chunk: AVX-512 and AVX2) in place of the scratch path. Bit for bit on
     each target: parameters and stored state, sizes with and without vector tails, non-finite

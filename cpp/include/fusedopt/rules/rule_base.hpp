@@ -18,7 +18,7 @@
 // many elements it did (the scratch path does the rest, with the same bits): its element
 // functions on simd.hpp's vectors, its storage through kernels/vector_storage.hpp
 // (element_vector_chunk: Adam, NAdam, RAdam, SGD, Adagrad, RMSprop, Lion, Adamax, Adadelta,
-// ASGD, SGDScheduleFree, AdamWScheduleFree).
+// ASGD, Rprop, SGDScheduleFree, AdamWScheduleFree).
 
 struct RuleBase {
     static constexpr int reduce_passes = 0;
