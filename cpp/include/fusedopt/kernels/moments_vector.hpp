@@ -1,6 +1,6 @@
-// The vector loop of a rule with Adam's two moments (Adam, NAdam, RAdam: step_moments on
-// the first two state operands, then the rule's own step), so each rule writes only its step. Included
-// inside a per-target anonymous namespace, after adam_common.hpp and vector_storage.hpp.
+// The vector loop of a rule with Adam's two moments (Adam, NAdam, RAdam: step_moments on the
+// first two state operands, then the rule's own step), so each rule writes only its step.
+// Included inside a per-target anonymous namespace, after adam_common.hpp and vector_storage.hpp.
 
 // Elements [lo, ...) of `seg` on 16-bit or bfloat16-state storage (element_vector_chunk), or
 // 0; S = 3: amsgrad's maximum of the second moment as a third operand, the step taking it for

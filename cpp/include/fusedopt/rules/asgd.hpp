@@ -70,9 +70,8 @@ struct asgd_rule : RuleBase {
                     mu = splat<V>(s.mu);
             with_flag(s.weight_decay != 0.0, [&](auto wd_on) {
                 with_flag(s.average, [&](auto average) {
-                    run([&](V& p, V x, V& ax) {
-                        element<decltype(wd_on)::value, decltype(average)::value>(p, x, ax, gin, wd, decay, neg_eta, mu);
-                    });
+                    constexpr bool W = decltype(wd_on)::value, A = decltype(average)::value;
+                    run([&](V& p, V x, V& ax) { element<W, A>(p, x, ax, gin, wd, decay, neg_eta, mu); });
                 });
             });
         });
