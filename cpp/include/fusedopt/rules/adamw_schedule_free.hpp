@@ -37,11 +37,12 @@ struct adamw_schedule_free_rule : RuleBase {
         return c.extra2 + schedule_free_weights(v[lr], v[warmup_steps], v[r], v[weight_lr_power], c).weight;
     }
 
-    // One element's update (z already y's on the first step), T: an element, or a vector of
-    // them (vector_chunk).
-    template <bool WD, class T>
+    // One element's update, T: an element, or a vector of them (vector_chunk); FRESH: z is not
+    // read, it starts as y.
+    template <bool WD, bool FRESH, class T>
     static void element(T& y, T g, T& z, T& v, const GradIn<T>& gin, const Moments<T>& mom, T bc2, T eps, T wd,
                         const ScheduleFreeStep<T>& sf) {
+        if (FRESH) z = y;
         const T gi = gin(g);
         v = mom.second(v, gi);
         T d = gi / (sqrt_(v / bc2) + eps);
@@ -53,8 +54,8 @@ struct adamw_schedule_free_rule : RuleBase {
     static void loop(T* __restrict y, const T* __restrict g, T* __restrict z, T* __restrict v, std::size_t n,
                      GradIn<T> gin, Moments<T> mom, T bc2, T eps, T wd, ScheduleFreeStep<T> sf) {
         for (std::size_t i = 0; i < n; ++i) {
-            T yi = y[i], zi = FRESH ? y[i] : z[i], vi = v[i];
-            element<WD>(yi, g[i], zi, vi, gin, mom, bc2, eps, wd, sf);
+            T yi = y[i], zi = z[i], vi = v[i];
+            element<WD, FRESH>(yi, g[i], zi, vi, gin, mom, bc2, eps, wd, sf);
             y[i] = yi;
             z[i] = zi;
             v[i] = vi;
@@ -73,10 +74,8 @@ struct adamw_schedule_free_rule : RuleBase {
             const V bc2 = splat<V>(s.bc2), eps = splat<V>(s.eps), wd = splat<V>(s.weight_decay);
             with_flag(s.weight_decay != 0.0, [&](auto wd_on) {
                 with_flag(s.fresh, [&](auto fresh) {
-                    run([&](V& y, V x, V& z, V& v) {
-                        if (decltype(fresh)::value) z = y;
-                        element<decltype(wd_on)::value>(y, x, z, v, gin, mom, bc2, eps, wd, sf);
-                    });
+                    constexpr bool W = decltype(wd_on)::value, F = decltype(fresh)::value;
+                    run([&](V& y, V x, V& z, V& v) { element<W, F>(y, x, z, v, gin, mom, bc2, eps, wd, sf); });
                 });
             });
         });

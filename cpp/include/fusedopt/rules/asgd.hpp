@@ -52,7 +52,7 @@ struct asgd_rule : RuleBase {
     static void loop(T* __restrict p, const T* __restrict g, T* __restrict ax, std::size_t n, GradIn<T> gin, T wd,
                      T decay, T neg_eta, T mu) {
         for (std::size_t i = 0; i < n; ++i) {
-            T pi = p[i], ai = AVERAGE ? ax[i] : T(0);
+            T pi = p[i], ai = ax[i];
             element<WD, AVERAGE>(pi, g[i], ai, gin, wd, decay, neg_eta, mu);
             p[i] = pi;
             ax[i] = ai;

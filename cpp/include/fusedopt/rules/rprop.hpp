@@ -68,7 +68,7 @@ struct rprop_rule : RuleBase {
     static void loop(T* __restrict p, const T* __restrict g, T* __restrict prev, T* __restrict step_size,
                      std::size_t n, GradIn<T> gin, T lr, T em, T ep, T lo, T hi) {
         for (std::size_t i = 0; i < n; ++i) {
-            T pi = p[i], pr = prev[i], ss = FIRST ? lr : step_size[i];
+            T pi = p[i], pr = prev[i], ss = step_size[i];
             element<FIRST>(pi, g[i], pr, ss, gin, lr, em, ep, lo, hi);
             p[i] = pi;
             prev[i] = pr;

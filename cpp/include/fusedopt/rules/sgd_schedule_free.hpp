@@ -35,10 +35,11 @@ struct sgd_schedule_free_rule : RuleBase {
         return c.extra2 + schedule_free_weights(v[lr], v[warmup_steps], v[r], v[weight_lr_power], c).weight;
     }
 
-    // One element's update (z already y's on the first step), T: an element, or a vector of
-    // them (vector_chunk).
-    template <bool WD, class T>
+    // One element's update, T: an element, or a vector of them (vector_chunk); FRESH: z is not
+    // read, it starts as y.
+    template <bool WD, bool FRESH, class T>
     static void element(T& y, T g, T& z, const GradIn<T>& gin, T wd, const ScheduleFreeStep<T>& sf) {
+        if (FRESH) z = y;
         T d = gin(g);
         if (WD) d = fmadd(y, wd, d);
         sf(y, z, d);
@@ -48,8 +49,8 @@ struct sgd_schedule_free_rule : RuleBase {
     static void loop(T* __restrict y, const T* __restrict g, T* __restrict z, std::size_t n, GradIn<T> gin, T wd,
                      ScheduleFreeStep<T> sf) {
         for (std::size_t i = 0; i < n; ++i) {
-            T yi = y[i], zi = FRESH ? y[i] : z[i];
-            element<WD>(yi, g[i], zi, gin, wd, sf);
+            T yi = y[i], zi = z[i];
+            element<WD, FRESH>(yi, g[i], zi, gin, wd, sf);
             y[i] = yi;
             z[i] = zi;
         }
@@ -66,10 +67,8 @@ struct sgd_schedule_free_rule : RuleBase {
             const V wd = splat<V>(s.weight_decay);
             with_flag(s.weight_decay != 0.0, [&](auto wd_on) {
                 with_flag(s.fresh, [&](auto fresh) {
-                    run([&](V& y, V x, V& z) {
-                        if (decltype(fresh)::value) z = y;
-                        element<decltype(wd_on)::value>(y, x, z, gin, wd, sf);
-                    });
+                    constexpr bool W = decltype(wd_on)::value, F = decltype(fresh)::value;
+                    run([&](V& y, V x, V& z) { element<W, F>(y, x, z, gin, wd, sf); });
                 });
             });
         });
