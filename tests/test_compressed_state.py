@@ -222,7 +222,7 @@ def test_same_bits_at_any_thread_count(storage: str) -> None:
             assert same_bits(v, w) if isinstance(v, np.ndarray) else v == w, f"state[{k}][{n}]"
 
 
-# (optimizer, options): each rule with a vector loop (vector_chunk), its variants (three state
+# (optimizer, options): each rule with a vector loop (vector_element), its variants (three state
 # slots: the vector loop with float32 state, scratch_chunk with bfloat16 state)
 VECTOR_CONFIGS: list[tuple[str, dict[str, Any]]] = [
     ("Adam", {}),
@@ -302,7 +302,7 @@ VECTOR_CASES = [
 def test_vector_loop_equals_the_scratch_path(config: tuple[str, dict[str, Any]], storage: tuple, target: str) -> None:
     """Adam, NAdam, RAdam, SGD, Adagrad, RMSprop, Lion, Adamax, Adadelta, ASGD, Rprop and the
     schedule-free SGD and AdamW on 16-bit parameters or bfloat16 state run in one hand-vectorized
-    loop (the rule's vector_chunk: AVX-512 and AVX2) in place of the scratch path. Bit for bit on
+    loop (the rule's vector_element: AVX-512 and AVX2) in place of the scratch path. Bit for bit on
     each target: parameters and stored state, sizes with and without vector tails, non-finite
     gradients, pieces starting inside an array (2 threads)."""
     name, config_options = config

@@ -125,7 +125,7 @@ RuleInfo describe() {
     r.advance_extra2 = &R::advance_extra2;
     r.kernel[0] = &update<R, float>;
     r.kernel[1] = &update<R, double>;
-    if constexpr (R::vector_loop)
+    if constexpr (R::vector_slots::size > 0)
         r.scratch = &scratch_chunk_vector<R>;
     else
         r.scratch = &scratch_chunk;

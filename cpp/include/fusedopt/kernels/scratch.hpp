@@ -118,12 +118,13 @@ void scratch_chunk(const Segment& seg, std::size_t lo, std::size_t hi, ChunkKern
     }
 }
 
-// A rule with a vector loop (R::vector_loop) runs it on what it takes, scratch_chunk the rest
+// A rule with a vector loop (R::vector_slots) runs it on what it takes, scratch_chunk the rest
 // (its tail, other storages): the same bits either way.
 template <class R>
 void scratch_chunk_vector(const Segment& seg, std::size_t lo, std::size_t hi, ChunkKernel f32, const void* scalars,
                           const double* values, const GradTransform& gt, const Storage& st) {
     if (vector_loops_allowed())
-        lo += R::vector_chunk(seg, lo, hi, *static_cast<const typename R::Scalars*>(scalars), gt, st);
+        lo += rule_vector_chunk<R>(typename R::vector_slots{}, seg, lo, hi,
+                                   *static_cast<const typename R::Scalars*>(scalars), gt, st);
     if (lo < hi) scratch_chunk(seg, lo, hi, f32, scalars, values, gt, st);
 }

@@ -2,7 +2,7 @@
 // vectors at a time: 2 x FUSEDOPT_SIMD_LANES consecutive elements, x0 the first half. The same
 // conversions, roundings and random bits as the scalar code in low_precision.hpp, so the same
 // bits: the scratch path narrows bfloat16 state with narrow_state_pair_simd, and a rule's vector
-// loop (state_vector_loop; a rule's vector_chunk) takes its parameter and state through these, its
+// loop (state_vector_loop; a rule's vector_element) takes its parameter and state through these, its
 // own element functions run on vectors. Included inside a per-target anonymous namespace, after
 // low_precision.hpp.
 
@@ -223,7 +223,7 @@ std::size_t state_vector_loop(Param param, const typename Param::Grad::Elem* __r
 }
 #endif
 
-// The storages a rule's vector loop takes (R::vector_loop: vector_chunk) in place of
+// The storages a rule's vector loop takes (R::vector_slots, R::vector_element) in place of
 // scratch_chunk: the parameter and gradient float32, bfloat16 or float16 (with or without a
 // master copy; stochastic rounding for bfloat16), and S state operands (those present, in
 // operand order; no other) all float32 or, up to kBf16VectorSlots, all bfloat16. For elements
@@ -277,24 +277,45 @@ std::size_t with_vector_storage(const Segment& seg, std::size_t lo, const Storag
 #endif
 }
 
-// The type a rule's element function takes (Vec: float32 vectors) and how many state operands.
-template <class V, int S>
-struct VectorLoop {
-    using Vec = V;
-    static constexpr int slots = S;
+// The state operand counts a rule's vector loop takes (R::vector_slots; none: it has none).
+template <int... S>
+struct SlotCounts {
+    static constexpr int size = sizeof...(S);
 };
 
-// A rule's vector_chunk over its element function: elements [lo, ...) of `seg` on storage with
-// S state operands (with_vector_storage<S>), or 0. with_element(VectorLoop<Vec, S>{}, run) makes
-// the rule's constants as Vec and calls run(f) once with its element function f(p, g, state...)
-// (or not at all: the scratch path takes the chunk).
-template <int S, class WithElement>
-std::size_t element_vector_chunk(const Segment& seg, std::size_t lo, std::size_t hi, const Storage& st,
-                                 WithElement&& with_element) {
+// Whether rule R picks one of several counts per step: R::vector_slot_count(scalars).
+template <class R, class = void>
+struct PicksSlotCount : std::false_type {};
+template <class R>
+struct PicksSlotCount<R, std::void_t<decltype(R::vector_slot_count(std::declval<const typename R::Scalars&>()))>>
+    : std::true_type {};
+
+// Rule R's vector loop with S state operands over elements [lo, ...) of `seg` (with_vector_storage),
+// or 0: R::vector_element<Vec, S>(scalars, grad transform, run) makes the rule's constants as Vec
+// and calls run(f) once with its element function f(p, g, state...) (or not at all: the scratch
+// path takes the chunk).
+template <class R, int S>
+std::size_t rule_vector_chunk_with(const Segment& seg, std::size_t lo, std::size_t hi, const typename R::Scalars& s,
+                                   const GradTransform& gt, const Storage& st) {
     return with_vector_storage<S>(seg, lo, st, [&](auto param, const auto* g, auto state) {
         std::size_t done = 0;
-        with_element(VectorLoop<typename decltype(param)::Vec, S>{},
-                     [&](auto&& f) { done = state_vector_loop(param, g, state, hi - lo, f); });
+        R::template vector_element<typename decltype(param)::Vec, S>(
+            s, gt, [&](auto&& f) { done = state_vector_loop(param, g, state, hi - lo, f); });
         return done;
     });
+}
+
+// Rule R's vector loop over what it takes of elements [lo, hi) of `seg`; returns how many it did.
+template <class R, int... S>
+std::size_t rule_vector_chunk(SlotCounts<S...>, const Segment& seg, std::size_t lo, std::size_t hi,
+                              const typename R::Scalars& s, const GradTransform& gt, const Storage& st) {
+    static_assert(sizeof...(S) == 1 || PicksSlotCount<R>::value, "a rule with several counts picks one per step");
+    int count = 0;
+    if constexpr (PicksSlotCount<R>::value)
+        count = R::vector_slot_count(s);
+    else
+        count = (S, ...);
+    std::size_t done = 0;
+    static_cast<void>(((count == S && (done = rule_vector_chunk_with<R, S>(seg, lo, hi, s, gt, st), true)) || ...));
+    return done;
 }

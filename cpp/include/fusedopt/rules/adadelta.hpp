@@ -20,7 +20,7 @@ struct adadelta_rule : RuleBase {
     };
     static Scalars derive(const double* v, const Counters&) { return {v[lr], v[rho], v[eps], v[weight_decay]}; }
 
-    // One element's update, T: an element, or a vector of them (vector_chunk).
+    // One element's update, T: an element, or a vector of them (vector_element).
     template <bool WD, class T>
     static void element(T& p, T g, T& sq, T& acc, const GradIn<T>& gin, T wd, T rho, T one_minus_rho, T eps, T nlr) {
         T d = gin(g);
@@ -40,18 +40,15 @@ struct adadelta_rule : RuleBase {
 
     // 16-bit parameters or bfloat16 state: the same element function on vectors, in one loop
     // over the stored values (kernels/vector_storage.hpp).
-    static constexpr bool vector_loop = true;
-    static std::size_t vector_chunk(const Segment& seg, std::size_t lo, std::size_t hi, const Scalars& s,
-                                    const GradTransform& gt, const Storage& st) {
-        return element_vector_chunk<2>(seg, lo, hi, st, [&](auto loop, auto&& run) {
-            using V = typename decltype(loop)::Vec;
-            const GradIn<V> gin(gt);
-            const V wd = splat<V>(s.weight_decay), rho = splat<V>(s.rho), one_minus_rho = splat<V>(1.0 - s.rho),
-                    eps = splat<V>(s.eps), nlr = splat<V>(-s.lr);
-            with_flag(s.weight_decay != 0.0, [&](auto wd_on) {
-                run([&](V& p, V x, V& sq, V& acc) {
-                    element<decltype(wd_on)::value>(p, x, sq, acc, gin, wd, rho, one_minus_rho, eps, nlr);
-                });
+    using vector_slots = SlotCounts<2>;
+    template <class V, int S, class Run>
+    static void vector_element(const Scalars& s, const GradTransform& gt, Run&& run) {
+        const GradIn<V> gin(gt);
+        const V wd = splat<V>(s.weight_decay), rho = splat<V>(s.rho), one_minus_rho = splat<V>(1.0 - s.rho),
+                eps = splat<V>(s.eps), nlr = splat<V>(-s.lr);
+        with_flag(s.weight_decay != 0.0, [&](auto wd_on) {
+            run([&](V& p, V x, V& sq, V& acc) {
+                element<decltype(wd_on)::value>(p, x, sq, acc, gin, wd, rho, one_minus_rho, eps, nlr);
             });
         });
     }

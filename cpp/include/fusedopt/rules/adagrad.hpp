@@ -37,7 +37,7 @@ struct adagrad_rule : RuleBase {
         }
     }
 
-    // One element of the dense step, T: an element, or a vector of them (vector_chunk).
+    // One element of the dense step, T: an element, or a vector of them (vector_element).
     template <bool WD, class T>
     static void element(T& p, T g, T& sum, const GradIn<T>& gin, T wd, T eps, T nclr) {
         T d = gin(g);
@@ -54,17 +54,14 @@ struct adagrad_rule : RuleBase {
 
     // 16-bit parameters or a bfloat16 sum, dense gradients: the same element function on
     // vectors, in one loop over the stored values (kernels/vector_storage.hpp).
-    static constexpr bool vector_loop = true;
-    static std::size_t vector_chunk(const Segment& seg, std::size_t lo, std::size_t hi, const Scalars& s,
-                                    const GradTransform& gt, const Storage& st) {
-        if (s.sparse) return 0;
-        return element_vector_chunk<1>(seg, lo, hi, st, [&](auto loop, auto&& run) {
-            using V = typename decltype(loop)::Vec;
-            const GradIn<V> gin(gt);
-            const V wd = splat<V>(s.weight_decay), eps = splat<V>(s.eps), nclr = splat<V>(-s.clr);
-            with_flag(s.weight_decay != 0.0, [&](auto wd_on) {
-                run([&](V& p, V x, V& sum) { element<decltype(wd_on)::value>(p, x, sum, gin, wd, eps, nclr); });
-            });
+    using vector_slots = SlotCounts<1>;
+    template <class V, int S, class Run>
+    static void vector_element(const Scalars& s, const GradTransform& gt, Run&& run) {
+        if (s.sparse) return;
+        const GradIn<V> gin(gt);
+        const V wd = splat<V>(s.weight_decay), eps = splat<V>(s.eps), nclr = splat<V>(-s.clr);
+        with_flag(s.weight_decay != 0.0, [&](auto wd_on) {
+            run([&](V& p, V x, V& sum) { element<decltype(wd_on)::value>(p, x, sum, gin, wd, eps, nclr); });
         });
     }
 

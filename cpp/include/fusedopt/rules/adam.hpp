@@ -31,7 +31,7 @@ struct adam_rule : RuleBase {
     }
 
     // The parameter after its step, from the new moments (v: amsgrad's maximum where it applies);
-    // T: one element, or a vector of them (vector_chunk).
+    // T: one element, or a vector of them (vector_element).
     template <bool HAT, class T>
     static T stepped(T p, T m, T v, T bc2_sqrt, T eps, T neg_step) {
         const T denom = HAT ? sqrt_(v) + eps : sqrt_(v) / bc2_sqrt + eps;
@@ -56,18 +56,16 @@ struct adam_rule : RuleBase {
 
     // 16-bit parameters or bfloat16 moments (and amsgrad's maximum): the same functions on
     // vectors, in one loop over the stored values (kernels/moments_vector.hpp).
-    static constexpr bool vector_loop = true;
-    static std::size_t vector_chunk(const Segment& seg, std::size_t lo, std::size_t hi, const Scalars& s,
-                                    const GradTransform& gt, const Storage& st) {
-        const auto with_step = [&](auto vec, auto&& run) {
-            using V = decltype(vec);
+    using vector_slots = SlotCounts<2, 3>;
+    static int vector_slot_count(const Scalars& s) { return s.amsgrad ? 3 : 2; }
+    template <class V, int S, class Run>
+    static void vector_element(const Scalars& s, const GradTransform& gt, Run&& run) {
+        moments_vector_element<V, S>(s, gt, run, [&](auto&& run_step) {
             const V bc2_sqrt = splat<V>(s.bc2_sqrt), eps = splat<V>(s.eps), neg_step = splat<V>(-s.step_size);
             with_flag(s.hat, [&](auto hat) {
-                run([&](V p, V, V m, V v) { return stepped<decltype(hat)::value>(p, m, v, bc2_sqrt, eps, neg_step); });
+                run_step([&](V p, V, V m, V v) { return stepped<decltype(hat)::value>(p, m, v, bc2_sqrt, eps, neg_step); });
             });
-        };
-        return s.amsgrad ? moments_vector_chunk<3>(seg, lo, hi, s, gt, st, with_step)
-                         : moments_vector_chunk<2>(seg, lo, hi, s, gt, st, with_step);
+        });
     }
 
     template <class T>

@@ -17,7 +17,7 @@ struct adamax_rule : RuleBase {
         return {v[beta1], v[beta2], v[eps], v[weight_decay], v[lr] / (1 - __builtin_pow(v[beta1], t))};
     }
 
-    // One element's update, T: an element, or a vector of them (vector_chunk).
+    // One element's update, T: an element, or a vector of them (vector_element).
     template <bool CWD, class T>
     static void element(T& p, T g, T& m, T& u, const DecayedGrad<T, CWD, false>& grad, const Lerp<T>& m_lerp, T beta2,
                         T eps, T neg_clr) {
@@ -35,17 +35,14 @@ struct adamax_rule : RuleBase {
 
     // 16-bit parameters or bfloat16 state: the same element function on vectors, in one loop
     // over the stored values (kernels/vector_storage.hpp).
-    static constexpr bool vector_loop = true;
-    static std::size_t vector_chunk(const Segment& seg, std::size_t lo, std::size_t hi, const Scalars& s,
-                                    const GradTransform& gt, const Storage& st) {
-        return element_vector_chunk<2>(seg, lo, hi, st, [&](auto loop, auto&& run) {
-            using V = typename decltype(loop)::Vec;
-            const Lerp<V> m_lerp(1.0 - s.beta1);
-            const V beta2 = splat<V>(s.beta2), eps = splat<V>(s.eps), neg_clr = splat<V>(-s.clr);
-            with_flag(s.weight_decay != 0.0, [&](auto cwd) {
-                const DecayedGrad<V, decltype(cwd)::value, false> grad(gt, s.weight_decay, 1.0);
-                run([&](V& p, V x, V& m, V& u) { element(p, x, m, u, grad, m_lerp, beta2, eps, neg_clr); });
-            });
+    using vector_slots = SlotCounts<2>;
+    template <class V, int S, class Run>
+    static void vector_element(const Scalars& s, const GradTransform& gt, Run&& run) {
+        const Lerp<V> m_lerp(1.0 - s.beta1);
+        const V beta2 = splat<V>(s.beta2), eps = splat<V>(s.eps), neg_clr = splat<V>(-s.clr);
+        with_flag(s.weight_decay != 0.0, [&](auto cwd) {
+            const DecayedGrad<V, decltype(cwd)::value, false> grad(gt, s.weight_decay, 1.0);
+            run([&](V& p, V x, V& m, V& u) { element(p, x, m, u, grad, m_lerp, beta2, eps, neg_clr); });
         });
     }
 

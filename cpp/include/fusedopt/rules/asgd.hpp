@@ -38,7 +38,7 @@ struct asgd_rule : RuleBase {
         return {v[weight_decay], 1 - v[lambd] * eta, -eta, mu, mu != 1.0};
     }
 
-    // One element's update, T: an element, or a vector of them (vector_chunk); ax is read only
+    // One element's update, T: an element, or a vector of them (vector_element); ax is read only
     // when AVERAGE.
     template <bool WD, bool AVERAGE, class T>
     static void element(T& p, T g, T& ax, const GradIn<T>& gin, T wd, T decay, T neg_eta, T mu) {
@@ -60,19 +60,16 @@ struct asgd_rule : RuleBase {
     }
 
     // 16-bit parameters: the same element function on vectors (kernels/vector_storage.hpp).
-    static constexpr bool vector_loop = true;
-    static std::size_t vector_chunk(const Segment& seg, std::size_t lo, std::size_t hi, const Scalars& s,
-                                    const GradTransform& gt, const Storage& st) {
-        return element_vector_chunk<1>(seg, lo, hi, st, [&](auto loop, auto&& run) {
-            using V = typename decltype(loop)::Vec;
-            const GradIn<V> gin(gt);
-            const V wd = splat<V>(s.weight_decay), decay = splat<V>(s.decay), neg_eta = splat<V>(s.neg_eta),
-                    mu = splat<V>(s.mu);
-            with_flag(s.weight_decay != 0.0, [&](auto wd_on) {
-                with_flag(s.average, [&](auto average) {
-                    constexpr bool W = decltype(wd_on)::value, A = decltype(average)::value;
-                    run([&](V& p, V x, V& ax) { element<W, A>(p, x, ax, gin, wd, decay, neg_eta, mu); });
-                });
+    using vector_slots = SlotCounts<1>;
+    template <class V, int S, class Run>
+    static void vector_element(const Scalars& s, const GradTransform& gt, Run&& run) {
+        const GradIn<V> gin(gt);
+        const V wd = splat<V>(s.weight_decay), decay = splat<V>(s.decay), neg_eta = splat<V>(s.neg_eta),
+                mu = splat<V>(s.mu);
+        with_flag(s.weight_decay != 0.0, [&](auto wd_on) {
+            with_flag(s.average, [&](auto average) {
+                constexpr bool W = decltype(wd_on)::value, A = decltype(average)::value;
+                run([&](V& p, V x, V& ax) { element<W, A>(p, x, ax, gin, wd, decay, neg_eta, mu); });
             });
         });
     }

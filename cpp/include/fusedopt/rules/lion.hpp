@@ -16,7 +16,7 @@ struct lion_rule : RuleBase {
         return {v[lr], v[beta1], v[beta2], decoupled_decay(v[lr], v[weight_decay], true)};
     }
 
-    // One element's update, T: an element, or a vector of them (vector_chunk).
+    // One element's update, T: an element, or a vector of them (vector_element).
     template <class T>
     static void element(T& p, T g, T& m, const GradIn<T>& gin, const Lerp<T>& c_lerp, const Lerp<T>& m_lerp, T decay,
                         T nlr) {
@@ -33,16 +33,13 @@ struct lion_rule : RuleBase {
 
     // 16-bit parameters or a bfloat16 exp_avg: the same element function on vectors, in one loop
     // over the stored values (kernels/vector_storage.hpp).
-    static constexpr bool vector_loop = true;
-    static std::size_t vector_chunk(const Segment& seg, std::size_t lo, std::size_t hi, const Scalars& s,
-                                    const GradTransform& gt, const Storage& st) {
-        return element_vector_chunk<1>(seg, lo, hi, st, [&](auto loop, auto&& run) {
-            using V = typename decltype(loop)::Vec;
-            const GradIn<V> gin(gt);
-            const Lerp<V> c_lerp(1.0 - s.beta1), m_lerp(1.0 - s.beta2);
-            const V decay = splat<V>(s.decay), nlr = splat<V>(-s.lr);
-            run([&](V& p, V x, V& m) { element(p, x, m, gin, c_lerp, m_lerp, decay, nlr); });
-        });
+    using vector_slots = SlotCounts<1>;
+    template <class V, int S, class Run>
+    static void vector_element(const Scalars& s, const GradTransform& gt, Run&& run) {
+        const GradIn<V> gin(gt);
+        const Lerp<V> c_lerp(1.0 - s.beta1), m_lerp(1.0 - s.beta2);
+        const V decay = splat<V>(s.decay), nlr = splat<V>(-s.lr);
+        run([&](V& p, V x, V& m) { element(p, x, m, gin, c_lerp, m_lerp, decay, nlr); });
     }
 
     template <class T>

@@ -46,7 +46,7 @@ struct nadam_rule : RuleBase {
                 decoupled_decay(v[lr], v[weight_decay], dec), dec};
     }
 
-    // The parameter after the moments, T: an element, or a vector of them (vector_chunk).
+    // The parameter after the moments, T: an element, or a vector of them (vector_element).
     template <class T>
     static T stepped(T p, T d, T m, T v, T bc2, T eps, T grad_coef, T avg_coef) {
         const T denom = sqrt_(v / bc2) + eps;
@@ -68,14 +68,13 @@ struct nadam_rule : RuleBase {
 
     // 16-bit parameters or bfloat16 moments: the same functions on vectors, in one loop over the
     // stored values (kernels/moments_vector.hpp).
-    static constexpr bool vector_loop = true;
-    static std::size_t vector_chunk(const Segment& seg, std::size_t lo, std::size_t hi, const Scalars& s,
-                                    const GradTransform& gt, const Storage& st) {
-        return moments_vector_chunk(seg, lo, hi, s, gt, st, [&](auto vec, auto&& run) {
-            using V = decltype(vec);
+    using vector_slots = SlotCounts<2>;
+    template <class V, int S, class Run>
+    static void vector_element(const Scalars& s, const GradTransform& gt, Run&& run) {
+        moments_vector_element<V, S>(s, gt, run, [&](auto&& run_step) {
             const V bc2 = splat<V>(s.bc2), eps = splat<V>(s.eps), grad_coef = splat<V>(s.grad_coef),
                     avg_coef = splat<V>(s.avg_coef);
-            run([&](V p, V d, V m, V v) { return stepped(p, d, m, v, bc2, eps, grad_coef, avg_coef); });
+            run_step([&](V p, V d, V m, V v) { return stepped(p, d, m, v, bc2, eps, grad_coef, avg_coef); });
         });
     }
 

@@ -29,7 +29,7 @@ struct radam_rule : RuleBase {
                 decoupled_decay(v[lr], v[weight_decay], dec), rectified, dec};
     }
 
-    // The parameter after the moments, T: an element, or a vector of them (vector_chunk).
+    // The parameter after the moments, T: an element, or a vector of them (vector_element).
     template <bool RECT, class T>
     static T stepped(T p, T m, T v, T eps, T lr, T bc1, T bc2_sqrt, T rect) {
         T x = (m / bc1) * lr;
@@ -51,15 +51,14 @@ struct radam_rule : RuleBase {
 
     // 16-bit parameters or bfloat16 moments: the same functions on vectors, in one loop over the
     // stored values (kernels/moments_vector.hpp).
-    static constexpr bool vector_loop = true;
-    static std::size_t vector_chunk(const Segment& seg, std::size_t lo, std::size_t hi, const Scalars& s,
-                                    const GradTransform& gt, const Storage& st) {
-        return moments_vector_chunk(seg, lo, hi, s, gt, st, [&](auto vec, auto&& run) {
-            using V = decltype(vec);
+    using vector_slots = SlotCounts<2>;
+    template <class V, int S, class Run>
+    static void vector_element(const Scalars& s, const GradTransform& gt, Run&& run) {
+        moments_vector_element<V, S>(s, gt, run, [&](auto&& run_step) {
             const V eps = splat<V>(s.eps), lr = splat<V>(s.lr), bc1 = splat<V>(s.bc1), bc2_sqrt = splat<V>(s.bc2_sqrt),
                     rect = splat<V>(s.rect);
             with_flag(s.rectified, [&](auto rectified) {
-                run([&](V p, V, V m, V v) {
+                run_step([&](V p, V, V m, V v) {
                     return stepped<decltype(rectified)::value>(p, m, v, eps, lr, bc1, bc2_sqrt, rect);
                 });
             });

@@ -19,7 +19,7 @@ struct rmsprop_rule : RuleBase {
         return {v[lr], v[alpha], v[eps], v[weight_decay], v[momentum], v[centered] != 0.0};
     }
 
-    // One element's update, T: an element, or a vector of them (vector_chunk). buf is read and
+    // One element's update, T: an element, or a vector of them (vector_element). buf is read and
     // written with momentum, gavg when centered.
     template <bool WD, bool MOM, bool CENTERED, class T>
     static void element(T& p, T g, T& sq, T& buf, T& gavg, const GradIn<T>& gin, T wd, T alpha, T one_minus_alpha,
@@ -58,39 +58,31 @@ struct rmsprop_rule : RuleBase {
     // 16-bit parameters or bfloat16 state: the same element function on vectors, in one loop
     // over the stored values (kernels/vector_storage.hpp), its state operands those in use:
     // square_avg, then momentum_buffer (momentum > 0), then grad_avg (centered).
-    static constexpr bool vector_loop = true;
-    static std::size_t vector_chunk(const Segment& seg, std::size_t lo, std::size_t hi, const Scalars& s,
-                                    const GradTransform& gt, const Storage& st) {
-        const auto with_element = [&](auto loop, auto&& run) {
-            using V = typename decltype(loop)::Vec;
-            constexpr int S = decltype(loop)::slots;
-            const GradIn<V> gin(gt);
-            const Lerp<V> avg_lerp(1.0 - s.alpha);
-            const V wd = splat<V>(s.weight_decay), alpha = splat<V>(s.alpha), one_minus_alpha = splat<V>(1.0 - s.alpha),
-                    eps = splat<V>(s.eps), mom = splat<V>(s.momentum), nlr = splat<V>(-s.lr);
-            with_flag(s.weight_decay != 0.0, [&](auto wd_on) {
-                with_flag(s.centered, [&](auto centered_on) {
-                    constexpr bool W = decltype(wd_on)::value, C = decltype(centered_on)::value, M = S - 1 - C > 0;
-                    const auto el = [&](V& p, V x, V& sq, V& buf, V& gavg) {
-                        element<W, M, C>(p, x, sq, buf, gavg, gin, wd, alpha, one_minus_alpha, avg_lerp, eps, mom, nlr);
-                    };
-                    V unused{};
-                    if constexpr (S == 3)
-                        run(el);
-                    else if constexpr (S == 1)
-                        run([&](V& p, V x, V& sq) { el(p, x, sq, unused, unused); });
-                    else if constexpr (C)
-                        run([&](V& p, V x, V& sq, V& gavg) { el(p, x, sq, unused, gavg); });
-                    else
-                        run([&](V& p, V x, V& sq, V& buf) { el(p, x, sq, buf, unused); });
-                });
+    using vector_slots = SlotCounts<1, 2, 3>;
+    static int vector_slot_count(const Scalars& s) { return 1 + (s.momentum > 0.0) + s.centered; }
+    template <class V, int S, class Run>
+    static void vector_element(const Scalars& s, const GradTransform& gt, Run&& run) {
+        const GradIn<V> gin(gt);
+        const Lerp<V> avg_lerp(1.0 - s.alpha);
+        const V wd = splat<V>(s.weight_decay), alpha = splat<V>(s.alpha), one_minus_alpha = splat<V>(1.0 - s.alpha),
+                eps = splat<V>(s.eps), mom = splat<V>(s.momentum), nlr = splat<V>(-s.lr);
+        with_flag(s.weight_decay != 0.0, [&](auto wd_on) {
+            with_flag(s.centered, [&](auto centered_on) {
+                constexpr bool W = decltype(wd_on)::value, C = decltype(centered_on)::value, M = S - 1 - C > 0;
+                const auto el = [&](V& p, V x, V& sq, V& buf, V& gavg) {
+                    element<W, M, C>(p, x, sq, buf, gavg, gin, wd, alpha, one_minus_alpha, avg_lerp, eps, mom, nlr);
+                };
+                V unused{};
+                if constexpr (S == 3)
+                    run(el);
+                else if constexpr (S == 1)
+                    run([&](V& p, V x, V& sq) { el(p, x, sq, unused, unused); });
+                else if constexpr (C)
+                    run([&](V& p, V x, V& sq, V& gavg) { el(p, x, sq, unused, gavg); });
+                else
+                    run([&](V& p, V x, V& sq, V& buf) { el(p, x, sq, buf, unused); });
             });
-        };
-        switch (1 + (s.momentum > 0.0) + s.centered) {
-            case 1: return element_vector_chunk<1>(seg, lo, hi, st, with_element);
-            case 2: return element_vector_chunk<2>(seg, lo, hi, st, with_element);
-            default: return element_vector_chunk<3>(seg, lo, hi, st, with_element);
-        }
+        });
     }
 
     template <class T>

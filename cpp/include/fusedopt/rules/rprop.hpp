@@ -45,7 +45,7 @@ struct rprop_rule : RuleBase {
     // after a flip) is -1, +1, or -0 where d is 0 or NaN: one comparison, |d| > 0, and d's sign.
     // (Comparisons are what this loop's time goes to: eight, as GCC compiled the nested selects
     // of an earlier form, took 1.4x Adam's step in cache (64K, 1 thread); four, this form, 0.95x.)
-    // One element, T: an element, or a vector of them (vector_chunk); FIRST: step_size not read.
+    // One element, T: an element, or a vector of them (vector_element); FIRST: step_size not read.
     template <bool FIRST, class T>
     static void element(T& p, T g, T& prev, T& step_size, const GradIn<T>& gin, T lr, T em, T ep, T lo, T hi) {
         const T zero = splat<T>(0.0), one = splat<T>(1.0);
@@ -77,18 +77,15 @@ struct rprop_rule : RuleBase {
     }
 
     // 16-bit parameters: the same element function on vectors (kernels/vector_storage.hpp).
-    static constexpr bool vector_loop = true;
-    static std::size_t vector_chunk(const Segment& seg, std::size_t lo, std::size_t hi, const Scalars& s,
-                                    const GradTransform& gt, const Storage& st) {
-        return element_vector_chunk<2>(seg, lo, hi, st, [&](auto loop, auto&& run) {
-            using V = typename decltype(loop)::Vec;
-            const GradIn<V> gin(gt);
-            const V lr = splat<V>(s.lr), em = splat<V>(s.etaminus), ep = splat<V>(s.etaplus), low = splat<V>(s.lo),
-                    high = splat<V>(s.hi);
-            with_flag(s.first, [&](auto first) {
-                run([&](V& p, V x, V& prev, V& step_size) {
-                    element<decltype(first)::value>(p, x, prev, step_size, gin, lr, em, ep, low, high);
-                });
+    using vector_slots = SlotCounts<2>;
+    template <class V, int S, class Run>
+    static void vector_element(const Scalars& s, const GradTransform& gt, Run&& run) {
+        const GradIn<V> gin(gt);
+        const V lr = splat<V>(s.lr), em = splat<V>(s.etaminus), ep = splat<V>(s.etaplus), low = splat<V>(s.lo),
+                high = splat<V>(s.hi);
+        with_flag(s.first, [&](auto first) {
+            run([&](V& p, V x, V& prev, V& step_size) {
+                element<decltype(first)::value>(p, x, prev, step_size, gin, lr, em, ep, low, high);
             });
         });
     }

@@ -13,12 +13,14 @@
 // and its kernel takes the array's values before the grad transform. State of another shape than
 // the parameter (per row, per column) is indexed from seg.offset + the element's index (a 16-bit
 // parameter's blocks and chunks run on float32 copies that start at the block).
-// A rule may also set vector_loop and define vector_chunk(segment, lo, hi, scalars, grad
-// transform, storage): its update on 16-bit storage in one hand-vectorized loop, returning how
-// many elements it did (the scratch path does the rest, with the same bits): its element
-// functions on simd.hpp's vectors, its storage through kernels/vector_storage.hpp
-// (element_vector_chunk: Adam, NAdam, RAdam, SGD, Adagrad, RMSprop, Lion, Adamax, Adadelta,
-// ASGD, Rprop, SGDScheduleFree, AdamWScheduleFree).
+// A rule may also take 16-bit storage in one hand-vectorized loop (kernels/vector_storage.hpp):
+// vector_slots = SlotCounts<...> (the counts of state operands its loop takes; with several,
+// vector_slot_count(scalars) picks the step's) and
+//   template <class V, int S, class Run> vector_element(scalars, grad transform, run): its
+//   constants as V (simd.hpp's float32 vectors), then run(f) once with its element function
+//   f(p, g, state...) on V (or no call: the scratch path takes it, with the same bits).
+// (Adam, NAdam, RAdam, SGD, Adagrad, RMSprop, Lion, Adamax, Adadelta, ASGD, Rprop,
+// SGDScheduleFree, AdamWScheduleFree.)
 
 struct RuleBase {
     static constexpr int reduce_passes = 0;
@@ -32,7 +34,7 @@ struct RuleBase {
     static double advance_extra2(const double*, const Counters& c) { return c.extra2; }
     static constexpr SparseGrads sparse_grads = SparseGrads::refused;
     static HyperError sparse_refusal(const double*) { return {}; }
-    static constexpr bool vector_loop = false;
+    using vector_slots = SlotCounts<>;
 };
 
 // The factor p is multiplied by before a decoupled update: 1 - lr*weight_decay, in float64.

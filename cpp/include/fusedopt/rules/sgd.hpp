@@ -41,7 +41,7 @@ struct sgd_rule : RuleBase {
                 classic(v)};
     }
 
-    // One element's update, T: an element, or a vector of them (vector_chunk). torch: d = g (+
+    // One element's update, T: an element, or a vector of them (vector_element). torch: d = g (+
     // wd * p); buf = d on the first step, else mom * buf + (1 - dampening) * d; p -= lr * (buf,
     // or nesterov's d + mom * buf). Without momentum, buf is not read or written.
     template <bool WD, bool MOM, bool FIRST, bool NESTEROV, class T>
@@ -81,36 +81,30 @@ struct sgd_rule : RuleBase {
 
     // 16-bit parameters or a bfloat16 buffer: the same element functions on vectors, in one loop
     // over the stored values (kernels/vector_storage.hpp).
-    static constexpr bool vector_loop = true;
-    static std::size_t vector_chunk(const Segment& seg, std::size_t lo, std::size_t hi, const Scalars& s,
-                                    const GradTransform& gt, const Storage& st) {
-        const auto with_element = [&](auto loop, auto&& run) {
-            using V = typename decltype(loop)::Vec;
-            const GradIn<V> gin(gt);
-            const V wd = splat<V>(s.weight_decay), mom = splat<V>(s.momentum), keep = splat<V>(1.0 - s.dampening),
-                    nlr = splat<V>(-s.lr);
-            with_flag(s.weight_decay != 0.0, [&](auto wd_on) {
-                with_flag(s.nesterov, [&](auto nesterov_on) {
-                    constexpr bool W = decltype(wd_on)::value, N = decltype(nesterov_on)::value;
-                    if constexpr (decltype(loop)::slots == 0) {
-                        V unused{};
-                        run([&](V& p, V x) {
-                            torch_element<W, false, false, false>(p, x, unused, gin, wd, mom, keep, nlr);
+    using vector_slots = SlotCounts<0, 1>;
+    static int vector_slot_count(const Scalars& s) { return s.classic || s.momentum != 0.0; }
+    template <class V, int S, class Run>
+    static void vector_element(const Scalars& s, const GradTransform& gt, Run&& run) {
+        const GradIn<V> gin(gt);
+        const V wd = splat<V>(s.weight_decay), mom = splat<V>(s.momentum), keep = splat<V>(1.0 - s.dampening),
+                nlr = splat<V>(-s.lr);
+        with_flag(s.weight_decay != 0.0, [&](auto wd_on) {
+            with_flag(s.nesterov, [&](auto nesterov_on) {
+                constexpr bool W = decltype(wd_on)::value, N = decltype(nesterov_on)::value;
+                if constexpr (S == 0) {
+                    V unused{};
+                    run([&](V& p, V x) { torch_element<W, false, false, false>(p, x, unused, gin, wd, mom, keep, nlr); });
+                } else if (s.classic) {
+                    run([&](V& p, V x, V& b) { classic_element<W, N>(p, x, b, gin, wd, mom, nlr); });
+                } else {
+                    with_flag(s.first_step, [&](auto first) {
+                        run([&](V& p, V x, V& b) {
+                            torch_element<W, true, decltype(first)::value, N>(p, x, b, gin, wd, mom, keep, nlr);
                         });
-                    } else if (s.classic) {
-                        run([&](V& p, V x, V& b) { classic_element<W, N>(p, x, b, gin, wd, mom, nlr); });
-                    } else {
-                        with_flag(s.first_step, [&](auto first) {
-                            run([&](V& p, V x, V& b) {
-                                torch_element<W, true, decltype(first)::value, N>(p, x, b, gin, wd, mom, keep, nlr);
-                            });
-                        });
-                    }
-                });
+                    });
+                }
             });
-        };
-        if (s.classic || s.momentum != 0.0) return element_vector_chunk<1>(seg, lo, hi, st, with_element);
-        return element_vector_chunk<0>(seg, lo, hi, st, with_element);
+        });
     }
 
     template <class T>

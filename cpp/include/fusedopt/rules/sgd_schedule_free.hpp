@@ -35,7 +35,7 @@ struct sgd_schedule_free_rule : RuleBase {
         return c.extra2 + schedule_free_weights(v[lr], v[warmup_steps], v[r], v[weight_lr_power], c).weight;
     }
 
-    // One element's update, T: an element, or a vector of them (vector_chunk); FRESH: z is not
+    // One element's update, T: an element, or a vector of them (vector_element); FRESH: z is not
     // read, it starts as y.
     template <bool WD, bool FRESH, class T>
     static void element(T& y, T g, T& z, const GradIn<T>& gin, T wd, const ScheduleFreeStep<T>& sf) {
@@ -57,19 +57,16 @@ struct sgd_schedule_free_rule : RuleBase {
     }
 
     // 16-bit parameters: the same element function on vectors (kernels/vector_storage.hpp).
-    static constexpr bool vector_loop = true;
-    static std::size_t vector_chunk(const Segment& seg, std::size_t lo, std::size_t hi, const Scalars& s,
-                                    const GradTransform& gt, const Storage& st) {
-        return element_vector_chunk<1>(seg, lo, hi, st, [&](auto loop, auto&& run) {
-            using V = typename decltype(loop)::Vec;
-            const GradIn<V> gin(gt);
-            const ScheduleFreeStep<V> sf(s.ckp1, s.y_coef, s.lr);
-            const V wd = splat<V>(s.weight_decay);
-            with_flag(s.weight_decay != 0.0, [&](auto wd_on) {
-                with_flag(s.fresh, [&](auto fresh) {
-                    constexpr bool W = decltype(wd_on)::value, F = decltype(fresh)::value;
-                    run([&](V& y, V x, V& z) { element<W, F>(y, x, z, gin, wd, sf); });
-                });
+    using vector_slots = SlotCounts<1>;
+    template <class V, int S, class Run>
+    static void vector_element(const Scalars& s, const GradTransform& gt, Run&& run) {
+        const GradIn<V> gin(gt);
+        const ScheduleFreeStep<V> sf(s.ckp1, s.y_coef, s.lr);
+        const V wd = splat<V>(s.weight_decay);
+        with_flag(s.weight_decay != 0.0, [&](auto wd_on) {
+            with_flag(s.fresh, [&](auto fresh) {
+                constexpr bool W = decltype(wd_on)::value, F = decltype(fresh)::value;
+                run([&](V& y, V x, V& z) { element<W, F>(y, x, z, gin, wd, sf); });
             });
         });
     }
