@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import math
 import pickle
 from collections.abc import Iterator
 from typing import Any
@@ -278,12 +279,32 @@ VECTOR_STORAGES = [
 
 
 @contextlib.contextmanager
-def vector_loops(allowed: bool) -> Iterator[None]:
+def vector_loops(allowed: bool) -> Iterator[list[int]]:
+    """Vector loops allowed or not; yields a list that gets the elements they took."""
     _core._allow_vector_loops(allowed)
+    _core._take_vector_loop_count(True)
+    taken: list[int] = []
     try:
-        yield
+        yield taken
     finally:
+        taken.append(_core._take_vector_loop_count(False))
         _core._allow_vector_loops(True)
+
+
+def takes_vector_loop(config: tuple[str, dict[str, Any]], storage: tuple, target: str) -> bool:
+    """Whether the rule's vector loop takes this storage (docs/low_precision.md): a target with
+    vectors, 16-bit storage (not float32 parameters without state: the float32 kernel's), not
+    float16 with stochastic rounding, at most two bfloat16 state arrays."""
+    name, options = config
+    param_dtype, state_dtype, extra = storage
+    stateless = name == "SGD" and not options.get("momentum")
+    three_slots = options.get("amsgrad") or (name == "RMSprop" and options.get("centered") and options.get("momentum"))
+    return (
+        target != "baseline"
+        and not (param_dtype == "float32" and stateless)
+        and not (param_dtype == "float16" and extra.get("stochastic_rounding"))
+        and not (state_dtype == "bfloat16" and three_slots)
+    )
 
 
 def _storage_id(storage: tuple) -> str:
@@ -309,9 +330,9 @@ def test_vector_loop_equals_the_scratch_path(config: tuple[str, dict[str, Any]],
     param_dtype, state_dtype, options = storage
     dtype = low_dtype(param_dtype) if param_dtype != "float32" else np.float32
     shapes = [(15,), (16,), (32,), (1037,), (3, 300), (70_000,)]
-    results = []
+    results, taken = [], []
     for allowed, threads in ((False, 1), (True, 1), (True, 2)):
-        with vector_loops(allowed), using_threads(threads, 1024):
+        with vector_loops(allowed) as count, using_threads(threads, 1024):
             params = make_params(shapes, dtype, seed=31)
             opt = getattr(fusedopt, name)(params, lr=3e-2, state_dtype=state_dtype, **config_options, **options)
             for t, g in enumerate(make_grad_stream(shapes, dtype, 12, seed=32)):
@@ -319,8 +340,13 @@ def test_vector_loop_equals_the_scratch_path(config: tuple[str, dict[str, Any]],
                     g[3][[5, 700]] = [np.nan, np.inf]
                 opt.step(g)
             results.append(snapshot(opt))
+        taken += count
     for other in results[1:]:
         assert_snapshot_equal(other, results[0])
+    # so the comparison compared something: the loop took each step's whole vectors, or nothing
+    whole_vectors = 12 * sum(math.prod(s) // 32 * 32 for s in shapes)  # (32: a multiple of 2 x 16 lanes)
+    expected = whole_vectors if takes_vector_loop(config, storage, target) else 0
+    assert taken[0] == 0 and taken[1] >= expected and (taken[1] > 0) == (expected > 0), taken
 
 
 @pytest.mark.skipif(not {"avx2", "avx512"} <= set(SUPPORTED_TARGETS), reason="needs the avx2 and avx512 targets")

@@ -67,6 +67,9 @@ void register_runtime(py::module_& m) {
           "Tests: whether int8 state may be read with AVX512-VBMI's byte permutes where the CPU has them.");
     m.def("_allow_vector_loops", &allow_vector_loops, py::arg("on"),
           "Tests: whether a rule's vector loop may take 16-bit storage in place of the scratch path.");
+    m.def("_take_vector_loop_count", &take_vector_loop_count, py::arg("counting"),
+          "Tests: the elements rules' vector loops took since the last call (counted only while counting), "
+          "and whether to count from now.");
     m.def("_pin_threads", &pin_team, py::arg("pinned"),
           "Testing hook: steps use the team whatever their timings say.");
     py::register_exception_translator([](std::exception_ptr p) {

@@ -75,6 +75,8 @@ std::atomic<std::size_t> g_min_parallel{1u << 16};
 std::atomic<bool> g_flush_denormals{true};
 std::atomic<bool> g_byte_permutes{true};
 std::atomic<bool> g_vector_loops{true};
+std::atomic<bool> g_counting_vector_loops{false};
+std::atomic<std::uint64_t> g_vector_loop_elements{0};
 
 }  // namespace
 
@@ -151,5 +153,13 @@ bool byte_permutes_allowed() { return g_byte_permutes.load(std::memory_order_rel
 void allow_byte_permutes(bool on) { g_byte_permutes.store(on, std::memory_order_relaxed); }
 bool vector_loops_allowed() { return g_vector_loops.load(std::memory_order_relaxed); }
 void allow_vector_loops(bool on) { g_vector_loops.store(on, std::memory_order_relaxed); }
+void count_vector_loop(std::size_t elements) {
+    if (g_counting_vector_loops.load(std::memory_order_relaxed))
+        g_vector_loop_elements.fetch_add(elements, std::memory_order_relaxed);
+}
+std::uint64_t take_vector_loop_count(bool counting) {
+    g_counting_vector_loops.store(counting, std::memory_order_relaxed);
+    return g_vector_loop_elements.exchange(0, std::memory_order_relaxed);
+}
 
 }  // namespace fusedopt

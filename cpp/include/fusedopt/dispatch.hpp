@@ -1,6 +1,7 @@
 // Which SIMD target runs, and with how many threads. Chosen once at import, forceable.
 #pragma once
 #include <cstddef>
+#include <cstdint>
 #include <string>
 #include <vector>
 
@@ -36,5 +37,8 @@ Exec current_exec();               // clipping, norms, probes
 Exec step_exec();                  // an optimizer step
 void allow_byte_permutes(bool on);  // tests: kernel_table.hpp, byte_permutes_allowed
 void allow_vector_loops(bool on);   // tests: kernel_table.hpp, vector_loops_allowed
+// Tests: the elements vector loops took since the last call (counted while `counting` was on;
+// kernel_table.hpp, count_vector_loop), and whether to count from now.
+std::uint64_t take_vector_loop_count(bool counting);
 
 }  // namespace fusedopt

@@ -122,6 +122,9 @@ bool byte_permutes_allowed();
 // Whether a rule's vector loop may take 16-bit storage in place of scratch_chunk
 // (kernels/vector_storage.hpp, with_vector_storage); tests turn it off to compare the two.
 bool vector_loops_allowed();
+// Adds to the count of elements vector loops took, while tests count them (dispatch.hpp,
+// take_vector_loop_count), so a loop that silently stopped taking its storages fails a test.
+void count_vector_loop(std::size_t elements);
 
 struct KernelTable {
     const char* name;

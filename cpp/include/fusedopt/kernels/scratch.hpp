@@ -123,8 +123,11 @@ void scratch_chunk(const Segment& seg, std::size_t lo, std::size_t hi, ChunkKern
 template <class R>
 void scratch_chunk_vector(const Segment& seg, std::size_t lo, std::size_t hi, ChunkKernel f32, const void* scalars,
                           const double* values, const GradTransform& gt, const Storage& st) {
-    if (vector_loops_allowed())
-        lo += rule_vector_chunk<R>(typename R::vector_slots{}, seg, lo, hi,
-                                   *static_cast<const typename R::Scalars*>(scalars), gt, st);
+    if (vector_loops_allowed()) {
+        const std::size_t done = rule_vector_chunk<R>(typename R::vector_slots{}, seg, lo, hi,
+                                                      *static_cast<const typename R::Scalars*>(scalars), gt, st);
+        if (done) count_vector_loop(done);
+        lo += done;
+    }
     if (lo < hi) scratch_chunk(seg, lo, hi, f32, scalars, values, gt, st);
 }
