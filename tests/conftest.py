@@ -203,7 +203,7 @@ def snapshot(opt: Any) -> dict[str, Any]:
     }
 
 
-_UINT = {4: np.uint32, 8: np.uint64}
+_UINT = {1: np.uint8, 2: np.uint16, 4: np.uint32, 8: np.uint64}
 
 
 def same_bits(a: np.ndarray, b: np.ndarray) -> bool:
@@ -226,7 +226,7 @@ def assert_same_bits(got: np.ndarray, expected: np.ndarray, what: str) -> None:
     np.testing.assert_array_equal(got, expected, err_msg=what, strict=True)
     # Equal as numbers but not as bits: -0.0 vs 0.0, or NaN payloads.
     g, e = got.reshape(-1), expected.reshape(-1)
-    width = {4: np.uint32, 8: np.uint64}[got.dtype.itemsize]
+    width = _UINT[got.dtype.itemsize]
     i = int(np.flatnonzero(g.view(width) != e.view(width))[0])
     raise AssertionError(f"{what}: equal values but different bits at flat index {i}: {g[i]!r} vs {e[i]!r}")
 

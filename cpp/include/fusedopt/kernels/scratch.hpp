@@ -124,8 +124,8 @@ template <class R>
 void scratch_chunk_vector(const Segment& seg, std::size_t lo, std::size_t hi, ChunkKernel f32, const void* scalars,
                           const double* values, const GradTransform& gt, const Storage& st) {
     if (vector_loops_allowed()) {
-        const std::size_t done = rule_vector_chunk<R>(typename R::vector_slots{}, seg, lo, hi,
-                                                      *static_cast<const typename R::Scalars*>(scalars), gt, st);
+        const auto& s = *static_cast<const typename R::Scalars*>(scalars);
+        const std::size_t done = rule_vector_chunk<R>(typename R::vector_slots{}, seg, lo, hi, s, values, gt, st);
         if (done) count_vector_loop(done);
         lo += done;
     }

@@ -293,14 +293,19 @@ struct PicksSlotCount<R, std::void_t<decltype(R::vector_slot_count(std::declval<
 // Rule R's vector loop with S state operands over elements [lo, ...) of `seg` (with_vector_storage),
 // or 0: R::vector_element<Vec, S>(scalars, grad transform, run) makes the rule's constants as Vec
 // and calls run(f) once with its element function f(p, g, state...) (or not at all: the scratch
-// path takes the chunk).
+// path takes the chunk). A rule with a reduction pass takes the segment and the array's values
+// too: vector_element<Vec, S>(scalars, segment, values, grad transform, run).
 template <class R, int S>
 std::size_t rule_vector_chunk_with(const Segment& seg, std::size_t lo, std::size_t hi, const typename R::Scalars& s,
-                                   const GradTransform& gt, const Storage& st) {
+                                   const double* values, const GradTransform& gt, const Storage& st) {
     return with_vector_storage<S>(seg, lo, st, [&](auto param, const auto* g, auto state) {
+        using V = typename decltype(param)::Vec;
         std::size_t done = 0;
-        R::template vector_element<typename decltype(param)::Vec, S>(
-            s, gt, [&](auto&& f) { done = state_vector_loop(param, g, state, hi - lo, f); });
+        const auto run = [&](auto&& f) { done = state_vector_loop(param, g, state, hi - lo, f); };
+        if constexpr (R::reduce_passes > 0)
+            R::template vector_element<V, S>(s, seg, values, gt, run);
+        else
+            R::template vector_element<V, S>(s, gt, run);
         return done;
     });
 }
@@ -308,7 +313,8 @@ std::size_t rule_vector_chunk_with(const Segment& seg, std::size_t lo, std::size
 // Rule R's vector loop over what it takes of elements [lo, hi) of `seg`; returns how many it did.
 template <class R, int... S>
 std::size_t rule_vector_chunk(SlotCounts<S...>, const Segment& seg, std::size_t lo, std::size_t hi,
-                              const typename R::Scalars& s, const GradTransform& gt, const Storage& st) {
+                              const typename R::Scalars& s, const double* values, const GradTransform& gt,
+                              const Storage& st) {
     static_assert(sizeof...(S) == 1 || PicksSlotCount<R>::value, "a rule with several counts picks one per step");
     int count = 0;
     if constexpr (PicksSlotCount<R>::value)
@@ -316,6 +322,7 @@ std::size_t rule_vector_chunk(SlotCounts<S...>, const Segment& seg, std::size_t 
     else
         count = (S, ...);
     std::size_t done = 0;
-    static_cast<void>(((count == S && (done = rule_vector_chunk_with<R, S>(seg, lo, hi, s, gt, st), true)) || ...));
+    static_cast<void>(
+        ((count == S && (done = rule_vector_chunk_with<R, S>(seg, lo, hi, s, values, gt, st), true)) || ...));
     return done;
 }

@@ -39,14 +39,16 @@ struct lamb_rule : RuleBase {
     }
 
     // One element: the new moments and decayed parameter in place, the update direction returned.
+    // T: an element, or a vector of them (vector_element).
     template <class T>
     struct Elem {
         GradIn<T> gin;
         T beta1, beta2, one_minus_beta2, beta3, eps, wd, decay;
         bool coupled, decoupled;
         Elem(const Scalars& s, const GradTransform& gt)
-            : gin(gt), beta1(T(s.beta1)), beta2(T(s.beta2)), one_minus_beta2(T(1.0 - s.beta2)), beta3(T(s.beta3)),
-              eps(T(s.eps)), wd(T(s.weight_decay)), decay(T(s.decay)), coupled(s.coupled), decoupled(s.decoupled) {}
+            : gin(gt), beta1(splat<T>(s.beta1)), beta2(splat<T>(s.beta2)), one_minus_beta2(splat<T>(1.0 - s.beta2)),
+              beta3(splat<T>(s.beta3)), eps(splat<T>(s.eps)), wd(splat<T>(s.weight_decay)), decay(splat<T>(s.decay)),
+              coupled(s.coupled), decoupled(s.decoupled) {}
         T operator()(T& p, T g, T& m, T& v) const {
             const T d = gin(g);
             m = fmadd(d, beta3, m * beta1);
@@ -122,5 +124,18 @@ struct lamb_rule : RuleBase {
             v[i] = vi;
             p[i] = fmadd(u, alpha, pi);
         }
+    }
+
+    // 16-bit parameters: the same element function on vectors (kernels/vector_storage.hpp).
+    using vector_slots = SlotCounts<2>;
+    template <class V, int S, class Run>
+    static void vector_element(const Scalars& s, const Segment&, const double* values, const GradTransform& gt,
+                               Run&& run) {
+        const Elem<V> e(s, gt);
+        const V alpha = splat<V>(values[0]);
+        run([&](V& p, V x, V& m, V& v) {
+            const V u = e(p, x, m, v);  // (p decayed first)
+            p = fmadd(u, alpha, p);
+        });
     }
 };

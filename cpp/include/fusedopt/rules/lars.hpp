@@ -57,19 +57,53 @@ struct lars_rule : RuleBase {
         values[0] = double(pn > T(0) && den > T(0) ? (T(s.trust_coefficient) * pn) / den : T(1));
     }
 
+    // One element's update, T: an element, or a vector of them (vector_element); buf is read
+    // and written only with MOM.
+    template <bool SCALED, bool MOM, bool NESTEROV, class T>
+    static void element(T& p, T g, T& buf, const GradIn<T>& gin, T wd, T trust, T mom, T keep, T nlr) {
+        T d = gin(g);
+        if (SCALED) d = fmadd(p, wd, d) * trust;
+        if (MOM) {
+            buf = fmadd(d, keep, buf * mom);
+            d = NESTEROV ? fmadd(buf, mom, d) : buf;
+        }
+        p = fmadd(d, nlr, p);
+    }
+
     template <class T, bool SCALED, bool MOM, bool NESTEROV>
     static void loop(T* __restrict p, const T* __restrict g, T* __restrict buf, std::size_t n, GradIn<T> gin, T wd,
                      T trust, T mom, T keep, T nlr) {
         for (std::size_t i = 0; i < n; ++i) {
-            T d = gin(g[i]);
-            if (SCALED) d = fmadd(p[i], wd, d) * trust;
-            if (MOM) {
-                const T b = fmadd(d, keep, buf[i] * mom);
-                buf[i] = b;
-                d = NESTEROV ? fmadd(b, mom, d) : b;
-            }
-            p[i] = fmadd(d, nlr, p[i]);
+            T b = MOM ? buf[i] : T(0);
+            element<SCALED, MOM, NESTEROV>(p[i], g[i], b, gin, wd, trust, mom, keep, nlr);
+            if (MOM) buf[i] = b;
         }
+    }
+
+    // 16-bit parameters: the same element function on vectors (kernels/vector_storage.hpp).
+    using vector_slots = SlotCounts<0, 1>;
+    static int vector_slot_count(const Scalars& s) { return s.momentum > 0.0; }
+    template <class V, int S, class Run>
+    static void vector_element(const Scalars& s, const Segment& seg, const double* values, const GradTransform& gt,
+                               Run&& run) {
+        const GradIn<V> gin(gt);
+        const V wd = splat<V>(s.weight_decay), trust = splat<V>(values[0]), mom = splat<V>(s.momentum),
+                keep = splat<V>(1.0 - s.dampening), nlr = splat<V>(-s.lr);
+        with_flag(scaled(seg), [&](auto sc) {
+            constexpr bool SC = decltype(sc)::value;
+            if constexpr (S == 0) {
+                run([&](V& p, V x) {
+                    V unused{};
+                    element<SC, false, false>(p, x, unused, gin, wd, trust, mom, keep, nlr);
+                });
+            } else {
+                with_flag(s.nesterov, [&](auto nv) {
+                    run([&](V& p, V x, V& b) {
+                        element<SC, true, decltype(nv)::value>(p, x, b, gin, wd, trust, mom, keep, nlr);
+                    });
+                });
+            }
+        });
     }
 
     template <class T>

@@ -18,9 +18,9 @@
 // vector_slot_count(scalars) picks the step's) and
 //   template <class V, int S, class Run> vector_element(scalars, grad transform, run): its
 //   constants as V (simd.hpp's float32 vectors), then run(f) once with its element function
-//   f(p, g, state...) on V (or no call: the scratch path takes it, with the same bits).
-// (Adam, NAdam, RAdam, SGD, Adagrad, RMSprop, Lion, Adamax, Adadelta, ASGD, Rprop,
-// SGDScheduleFree, AdamWScheduleFree.)
+//   f(p, g, state...) on V (or no call: the scratch path takes it, with the same bits); a rule
+//   with reductions takes (scalars, segment, its array's values, grad transform, run).
+// (Every rule but Adafactor and SparseAdam.)
 
 struct RuleBase {
     static constexpr int reduce_passes = 0;
