@@ -7,10 +7,37 @@ from __future__ import annotations
 import fusedopt
 import numpy as np
 import pytest
-from conftest import OPTIMIZERS, make_grad_stream, make_params, snapshot, assert_snapshot_equal, using_threads
+from conftest import (
+    OPTIMIZERS,
+    SUPPORTED_TARGETS,
+    assert_snapshot_equal,
+    make_grad_stream,
+    make_params,
+    snapshot,
+    using_target,
+    using_threads,
+)
 from fusedopt import _core
 
 REDUCING = [n for n in OPTIMIZERS if _core.rule_info(OPTIMIZERS[n].rule)["reduce_passes"]]
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_sums_of_squares_have_the_same_bits_on_every_target(dtype: type) -> None:
+    """Sums of squares (kernels/lane_sum.hpp, Lanes: element i of a run to lane i % 32, products
+    and sums without FMA; gradient norms, LARS', LAMB's and Adafactor's reductions) are one float64
+    on every target, whatever its vector code (AVX2: pairs of four lanes). Widely spread
+    magnitudes, so the order of the additions shows in the last bits; whole blocks of 32, tails."""
+    rng = np.random.default_rng(5)
+    sizes = (31, 32, 33, 100, 1037, 70_000)
+    arrays = [(rng.standard_normal(n) * 10.0 ** rng.uniform(-4, 4, n)).astype(dtype) for n in sizes]
+    norms = {}
+    for target in SUPPORTED_TARGETS:
+        with using_target(target):
+            norms[target] = [fusedopt.get_total_norm([a], 2.0) for a in arrays]
+            norms[target].append(fusedopt.get_total_norm(arrays, 2.0))
+    for target in SUPPORTED_TARGETS:
+        assert norms[target] == norms["baseline"], target
 
 
 @pytest.mark.parametrize("name", REDUCING)

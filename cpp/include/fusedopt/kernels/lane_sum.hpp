@@ -28,9 +28,9 @@ struct Lanes {
     }
     static void load8(const double* __restrict x, F64x8& y) { __builtin_memcpy(&y, x, sizeof y); }
 
-    // Adds x[k]^2 (in float64) for k < n.
+    // Adds x[k]^2 for k < the largest multiple of 32 <= n; returns it.
     template <class T>
-    void add_squares(const T* __restrict x, std::size_t n) {
+    std::size_t add_whole_blocks(const T* __restrict x, std::size_t n) {
         F64x8 s0 = acc0, s1 = acc1, s2 = acc2, s3 = acc3, y0, y1, y2, y3;
         std::size_t i = 0;
         for (; i + 32 <= n; i += 32) {
@@ -43,6 +43,47 @@ struct Lanes {
             s2 += y2 * y2;
             s3 += y3 * y3;
         }
+        acc0 = s0;
+        acc1 = s1;
+        acc2 = s2;
+        acc3 = s3;
+        return i;
+    }
+#if defined(__AVX2__) && !defined(__AVX512F__)
+    // AVX2: the same lanes, as eight vectors of 4 in registers (GCC 12 keeps the 8-double
+    // vectors above in memory on AVX2: a float32 norm took 0.59 ns per element at one core, 3x
+    // the time its bytes take from memory).
+    static __m256d quad(const float* x) { return _mm256_cvtps_pd(_mm_loadu_ps(x)); }
+    static __m256d quad(const double* x) { return _mm256_loadu_pd(x); }
+    template <class T>
+    std::size_t add_whole_blocks_by_quads(const T* __restrict x, std::size_t n) {
+        __m256d s[8];  // s[2q], s[2q + 1]: acc_q's lanes 0-3 and 4-7
+        __builtin_memcpy(s, &acc0, sizeof acc0);
+        __builtin_memcpy(s + 2, &acc1, sizeof acc1);
+        __builtin_memcpy(s + 4, &acc2, sizeof acc2);
+        __builtin_memcpy(s + 6, &acc3, sizeof acc3);
+        std::size_t i = 0;
+        for (; i + 32 <= n; i += 32) {
+            for (int k = 0; k < 8; ++k) {
+                const __m256d y = quad(x + i + 4 * k);
+                s[k] = _mm256_add_pd(s[k], _mm256_mul_pd(y, y));
+            }
+        }
+        __builtin_memcpy(&acc0, s, sizeof acc0);
+        __builtin_memcpy(&acc1, s + 2, sizeof acc1);
+        __builtin_memcpy(&acc2, s + 4, sizeof acc2);
+        __builtin_memcpy(&acc3, s + 6, sizeof acc3);
+        return i;
+    }
+    std::size_t add_whole_blocks(const float* __restrict x, std::size_t n) { return add_whole_blocks_by_quads(x, n); }
+    std::size_t add_whole_blocks(const double* __restrict x, std::size_t n) { return add_whole_blocks_by_quads(x, n); }
+#endif
+
+    // Adds x[k]^2 (in float64) for k < n.
+    template <class T>
+    void add_squares(const T* __restrict x, std::size_t n) {
+        const std::size_t i = add_whole_blocks(x, n);
+        F64x8 s0 = acc0, s1 = acc1, s2 = acc2, s3 = acc3, y0, y1, y2, y3;
         // The last r < 32: whole eights to their vectors, then the rest zero-padded (adding +0
         // changes no lane: each is a sum of squares, never -0).
         const std::size_t r = n - i;
