@@ -2,9 +2,9 @@
 // vectors at a time: 2 x FUSEDOPT_SIMD_LANES consecutive elements, x0 the first half. The same
 // conversions, roundings and random bits as the scalar code in low_precision.hpp, so the same
 // bits: the scratch path narrows bfloat16 state with narrow_state_pair_simd, and a rule's vector
-// loop (state_vector_loop; a rule's vector_element) takes its parameter and state through these, its
-// own element functions run on vectors. Included inside a per-target anonymous namespace, after
-// low_precision.hpp.
+// loop (rule_vector_chunk below: state_vector_loop over the rule's vector_element) takes its
+// parameter and state through these, its own element functions run on vectors. Included inside a
+// per-target anonymous namespace, after low_precision.hpp.
 
 #if FUSEDOPT_SIMD_LANES
 constexpr std::size_t kPairLanes = 2 * FUSEDOPT_SIMD_LANES;  // elements one step of a loop takes
