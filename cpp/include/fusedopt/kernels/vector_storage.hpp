@@ -320,7 +320,7 @@ std::size_t rule_vector_chunk(SlotCounts<S...>, const Segment& seg, std::size_t 
     if constexpr (PicksSlotCount<R>::value)
         count = R::vector_slot_count(s);
     else
-        count = (S, ...);
+        count = (S, ...);  // (the only one)
     std::size_t done = 0;
     static_cast<void>(
         ((count == S && (done = rule_vector_chunk_with<R, S>(seg, lo, hi, s, values, gt, st), true)) || ...));
