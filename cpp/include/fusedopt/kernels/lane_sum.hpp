@@ -10,7 +10,7 @@
 struct Lanes {
     typedef double F64x8 __attribute__((vector_size(64)));
     typedef float F32x8 __attribute__((vector_size(32)));
-    F64x8 acc0{}, acc1{}, acc2{}, acc3{};
+    F64x8 acc[4]{};  // lanes 0-7, 8-15, 16-23, 24-31
 
     // (Out by reference: a vector returned by value warns of an ABI change on the baseline target.)
     template <class T>
@@ -31,7 +31,7 @@ struct Lanes {
     // Adds x[k]^2 for k < the largest multiple of 32 <= n; returns it.
     template <class T>
     std::size_t add_whole_blocks(const T* __restrict x, std::size_t n) {
-        F64x8 s0 = acc0, s1 = acc1, s2 = acc2, s3 = acc3, y0, y1, y2, y3;
+        F64x8 s0 = acc[0], s1 = acc[1], s2 = acc[2], s3 = acc[3], y0, y1, y2, y3;
         std::size_t i = 0;
         for (; i + 32 <= n; i += 32) {
             load8(x + i, y0);
@@ -43,10 +43,10 @@ struct Lanes {
             s2 += y2 * y2;
             s3 += y3 * y3;
         }
-        acc0 = s0;
-        acc1 = s1;
-        acc2 = s2;
-        acc3 = s3;
+        acc[0] = s0;
+        acc[1] = s1;
+        acc[2] = s2;
+        acc[3] = s3;
         return i;
     }
 #if defined(__AVX2__) && !defined(__AVX512F__)
@@ -57,11 +57,9 @@ struct Lanes {
     static __m256d quad(const double* x) { return _mm256_loadu_pd(x); }
     template <class T>
     std::size_t add_whole_blocks_by_quads(const T* __restrict x, std::size_t n) {
-        __m256d s[8];  // s[2q], s[2q + 1]: acc_q's lanes 0-3 and 4-7
-        __builtin_memcpy(s, &acc0, sizeof acc0);
-        __builtin_memcpy(s + 2, &acc1, sizeof acc1);
-        __builtin_memcpy(s + 4, &acc2, sizeof acc2);
-        __builtin_memcpy(s + 6, &acc3, sizeof acc3);
+        __m256d s[8];  // s[2q], s[2q + 1]: acc[q]'s lanes 0-3 and 4-7
+        static_assert(sizeof s == sizeof acc, "the same 32 lanes");
+        __builtin_memcpy(s, acc, sizeof s);
         std::size_t i = 0;
         for (; i + 32 <= n; i += 32) {
             for (int k = 0; k < 8; ++k) {
@@ -69,10 +67,7 @@ struct Lanes {
                 s[k] = _mm256_add_pd(s[k], _mm256_mul_pd(y, y));
             }
         }
-        __builtin_memcpy(&acc0, s, sizeof acc0);
-        __builtin_memcpy(&acc1, s + 2, sizeof acc1);
-        __builtin_memcpy(&acc2, s + 4, sizeof acc2);
-        __builtin_memcpy(&acc3, s + 6, sizeof acc3);
+        __builtin_memcpy(acc, s, sizeof s);
         return i;
     }
     std::size_t add_whole_blocks(const float* __restrict x, std::size_t n) { return add_whole_blocks_by_quads(x, n); }
@@ -83,7 +78,7 @@ struct Lanes {
     template <class T>
     void add_squares(const T* __restrict x, std::size_t n) {
         const std::size_t i = add_whole_blocks(x, n);
-        F64x8 s0 = acc0, s1 = acc1, s2 = acc2, s3 = acc3, y0, y1, y2, y3;
+        F64x8 s0 = acc[0], s1 = acc[1], s2 = acc[2], s3 = acc[3], y0, y1, y2, y3;
         // The last r < 32: whole eights to their vectors, then the rest zero-padded (adding +0
         // changes no lane: each is a sum of squares, never -0).
         const std::size_t r = n - i;
@@ -103,14 +98,14 @@ struct Lanes {
                 default: s3 += y3; break;
             }
         }
-        acc0 = s0;
-        acc1 = s1;
-        acc2 = s2;
-        acc3 = s3;
+        acc[0] = s0;
+        acc[1] = s1;
+        acc[2] = s2;
+        acc[3] = s3;
     }
 
     double total() const {
-        const F64x8 v = (acc0 + acc1) + (acc2 + acc3);
+        const F64x8 v = (acc[0] + acc[1]) + (acc[2] + acc[3]);
         return ((v[0] + v[1]) + (v[2] + v[3])) + ((v[4] + v[5]) + (v[6] + v[7]));
     }
 };
