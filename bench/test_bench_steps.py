@@ -217,6 +217,32 @@ def test_loaded_run_and_denormals_from_a_tiny_run(tmp_path, capsys) -> None:
     assert "denormals:" in capsys.readouterr().out
 
 
+def test_beside_blas_from_a_tiny_run(tmp_path, capsys) -> None:
+    """--beside-blas end to end: both thread counts timed, the matmul target reported where there
+    are threads to compare, the thread count restored afterwards."""
+    import json
+
+    from fusedopt.bench import beside_blas
+    from fusedopt.bench.cli import main
+
+    out = tmp_path / "b.json"
+    saved_n, threads = beside_blas.N, fusedopt.get_num_threads()
+    beside_blas.N = 1 << 12  # small: this checks the plumbing, not the speed
+    try:
+        rc = main(["--quick", "--optimizers", "SGD", "--layouts", "1", "--no-torch", "--no-numpy",
+                   "--repeats", "3", "--min-time", "0.0005", "--no-progress", "--beside-blas", "--json", str(out)])
+    finally:
+        beside_blas.N = saved_n
+    assert rc == 0
+    doc = json.loads(out.read_text())["beside_blas"]
+    assert doc["params"] == 1 << 12 and set(doc["seconds"]) == {"1", str(threads)}
+    assert all(v["matmul"] > 0 and v["step"] > 0 for v in doc["seconds"].values())
+    assert fusedopt.get_num_threads() == threads
+    assert "beside BLAS:" in capsys.readouterr().out
+    names = {t["target"] for t in json.loads(out.read_text())["targets"]}
+    assert any(n.startswith("beside BLAS:") for n in names) == (threads > 1)
+
+
 def test_a_disturbed_run_says_so() -> None:
     from fusedopt.bench import report
 

@@ -26,6 +26,7 @@ from fusedopt import _core
 
 from . import report
 from .cases import CASES, LAYOUTS, Case, Layout, select_cases, select_layouts
+from .beside_blas import blas_compare
 from .denormals import denormal_compare
 from .compressed import compressed_compare
 from .sparse import sparse_compare
@@ -365,7 +366,11 @@ def build_parser() -> argparse.ArgumentParser:
                          "--quick), each beside its own memory probe")
     ap.add_argument("--muon", action="store_true",
                     help="also time Muon steps on 2-D parameters (bfloat16 and float32 Newton-Schulz) against torch")
-    ap.add_argument("--all", action="store_true", help="= --threshold-sweep --simd-compare --memory --denormals")
+    ap.add_argument("--beside-blas", action="store_true",
+                    help="also time a NumPy training loop's shape: a matmul on NumPy's BLAS, then an Adam step, "
+                         "each at 1 and the default threads (fusedopt's idle threads must not slow the matmul)")
+    ap.add_argument("--all", action="store_true",
+                    help="= --threshold-sweep --simd-compare --memory --denormals --beside-blas")
     ap.add_argument("--loaded", action="store_true",
                     help="run everything with one busy process beside it (a CPU-bound loop), as on a machine "
                          "that also runs a data loader or another job; targets then ask that the default "
@@ -424,7 +429,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.tries:
         cfg["tries"] = max(1, args.tries)
     if args.all:
-        args.threshold_sweep = args.simd_compare = args.memory = args.denormals = True
+        args.threshold_sweep = args.simd_compare = args.memory = args.denormals = args.beside_blas = True
     if args.loaded:
         cfg["tries"] = 1  # the load is the point: do not wait for it to go away
         cfg["max_others"] = float("inf")
@@ -462,6 +467,8 @@ def main(argv: list[str] | None = None) -> int:
         total += len(cases)
     if args.sparse:
         total += 1
+    if args.beside_blas:
+        total += cfg["repeats"]
     if args.compressed:
         total += 1
     if args.muon:
@@ -498,6 +505,9 @@ def main(argv: list[str] | None = None) -> int:
         if args.denormals:
             progress.describe("denormals")
             extras["denormals"] = denormal_compare(cases, cfg, progress.update)
+        if args.beside_blas:
+            progress.describe("beside BLAS")
+            extras["beside_blas"] = blas_compare(cfg, progress.update)
         if args.sparse:
             progress.describe("row-sparse")
             extras["sparse"] = sparse_compare(cfg, progress.update)

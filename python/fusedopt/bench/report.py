@@ -9,7 +9,7 @@ import textwrap
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from . import compressed, sparse
+from . import beside_blas, compressed, sparse
 from .cases import CASES, LAYOUTS, TORCH_FUSED_TARGETS
 
 NaN = math.nan
@@ -31,6 +31,7 @@ LOADED_THREAD_LIMIT = 1.15    # with a busy process beside it: default threads <
 LOADED_CASES = ("SGD+mom", "Adam")
 LOADED_LAYOUTS = ("64K", "256K", "1M", "32M")
 DENORMAL_LIMIT = 1.5          # flushed: a step on denormal values <= 1.5 x one on ordinary values
+BESIDE_BLAS_LIMIT = 1.1       # a matmul after default-thread steps <= 1.1 x after 1-thread steps
 BUSY = 0.15                   # a row measured while other processes used more cores than this is marked *
 
 
@@ -83,8 +84,8 @@ def _find(rows: Iterable[Mapping[str, Any]], case: str, layout: str) -> Mapping[
     return None
 
 
-def targets(rows: list[dict[str, Any]], loaded: bool = False,
-            denormals: Mapping[str, Any] | None = None) -> list[dict[str, Any]]:
+def targets(rows: list[dict[str, Any]], loaded: bool = False, denormals: Mapping[str, Any] | None = None,
+            blas: Mapping[str, Any] | None = None) -> list[dict[str, Any]]:
     """Every check that the run has figures for: one entry per (target, row). A run --loaded
     checks the threads against the load instead of against noise."""
     out: list[dict[str, Any]] = []
@@ -136,6 +137,10 @@ def targets(rows: list[dict[str, Any]], loaded: bool = False,
         busy = bool(d.get("others_cores", 0) > BUSY)
         add("denormals (1e-42), flushed: <= 1.5 x ordinary values", d["case"], d["target"], d["flushed"],
             DENORMAL_LIMIT, False)
+    if blas and blas["threads"] > 1:
+        busy = bool(blas.get("others_cores", 0) > BUSY)
+        add("beside BLAS: matmul after default-thread steps <= 1.1 x after 1-thread steps", "Adam", "1M",
+            blas["matmul_ratio"], BESIDE_BLAS_LIMIT, False)
     return out
 
 
@@ -174,7 +179,7 @@ def per_array_overhead(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return out
 
 
-EXTRAS = ("threshold_sweep", "simd_compare", "memory", "denormals", "sparse", "muon", "compressed")
+EXTRAS = ("threshold_sweep", "simd_compare", "memory", "denormals", "beside_blas", "sparse", "muon", "compressed")
 
 
 def rebuild(saved: Mapping[str, Any]) -> dict[str, Any]:
@@ -186,7 +191,7 @@ def build(meta: Mapping[str, Any], results: list[dict[str, Any]], extras: Mappin
     rows = [derive(r, int(meta.get("min_parallel_elements", 0))) for r in results]
     for r, raw in zip(rows, results):
         r["times"] = raw["times"]
-    checks = targets(rows, bool(meta.get("loaded")), extras.get("denormals"))
+    checks = targets(rows, bool(meta.get("loaded")), extras.get("denormals"), extras.get("beside_blas"))
     if extras.get("compressed"):
         checks += compressed.targets(extras["compressed"])
     return {"meta": dict(meta), "rows": rows, "targets": checks, "target_summary": summarize(checks),
@@ -379,6 +384,8 @@ def _extras_text(doc: Mapping[str, Any]) -> list[str]:
             lines.append(f"  {r['case']:<12} {r['target']:<8} ordinary {r['normal_s'] * 1e6:8.1f} us  "
                          f"flushed {_x(r['flushed'])}  kept {_x(r['kept'])}")
         lines.append("")
+    if doc.get("beside_blas"):
+        lines += beside_blas.render(doc["beside_blas"])
     if doc.get("sparse"):
         lines += sparse.render(doc["sparse"])
     if doc.get("compressed"):
