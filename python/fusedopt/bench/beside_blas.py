@@ -29,7 +29,7 @@ ITERATIONS = 10  # per block
 
 def _blas() -> str:
     try:
-        from threadpoolctl import threadpool_info
+        from threadpoolctl import threadpool_info  # type: ignore[import-untyped]
     except ImportError:
         return "unknown (threadpoolctl not installed)"
     libs = [f"{i.get('internal_api')} {i.get('version')}, {i.get('num_threads')} threads"

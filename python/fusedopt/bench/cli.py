@@ -468,7 +468,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.sparse:
         total += 1
     if args.beside_blas:
-        total += cfg["repeats"]
+        total += int(cfg["repeats"])
     if args.compressed:
         total += 1
     if args.muon:
