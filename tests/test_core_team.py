@@ -183,3 +183,20 @@ def test_team_choice_follows_the_load() -> None:
 def test_team_choice_is_off_while_pinned() -> None:
     with using_threads(2, 0):
         assert _core._simulate_team_choice([(1_000, 1_000_000)] * 100) == [True] * 100
+
+
+def test_show_runtime_names_numpys_blas_and_its_spinning_threads(capsys, monkeypatch) -> None:
+    """show_runtime ends with NumPy's BLAS; for OpenBLAS it says whether its idle threads spin
+    (OPENBLAS_THREAD_TIMEOUT unset) or names the timeout (docs/performance.md)."""
+    blas = np.show_config(mode="dicts")["Build Dependencies"]["blas"]
+    monkeypatch.delenv("OPENBLAS_THREAD_TIMEOUT", raising=False)
+    fusedopt.show_runtime()
+    line = capsys.readouterr().out.splitlines()[-1]
+    assert line.startswith("numpy_blas") and blas["name"] in line
+    if "openblas" not in blas["name"]:
+        pytest.skip(f"NumPy's BLAS is {blas['name']}")
+    assert "spin" in line and "OPENBLAS_THREAD_TIMEOUT=4" in line
+    monkeypatch.setenv("OPENBLAS_THREAD_TIMEOUT", "4")
+    fusedopt.show_runtime()
+    line = capsys.readouterr().out.splitlines()[-1]
+    assert line.endswith("(OPENBLAS_THREAD_TIMEOUT=4)") and "spin" not in line

@@ -19,13 +19,30 @@ def runtime_info() -> dict[str, Any]:
 
 
 def show_runtime() -> None:
-    """Print :func:`runtime_info` for humans (like ``numpy.show_runtime``)."""
-    info = runtime_info()
+    """Print :func:`runtime_info` for humans (like ``numpy.show_runtime``), and NumPy's BLAS."""
+    info: dict[str, Any] = {**runtime_info(), "numpy_blas": _numpy_blas()}
     width = max(len(k) for k in info)
     for key, value in info.items():
         if isinstance(value, list):
             value = ", ".join(value) or "-"
         print(f"{key:<{width}}  {value}")
+
+
+def _numpy_blas() -> str:
+    """NumPy's BLAS library and version; for OpenBLAS, whether its idle threads spin after each
+    call (they do for ~0.1 s unless OPENBLAS_THREAD_TIMEOUT, read when NumPy loads OpenBLAS, is
+    small), which keeps a step's helper threads off the cores in a training loop."""
+    try:
+        blas = np.show_config(mode="dicts")["Build Dependencies"]["blas"]
+    except (TypeError, KeyError):  # NumPy < 1.26: no "dicts" mode
+        return "unknown"
+    text = f"{blas.get('name', '?')} {blas.get('version', '')}".strip()
+    if "openblas" in text.lower():
+        timeout = os.environ.get("OPENBLAS_THREAD_TIMEOUT")
+        text += (f" (OPENBLAS_THREAD_TIMEOUT={timeout})" if timeout else
+                 " (its idle threads spin ~0.1 s after each call, holding the cores a step's threads "
+                 "would use: OPENBLAS_THREAD_TIMEOUT=4 before NumPy is imported; docs/performance.md)")
+    return text
 
 
 def set_target(name: str) -> str:
