@@ -5,6 +5,7 @@ already check for every optimizer that uses them."""
 from __future__ import annotations
 
 import fusedopt
+import ml_dtypes
 import numpy as np
 import pytest
 from conftest import (
@@ -22,20 +23,25 @@ from fusedopt import _core
 REDUCING = [n for n in OPTIMIZERS if _core.rule_info(OPTIMIZERS[n].rule)["reduce_passes"]]
 
 
-@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64, ml_dtypes.bfloat16, np.float16], ids=lambda d: np.dtype(d).name)
 def test_sums_of_squares_have_the_same_bits_on_every_target(dtype: type) -> None:
     """Sums of squares (kernels/lane_sum.hpp, Lanes: element i of a run to lane i % 32, products
     and sums without FMA; gradient norms, LARS', LAMB's and Adafactor's reductions) are one float64
     on every target, whatever its vector code (AVX2: pairs of four lanes). Widely spread
-    magnitudes, so the order of the additions shows in the last bits; whole blocks of 32, tails."""
+    magnitudes, so the order of the additions shows in the last bits; whole blocks of 32, tails.
+    16-bit arrays (widened 8 at a time) sum to the bits of their float32 copies'."""
     rng = np.random.default_rng(5)
     sizes = (31, 32, 33, 100, 1037, 70_000)
-    arrays = [(rng.standard_normal(n) * 10.0 ** rng.uniform(-4, 4, n)).astype(dtype) for n in sizes]
+    spread = 4 if np.dtype(dtype).itemsize >= 4 else 2  # (float16 overflows past 65504)
+    arrays = [(rng.standard_normal(n) * 10.0 ** rng.uniform(-spread, spread, n)).astype(dtype) for n in sizes]
     norms = {}
     for target in SUPPORTED_TARGETS:
         with using_target(target):
             norms[target] = [fusedopt.get_total_norm([a], 2.0) for a in arrays]
             norms[target].append(fusedopt.get_total_norm(arrays, 2.0))
+            if np.dtype(dtype).itemsize == 2:
+                wide = [a.astype(np.float32) for a in arrays]
+                assert norms[target] == [fusedopt.get_total_norm([w], 2.0) for w in wide] + [fusedopt.get_total_norm(wide, 2.0)], target
     for target in SUPPORTED_TARGETS:
         assert norms[target] == norms["baseline"], target
 

@@ -6,7 +6,7 @@
 #include <type_traits>
 #include <vector>
 #if defined(__F16C__) || defined(__AVX512F__)
-#include <immintrin.h>  // kernels/simd.hpp, low_precision.hpp (float16 conversions), quantize.hpp
+#include <immintrin.h>  // kernels/simd.hpp, half_float.hpp (float16 conversions), quantize.hpp
 #endif
 
 #include "fusedopt/kernel_table.hpp"
@@ -25,6 +25,7 @@ namespace {
 #include "fusedopt/kernels/simd.hpp"
 #include "fusedopt/kernels/element_math.hpp"
 #include "fusedopt/kernels/parallel.hpp"
+#include "fusedopt/kernels/half_float.hpp"
 #include "fusedopt/kernels/lane_sum.hpp"
 #include "fusedopt/kernels/reduce.hpp"
 #include "fusedopt/kernels/adam_common.hpp"

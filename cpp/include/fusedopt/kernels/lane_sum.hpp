@@ -27,6 +27,18 @@ struct Lanes {
 #endif
     }
     static void load8(const double* __restrict x, F64x8& y) { __builtin_memcpy(&y, x, sizeof y); }
+    // 16-bit storage: widened to float32 (exact) 8 at a time, not element by element (a float16
+    // one by one is a libgcc call: a norm of float16 gradients took 6.3 ns per element).
+    static void load8(const Bf16* __restrict x, F64x8& y) {
+        float f[8];
+        widen_bf16(reinterpret_cast<const std::uint16_t*>(x), f, 8);
+        load8(f, y);
+    }
+    static void load8(const F16* __restrict x, F64x8& y) {
+        float f[8];
+        widen_f16(reinterpret_cast<const std::uint16_t*>(x), f, 8);
+        load8(f, y);
+    }
 
     // Adds x[k]^2 for k < the largest multiple of 32 <= n; returns it.
     template <class T>
@@ -55,6 +67,13 @@ struct Lanes {
     // the time its bytes take from memory).
     static __m256d quad(const float* x) { return _mm256_cvtps_pd(_mm_loadu_ps(x)); }
     static __m256d quad(const double* x) { return _mm256_loadu_pd(x); }
+    static __m256d quad(const Bf16* x) {  // (each value's bits the top half of a float32's)
+        const __m128i h = _mm_loadl_epi64(reinterpret_cast<const __m128i*>(x));
+        return _mm256_cvtps_pd(_mm_castsi128_ps(_mm_unpacklo_epi16(_mm_setzero_si128(), h)));
+    }
+    static __m256d quad(const F16* x) {  // (x86-64-v3 has F16C)
+        return _mm256_cvtps_pd(_mm_cvtph_ps(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(x))));
+    }
     template <class T>
     std::size_t add_whole_blocks_by_quads(const T* __restrict x, std::size_t n) {
         __m256d s[8];  // s[2q], s[2q + 1]: acc[q]'s lanes 0-3 and 4-7
@@ -72,6 +91,8 @@ struct Lanes {
     }
     std::size_t add_whole_blocks(const float* __restrict x, std::size_t n) { return add_whole_blocks_by_quads(x, n); }
     std::size_t add_whole_blocks(const double* __restrict x, std::size_t n) { return add_whole_blocks_by_quads(x, n); }
+    std::size_t add_whole_blocks(const Bf16* __restrict x, std::size_t n) { return add_whole_blocks_by_quads(x, n); }
+    std::size_t add_whole_blocks(const F16* __restrict x, std::size_t n) { return add_whole_blocks_by_quads(x, n); }
 #endif
 
     // Adds x[k]^2 (in float64) for k < n.
