@@ -120,6 +120,26 @@ def test_rounding_is_nearest_even(dtype: str, target: str) -> None:
     assert_same_bits(p, expected, f"{dtype} p - g")
 
 
+@pytest.mark.parametrize("stochastic", [False, True])
+def test_nan_payloads_round_to_the_quiet_nan_of_their_sign(stochastic: bool, target: str) -> None:
+    """A float32 master weight holding a NaN whose low bits would carry in the rounding (payload
+    all ones: +0x7fff would turn it into -0.0) is stored as the quiet bfloat16 NaN of its sign,
+    as ml_dtypes' astype does, in either half of a vector pair and in the scalar tail."""
+    n = 70
+    nan_bits = {3: 0x7FFFFFFF, 12: 0xFFFFFFFF, 21: 0x7FFFFFFF, 45: 0xFFFFFFFF, 66: 0x7FFFFFFF}
+    p = np.ones(n, ml_dtypes.bfloat16)
+    opt = fusedopt.SGD([p], lr=0.5, master_weights=True, stochastic_rounding=stochastic)
+    opt.step([np.zeros(n, ml_dtypes.bfloat16)])
+    master = opt.state[0]["master"]
+    for i, bits in nan_bits.items():
+        master.view(np.uint32)[i] = bits
+    opt.step([np.ones(n, ml_dtypes.bfloat16)])
+    expected = np.full(n, 0x3F00, np.uint16)  # 1 - 0.5
+    for i, bits in nan_bits.items():
+        expected[i] = 0xFFC0 if bits >> 31 else 0x7FC0
+    assert_same_bits(p.view(np.uint16), expected, f"{target}, stochastic={stochastic}")
+
+
 @pytest.mark.parametrize("dtype", list(LOW))
 def test_state_is_float32_and_resumes_bitwise(dtype: str) -> None:
     dt = LOW[dtype]

@@ -16,19 +16,24 @@ inline VecI mix32_v(VecI x) {  // mix32, lane by lane
     x = vmul_i(x, vset_i(0x846ca68bu));
     return vxor_i(x, vshr_i(x, 16));
 }
-// `rounded` (bits whose top halves are x as bfloat16) with a NaN of x made the quiet NaN of its
-// sign, as f32_to_bf16 does (an infinity needs nothing: its low half is 0).
-inline VecI quiet_nans(VecF x, VecI rounded) {
-    const VecMask nan = vnan(x);
-    if (__builtin_expect(vnone(nan), 1)) return rounded;
-    return vselect_i(nan, rounded, vor_i(vand_i(vbits(x), vset_i(0x80000000u)), vset_i(0x7fc00000u)));
+// `rounded` (bits whose top halves are x as bfloat16) with each NaN of x made the quiet NaN of
+// its sign, as f32_to_bf16 does (an infinity needs nothing: its low half is 0).
+inline VecI quiet_nan_bits(VecF x, VecI rounded) {
+    return vselect_i(vnan(x), rounded, vor_i(vand_i(vbits(x), vset_i(0x80000000u)), vset_i(0x7fc00000u)));
 }
-// f32_to_bf16_stochastic(x, r) in the top half (r: 16 random bits, < 2^16).
-inline VecI add_random_bits(VecF x, VecI r) { return quiet_nans(x, vadd_i(vbits(x), r)); }
-// f32_to_bf16 (to nearest even) in the top half.
+// The top halves of r0 and r1 (x0 and x1 rounded) stored, NaNs made quiet: one check for the
+// pair, so the common case, no NaN, costs one compare.
+inline void store_top_halves_quiet(std::uint16_t* out, VecF x0, VecF x1, VecI r0, VecI r1) {
+    if (__builtin_expect(!vnone(vnan_either(x0, x1)), 0)) {
+        r0 = quiet_nan_bits(x0, r0);
+        r1 = quiet_nan_bits(x1, r1);
+    }
+    vstore_top_halves(out, r0, r1);
+}
+// f32_to_bf16 (to nearest even) before the NaN check, in the top half.
 inline VecI nearest_bf16_bits(VecF x) {
     const VecI u = vbits(x);
-    return quiet_nans(x, vadd_i(u, vadd_i(vand_i(vshr_i(u, 16), vset_i(1u)), vset_i(0x7fffu))));
+    return vadd_i(u, vadd_i(vand_i(vshr_i(u, 16), vset_i(1u)), vset_i(0x7fffu)));
 }
 
 // state_bits(key, at + i) for the elements of each step from `at` on: r0 for the first half,
@@ -48,9 +53,10 @@ struct StateBits {
         w1 = vadd_i(w1, step);
     }
 };
-// One step's values rounded stochastically with 16 random bits per lane, stored.
+// One step's values rounded stochastically (f32_to_bf16_stochastic) with 16 random bits per
+// lane, stored.
 inline void store_rounded(std::uint16_t* out, VecF x0, VecF x1, VecI r0, VecI r1) {
-    vstore_top_halves(out, add_random_bits(x0, r0), add_random_bits(x1, r1));
+    store_top_halves_quiet(out, x0, x1, vadd_i(vbits(x0), r0), vadd_i(vbits(x1), r1));
 }
 // Two arrays' values rounded with one hash per element (StateBits): a's 16 random bits its low
 // half, b's its high half.
@@ -104,7 +110,7 @@ struct Bf16Lanes {
     using Elem = std::uint16_t;
     static void load(const std::uint16_t* a, VecF& x0, VecF& x1) { widen_bf16_pair(a, x0, x1); }
     static void store(std::uint16_t* a, VecF x0, VecF x1) {
-        vstore_top_halves(a, nearest_bf16_bits(x0), nearest_bf16_bits(x1));
+        store_top_halves_quiet(a, x0, x1, nearest_bf16_bits(x0), nearest_bf16_bits(x1));
     }
 };
 struct F16Lanes {
