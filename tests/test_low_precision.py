@@ -120,6 +120,24 @@ def test_rounding_is_nearest_even(dtype: str, target: str) -> None:
     assert_same_bits(p, expected, f"{dtype} p - g")
 
 
+@pytest.mark.parametrize("dtype", list(LOW))
+def test_every_16bit_value_survives_a_step_of_zero(dtype: str, target: str) -> None:
+    """Each of the 65536 bit patterns widened to float32 and narrowed back (p - 1 * 0): the
+    conversions are exact for every value, subnormals, infinities and NaNs included (float16
+    without F16C: integer arithmetic; NaNs come back quiet, as NumPy's arithmetic makes them)."""
+    dt = LOW[dtype]
+    p = np.arange(65536, dtype=np.uint32).astype(np.uint16).view(dt)
+    with np.errstate(all="ignore"):
+        expected = (p.astype(np.float32) - np.float32(0)).astype(dt)
+    flush = fusedopt.get_flush_denormal()
+    fusedopt.set_flush_denormal(False)  # (bfloat16's subnormals widen to float32 subnormals)
+    try:
+        fusedopt.SGD([p], lr=1.0).step([np.zeros(65536, dt)])
+    finally:
+        fusedopt.set_flush_denormal(flush)
+    assert_same_bits(p, expected, f"{target}: {dtype}")
+
+
 @pytest.mark.parametrize("stochastic", [False, True])
 def test_nan_payloads_round_to_the_quiet_nan_of_their_sign(stochastic: bool, target: str) -> None:
     """A float32 master weight holding a NaN whose low bits would carry in the rounding (payload

@@ -23,10 +23,45 @@ inline std::uint16_t f32_to_bf16(float x) {
     return static_cast<std::uint16_t>((u & 0x7fffffffu) > 0x7f800000u ? nan : rounded);
 }
 
-// float16 via _Float16 (GCC >= 12 on x86-64; software round-to-nearest-even without F16C),
-// and the F16C vector instructions where the target has them.
+// float16: F16C's instructions where the target has them (GCC emits them for _Float16
+// conversions too), else integer arithmetic with the same results, which the compiler
+// vectorizes: GCC's software _Float16 is a libgcc call per value (the baseline target's float16
+// Adam took 69 ms per 1M parameters). Both checked against F16C for every float16 and, for the
+// narrowing, every float32 (bit for bit; NaNs quieted as F16C does).
+#if defined(__F16C__)
 inline float f16_to_f32(std::uint16_t h) { return static_cast<float>(__builtin_bit_cast(_Float16, h)); }
 inline std::uint16_t f32_to_f16(float x) { return __builtin_bit_cast(std::uint16_t, static_cast<_Float16>(x)); }
+#else
+// (Selections by masks, not ?:, which GCC leaves as branches: unvectorized.)
+inline std::uint32_t all_if(bool c) { return 0u - static_cast<std::uint32_t>(c); }
+inline float f16_to_f32(std::uint16_t h) {
+    const std::uint32_t sign = std::uint32_t(h & 0x8000u) << 16;
+    const std::uint32_t em = std::uint32_t(h & 0x7fffu) << 13;  // exponent and mantissa, float32's places
+    const std::uint32_t exp = em & 0x0f800000u;
+    const std::uint32_t rebiased = em + (112u << 23);  // (127 - 15) << 23
+    const std::uint32_t special = (rebiased + (112u << 23)) | (0x400000u & all_if(em & 0x7fffffu));  // inf, quiet NaN
+    // a subnormal or zero: 2^-14 * (1 + m / 1024) - 2^-14, exactly m * 2^-24
+    const std::uint32_t small = f32_bits(f32_from(rebiased + (1u << 23)) - f32_from(113u << 23));
+    const std::uint32_t is_special = all_if(exp == 0x0f800000u), is_small = all_if(exp == 0);
+    return f32_from(sign | (special & is_special) | (small & is_small) | (rebiased & ~(is_special | is_small)));
+}
+inline std::uint16_t f32_to_f16(float x) {
+    const std::uint32_t u = f32_bits(x);
+    const std::uint32_t sign = (u >> 16) & 0x8000u, a = u & 0x7fffffffu;
+    // a normal float16: rebiased by -112 << 23, the 13 dropped bits rounded to nearest even
+    const std::uint32_t normal = (a + 0xc8000fffu + ((a >> 13) & 1u)) >> 13;
+    // below 2^-14: adding 0.5, whose spacing is float16's subnormal step 2^-24, rounds to it
+    const std::uint32_t subnormal = f32_bits(f32_from(a) + 0.5f) - 0x3f000000u;
+    const std::uint32_t nan = 0x7e00u | ((a >> 13) & 0x3ffu);
+    // (a < 2^31: signed comparisons, which SSE2 has)
+    const std::int32_t s = static_cast<std::int32_t>(a);
+    const std::uint32_t is_nan = all_if(s > 0x7f800000), is_inf = all_if(s >= 0x477ff000) & ~is_nan;  // from 65520
+    const std::uint32_t is_sub = all_if(s < 0x38800000);
+    const std::uint32_t r = (nan & is_nan) | (0x7c00u & is_inf) | (subnormal & is_sub) |
+                            (normal & ~(is_nan | is_inf | is_sub));
+    return static_cast<std::uint16_t>(sign | r);
+}
+#endif
 
 // The storage types, for the sums of squares (lane_sum.hpp) and the norm pass
 // (static_cast<double>(x) reads one element).
