@@ -87,6 +87,17 @@ def using_target(name: str) -> Iterator[str]:
 
 
 @contextlib.contextmanager
+def flushing(on: bool) -> Iterator[None]:
+    """Run the block with fusedopt's denormal flushing `on`, then restore the setting."""
+    before = fusedopt.get_flush_denormal()
+    fusedopt.set_flush_denormal(on)
+    try:
+        yield
+    finally:
+        fusedopt.set_flush_denormal(before)
+
+
+@contextlib.contextmanager
 def using_threads(n: int, min_parallel: int | None = None) -> Iterator[None]:
     """Run the block with `n` threads (and, if given, that minimum parallel size), then restore.
     The team is pinned: the back-off for busy machines (team.hpp) must not quietly turn a test

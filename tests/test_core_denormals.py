@@ -4,8 +4,6 @@ step equals the NumPy reference bit for bit."""
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Iterator
 from typing import Any
 
 import fusedopt
@@ -17,6 +15,7 @@ from conftest import (
     SUPPORTED_TARGETS,
     Pair,
     copies,
+    flushing,
     make_params,
     state_arrays,
     using_target,
@@ -27,16 +26,6 @@ from conftest import (
 # float64's 2.2e-308).
 DENORMAL = {np.float32: 1e-42, np.float64: 1e-310}
 SHAPES = [(1000,), (3, 7), (17,)]
-
-
-@contextlib.contextmanager
-def flushing(on: bool) -> Iterator[None]:
-    before = fusedopt.get_flush_denormal()
-    fusedopt.set_flush_denormal(on)
-    try:
-        yield
-    finally:
-        fusedopt.set_flush_denormal(before)
 
 
 def subnormal(a: np.ndarray) -> np.ndarray:

@@ -28,6 +28,7 @@ from conftest import (
     Pair,
     assert_same_bits,
     check_ulp_bound,
+    flushing,
     make_grad_stream,
     make_params,
     using_target,
@@ -110,13 +111,8 @@ def test_rounding_is_nearest_even(dtype: str, target: str) -> None:
     p, g = _rounding_cases(dt)
     with np.errstate(all="ignore"):
         expected = (p.astype(np.float32) - g.astype(np.float32)).astype(dt)
-    flush = fusedopt.get_flush_denormal()
-    fusedopt.set_flush_denormal(False)  # subnormal float32 differences must reach the rounding
-    try:
-        with np.errstate(all="ignore"):
-            fusedopt.SGD([p], lr=1.0).step([g])
-    finally:
-        fusedopt.set_flush_denormal(flush)
+    with flushing(False), np.errstate(all="ignore"):  # subnormal float32 differences must reach the rounding
+        fusedopt.SGD([p], lr=1.0).step([g])
     assert_same_bits(p, expected, f"{dtype} p - g")
 
 
@@ -129,12 +125,8 @@ def test_every_16bit_value_survives_a_step_of_zero(dtype: str, target: str) -> N
     p = np.arange(65536, dtype=np.uint32).astype(np.uint16).view(dt)
     with np.errstate(all="ignore"):
         expected = (p.astype(np.float32) - np.float32(0)).astype(dt)
-    flush = fusedopt.get_flush_denormal()
-    fusedopt.set_flush_denormal(False)  # (bfloat16's subnormals widen to float32 subnormals)
-    try:
+    with flushing(False):  # (bfloat16's subnormals widen to float32 subnormals)
         fusedopt.SGD([p], lr=1.0).step([np.zeros(65536, dt)])
-    finally:
-        fusedopt.set_flush_denormal(flush)
     assert_same_bits(p, expected, f"{target}: {dtype}")
 
 

@@ -33,7 +33,8 @@ inline std::uint16_t f32_to_bf16(float x) {
 inline float f16_to_f32(std::uint16_t h) { return static_cast<float>(__builtin_bit_cast(_Float16, h)); }
 inline std::uint16_t f32_to_f16(float x) { return __builtin_bit_cast(std::uint16_t, static_cast<_Float16>(x)); }
 #else
-// (Selections by masks, not ?:, which GCC leaves as branches: unvectorized.)
+// (Selections by masks: written with ?:, GCC made branches of them, the float additions moved
+// inside, and the loops stayed scalar.)
 inline std::uint32_t all_if(bool c) { return 0u - static_cast<std::uint32_t>(c); }
 inline float f16_to_f32(std::uint16_t h) {
     const std::uint32_t sign = std::uint32_t(h & 0x8000u) << 16;
