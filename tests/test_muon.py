@@ -154,6 +154,13 @@ def test_torch_bfloat16_buffer_is_orthogonalized_in_place() -> None:
     assert abs(float(np.linalg.norm(theirs)) - 1.0) < 0.01 < abs(float(np.linalg.norm(ours)) - 1.0)
 
 
+# Where torch's oneDNN multiplies bfloat16 itself (AVX512-BF16 or AMX CPUs), its product rounds
+# differently from its generic kernel: on an AVX-512 Xeon, 5 steps on (128, 96) moved torch's
+# result 3.14 ulps from the generic kernel's, to which fusedopt's is within 0.79. The other cases
+# keep their bounds on both kernels (5 steps on 64 x 64: 1.31 ulps from either).
+ONEDNN_BF16_ULPS = {((128, 96), 5): 4}
+
+
 @pytest.mark.torch
 @pytest.mark.parametrize("shape, steps, max_ulps", [
     ((3, 5), 5, 0), ((17, 9), 5, 0), ((9, 17), 1, 0), ((1, 6), 5, 0), ((64, 64), 1, 0),
@@ -164,6 +171,8 @@ def test_newton_schulz_matches_torch(shape: tuple[int, int], steps: int, max_ulp
     torch = pytest.importorskip("torch")
     from torch.optim._muon import _zeropower_via_newtonschulz
 
+    if torch.ops.mkldnn._is_mkldnn_bf16_supported():
+        max_ulps = ONEDNN_BF16_ULPS.get((shape, steps), max_ulps)
     rng = np.random.default_rng(3)
     for _ in range(3):
         g = (rng.standard_normal(shape) * 3).astype(dtype)

@@ -18,7 +18,7 @@ from conftest import (
     using_target,
     using_threads,
 )
-from fusedopt import _core
+from fusedopt import _core, reference
 
 REDUCING = [n for n in OPTIMIZERS if _core.rule_info(OPTIMIZERS[n].rule)["reduce_passes"]]
 
@@ -44,6 +44,45 @@ def test_sums_of_squares_have_the_same_bits_on_every_target(dtype: type) -> None
                 assert norms[target] == [fusedopt.get_total_norm([w], 2.0) for w in wide] + [fusedopt.get_total_norm(wide, 2.0)], target
     for target in SUPPORTED_TARGETS:
         assert norms[target] == norms["baseline"], target
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=lambda d: np.dtype(d).name)
+def test_dot_products_have_the_reference_bits_on_every_target(dtype: type) -> None:
+    """LBFGS's dot (kernels/lane_dot.hpp: products rounded, summed in the dtype in 32 lanes
+    added as a tree) is reference.lane_dot's value on every target, so a run has the same bits on
+    every CPU (a BLAS dot's order is the CPU's). Widely spread magnitudes of both signs, so the
+    order shows in the last bits; whole blocks of 32, tails, empty; signed zeros, inf and NaN."""
+    rng = np.random.default_rng(8)
+    sizes = (0, 1, 2, 3, 31, 32, 33, 100, 1037, 70_000)
+    pairs = [tuple((rng.standard_normal(n) * 10.0 ** rng.uniform(-3, 3, n)).astype(dtype) for _ in "xy")
+             for n in sizes]
+    t = np.dtype(dtype).type
+    pairs += [(np.array([-0.0, -0.0], dtype), np.array([1.0, 2.0], dtype)),
+              (np.array([-0.0], dtype), np.array([3.0], dtype)),
+              (np.array([1.0, np.inf, 2.0], dtype), np.array([1.0, 1.0, 2.0], dtype)),
+              (np.array([np.inf, 1.0], dtype), np.array([0.0, 1.0], dtype)),
+              (np.full(40, t(1.0)), np.where(np.arange(40) == 35, t(np.nan), t(1.0)))]
+    want = [reference.lane_dot(x, y) for x, y in pairs]
+    assert all(type(w) is t for w in want)
+    assert want[0] == 0 and want[2] == pairs[2][0][0] * pairs[2][1][0] + pairs[2][0][1] * pairs[2][1][1]
+    assert [np.signbit(w) for w in want[-5:-3]] == [False, False]  # lanes summed from +0
+    assert np.isposinf(want[-3]) and np.isnan(want[-2]) and np.isnan(want[-1])
+    for target in SUPPORTED_TARGETS:
+        with using_target(target):
+            got = [_core.lane_dot(x, y) for x, y in pairs]
+        assert [t(g).tobytes() for g in got] == [w.tobytes() for w in want], target
+
+
+def test_dot_refuses_what_it_cannot_read() -> None:
+    x = np.ones(4, np.float32)
+    with pytest.raises(TypeError, match="y: dtype float64 differs from x's float32"):
+        _core.lane_dot(x, np.ones(4))
+    with pytest.raises(ValueError, match="y: 5 elements, x has 4"):
+        _core.lane_dot(x, np.ones(5, np.float32))
+    with pytest.raises(ValueError, match="expected 1-D arrays"):
+        _core.lane_dot(x.reshape(2, 2), x.reshape(2, 2))
+    with pytest.raises(ValueError, match="y: must be C-contiguous"):
+        _core.lane_dot(x[:2], np.ones(4, np.float32)[::2])
 
 
 @pytest.mark.parametrize("name", REDUCING)

@@ -1,11 +1,12 @@
 // Standalone gradient utilities over lists of arrays (float32, float64, bfloat16 and float16, mixed
 // allowed): total norm, in-place scaling, in-place clamping. The Python layer (fusedopt/clip.py)
-// adds torch.nn.utils semantics on top.
+// adds torch.nn.utils semantics on top. Also LBFGS's dot product of two vectors.
 #include <pybind11/functional.h>
 #include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
 
 #include <limits>
+#include <optional>
 
 #include <string>
 #include <vector>
@@ -147,6 +148,28 @@ void register_clip(py::module_& m) {
             for (const ArraySet* set : s.nonempty()) k.elementwise.clamp(set->list(), lo, hi, set->dtype, e);
         },
         py::arg("arrays"), py::arg("lo"), py::arg("hi"), "x = clamp(x, lo, hi) for every array, in place (NaN kept).");
+    m.def(
+        "lane_dot",
+        [](py::handle x, py::handle y) {
+            const CheckedArray a = check_array(x, false, [] { return std::string("x"); });
+            const CheckedArray b = check_array(y, false, [] { return std::string("y"); });
+            if (a.ndim != 1 || b.ndim != 1)
+                throw py::value_error("x, y: expected 1-D arrays, got shapes " + shape_string(a.ndim, a.shape) +
+                                      " and " + shape_string(b.ndim, b.shape));
+            if (a.dtype != b.dtype)
+                throw py::type_error("y: dtype " + dtype_name(b.dtype) + " differs from x's " + dtype_name(a.dtype));
+            if (a.size != b.size)
+                throw py::value_error("y: " + std::to_string(b.size) + " elements, x has " + std::to_string(a.size));
+            const DotKernels& k = active_kernels().dot;
+            std::optional<py::gil_scoped_release> release;
+            if (a.size >= 16384) release.emplace();  // (a few microseconds: let other threads run)
+            return a.dtype == DType::f32
+                       ? static_cast<double>(k.f32(static_cast<const float*>(a.data), static_cast<const float*>(b.data), a.size))
+                       : k.f64(static_cast<const double*>(a.data), static_cast<const double*>(b.data), a.size);
+        },
+        py::arg("x"), py::arg("y"),
+        "x . y of two 1-D float32 or float64 arrays of one dtype, in their dtype's arithmetic, in a fixed order "
+        "(the same bits on every SIMD target and CPU; kernels/lane_dot.hpp), returned as a float.");
 }
 
 }  // namespace fusedopt::bind

@@ -27,6 +27,7 @@ namespace {
 #include "fusedopt/kernels/parallel.hpp"
 #include "fusedopt/kernels/half_float.hpp"
 #include "fusedopt/kernels/lane_sum.hpp"
+#include "fusedopt/kernels/lane_dot.hpp"
 #include "fusedopt/kernels/reduce.hpp"
 #include "fusedopt/kernels/adam_common.hpp"
 #include "fusedopt/kernels/quantize.hpp"
@@ -166,6 +167,7 @@ const KernelTable& kernel_table() {
                            &clamp_kernel<double>, &scale_low_kernel, &clamp_low_kernel},
         ProbeKernels{&probe_kernel<float>, &probe_kernel<double>, &probe_mixed_kernel},
         BlendKernels{&blend_kernel<float>, &blend_kernel<double>, &blend_low_kernel},
+        DotKernels{&lane_dot<float>, &lane_dot<double>},
     };
     return table;
 }

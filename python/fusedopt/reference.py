@@ -626,24 +626,35 @@ def lars(
 
 
 
-# Native sums of squares (kernels/lane_sum.hpp, Lanes): element i of a run to lane i % 32.
+# Native sums of squares (kernels/lane_sum.hpp, Lanes) and dot products (kernels/lane_dot.hpp):
+# element i of a run to lane i % 32.
 _LANES = 32
 
 
 def _row_sums(x: np.ndarray) -> np.ndarray:
-    """Each row's (last axis) float64 terms summed as Lanes does: each of 32 lanes in order,
-    the lanes' four vectors of 8 added as (0 + 1) + (2 + 3), then ((0+1)+(2+3))+((4+5)+(6+7))."""
+    """Each row's (last axis) terms summed in their dtype as Lanes does: each of 32 lanes in order
+    from +0, the lanes' four vectors of 8 added as (0 + 1) + (2 + 3), then
+    ((0+1)+(2+3))+((4+5)+(6+7))."""
+    zero = x.dtype.type(0)
     pad = (-x.shape[-1]) % _LANES
-    if pad:  # (adding +0 changes no lane: each is a sum of non-negative terms)
-        x = np.concatenate([x, np.zeros(x.shape[:-1] + (pad,))], axis=-1)
+    if pad:  # (adding +0 changes no lane: a sum from +0 is never -0)
+        x = np.concatenate([x, np.zeros(x.shape[:-1] + (pad,), x.dtype)], axis=-1)
     if x.shape[-1] == 0:
-        lanes = np.zeros(x.shape[:-1] + (_LANES,))
-    else:
-        lanes = np.cumsum(x.reshape(x.shape[:-1] + (-1, _LANES)), axis=-2)[..., -1, :]
+        lanes = np.zeros(x.shape[:-1] + (_LANES,), x.dtype)
+    else:  # (+ 0: a lane's sum from +0, where its terms are all -0)
+        lanes = np.cumsum(x.reshape(x.shape[:-1] + (-1, _LANES)), axis=-2)[..., -1, :] + zero
     v = (lanes[..., 0:8] + lanes[..., 8:16]) + (lanes[..., 16:24] + lanes[..., 24:32])
     a = [v[..., j] for j in range(8)]
     out: np.ndarray = ((a[0] + a[1]) + (a[2] + a[3])) + ((a[4] + a[5]) + (a[6] + a[7]))
     return out
+
+
+def lane_dot(x: np.ndarray, y: np.ndarray) -> Any:
+    """x . y of two 1-D float32 or float64 arrays, in their dtype, with the native dot's bits
+    (_core.lane_dot): the products rounded, then summed as _row_sums sums. A NumPy scalar; inf and
+    NaN as IEEE arithmetic gives them, without warnings (as np.dot and the native dot)."""
+    with np.errstate(all="ignore"):
+        return _row_sums(np.multiply(x, y).reshape(1, -1))[0]
 
 
 def _factored_sums(terms: np.ndarray, rows: int, cols: int) -> tuple[float, np.ndarray, np.ndarray]:

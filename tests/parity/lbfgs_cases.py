@@ -17,6 +17,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
+from fusedopt.reference import lane_dot
 from lbfgs_problems import PROBLEMS
 
 from .cases import DATA_DIR
@@ -34,25 +35,29 @@ CONFIGS: dict[str, dict[str, Any]] = {
 CASES = [(p, c, d) for p in PROBLEMS for c in CONFIGS for d in DTYPES]
 
 # Measured largest relative difference of any parameter from torch's (as it is) over the
-# 25 steps, on the FMA targets (torch's add_ fuses as they do), with a margin of 10x. Cases left
-# out: fixed-step (no line search) L-BFGS on the 5- and 10-dim Rosenbrock, and most float32
-# Rosenbrock runs, are chaotic: a last-bit difference in a dot product changes later branches
-# (the tolerance tests, the history update), so those runs agree only as far as both reach the
-# minimum. test_lbfgs.py's bitwise test (torch given NumPy's reductions) covers them.
+# 25 steps, on the FMA targets (torch's add_ fuses as they do), with a margin of 10x, on two CPUs
+# (Zen 3 AVX2 and an AVX-512 Intel Xeon; fusedopt's dots have the same bits on both, torch's MKL
+# dots do not). Where torch on those two CPUs parts from itself by more than from fusedopt, the
+# bound is 10x torch's own difference (the 10-dim Rosenbrock: 4.3e-7 with strong Wolfe, 2.8e-8
+# with a short history). Cases left out: fixed-step (no line search) L-BFGS on the 5- and 10-dim
+# Rosenbrock, and most float32 Rosenbrock runs, are chaotic: a last-bit difference in a dot
+# product changes later branches (the tolerance tests, the history update), so those runs agree
+# only as far as both reach the minimum; so is logistic regression in float32 with a short
+# history and strong Wolfe, where torch on the two CPUs ends 0.57% apart. test_lbfgs.py's bitwise
+# test (torch given fusedopt's dot and NumPy's sum and sqrt) covers them.
 CLOSE: dict[tuple[str, str, str], float] = {
     ("rosenbrock2", "default", "float64"): 0.0,
     ("rosenbrock2", "strong_wolfe", "float64"): 0.0,
     ("rosenbrock2", "default", "float32"): 0.0,
     ("rosenbrock5", "strong_wolfe", "float64"): 3e-8,
     ("rosenbrock5", "short-wolfe", "float64"): 4e-8,
-    ("rosenbrock10", "strong_wolfe", "float64"): 1e-7,
-    ("rosenbrock10", "short-wolfe", "float64"): 6e-9,
+    ("rosenbrock10", "strong_wolfe", "float64"): 5e-6,
+    ("rosenbrock10", "short-wolfe", "float64"): 5e-7,
     ("logistic", "default", "float64"): 5e-14,
     ("logistic", "strong_wolfe", "float64"): 5e-14,
     ("logistic", "short-wolfe", "float64"): 5e-14,
     ("logistic", "default", "float32"): 2e-5,
     ("logistic", "strong_wolfe", "float32"): 2e-5,
-    ("logistic", "short-wolfe", "float32"): 8e-5,
     ("quadratic", "default", "float64"): 6e-11,
     ("quadratic", "strong_wolfe", "float64"): 6e-11,
     ("quadratic", "short-wolfe", "float64"): 5e-9,
@@ -82,11 +87,11 @@ def run_fusedopt(problem: str, dtype: type, config: dict[str, Any], steps: int =
 
 @contextlib.contextmanager
 def numpy_reductions(torch: Any) -> Iterator[None]:
-    """torch's dot, full sum and sqrt computed by NumPy, for the block."""
+    """torch's dot computed as fusedopt's (its fixed order), full sum and sqrt by NumPy, for the block."""
     T = torch.Tensor
     saved = T.dot, T.sum, T.sqrt
     as_t = lambda v: torch.from_numpy(np.asarray(v))  # noqa: E731
-    T.dot = lambda a, b: as_t(np.dot(a.numpy(), b.numpy()))
+    T.dot = lambda a, b: as_t(lane_dot(a.numpy(), b.numpy()))
     T.sum = lambda a, *args, **kw: saved[1](a, *args, **kw) if args or kw else as_t(np.sum(a.numpy()))
     T.sqrt = lambda a: as_t(np.sqrt(a.numpy()))
     try:

@@ -87,6 +87,12 @@ struct BlendKernels {
     auto get(DType t) const { return t == DType::f32 ? f32 : f64; }
 };
 
+// x . y over n elements of two arrays, in the fixed order of kernels/lane_dot.hpp (LBFGS).
+struct DotKernels {
+    float (*f32)(const float*, const float*, std::size_t n);
+    double (*f64)(const double*, const double*, std::size_t n);
+};
+
 // Memory-traffic probe: `rw` read-write operands (slots 0.., skipping slot 1) and the
 // read-only gradient (slot 1), with trivial arithmetic.
 struct ProbeKernels {
@@ -134,6 +140,7 @@ struct KernelTable {
     ElementwiseKernels elementwise;
     ProbeKernels probe;
     BlendKernels blend;
+    DotKernels dot;
 };
 
 }  // namespace fusedopt

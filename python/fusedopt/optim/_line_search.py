@@ -13,6 +13,8 @@ from typing import Any
 
 import numpy as np
 
+from ._dot import Dot
+
 Scalar = Any  # a Python float/int, or a NumPy scalar of the parameters' dtype (torch: a 0-d tensor)
 ObjFunc = Callable[[list[np.ndarray], Scalar, np.ndarray], tuple[float, np.ndarray]]
 
@@ -54,6 +56,8 @@ def strong_wolfe(
     f: float,
     g: np.ndarray,
     gtd: Scalar,
+    *,
+    dot: Dot,
     c1: float = 1e-4,
     c2: float = 0.9,
     tolerance_change: float = 1e-9,
@@ -64,7 +68,7 @@ def strong_wolfe(
     g = g.copy()
     f_new, g_new = obj_func(x, t, d)
     ls_func_evals = 1
-    gtd_new = np.dot(g_new, d)
+    gtd_new = dot(g_new, d)
 
     # bracket an interval containing a point satisfying the Wolfe criteria
     t_prev: Scalar = 0
@@ -97,7 +101,7 @@ def strong_wolfe(
         t_prev, f_prev, g_prev, gtd_prev = tmp, f_new, g_new.copy(), gtd_new
         f_new, g_new = obj_func(x, t, d)
         ls_func_evals += 1
-        gtd_new = np.dot(g_new, d)
+        gtd_new = dot(g_new, d)
         ls_iter += 1
 
     if ls_iter == max_ls:
@@ -126,7 +130,7 @@ def strong_wolfe(
 
         f_new, g_new = obj_func(x, t, d)
         ls_func_evals += 1
-        gtd_new = np.dot(g_new, d)
+        gtd_new = dot(g_new, d)
         ls_iter += 1
 
         if f_new > (f + c1 * t * gtd) or f_new >= bracket_f[low_pos]:

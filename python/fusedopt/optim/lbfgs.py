@@ -11,6 +11,7 @@ import numpy as np
 
 from .. import _checks
 from ._axpy import Axpy
+from ._dot import dot_for
 from ._grads import align_grads
 from ._line_search import Scalar, strong_wolfe
 from ._params import as_groups, split_params
@@ -68,10 +69,10 @@ class LBFGS:
 
     Exactness: the algorithm, its branches and the types of its scalars are torch's (a float32
     run compares and rounds in float32 where torch does). The vector updates (``add_`` with
-    alpha) are one native fused multiply-add pass, as torch's. Dot products (NumPy's BLAS), the
-    first step's sum and the line search's sqrt round differently from torch's (MKL's dot and
-    VML sqrt) in the last bit; with those three swapped in torch, the runs agree bit for bit
-    (tests/test_lbfgs.py, docs/lbfgs.md).
+    alpha) are one native fused multiply-add pass, as torch's. Dot products (in one fixed order,
+    the same bits on every CPU), the first step's sum and the line search's sqrt round
+    differently from torch's (MKL's dot and VML sqrt) in the last bit; with those three swapped
+    in torch, the runs agree bit for bit (tests/test_lbfgs.py, docs/lbfgs.md).
 
     A step that raises (the closure, or the gradients it returns) leaves the parameters and the
     state as they were. ``state_dict()`` holds the history (torch's names, under the first
@@ -194,6 +195,7 @@ class LBFGS:
         tolerance_grad, tolerance_change = float(group["tolerance_grad"]), float(group["tolerance_change"])
         line_search_fn, history_size = group["line_search_fn"], int(group["history_size"])
         axpy_params = self._axpy("params", params)
+        dot = dot_for(self.backend)
 
         def add_grad(step_size: Scalar, update: np.ndarray) -> None:
             axpy_params(step_size, self._split(update))
@@ -236,7 +238,7 @@ class LBFGS:
                 assert prev_flat_grad is not None
                 y = flat_grad - prev_flat_grad
                 s = d * t
-                ys = np.dot(y, s)
+                ys = dot(y, s)
                 if ys > 1e-10:
                     if len(old_dirs) == history_size:
                         old_dirs.pop(0)
@@ -245,7 +247,7 @@ class LBFGS:
                     old_dirs.append(y)
                     old_stps.append(s)
                     ro.append(1.0 / ys)
-                    H_diag = ys / np.dot(y, y)
+                    H_diag = ys / dot(y, y)
                 num_old = len(old_dirs)
                 if "al" not in state:
                     state["al"] = [None] * history_size
@@ -259,12 +261,12 @@ class LBFGS:
                 np.negative(flat_grad, out=q)
                 axpy_q = self._axpy("q", [q])
                 for i in range(num_old - 1, -1, -1):
-                    al[i] = np.dot(old_stps[i], q) * ro[i]
+                    al[i] = dot(old_stps[i], q) * ro[i]
                     axpy_q(-al[i], [old_dirs[i]])
                 np.multiply(q, H_diag, out=r)
                 axpy_r = self._axpy("r", [r])
                 for i in range(num_old):
-                    be_i = np.dot(old_dirs[i], r) * ro[i]
+                    be_i = dot(old_dirs[i], r) * ro[i]
                     axpy_r(al[i] - be_i, [old_stps[i]])
                 d = r.copy()
 
@@ -276,7 +278,7 @@ class LBFGS:
                 t = min(1.0, 1.0 / np.abs(flat_grad).sum()) * lr
             else:
                 t = lr
-            gtd = np.dot(flat_grad, d)
+            gtd = dot(flat_grad, d)
             if gtd > -tolerance_change:
                 break
 
@@ -292,7 +294,7 @@ class LBFGS:
                     return value, g
 
                 loss, flat_grad, t, ls_func_evals = strong_wolfe(
-                    obj_func, x_init, t, d, loss, flat_grad, gtd, max_ls=max_eval - current_evals
+                    obj_func, x_init, t, d, loss, flat_grad, gtd, dot=dot, max_ls=max_eval - current_evals
                 )
                 add_grad(t, d)
                 opt_cond = np.abs(flat_grad).max() <= tolerance_grad
