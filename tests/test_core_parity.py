@@ -30,6 +30,7 @@ results could express it).
 
 from __future__ import annotations
 
+import copy
 import itertools
 import os
 import subprocess
@@ -47,8 +48,10 @@ from conftest import (
     RICH_CONFIGS,
     SUPPORTED_TARGETS,
     Pair,
+    assert_snapshot_equal,
     make_grad_stream,
     make_params,
+    snapshot,
     using_target,
 )
 
@@ -389,6 +392,32 @@ def test_set_target_unknown_raises() -> None:
 def test_set_target_roundtrip(target: str) -> None:
     assert fusedopt.get_target() == target
     assert fusedopt.runtime_info()["active_target"] == target
+
+
+@pytest.mark.skipif(not FMA_TARGETS, reason="one target only: nothing to switch to")
+@pytest.mark.parametrize("name", ["SGD", "Adam", "Lamb"])
+def test_set_target_applies_to_a_steady_optimizer(name: str) -> None:
+    """set_target applies to every later step, of optimizers already stepping too: one stepped
+    on an FMA target, then on the baseline target, continues as its copy does (a copy plans its
+    steps afresh; the baseline's bits are not the FMA targets'). A steady optimizer once kept
+    the kernels of the target it first stepped on, so the bench's SIMD comparison timed one."""
+    shapes = [(17,), (3, 40)]
+    grads = make_grad_stream(shapes, np.float32, 6, 2)
+    with using_target(FMA_TARGETS[-1]):
+        opt = OPTIMIZERS[name](make_params(shapes, np.float32, 1), lr=0.01, **({"momentum": 0.9} if name == "SGD" else {}))
+        for g in grads[:3]:
+            opt.step(g)
+    twin = copy.deepcopy(opt)
+    with using_target("baseline"):
+        for g in grads[3:]:
+            opt.step(g)
+            twin.step(g)
+    assert_snapshot_equal(snapshot(opt), snapshot(twin))
+    with using_target(FMA_TARGETS[-1]):  # and back
+        again = copy.deepcopy(opt)
+        for o in (opt, again):
+            o.step(grads[0])
+    assert_snapshot_equal(snapshot(opt), snapshot(again))
 
 
 KNOWN = ("baseline", "avx2", "avx512")

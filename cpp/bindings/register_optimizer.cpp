@@ -501,9 +501,11 @@ struct Built {
 
 // Whether the last plan built can be run again with only the gradients' addresses and the
 // units' scalars replaced (Engine::replay_plan): every parameter stepped with a dense gradient
-// in its own layout, one segment each, and no state was created.
+// in its own layout, one segment each, and no state was created; and the SIMD target is the
+// one whose kernels the plan's units hold (set_target applies to every later step).
 struct Replay {
     bool valid = false;
+    const KernelTable* table = nullptr;   // the target the plan was built for
     std::vector<std::size_t> unit_param;  // per unit: its first parameter (counters, rounding key)
     std::vector<unsigned> used;           // per unit: the slots its group's hyperparameters used
 };
@@ -1214,6 +1216,7 @@ void Engine::build_plan(std::vector<double>& values, PyObject* const* g, Built& 
     for (std::size_t s : summed)
         plan_.segments[s].data[1] =
             static_cast<unsigned char*>(built.scratch) + reinterpret_cast<std::uintptr_t>(plan_.segments[s].data[1]);
+    replay_.table = &active_kernels();
     replay_.valid = built.created.empty() && built.grad_copies.empty() && !any_sparse &&
                     plan_.segments.size() == params_.size() && stepped_.size() == params_.size();
     replay_.unit_param.assign(plan_.units.size(), 0);
@@ -1248,10 +1251,10 @@ void Engine::set_unit_step(StepUnit& unit, const double* v, const Counters& c) c
 // The steady state: the last plan again (Replay says when it may be), each segment given its
 // new gradient (checked as build_plan checks it) and each unit its counters and scalars. False,
 // having changed nothing that build_plan does not rebuild, when the plan must be built again:
-// a gradient missing, not an array (row-sparse) or in another layout, or the hyperparameters
-// using other slots.
+// another SIMD target set, a gradient missing, not an array (row-sparse) or in another layout,
+// or the hyperparameters using other slots.
 bool Engine::replay_plan(std::vector<double>& values, PyObject* const* g, bool grads_checked) {
-    if (!replay_.valid) return false;
+    if (!replay_.valid || replay_.table != &active_kernels()) return false;
     const RuleInfo& r = rule_at(rule_);
     std::vector<StepUnit>& units = plan_.units;
     for (std::size_t u = 0; u < units.size(); ++u)
