@@ -48,12 +48,13 @@ def test_sums_of_squares_have_the_same_bits_on_every_target(dtype: type) -> None
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=lambda d: np.dtype(d).name)
 def test_dot_products_have_the_reference_bits_on_every_target(dtype: type) -> None:
-    """LBFGS's dot (kernels/lane_dot.hpp: products rounded, summed in the dtype in 32 lanes
-    added as a tree) is reference.lane_dot's value on every target, so a run has the same bits on
-    every CPU (a BLAS dot's order is the CPU's). Widely spread magnitudes of both signs, so the
-    order shows in the last bits; whole blocks of 32, tails, empty; signed zeros, inf and NaN."""
+    """LBFGS's dot (kernels/lane_dot.hpp: products rounded, summed in the dtype in 32 lanes per
+    chunk of 65536, chunks in order, lanes added as a tree) is reference.lane_dot's value on every
+    target and at 1 or 2 threads, so a run has the same bits on every CPU (a BLAS dot's order is
+    the CPU's). Widely spread magnitudes of both signs, so the order shows in the last bits; whole
+    blocks of 32, tails, empty, one chunk and several; signed zeros, inf and NaN."""
     rng = np.random.default_rng(8)
-    sizes = (0, 1, 2, 3, 31, 32, 33, 100, 1037, 70_000)
+    sizes = (0, 1, 2, 3, 31, 32, 33, 100, 1037, 65_536, 70_000, 200_003)
     pairs = [tuple((rng.standard_normal(n) * 10.0 ** rng.uniform(-3, 3, n)).astype(dtype) for _ in "xy")
              for n in sizes]
     t = np.dtype(dtype).type
@@ -68,9 +69,12 @@ def test_dot_products_have_the_reference_bits_on_every_target(dtype: type) -> No
     assert [np.signbit(w) for w in want[-5:-3]] == [False, False]  # lanes summed from +0
     assert np.isposinf(want[-3]) and np.isnan(want[-2]) and np.isnan(want[-1])
     for target in SUPPORTED_TARGETS:
-        with using_target(target):
-            got = [_core.lane_dot(x, y) for x, y in pairs]
-        assert [t(g).tobytes() for g in got] == [w.tobytes() for w in want], target
+        for threads in (1, 2):
+            with using_target(target), using_threads(threads, 0):
+                got = [_core.lane_dot(x, y) for x, y in pairs]
+            assert [t(g).tobytes() for g in got] == [w.tobytes() for w in want], (target, threads)
+    one_run = reference._row_sums(np.multiply(*pairs[11]).reshape(1, -1))[0]  # 200_003: 4 chunks
+    assert want[11] != one_run  # (the chunks' order shows)
 
 
 def test_dot_refuses_what_it_cannot_read() -> None:

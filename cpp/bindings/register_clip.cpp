@@ -161,15 +161,17 @@ void register_clip(py::module_& m) {
             if (a.size != b.size)
                 throw py::value_error("y: " + std::to_string(b.size) + " elements, x has " + std::to_string(a.size));
             const DotKernels& k = active_kernels().dot;
+            const Exec e = current_exec();
             std::optional<py::gil_scoped_release> release;
             if (a.size >= 16384) release.emplace();  // (a few microseconds: let other threads run)
-            return a.dtype == DType::f32
-                       ? static_cast<double>(k.f32(static_cast<const float*>(a.data), static_cast<const float*>(b.data), a.size))
-                       : k.f64(static_cast<const double*>(a.data), static_cast<const double*>(b.data), a.size);
+            return a.dtype == DType::f32 ? static_cast<double>(k.f32(static_cast<const float*>(a.data),
+                                                                     static_cast<const float*>(b.data), a.size, e))
+                                         : k.f64(static_cast<const double*>(a.data),
+                                                 static_cast<const double*>(b.data), a.size, e);
         },
         py::arg("x"), py::arg("y"),
         "x . y of two 1-D float32 or float64 arrays of one dtype, in their dtype's arithmetic, in a fixed order "
-        "(the same bits on every SIMD target and CPU; kernels/lane_dot.hpp), returned as a float.");
+        "(the same bits on every SIMD target, CPU and thread count; kernels/lane_dot.hpp), returned as a float.");
 }
 
 }  // namespace fusedopt::bind

@@ -649,12 +649,23 @@ def _row_sums(x: np.ndarray) -> np.ndarray:
     return out
 
 
+_DOT_CHUNK = 65536  # kernels/lane_dot.hpp, kDotChunk
+
+
 def lane_dot(x: np.ndarray, y: np.ndarray) -> Any:
     """x . y of two 1-D float32 or float64 arrays, in their dtype, with the native dot's bits
-    (_core.lane_dot): the products rounded, then summed as _row_sums sums. A NumPy scalar; inf and
+    (_core.lane_dot): the products rounded; in each chunk of 65536, 32 lanes summed from +0; the
+    chunks' lanes added in order, then the lanes as _row_sums adds them. A NumPy scalar; inf and
     NaN as IEEE arithmetic gives them, without warnings (as np.dot and the native dot)."""
     with np.errstate(all="ignore"):
-        return _row_sums(np.multiply(x, y).reshape(1, -1))[0]
+        p = np.multiply(x, y)
+        chunks = max(1, -(-p.size // _DOT_CHUNK))
+        if chunks == 1:
+            return _row_sums(p.reshape(1, -1))[0]
+        # (padding adds +0 rows: no lane changes)
+        p = np.concatenate([p, np.zeros(chunks * _DOT_CHUNK - p.size, p.dtype)])
+        lanes = np.cumsum(p.reshape(chunks, -1, _LANES), axis=1)[:, -1, :] + p.dtype.type(0)
+        return _row_sums(np.cumsum(lanes, axis=0)[-1:])[0]
 
 
 def _factored_sums(terms: np.ndarray, rows: int, cols: int) -> tuple[float, np.ndarray, np.ndarray]:

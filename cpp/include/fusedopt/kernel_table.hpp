@@ -89,8 +89,8 @@ struct BlendKernels {
 
 // x . y over n elements of two arrays, in the fixed order of kernels/lane_dot.hpp (LBFGS).
 struct DotKernels {
-    float (*f32)(const float*, const float*, std::size_t n);
-    double (*f64)(const double*, const double*, std::size_t n);
+    float (*f32)(const float*, const float*, std::size_t n, const Exec&);
+    double (*f64)(const double*, const double*, std::size_t n, const Exec&);
 };
 
 // Memory-traffic probe: `rw` read-write operands (slots 0.., skipping slot 1) and the
