@@ -42,9 +42,8 @@ inline VecI vselect_i(VecMask m, VecI if_clear, VecI if_set) { return _mm512_mas
 inline VecI vlane_index() { return _mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0); }
 // 2 x 16 bfloat16 or float16 <-> two vectors of float32 bits (the first 16 elements in lo).
 inline void vwiden_u16(const std::uint16_t* a, VecI& lo, VecI& hi) {
-    const __m512i h = _mm512_loadu_si512(a);
-    lo = _mm512_cvtepu16_epi32(_mm512_castsi512_si256(h));
-    hi = _mm512_cvtepu16_epi32(_mm512_extracti64x4_epi64(h, 1));
+    lo = _mm512_cvtepu16_epi32(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(a)));
+    hi = _mm512_cvtepu16_epi32(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(a + 16)));
 }
 // The top 16 bits of each lane of lo, then of hi, stored as 32 consecutive values.
 inline void vstore_top_halves(std::uint16_t* out, VecI lo, VecI hi) {
