@@ -631,22 +631,31 @@ def lars(
 _LANES = 32
 
 
-def _row_sums(x: np.ndarray) -> np.ndarray:
-    """Each row's (last axis) terms summed in their dtype as Lanes does: each of 32 lanes in order
-    from +0, the lanes' four vectors of 8 added as (0 + 1) + (2 + 3), then
-    ((0+1)+(2+3))+((4+5)+(6+7))."""
-    zero = x.dtype.type(0)
+def _lanes(x: np.ndarray) -> np.ndarray:
+    """Each row's (last axis) terms in 32 lanes, in their dtype: term i to lane i % 32, each lane
+    a sequential sum from +0 (Lanes' and lane_dot.hpp's order)."""
     pad = (-x.shape[-1]) % _LANES
     if pad:  # (adding +0 changes no lane: a sum from +0 is never -0)
         x = np.concatenate([x, np.zeros(x.shape[:-1] + (pad,), x.dtype)], axis=-1)
     if x.shape[-1] == 0:
-        lanes = np.zeros(x.shape[:-1] + (_LANES,), x.dtype)
-    else:  # (+ 0: a lane's sum from +0, where its terms are all -0)
-        lanes = np.cumsum(x.reshape(x.shape[:-1] + (-1, _LANES)), axis=-2)[..., -1, :] + zero
+        return np.zeros(x.shape[:-1] + (_LANES,), x.dtype)
+    # (+ 0: a lane's sum from +0, where its terms are all -0)
+    lanes: np.ndarray = np.cumsum(x.reshape(x.shape[:-1] + (-1, _LANES)), axis=-2)[..., -1, :] + x.dtype.type(0)
+    return lanes
+
+
+def _lane_tree(lanes: np.ndarray) -> np.ndarray:
+    """The 32 lanes (last axis) added as lane_tree adds them: the four vectors of 8 as
+    (0 + 1) + (2 + 3), then ((0+1)+(2+3))+((4+5)+(6+7))."""
     v = (lanes[..., 0:8] + lanes[..., 8:16]) + (lanes[..., 16:24] + lanes[..., 24:32])
     a = [v[..., j] for j in range(8)]
     out: np.ndarray = ((a[0] + a[1]) + (a[2] + a[3])) + ((a[4] + a[5]) + (a[6] + a[7]))
     return out
+
+
+def _row_sums(x: np.ndarray) -> np.ndarray:
+    """Each row's (last axis) terms summed in their dtype as Lanes does."""
+    return _lane_tree(_lanes(x))
 
 
 _DOT_CHUNK = 65536  # kernels/lane_dot.hpp, kDotChunk
@@ -655,17 +664,14 @@ _DOT_CHUNK = 65536  # kernels/lane_dot.hpp, kDotChunk
 def lane_dot(x: np.ndarray, y: np.ndarray) -> Any:
     """x . y of two 1-D float32 or float64 arrays, in their dtype, with the native dot's bits
     (_core.lane_dot): the products rounded; in each chunk of 65536, 32 lanes summed from +0; the
-    chunks' lanes added in order, then the lanes as _row_sums adds them. A NumPy scalar; inf and
-    NaN as IEEE arithmetic gives them, without warnings (as np.dot and the native dot)."""
+    chunks' lanes added in order, then the lanes as a tree. A NumPy scalar; inf and NaN as IEEE
+    arithmetic gives them, without warnings (as np.dot and the native dot)."""
     with np.errstate(all="ignore"):
         p = np.multiply(x, y)
         chunks = max(1, -(-p.size // _DOT_CHUNK))
-        if chunks == 1:
-            return _row_sums(p.reshape(1, -1))[0]
-        # (padding adds +0 rows: no lane changes)
-        p = np.concatenate([p, np.zeros(chunks * _DOT_CHUNK - p.size, p.dtype)])
-        lanes = np.cumsum(p.reshape(chunks, -1, _LANES), axis=1)[:, -1, :] + p.dtype.type(0)
-        return _row_sums(np.cumsum(lanes, axis=0)[-1:])[0]
+        if chunks > 1:  # (padding adds +0 terms: no lane changes)
+            p = np.concatenate([p, np.zeros(chunks * _DOT_CHUNK - p.size, p.dtype)])
+        return _lane_tree(np.cumsum(_lanes(p.reshape(chunks, -1)), axis=0)[-1])
 
 
 def _factored_sums(terms: np.ndarray, rows: int, cols: int) -> tuple[float, np.ndarray, np.ndarray]:

@@ -4,7 +4,7 @@
 // Zen 3, so LBFGS runs through NumPy's dot parted from torch's by CPU.) The run is cut into
 // chunks of kDotChunk elements (a grid that depends on n only). In each chunk, product k goes to
 // lane k % 32, each lane a sequential sum from +0; the chunks' lanes are added in chunk order,
-// then the 32 lanes as Lanes::total adds them (lane_sum.hpp). Products are rounded before they
+// then the 32 lanes by lane_tree (lane_sum.hpp), as Lanes::total adds them. Products are rounded before they
 // are added (no fused multiply-add: -ffp-contract=off), so two elements give x0*y0 + x1*y1 as
 // torch's (MKL's) dot does. reference.py's lane_dot computes the same bits. Included inside a
 // per-target namespace.
@@ -53,7 +53,5 @@ T lane_dot(const T* x, const T* y, std::size_t n, const Exec& e) {
         for (std::size_t c = 1; c < chunks; ++c)
             for (int j = 0; j < 32; ++j) lane[j] += parts[c * 32 + j];
     }
-    T a[8];
-    for (int j = 0; j < 8; ++j) a[j] = (lane[j] + lane[8 + j]) + (lane[16 + j] + lane[24 + j]);
-    return ((a[0] + a[1]) + (a[2] + a[3])) + ((a[4] + a[5]) + (a[6] + a[7]));
+    return lane_tree(lane);
 }

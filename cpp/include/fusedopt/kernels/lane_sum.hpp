@@ -7,6 +7,16 @@
 // waits on the add latency each 8 elements (LARS' two norms took most of its step). The lanes are
 // added up once per run: a horizontal sum per piece cost as much as a 1K piece (a gradient norm
 // over 1000 x 1K took 2x the time of one 1M array). Included inside a per-target namespace.
+
+// 32 lanes added in Lanes' order (lane_dot.hpp's too): lane j with 8 + j, 16 + j and 24 + j as
+// (j + (8+j)) + ((16+j) + (24+j)), then those 8 as ((0+1)+(2+3))+((4+5)+(6+7)).
+template <class T>
+inline T lane_tree(const T* lane) {
+    T a[8];
+    for (int j = 0; j < 8; ++j) a[j] = (lane[j] + lane[8 + j]) + (lane[16 + j] + lane[24 + j]);
+    return ((a[0] + a[1]) + (a[2] + a[3])) + ((a[4] + a[5]) + (a[6] + a[7]));
+}
+
 struct Lanes {
     typedef double F64x8 __attribute__((vector_size(64)));
     typedef float F32x8 __attribute__((vector_size(32)));
@@ -126,8 +136,9 @@ struct Lanes {
     }
 
     double total() const {
-        const F64x8 v = (acc[0] + acc[1]) + (acc[2] + acc[3]);
-        return ((v[0] + v[1]) + (v[2] + v[3])) + ((v[4] + v[5]) + (v[6] + v[7]));
+        double lane[32];
+        __builtin_memcpy(lane, acc, sizeof lane);
+        return lane_tree(lane);
     }
 };
 
