@@ -67,6 +67,43 @@ def test_large_arrays_default_threshold_bitwise_across_thread_counts(name: str, 
         assert_snapshot_equal(runs[n], runs[1], f"{name} [{target}] at {n} threads vs 1: ")
 
 
+def _at_phase(a: np.ndarray, phase: int) -> np.ndarray:
+    """A copy of `a` starting `phase` bytes past a 64-byte boundary."""
+    buf = np.empty(a.nbytes + 128, np.uint8)
+    start = (phase - buf.ctypes.data) % 64
+    out = buf[start:start + a.nbytes].view(a.dtype).reshape(a.shape)
+    out[...] = a
+    assert out.ctypes.data % 64 == phase
+    return out
+
+
+# Long enough for the first piece to be cut at the parameter's first cache line (parallel.hpp,
+# kPeelMinElements), with vector tails; a small one that never is.
+PHASE_SHAPES = [(5003,), (3,), (1500,), (4097,)]
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["float32", "float64"])
+@pytest.mark.parametrize("name", list(OPTIMIZERS))
+def test_where_arrays_start_on_their_cache_lines_changes_nothing(name: str, dtype: Any, target: str) -> None:
+    """A step cuts each parameter at its first cache line (Segment::lead), so how the range is
+    cut follows where the arrays start; the results must not: parameters at several phases of a
+    cache line (their new state placed to match), gradients at another, 1 and 3 threads forced
+    parallel, all bitwise equal."""
+    params = make_params(PHASE_SHAPES, dtype, 5)
+    grads = make_grad_stream(PHASE_SHAPES, dtype, 3, 6)
+    item = np.dtype(dtype).itemsize
+    runs = {}
+    for phase in (0, item, 16, 36 // item * item, 64 - item):
+        for threads in (1, 3):
+            with using_threads(threads, 0):
+                opt = OPTIMIZERS[name]([_at_phase(p, phase) for p in params], **RICH_CONFIGS[name])
+                for row in grads:
+                    opt.step([_at_phase(g, (phase + 16) % 64) for g in row])
+            runs[(phase, threads)] = snapshot(opt)
+    for key, run in runs.items():
+        assert_snapshot_equal(run, runs[(0, 1)], f"{name} [{target}] parameters at byte {key[0]}, {key[1]} threads: ")
+
+
 def test_grad_norm_identical_across_thread_counts() -> None:
     """The norm itself (what max_grad_norm divides by) has the same bits at every count."""
     shapes = [(100003,), (7,), (4096 * 3 + 1,)]

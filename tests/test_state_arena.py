@@ -65,8 +65,9 @@ def test_created_state_is_views_of_one_buffer_per_group_and_slot(dtype: Any) -> 
             starts = [v.ctypes.data for v in views]
             assert starts == sorted(starts), "in parameter order"
             for v, s in zip(views, starts[1:]):
-                assert v.ctypes.data + v.nbytes <= s, "disjoint"
-            assert all(a % 64 == 0 for a in starts), "each on its own cache lines"
+                assert -(-(v.ctypes.data + v.nbytes) // 64) * 64 <= s - s % 64, "each on cache lines of its own"
+            assert all(v.ctypes.data % 64 == params[i].ctypes.data % 64 for v, i in zip(views, group)), \
+                "placed on its lines as its parameter is (Segment::lead)"
     bases = {id(state[(i, n)].base) for i in (0, 4) for n in ("exp_avg", "exp_avg_sq")}
     assert len(bases) == 4, "groups and slots do not share buffers"
     for (i, _), v in state.items():
@@ -90,6 +91,7 @@ def test_adagrad_state_made_at_construction_is_pooled_per_group(state_dtype: Any
             assert all(v.base is views[0].base and v.base is not None for v in views), name
     if state_dtype is None:
         assert all(np.all(state[(i, "sum")] == 0.25) for i in range(len(SHAPES)))
+        assert all(state[(i, "sum")].ctypes.data % 64 == params[i].ctypes.data % 64 for i in range(len(SHAPES)))
         assert state[(FORTRAN, "sum")].flags.f_contiguous and not state[(FORTRAN, "sum")].flags.c_contiguous
 
 
@@ -99,11 +101,12 @@ def test_large_and_lone_arrays_keep_a_buffer_of_their_own() -> None:
     opt = fusedopt.Adam([big, np.ones(10, np.float32), np.ones(10, np.float32)], lr=1e-3)
     opt.step([np.ones(300_000, np.float32), np.ones(10, np.float32), np.ones(10, np.float32)])
     state = arrays_of(opt)
-    assert state[(0, "exp_avg")].base is None and state[(0, "exp_avg")].flags.owndata
     assert state[(1, "exp_avg")].base is state[(2, "exp_avg")].base is not None
-    lone = fusedopt.Adam([np.ones(10, np.float32)], lr=1e-3)
-    lone.step([np.ones(10, np.float32)])
-    assert arrays_of(lone)[(0, "exp_avg")].flags.owndata
+    lone = fusedopt.Adam([np.ones(10, np.float32)[1:]], lr=1e-3)
+    lone.step([np.ones(9, np.float32)])
+    for p, v in ((big, state[(0, "exp_avg")]), (lone.params[0], arrays_of(lone)[(0, "exp_avg")])):
+        assert v.base is not None and v.base.nbytes < v.nbytes + 128, "a buffer of its own"
+        assert v.ctypes.data % 64 == p.ctypes.data % 64, "placed on its lines as its parameter is"
 
 
 @pytest.mark.parametrize("name", NAMES)
@@ -221,7 +224,9 @@ def test_load_state_dict_pools_in_parameter_order() -> None:
             views = [state[(i, name)] for i in group]
             assert all(v.base is views[0].base is not None for v in views)
             starts = [v.ctypes.data for v in views]
-            assert starts == sorted(starts) and all(a % 64 == 0 for a in starts)
+            assert starts == sorted(starts)
+            assert all(v.ctypes.data % 64 == fresh.params[i].ctypes.data % 64 for v, i in zip(views, group)), \
+                "placed on its lines as its parameter is"
             for i in group:
                 assert_same_bits(state[(i, name)], saved["state"][i][name], f"state[{i}][{name!r}]")
                 assert not np.shares_memory(state[(i, name)], saved["state"][i][name])

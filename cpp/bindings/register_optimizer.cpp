@@ -1074,15 +1074,25 @@ void Engine::build_plan(std::vector<double>& values, PyObject* const* g, Built& 
     std::vector<RowCoalescer::Row> rows;  // distinct rows of the row-sparse gradients, in order
     std::vector<std::size_t> summed;      // plan segments whose gradient row is a sum in scratch
     bool any_sparse = false;              // (its segments are rows: never replayed as dense)
+    // A parameter updated element by element in its own dtype (float32/64, state alike) may be
+    // cut anywhere: at its first cache line (Segment::lead), with its new state placed to match.
+    const auto lead_of = [this](const Param& p) -> std::uint8_t {
+        return plan_.align == 16 && !low_precision(p.checked.dtype)
+                   ? lead_to_line(p.checked.data, dtype_size(p.checked.dtype))
+                   : 0;
+    };
     StateArena arena;  // the zeroed state the loop below creates, reserved in its order
     for (std::size_t i = 0; i < params_.size(); ++i) {
         if (g[i] == Py_None) continue;
         const Param& p = params_[i];
         const unsigned used = layout_.used(r.slots_used(&values[p.group * kMaxHyperValues]), p.checked.dtype);
+        const std::size_t lead = lead_of(p);
         for (int k = 0; k < slot_count_; ++k)
-            if ((used & (1u << k)) && k != layout_.master_slot() && !p.slot_data[k] && layout_.shape(k, p.checked, shape))
-                arena.reserve(i, k, p.group, layout_.dtype(k, p.checked.dtype),
-                              element_count(shape) * dtype_size(layout_.dtype(k, p.checked.dtype)));
+            if ((used & (1u << k)) && k != layout_.master_slot() && !p.slot_data[k] && layout_.shape(k, p.checked, shape)) {
+                const std::size_t item = dtype_size(layout_.dtype(k, p.checked.dtype));
+                arena.reserve(i, k, p.group, layout_.dtype(k, p.checked.dtype), element_count(shape) * item,
+                              layout_.param_shaped(k) ? phase_for_lead(lead, item) : 0);
+            }
     }
     std::vector<char> epsilon_set(ng, 0);
     for (std::size_t i = 0; i < params_.size(); ++i) {
@@ -1136,6 +1146,7 @@ void Engine::build_plan(std::vector<double>& values, PyObject* const* g, Built& 
         set_extents(seg, p.checked);
         seg.data[0] = p.checked.data;
         seg.data[1] = ga.data;
+        seg.lead = lead_of(p);
         NewState fresh{i, {}};
         bool creates = first && (used != 0 || r.has_step);
         for (int k = 0; k < slot_count_; ++k) {

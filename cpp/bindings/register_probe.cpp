@@ -50,6 +50,8 @@ public:
         param_bytes_ = dtype_size(set_.dtype);
         if (rw_ == 1) state_bytes_ = param_bytes_;
         plain_ = state_bytes_ == param_bytes_ && !low_precision(set_.dtype);
+        if (plain_)  // pieces start on the first written array's cache lines, as a step's do
+            for (Segment& seg : set_.segments) seg.lead = lead_to_line(seg.data[0], param_bytes_);
         if (!plain_ && (param_bytes_ == 8 || state_bytes_ == 8))
             throw py::type_error("written: float64 only with float64 state");
     }

@@ -16,18 +16,27 @@ namespace fusedopt::bind {
 void register_state_arena(py::module_& m) {
     m.def(
         "pooled_copies",
-        [](py::list arrays) {
+        [](py::list arrays, py::object like) {
             static const py::handle copyto = py::object(py::module_::import("numpy").attr("copyto")).release();  // kept
             const std::size_t n = arrays.size();
             std::vector<CheckedArray> checked(n);
             StateArena arena;
+            const py::list likes = like.is_none() ? py::list() : py::list(like);
             for (std::size_t i = 0; i < n; ++i) {
                 try {  // what the kernels take (float, dense); any other array stays itself
                     checked[i] = check_array(arrays[i], false, [] { return std::string("arrays"); }, true, true, false, true);
                 } catch (const std::exception&) {
                     continue;
                 }
-                arena.reserve(i, 0, 0, checked[i].dtype, checked[i].size * dtype_size(checked[i].dtype));
+                std::size_t lead = 0;  // placed as a step places its parameter's new state
+                if (i < likes.size() && py::isinstance<py::array>(likes[i])) {
+                    const auto p = likes[i].cast<py::array>();
+                    if (p.dtype().kind() == 'f' && (p.itemsize() == 4 || p.itemsize() == 8) &&
+                        static_cast<std::size_t>(p.size()) == checked[i].size)
+                        lead = lead_to_line(p.data(), static_cast<std::size_t>(p.itemsize()));
+                }
+                arena.reserve(i, 0, 0, checked[i].dtype, checked[i].size * dtype_size(checked[i].dtype),
+                              phase_for_lead(lead, dtype_size(checked[i].dtype)));
             }
             py::list out;
             for (std::size_t i = 0; i < n; ++i) {
@@ -43,9 +52,10 @@ void register_state_arena(py::module_& m) {
             }
             return out;
         },
-        py::arg("arrays"),
-        "Copies of the arrays in one buffer per dtype, in order, each in its own layout; an array over 1 MiB, "
-        "alone of its dtype, or of a layout or dtype the kernels do not take is returned itself.");
+        py::arg("arrays"), py::arg("like") = py::none(),
+        "Copies of the arrays in one buffer per dtype, in order, each in its own layout (and placed on its cache "
+        "lines as like[i], its float32/float64 parameter, is); an array over 1 MiB, alone of its dtype, or of a "
+        "layout or dtype the kernels do not take is returned itself.");
 }
 
 }  // namespace fusedopt::bind

@@ -6,8 +6,9 @@
 // array of 1M; the same parameters and gradients with the state from one buffer per slot: 0.94x,
 // with 4 KiB pages as with 2 MiB ones; docs/state_arena.md). Each array is a NumPy view whose
 // base keeps its buffer alive, laid out like its parameter (or in C order for a slot of another
-// shape), 64-byte aligned; arrays over kMaxPooledBytes, and a pool of one array, keep an
-// allocation of their own (a buffer shared with nothing, freed with its array).
+// shape), on cache lines of its own, and placed as its parameter is on its lines (`phase`), so
+// the step's vector stores straddle no line (Segment::lead). Arrays over kMaxPooledBytes, and a
+// pool of one array, get a buffer of their own (shared with nothing, freed with its array).
 #pragma once
 #include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
@@ -30,23 +31,32 @@ inline std::size_t element_count(const std::vector<Py_ssize_t>& shape) {
     return n;
 }
 
+// The byte phase (past a 64-byte boundary) at which an array of `item`-byte elements starts for
+// its element `lead` to begin a cache line: where a parameter's state goes (Segment::lead).
+inline std::size_t phase_for_lead(std::size_t lead, std::size_t item) { return (64 - lead * item % 64) % 64; }
+
 class StateArena {
 public:
     static constexpr std::size_t kAlign = 64;                // each array on its own cache lines
     static constexpr std::size_t kMaxPooledBytes = 1 << 20;  // larger arrays are streams of their own
 
     // First pass: array `slot` of parameter `param` (in `group`, of state dtype `dtype`) is to be
-    // created with `bytes`. Calls come in (param, slot) order.
-    void reserve(std::size_t param, int slot, std::size_t group, DType dtype, std::size_t bytes) {
-        if (bytes == 0 || bytes > kMaxPooledBytes) return;
+    // created with `bytes`, starting `phase` bytes past a 64-byte boundary. Calls come in
+    // (param, slot) order.
+    void reserve(std::size_t param, int slot, std::size_t group, DType dtype, std::size_t bytes,
+                 std::size_t phase = 0) {
+        if (bytes == 0) return;
+        const bool alone = bytes > kMaxPooledBytes;
         std::size_t pool = 0;
-        while (pool < pools_.size() &&
-               !(pools_[pool].group == group && pools_[pool].slot == slot && pools_[pool].dtype == dtype))
+        while (pool < pools_.size() && (alone || pools_[pool].alone ||
+                                        !(pools_[pool].group == group && pools_[pool].slot == slot &&
+                                          pools_[pool].dtype == dtype)))
             ++pool;
-        if (pool == pools_.size()) pools_.push_back(Pool{group, slot, dtype});
+        if (pool == pools_.size()) pools_.push_back(Pool{group, slot, dtype, alone});
         Pool& p = pools_[pool];
-        entries_.push_back(Entry{param, slot, pool, bytes, p.bytes});
-        p.bytes += (bytes + kAlign - 1) / kAlign * kAlign;
+        const std::size_t offset = (p.bytes + kAlign - 1) / kAlign * kAlign + phase % kAlign;
+        entries_.push_back(Entry{param, slot, pool, bytes, offset});
+        p.bytes = offset + bytes;
         ++p.count;
     }
 
@@ -68,7 +78,7 @@ public:
         DType kind;
         const std::size_t count = element_count(shape);
         const std::size_t item = static_cast<std::size_t>(dt.itemsize());
-        if (!pooled(param, slot) || !known_dtype(py::detail::array_descriptor_proxy(dt.ptr()), kind) ||
+        if (!e || !known_dtype(py::detail::array_descriptor_proxy(dt.ptr()), kind) ||
             kind != pools_[e->pool].dtype || count * item != e->bytes)
             return like ? np_zeros_like(like_array, dtype) : np_zeros(py::tuple(py::cast(shape)), dtype);
         Pool& p = pools_[e->pool];
@@ -96,6 +106,7 @@ private:
         std::size_t group;
         int slot;
         DType dtype;
+        bool alone;  // over kMaxPooledBytes: shared with nothing
         std::size_t bytes = 0, count = 0;
         py::object buffer;  // a uint8 ndarray: the views' base
         char* data = nullptr;

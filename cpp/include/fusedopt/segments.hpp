@@ -2,6 +2,7 @@
 // Pure data, shared by every SIMD target; no Python here.
 #pragma once
 #include <cstddef>
+#include <cstdint>
 
 namespace fusedopt {
 
@@ -18,6 +19,11 @@ struct Segment {
     // >= 2-D: `matrices` of `rows` x `cols` (shape[:-2], shape[-2], shape[-1]); fewer
     // dimensions: one row of `size` elements (cols = size, 1 for 0-d).
     int ndim = 1;
+    // Elements before the parameter's first 64-byte boundary, where its element updates are
+    // independent of how the range is cut (0 otherwise): a team's pieces then start on cache
+    // lines of the parameter, and a long first piece is cut there too, so the vector loop's
+    // stores (and its state's, placed alike: state_arena.hpp) never straddle two lines.
+    std::uint8_t lead = 0;
     std::size_t matrices = 1, rows = 1, cols = 0;
     // Where data[] start within the parameter, in elements: 0, but for a block of a 16-bit
     // parameter run on float32 scratch (kernels/scratch.hpp), whose operands start at the
@@ -31,8 +37,15 @@ struct SegmentList {
     std::size_t count;
     std::size_t total;
     std::size_t align = 16;  // pieces of a team start at multiples of this many elements of a
-                             // segment (a cache line of float32; int8 state: its 256-blocks)
+                             // segment after its lead (a cache line of float32; int8 state:
+                             // its 256-blocks)
 };
+
+// Elements of `item` bytes at `data` before its first 64-byte boundary (Segment::lead).
+inline std::uint8_t lead_to_line(const void* data, std::size_t item) {
+    const auto at = reinterpret_cast<std::uintptr_t>(data);
+    return at % item ? 0 : static_cast<std::uint8_t>((64 - at % 64) % 64 / item);
+}
 
 // How a kernel call may use threads. Fixed by the caller so results never depend on it.
 struct Exec {

@@ -58,6 +58,7 @@ class Adagrad(Optimizer):
         for key, p in zip(self._group_keys(group), group["params"]):
             initial = np.full_like(p, value, dtype=np.float32 if self.state_dtype else state_dtype(p))
             state[key] = {"step": 0, **compressed_state.encode_like(p, initial, "sum", self.state_dtype, signed)}
-        _pool_state(state, {key: (0, i) for i, key in enumerate(state)})  # one buffer, as a step creates state
+        params = dict(zip(state, group["params"]))
+        _pool_state(state, {key: (0, i, params[key]) for i, key in enumerate(state)})  # as a step creates state
         for key, st in state.items():
             self._engine.set_param_state(key, st)

@@ -319,7 +319,7 @@ class Optimizer:
                 raise TypeError(f"state_dict: state of parameter {key!r}: expected a dict, got {type(st).__name__}")
             new_state[key] = self._load_param_state(key, p, st, merged, gi, convert_state)
         position = {k: i for i, k in enumerate(keys)}
-        _pool_state(new_state, {key: (gi, position[key]) for key, _, _, gi in key_map.values()})
+        _pool_state(new_state, {key: (gi, position[key], p) for key, p, _, gi in key_map.values()})
         # The engine checks the counters, every group's hyperparameters and every array, then swaps.
         self._engine.load(
             new_groups, new_state, state_dict.get("step_count", 0), state_dict.get("skipped_steps", 0)
@@ -372,11 +372,12 @@ class Optimizer:
         return "\n".join(lines)
 
 
-def _pool_state(state: dict[Key, State], where: Mapping[Key, tuple[int, int]]) -> None:
+def _pool_state(state: dict[Key, State], where: Mapping[Key, tuple[int, int, np.ndarray]]) -> None:
     """State arrays (loaded, or made at construction) moved into one buffer per param group and
-    slot, in parameter order (`where`: each key's group and position), as a step creates them:
-    arrays allocated one by one interleave their slots, and each slot's stream then jumps at
-    every parameter (docs/state_arena.md)."""
+    slot, in parameter order (`where`: each key's group, position and parameter), as a step
+    creates them: arrays allocated one by one interleave their slots, and each slot's stream then
+    jumps at every parameter (docs/state_arena.md). Each is placed on its cache lines as its
+    parameter is (Segment::lead)."""
     slots: dict[tuple[int, str], list[tuple[int, Key]]] = {}
     for key, st in state.items():
         for name, v in st.items():
@@ -384,7 +385,8 @@ def _pool_state(state: dict[Key, State], where: Mapping[Key, tuple[int, int]]) -
                 slots.setdefault((where[key][0], name), []).append((where[key][1], key))
     for (_, name), items in slots.items():
         items.sort(key=lambda item: item[0])
-        for (_, key), a in zip(items, _core.pooled_copies([state[k][name] for _, k in items])):
+        arrays = [state[k][name] for _, k in items]
+        for (_, key), a in zip(items, _core.pooled_copies(arrays, [where[k][2] for _, k in items])):
             state[key][name] = a
 
 

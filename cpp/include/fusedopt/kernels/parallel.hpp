@@ -22,7 +22,8 @@ inline std::size_t split_point(const SegmentList& l, int t, int nt) {
     const std::size_t x = static_cast<std::size_t>(
         static_cast<unsigned __int128>(l.total) * static_cast<unsigned>(t) / static_cast<unsigned>(nt));
     const std::size_t s = segment_of(l, x);
-    return l.starts[s] + (x - l.starts[s]) / l.align * l.align;
+    const std::size_t in = x - l.starts[s], lead = l.segments[s].lead;
+    return l.starts[s] + (in < lead ? 0 : lead + (in - lead) / l.align * l.align);
 }
 
 // No software prefetch of the next array's start: an earlier one here never ran (GCC found the
@@ -41,6 +42,21 @@ inline void walk(const SegmentList& l, std::size_t begin, std::size_t end, Body&
         if (hi > lo) body(l.segments[s], lo, hi);
     }
 }
+
+// A piece from a segment's start, long enough, runs the segment's lead apart, so the rest
+// starts on a cache line of the parameter (Segment::lead; pieces start at 0 or after the lead).
+constexpr std::size_t kPeelMinElements = 1024;
+template <class Body>
+struct PeelLead {
+    Body body;
+    void operator()(const Segment& seg, std::size_t lo, std::size_t hi) {
+        if (lo < seg.lead && hi - lo >= kPeelMinElements) {
+            body(seg, lo, seg.lead);
+            lo = seg.lead;
+        }
+        body(seg, lo, hi);
+    }
+};
 
 inline int team_size(const SegmentList& l, const Exec& e) {
     return splits_work(l.total, e) ? e.threads : 1;
@@ -92,7 +108,7 @@ inline void parallel_walk(const SegmentList& l, const Exec& e, Body body) {
         // A local copy, as in the parallel branch: GCC then keeps the captured scalars in
         // registers; walking `body` itself left the serial loops unvectorized (a store to the
         // arrays might alias them).
-        Body local = body;
+        PeelLead<Body> local{body};
         walk(l, 0, l.total, local);
         return;
     }
@@ -101,7 +117,7 @@ inline void parallel_walk(const SegmentList& l, const Exec& e, Body body) {
     if (n < static_cast<std::size_t>(nt)) n = static_cast<std::size_t>(nt);
     auto piece = [&](std::size_t i) {
         FlushDenormals flush(e.flush_denormals);
-        Body local = body;
+        PeelLead<Body> local{body};
         walk(l, split_point(l, static_cast<int>(i), static_cast<int>(n)),
              split_point(l, static_cast<int>(i) + 1, static_cast<int>(n)), local);
     };
