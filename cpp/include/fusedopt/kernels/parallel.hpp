@@ -1,9 +1,10 @@
 // One parallel region over the concatenated element range of a SegmentList.
-// The range is cut into pieces whose ends are aligned inside their arrays (SegmentList::align:
-// at least a cache line of float32, so no two threads write the same cache line, and every
-// element is computed the same way whoever runs it); each thread works through its own run of pieces, then takes what is left of the others'
-// (team.hpp: a late helper's work is done by the calling thread, which never waits for a
-// helper that has not started). Small totals run on the calling thread. Included inside a
+// The range is cut into pieces whose ends are aligned inside their arrays (SegmentList::align
+// after the segment's lead: at least a cache line of float32, so no two threads write the same
+// cache line, and every element is computed the same way whoever runs it); each thread works
+// through its own run of pieces, then takes what is left of the others' (team.hpp: a late
+// helper's work is done by the calling thread, which never waits for a helper that has not
+// started). Small totals run on the calling thread. Included inside a
 // per-target anonymous namespace (the file including it includes fusedopt/team.hpp first).
 
 // The segment holding element x of the concatenated range (last s with starts[s] <= x).
