@@ -120,7 +120,8 @@ CheckedArray check_array(py::handle h, bool written, Describe&& describe, bool l
     if (!c.dense && !strided)
         throw py::value_error(describe() + (any_dense ? ": must be dense (C order, Fortran order or another order of its "
                                                         "axes; an in-place update cannot go through a copy)"
-                                                      : ": must be C-contiguous (an in-place update cannot go through a copy)"));
+                                            : written ? ": must be C-contiguous (an in-place update cannot go through a copy)"
+                                                      : ": must be C-contiguous (pass numpy.ascontiguousarray of it)"));
     if (!(flags & py::detail::npy_api::NPY_ARRAY_ALIGNED_))
         throw py::value_error(describe() + ": must be aligned");
     if (written && !(flags & py::detail::npy_api::NPY_ARRAY_WRITEABLE_))
