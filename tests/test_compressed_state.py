@@ -272,6 +272,7 @@ FLOAT32_STATE_ONLY = {"SGDScheduleFree", "AdamWScheduleFree", "ASGD", "Rprop", "
 # (parameter dtype, state_dtype, options): the vector loop's storages, then one it leaves to scratch_chunk
 VECTOR_STORAGES = [
     ("float32", "bfloat16", {}),
+    ("float32", "int8", {}),
     ("bfloat16", None, {}),
     ("bfloat16", "bfloat16", {}),
     ("float16", None, {}),
@@ -299,8 +300,8 @@ def vector_loops(allowed: bool) -> Iterator[list[int]]:
 
 def takes_vector_loop(config: tuple[str, dict[str, Any]], storage: tuple, target: str) -> bool:
     """Whether the rule's vector loop takes this storage (docs/low_precision.md): a target with
-    vectors, 16-bit storage (not float32 parameters without state: the float32 kernel's), not
-    float16 with stochastic rounding, at most two bfloat16 state arrays."""
+    vectors, 16-bit storage or int8 state (not float32 parameters without state: the float32
+    kernel's), not float16 with stochastic rounding, at most two bfloat16 state arrays."""
     name, options = config
     param_dtype, state_dtype, extra = storage
     stateless = name in ("SGD", "LARS") and not options.get("momentum")
@@ -352,8 +353,10 @@ def test_vector_loop_equals_the_scratch_path(config: tuple[str, dict[str, Any]],
         taken += count
     for other in results[1:]:
         assert_snapshot_equal(other, results[0])
-    # so the comparison compared something: the loop took each step's whole vectors, or nothing
-    whole_vectors = 12 * sum(math.prod(s) // 32 * 32 for s in shapes)  # (32: a multiple of 2 x 16 lanes)
+    # so the comparison compared something: the loop took each step's whole vectors (int8 state:
+    # whole blocks of 256), or nothing
+    unit = 256 if state_dtype == "int8" else 32  # (32: a multiple of 2 x 16 lanes)
+    whole_vectors = 12 * sum(math.prod(s) // unit * unit for s in shapes)
     expected = whole_vectors if takes_vector_loop(config, storage, target) else 0
     assert taken[0] == 0 and taken[1] >= expected and (taken[1] > 0) == (expected > 0), taken
 

@@ -252,6 +252,27 @@ inline void quantize_simd(const float* __restrict x, std::uint8_t* __restrict ou
 }
 #endif
 
+// A block's scale, its largest magnitude, from the largest bits of its magnitudes (for
+// non-negative floats the order of the bits is the order of the values, and any NaN is above
+// infinity; a float max reduction is not vectorized without -ffast-math): NaN if it holds a NaN.
+inline float block_absmax(std::uint32_t largest_bits) {
+    return largest_bits > 0x7f800000u ? __builtin_nanf("") : __builtin_bit_cast(float, largest_bits);
+}
+inline float inverse_scale(float absmax) { return absmax > 0.0f && absmax <= __FLT_MAX__ ? 1.0f / absmax : 0.0f; }
+
+#if FUSEDOPT_SIMD_LANES
+// The codes of x[0, n) * inv (one block's run), vectorized where the scale is finite and nonzero
+// (else all codes are 0, or absmax is below 2^-128).
+template <bool Signed>
+inline void quantize_run(const float* __restrict x, std::uint8_t* __restrict out, std::size_t n, float inv,
+                         const QuantRegs& r, const QuantMap& q) {
+    if (inv > 0.0f && inv <= __FLT_MAX__)
+        quantize_simd<Signed>(x, out, n, inv, r, q);
+    else
+        quantize_codes<Signed>(x, out, n, inv, q);
+}
+#endif
+
 // x[0, n) -> codes and the scales of its blocks of kQuantBlock (from x's start): each block's
 // largest magnitude (NaN if it holds a NaN; a block with a NaN or an infinity reads back as
 // NaN: its codes are 0 and its scale is not finite).
@@ -263,23 +284,16 @@ void quantize_span(const float* __restrict x, std::uint8_t* __restrict out, floa
 #endif
     for (std::size_t b = 0; b < n; b += kQuantBlock) {
         const std::size_t m = n - b < kQuantBlock ? n - b : kQuantBlock;
-        // The largest magnitude as the largest of their bits: for non-negative floats the order
-        // of the bits is the order of the values, and any NaN is above infinity. (A float max
-        // reduction is not vectorized without -ffast-math.)
         std::uint32_t bits = 0;
         for (std::size_t i = 0; i < m; ++i) {
             const std::uint32_t u = __builtin_bit_cast(std::uint32_t, x[b + i]) & 0x7fffffffu;
             bits = u > bits ? u : bits;
         }
-        const float absmax = bits > 0x7f800000u ? __builtin_nanf("") : __builtin_bit_cast(float, bits);
-        const float inv = absmax > 0.0f && absmax <= __FLT_MAX__ ? 1.0f / absmax : 0.0f;
+        const float absmax = block_absmax(bits);
 #if FUSEDOPT_SIMD_LANES
-        if (inv > 0.0f && inv <= __FLT_MAX__)  // (else all codes are 0, or absmax is below 2^-128)
-            quantize_simd<Signed>(x + b, out + b, m, inv, regs, q);
-        else
-            quantize_codes<Signed>(x + b, out + b, m, inv, q);
+        quantize_run<Signed>(x + b, out + b, m, inverse_scale(absmax), regs, q);
 #else
-        quantize_codes<Signed>(x + b, out + b, m, inv, q);
+        quantize_codes<Signed>(x + b, out + b, m, inverse_scale(absmax), q);
 #endif
         scales[b / kQuantBlock] = absmax;
     }

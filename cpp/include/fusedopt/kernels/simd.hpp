@@ -40,6 +40,8 @@ inline VecI vshr_i(VecI a, int k) { return _mm512_srli_epi32(a, static_cast<unsi
 inline VecI vshl_i(VecI a, int k) { return _mm512_slli_epi32(a, static_cast<unsigned>(k)); }
 inline VecI vselect_i(VecMask m, VecI if_clear, VecI if_set) { return _mm512_mask_blend_epi32(m, if_clear, if_set); }
 inline VecI vlane_index() { return _mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0); }
+inline VecI vmax_u(VecI a, VecI b) { return _mm512_max_epu32(a, b); }  // (unsigned lanes)
+inline std::uint32_t vlargest_u(VecI a) { return _mm512_reduce_max_epu32(a); }
 // 2 x 16 bfloat16 or float16 <-> two vectors of float32 bits (the first 16 elements in lo).
 inline void vwiden_u16(const std::uint16_t* a, VecI& lo, VecI& hi) {
     lo = _mm512_cvtepu16_epi32(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(a)));
@@ -86,6 +88,12 @@ inline VecI vselect_i(VecMask m, VecI if_clear, VecI if_set) {
     return _mm256_castps_si256(_mm256_blendv_ps(_mm256_castsi256_ps(if_clear), _mm256_castsi256_ps(if_set), m));
 }
 inline VecI vlane_index() { return _mm256_set_epi32(7, 6, 5, 4, 3, 2, 1, 0); }
+inline VecI vmax_u(VecI a, VecI b) { return _mm256_max_epu32(a, b); }  // (unsigned lanes)
+inline std::uint32_t vlargest_u(VecI a) {
+    __m128i m = _mm_max_epu32(_mm256_castsi256_si128(a), _mm256_extracti128_si256(a, 1));
+    m = _mm_max_epu32(m, _mm_shuffle_epi32(m, 0x4e));
+    return static_cast<std::uint32_t>(_mm_cvtsi128_si32(_mm_max_epu32(m, _mm_shuffle_epi32(m, 0xb1))));
+}
 // Two 128-bit loads, each widened (vpmovzxwd from memory): one 256-bit load and an extract of
 // its upper half made SGD momentum on bfloat16 1.3x slower on Zen 3.
 inline void vwiden_u16(const std::uint16_t* a, VecI& lo, VecI& hi) {

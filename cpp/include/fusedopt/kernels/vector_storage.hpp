@@ -199,6 +199,92 @@ struct Bf16State {
     }
 };
 
+// int8 state (kernels/quantize.hpp): S operands of codes, each with its blocks' scales (from
+// the loop's first block), `is_signed` per operand.
+template <int S>
+struct Q8State {
+    static constexpr int slots = S;
+    std::uint8_t* codes[S];
+    float* scales[S];
+    bool is_signed[S];
+};
+
+// A rule's update of a float32 parameter with int8 state, a block of kQuantBlock at a time: the
+// block's state decoded into float32 in L1, updated a step at a time by f (its largest magnitude
+// kept on the way), and encoded while the next block is updated, so the quantizer's work runs
+// beside the rule's divisions rather than after them (the scratch path's passes, one after the
+// other, left the divider idle while it encoded). The same operations as the scratch path
+// (dequantize, the element function, the block's largest bits, quantize_run): the same bits.
+// Elements [0, n - n % kQuantBlock); returns how many.
+template <class Param, int S, class F>
+std::size_t state_vector_loop(Param param, const float* __restrict g, Q8State<S> state, std::size_t n, F&& f) {
+    constexpr std::size_t B = kQuantBlock, kRun = 64;  // encoded kRun values at a time
+    static_assert(B % kPairLanes == 0 && (S * B) % kRun == 0, "steps and runs tile a block");
+    const std::size_t blocks = n / B;
+    alignas(64) float values[2][S][B];  // the block being updated and the one being encoded
+    float inv[S];                       // the latter's inverse scales
+    const QuantMap& signed_map = quant_map(true);
+    const QuantMap& unsigned_map = quant_map(false);
+    const QuantRegs signed_regs(signed_map), unsigned_regs(unsigned_map);
+    // run r of the encoded block's S * B values
+    const auto encode = [&](std::size_t block, const float (*v)[B], std::size_t r) {
+        const int k = static_cast<int>(r * kRun / B);
+        const std::size_t at = r * kRun % B;
+        std::uint8_t* const out = state.codes[k] + block * B + at;
+        if (state.is_signed[k])
+            quantize_run<true>(v[k] + at, out, kRun, inv[k], signed_regs, signed_map);
+        else
+            quantize_run<false>(v[k] + at, out, kRun, inv[k], unsigned_regs, unsigned_map);
+    };
+    for (std::size_t b = 0; b <= blocks; ++b) {
+        float (*const cur)[B] = values[b & 1];
+        const float (*const prev)[B] = values[(b & 1) ^ 1];
+        const bool update = b < blocks, encoding = b > 0;
+        if (update)
+            for (int k = 0; k < S; ++k) {
+                const std::uint8_t* codes = state.codes[k] + b * B;
+                if (state.is_signed[k])
+                    dequantize<true>(codes, cur[k], B, state.scales[k] + b, signed_map);
+                else
+                    dequantize<false>(codes, cur[k], B, state.scales[k] + b, unsigned_map);
+            }
+        VecI largest[S][2];
+        for (int k = 0; k < S; ++k) largest[k][0] = largest[k][1] = vset_i(0);
+        std::size_t runs = 0, owed = 0;  // runs of the previous block encoded, values due
+        for (std::size_t i = 0; update && i < B; i += kPairLanes) {
+            const std::size_t at = b * B + i;
+            VecF p[2], x[2];
+            StateVecs s;
+            param.load(at, p[0], p[1]);
+            F32Lanes::load(g + at, x[0], x[1]);
+            for (int k = 0; k < S; ++k) F32Lanes::load(cur[k] + i, s[k][0], s[k][1]);
+            for (int h = 0; h < 2; ++h) {
+                if constexpr (S == 1)
+                    f(p[h], x[h], s[0][h]);
+                else if constexpr (S == 2)
+                    f(p[h], x[h], s[0][h], s[1][h]);
+                else
+                    f(p[h], x[h], s[0][h], s[1][h], s[2][h]);
+            }
+            param.store(at, p[0], p[1]);
+            for (int k = 0; k < S; ++k) {
+                F32Lanes::store(cur[k] + i, s[k][0], s[k][1]);
+                for (int h = 0; h < 2; ++h)
+                    largest[k][h] = vmax_u(largest[k][h], vand_i(vbits(s[k][h]), vset_i(0x7fffffffu)));
+            }
+            for (owed += S * kPairLanes; encoding && owed >= kRun; owed -= kRun) encode(b - 1, prev, runs++);
+        }
+        for (; encoding && runs < S * B / kRun; ++runs) encode(b - 1, prev, runs);
+        if (update)
+            for (int k = 0; k < S; ++k) {
+                const float absmax = block_absmax(vlargest_u(vmax_u(largest[k][0], largest[k][1])));
+                state.scales[k][b] = absmax;  // (its old value was read above)
+                inv[k] = inverse_scale(absmax);
+            }
+    }
+    return blocks * B;
+}
+
 // A rule's update of a parameter and its state, a step at a time: f(p, g, state...) on each
 // half (float32 vectors; p and the state updated in place). Elements [0, n - n % kPairLanes)
 // of a piece; returns how many.
@@ -243,15 +329,33 @@ std::size_t with_vector_storage(const Segment& seg, std::size_t lo, const Storag
     if (st.stochastic && st.param != DType::bf16) return 0;
     int state_at[S > 0 ? S : 1], count = 0;  // the state operands
     for (int k = 2; k < kMaxOperands; ++k) {
-        if (k == st.master || !seg.data[k]) continue;
-        if (count == S) return 0;  // (more than the loop takes, or int8 state's scales)
+        if (k == st.master || !seg.data[k] || st.slot[k] == SlotStorage::scales) continue;
+        if (count == S) return 0;  // (more than the loop takes)
         state_at[count++] = k;
     }
     if (count != S) return 0;
-    const bool bf16_state = S > 0 && st.slot[state_at[0]] == SlotStorage::bf16;
-    for (int k = 0; k < S; ++k)
-        if (st.slot[state_at[k]] != (bf16_state ? SlotStorage::bf16 : SlotStorage::plain)) return 0;
+    const SlotStorage first = S > 0 ? st.slot[state_at[0]] : SlotStorage::plain;
+    const bool bf16_state = first == SlotStorage::bf16;
+    const bool int8_state = first == SlotStorage::q8_signed || first == SlotStorage::q8_unsigned;
+    for (int k = 0; k < S; ++k) {
+        const SlotStorage x = st.slot[state_at[k]];
+        if (int8_state ? x != SlotStorage::q8_signed && x != SlotStorage::q8_unsigned
+                       : x != (bf16_state ? SlotStorage::bf16 : SlotStorage::plain))
+            return 0;
+    }
     if (bf16_state && S > kBf16VectorSlots) return 0;
+    if constexpr (S > 0) {
+        if (int8_state) {  // a float32 parameter only (lo: the start of a block, the plan's piece alignment)
+            if (st.param != DType::f32) return 0;
+            Q8State<S> state{};
+            for (int k = 0; k < S; ++k) {
+                state.codes[k] = operand<std::uint8_t>(seg, state_at[k]) + lo;
+                state.scales[k] = operand<float>(seg, st.scales[state_at[k]]) + lo / kQuantBlock;
+                state.is_signed[k] = st.slot[state_at[k]] == SlotStorage::q8_signed;
+            }
+            return body(F32Param{operand<float>(seg, 0) + lo}, operand<float>(seg, 1) + lo, state);
+        }
+    }
     const auto with_state = [&](auto param) -> std::size_t {
         const auto* g = operand<typename decltype(param)::Grad::Elem>(seg, 1) + lo;
         if constexpr (S > 0 && S <= kBf16VectorSlots) {
