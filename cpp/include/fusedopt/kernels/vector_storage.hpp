@@ -3,8 +3,9 @@
 // conversions, roundings and random bits as the scalar code in low_precision.hpp, so the same
 // bits: the scratch path narrows bfloat16 state with narrow_state_pair_simd, and a rule's vector
 // loop (rule_vector_chunk below: state_vector_loop over the rule's vector_element) takes its
-// parameter and state through these, its own element functions run on vectors. Included inside a
-// per-target anonymous namespace, after low_precision.hpp.
+// parameter and state through these, its own element functions run on vectors; int8 state
+// (Q8State) a block at a time with quantize.hpp's functions. Included inside a per-target
+// anonymous namespace, after low_precision.hpp and quantize.hpp.
 
 #if FUSEDOPT_SIMD_LANES
 constexpr std::size_t kPairLanes = 2 * FUSEDOPT_SIMD_LANES;  // elements one step of a loop takes
@@ -318,7 +319,8 @@ std::size_t state_vector_loop(Param param, const typename Param::Grad::Elem* __r
 // The storages a rule's vector loop takes (R::vector_slots, R::vector_element) in place of
 // scratch_chunk: the parameter and gradient float32, bfloat16 or float16 (with or without a
 // master copy; stochastic rounding for bfloat16), and S state operands (those present, in
-// operand order; no other) all float32 or, up to kBf16VectorSlots, all bfloat16. For elements
+// operand order; no other) all float32, up to kBf16VectorSlots all bfloat16, or all int8 (with
+// their scales; a float32 parameter, `lo` the start of a block). For elements
 // [lo, ...) of `seg`: returns body(param, g, state) (the elements it did; typename
 // decltype(param)::Vec is the vector type), or 0 for another storage or on a target without
 // vector loops.
