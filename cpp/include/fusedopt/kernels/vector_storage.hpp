@@ -10,6 +10,22 @@
 #if FUSEDOPT_SIMD_LANES
 constexpr std::size_t kPairLanes = 2 * FUSEDOPT_SIMD_LANES;  // elements one step of a loop takes
 
+// The loops below ask for the lines of the elements kPrefetchElements on while they update these:
+// the hardware prefetcher alone left them waiting on memory. Adam on 32M parameters, time
+// against float32 state, 2 threads on the 2-core Xeon: bfloat16 state 0.84x -> 0.70-0.71x
+// (0.98x its probe), bfloat16 parameters and state 0.83x -> 0.72x, int8 state 1.19x ->
+// 0.89-0.92x (256, 1024, 2048 on: 0.96x, 0.91x, 0.98x); on 16 cores of that Xeon at 16 threads,
+// bfloat16 state 0.73-0.75x -> 0.63-0.64x (1.11-1.15x its probe), bfloat16 parameters 0.77x ->
+// 0.67-0.71x, int8 state 0.75-0.78x -> 0.61-0.67x. No change in cache (64K).
+constexpr std::size_t kPrefetchElements = 512;
+// One step's lines of `a` (kPairLanes elements); always inlined: GCC deletes the calls it did not
+// inline to a function that only prefetches (parallel.hpp).
+template <bool Write, class T>
+[[gnu::always_inline]] inline void prefetch_step(const T* a) {
+    for (std::size_t b = 0; b < kPairLanes * sizeof(T); b += 64)
+        __builtin_prefetch(reinterpret_cast<const char*>(a) + b, Write ? 1 : 0);
+}
+
 inline VecI mix32_v(VecI x) {  // mix32, lane by lane
     x = vxor_i(x, vshr_i(x, 16));
     x = vmul_i(x, vset_i(0x7feb352du));
@@ -134,6 +150,7 @@ struct F32Param {
     using Grad = F32Lanes;
     using Vec = VecF;
     float* p;
+    [[gnu::always_inline]] void prefetch(std::size_t i) const { prefetch_step<true>(p + i); }
     void load(std::size_t i, VecF& x0, VecF& x1) const { F32Lanes::load(p + i, x0, x1); }
     void store(std::size_t i, VecF x0, VecF x1) const { F32Lanes::store(p + i, x0, x1); }
 };
@@ -144,6 +161,10 @@ struct LowParam {
     std::uint16_t* p;
     float* master;
     std::uint32_t key, at;  // STOCHASTIC: random_bits(key, at + i) for element i
+    [[gnu::always_inline]] void prefetch(std::size_t i) const {
+        prefetch_step<true>(p + i);
+        if (MASTER) prefetch_step<true>(master + i);
+    }
     void load(std::size_t i, VecF& x0, VecF& x1) const {
         if (MASTER)
             F32Lanes::load(master + i, x0, x1);
@@ -175,6 +196,9 @@ template <int S>
 struct F32State {
     static constexpr int slots = S;
     float* a[S > 0 ? S : 1];
+    [[gnu::always_inline]] void prefetch(std::size_t i) const {
+        for (int k = 0; k < S; ++k) prefetch_step<true>(a[k] + i);
+    }
     void load(std::size_t i, StateVecs& x) const {
         for (int k = 0; k < S; ++k) F32Lanes::load(a[k] + i, x[k][0], x[k][1]);
     }
@@ -188,6 +212,9 @@ struct Bf16State {
     static constexpr int slots = S;
     std::uint16_t* a[S];
     StateBits bits;
+    [[gnu::always_inline]] void prefetch(std::size_t i) const {
+        for (int k = 0; k < S; ++k) prefetch_step<true>(a[k] + i);
+    }
     void load(std::size_t i, StateVecs& x) const {
         for (int k = 0; k < S; ++k) widen_bf16_pair(a[k] + i, x[k][0], x[k][1]);
     }
@@ -220,11 +247,6 @@ struct Q8State {
 template <class Param, int S, class F>
 std::size_t state_vector_loop(Param param, const float* __restrict g, Q8State<S> state, std::size_t n, F&& f) {
     constexpr std::size_t B = kQuantBlock, kRun = 64;  // encoded kRun values at a time
-    // The parameter, gradient and codes of the block two on are asked for while this one is
-    // updated: the hardware prefetcher alone left the loop waiting on memory (Adam, 32M, time
-    // against float32 state: 2 threads 1.19x -> 0.89x; 16 cores, 16 threads 0.75-0.78x ->
-    // 0.61-0.67x, 8 threads 0.85-0.86x -> 0.76x; 1, 4 and 8 blocks on: 0.96x, 0.91x, 0.98x).
-    constexpr std::size_t kPrefetchBlocks = 2;
     static_assert(B % kPairLanes == 0 && (S * B) % kRun == 0, "steps and runs tile a block");
     const std::size_t blocks = n / B;
     alignas(64) float values[2][S][B];  // the block being updated and the one being encoded
@@ -259,14 +281,10 @@ std::size_t state_vector_loop(Param param, const float* __restrict g, Q8State<S>
         std::size_t runs = 0, owed = 0;  // runs of the previous block encoded, values due
         for (std::size_t i = 0; update && i < B; i += kPairLanes) {
             const std::size_t at = b * B + i;
-            if (b + kPrefetchBlocks < blocks) {  // (the lines of a block kPrefetchBlocks on)
-                const std::size_t ahead = at + kPrefetchBlocks * B;
-                for (std::size_t l = 0; l < kPairLanes; l += 16) {
-                    __builtin_prefetch(param.p + ahead + l, 1);
-                    __builtin_prefetch(g + ahead + l);
-                }
-                if (i % 64 == 0)
-                    for (int k = 0; k < S; ++k) __builtin_prefetch(state.codes[k] + ahead, 1);
+            if (at + kPrefetchElements < n) {
+                param.prefetch(at + kPrefetchElements);
+                prefetch_step<false>(g + at + kPrefetchElements);
+                for (int k = 0; k < S; ++k) prefetch_step<true>(state.codes[k] + at + kPrefetchElements);
             }
             VecF p[2], x[2];
             StateVecs s;
@@ -308,6 +326,11 @@ std::size_t state_vector_loop(Param param, const typename Param::Grad::Elem* __r
                               F&& f) {
     const std::size_t end = n - n % kPairLanes;
     for (std::size_t i = 0; i < end; i += kPairLanes) {
+        if (i + kPrefetchElements < end) {
+            param.prefetch(i + kPrefetchElements);
+            prefetch_step<false>(g + i + kPrefetchElements);
+            state.prefetch(i + kPrefetchElements);
+        }
         VecF p[2], x[2];
         StateVecs s;
         param.load(i, p[0], p[1]);
