@@ -25,7 +25,8 @@ inline void narrow_state_pair(const float* __restrict a, std::uint16_t* __restri
 
 // (No software prefetch of the blocks ahead: one here never ran, deleted by GCC as parallel.hpp
 // tells, and made to run it slowed Adam with bfloat16 state, 8M elements, 0.50 -> 0.93 ns per
-// element at 1 thread and 0.35 -> 0.53 at 2.)
+// element at 1 thread and 0.35 -> 0.53 at 2. The vector loops do ask for their lines ahead:
+// vector_storage.hpp, kPrefetchElements.)
 
 // Elements [lo, hi) of a segment that the rule's float32 kernel `f32` cannot update in place
 // (kernel_table.hpp, Storage): block by block, the 16-bit parameter and gradient and the
