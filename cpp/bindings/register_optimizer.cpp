@@ -1074,13 +1074,9 @@ void Engine::build_plan(std::vector<double>& values, PyObject* const* g, Built& 
     std::vector<RowCoalescer::Row> rows;  // distinct rows of the row-sparse gradients, in order
     std::vector<std::size_t> summed;      // plan segments whose gradient row is a sum in scratch
     bool any_sparse = false;              // (its segments are rows: never replayed as dense)
-    // A parameter updated element by element in its own dtype (float32/64, state alike) may be
-    // cut anywhere: at its first cache line (Segment::lead), with its new state placed to match.
-    const auto lead_of = [this](const Param& p) -> std::uint8_t {
-        return plan_.align == 16 && !low_precision(p.checked.dtype)
-                   ? lead_to_line(p.checked.data, dtype_size(p.checked.dtype))
-                   : 0;
-    };
+    // A parameter updated element by element with float32/64 state may be cut anywhere: at its
+    // first cache line (Segment::lead), with its new state placed to match.
+    const auto lead_of = [this](const Param& p) -> std::uint8_t { return plan_.align == 16 ? param_lead(p.checked) : 0; };
     StateArena arena;  // the zeroed state the loop below creates, reserved in its order
     for (std::size_t i = 0; i < params_.size(); ++i) {
         if (g[i] == Py_None) continue;

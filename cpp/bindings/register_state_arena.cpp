@@ -29,11 +29,12 @@ void register_state_arena(py::module_& m) {
                     continue;
                 }
                 std::size_t lead = 0;  // placed as a step places its parameter's new state
-                if (i < likes.size() && py::isinstance<py::array>(likes[i])) {
-                    const auto p = likes[i].cast<py::array>();
-                    if (p.dtype().kind() == 'f' && (p.itemsize() == 4 || p.itemsize() == 8) &&
-                        static_cast<std::size_t>(p.size()) == checked[i].size)
-                        lead = lead_to_line(p.data(), static_cast<std::size_t>(p.itemsize()));
+                if (i < likes.size()) {
+                    try {
+                        const CheckedArray p = check_array(likes[i], false, [] { return std::string("like"); }, true, true);
+                        if (p.size == checked[i].size) lead = param_lead(p);
+                    } catch (const std::exception&) {  // (no parameter to follow)
+                    }
                 }
                 arena.reserve(i, 0, 0, checked[i].dtype, checked[i].size * dtype_size(checked[i].dtype),
                               phase_for_lead(lead, dtype_size(checked[i].dtype)));

@@ -34,6 +34,11 @@ inline std::size_t element_count(const std::vector<Py_ssize_t>& shape) {
 // The byte phase (past a 64-byte boundary) at which an array of `item`-byte elements starts for
 // its element `lead` to begin a cache line: where a parameter's state goes (Segment::lead).
 inline std::size_t phase_for_lead(std::size_t lead, std::size_t item) { return (64 - lead * item % 64) % 64; }
+// A parameter's Segment::lead where its elements may be cut anywhere: float32 and float64 (16-bit
+// ones go through scratch blocks and vector steps of their own: 0).
+inline std::uint8_t param_lead(const CheckedArray& p) {
+    return low_precision(p.dtype) ? 0 : lead_to_line(p.data, dtype_size(p.dtype));
+}
 
 class StateArena {
 public:
@@ -47,10 +52,9 @@ public:
                  std::size_t phase = 0) {
         if (bytes == 0) return;
         const bool alone = bytes > kMaxPooledBytes;
-        std::size_t pool = 0;
-        while (pool < pools_.size() && (alone || pools_[pool].alone ||
-                                        !(pools_[pool].group == group && pools_[pool].slot == slot &&
-                                          pools_[pool].dtype == dtype)))
+        std::size_t pool = alone ? pools_.size() : 0;  // (a new pool for an array alone)
+        while (pool < pools_.size() && (pools_[pool].alone || !(pools_[pool].group == group &&
+                                                                pools_[pool].slot == slot && pools_[pool].dtype == dtype)))
             ++pool;
         if (pool == pools_.size()) pools_.push_back(Pool{group, slot, dtype, alone});
         Pool& p = pools_[pool];

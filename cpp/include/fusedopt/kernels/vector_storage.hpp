@@ -235,7 +235,35 @@ struct Q8State {
     std::uint8_t* codes[S];
     float* scales[S];
     bool is_signed[S];
+    [[gnu::always_inline]] void prefetch(std::size_t i) const {
+        for (int k = 0; k < S; ++k) prefetch_step<true>(codes[k] + i);
+    }
 };
+
+// The lines of the step kPrefetchElements on from element i asked for (none past `end`).
+template <class Param, class G, class State>
+[[gnu::always_inline]] inline void prefetch_ahead(const Param& param, const G* g, const State& state, std::size_t i,
+                                                  std::size_t end) {
+    if (i + kPrefetchElements >= end) return;
+    param.prefetch(i + kPrefetchElements);
+    prefetch_step<false>(g + i + kPrefetchElements);
+    state.prefetch(i + kPrefetchElements);
+}
+
+// One step of a loop: f(p, g, state...) on each half, with S state operands.
+template <int S, class F>
+[[gnu::always_inline]] inline void step_halves(F& f, VecF (&p)[2], VecF (&x)[2], StateVecs& s) {
+    for (int h = 0; h < 2; ++h) {
+        if constexpr (S == 0)
+            f(p[h], x[h]);
+        else if constexpr (S == 1)
+            f(p[h], x[h], s[0][h]);
+        else if constexpr (S == 2)
+            f(p[h], x[h], s[0][h], s[1][h]);
+        else
+            f(p[h], x[h], s[0][h], s[1][h], s[2][h]);
+    }
+}
 
 // A rule's update of a float32 parameter with int8 state, a block of kQuantBlock at a time: the
 // block's state decoded into float32 in L1, updated a step at a time by f (its largest magnitude
@@ -281,24 +309,13 @@ std::size_t state_vector_loop(Param param, const float* __restrict g, Q8State<S>
         std::size_t runs = 0, owed = 0;  // runs of the previous block encoded, values due
         for (std::size_t i = 0; update && i < B; i += kPairLanes) {
             const std::size_t at = b * B + i;
-            if (at + kPrefetchElements < n) {
-                param.prefetch(at + kPrefetchElements);
-                prefetch_step<false>(g + at + kPrefetchElements);
-                for (int k = 0; k < S; ++k) prefetch_step<true>(state.codes[k] + at + kPrefetchElements);
-            }
+            prefetch_ahead(param, g, state, at, n);
             VecF p[2], x[2];
             StateVecs s;
             param.load(at, p[0], p[1]);
             F32Lanes::load(g + at, x[0], x[1]);
             for (int k = 0; k < S; ++k) F32Lanes::load(cur[k] + i, s[k][0], s[k][1]);
-            for (int h = 0; h < 2; ++h) {
-                if constexpr (S == 1)
-                    f(p[h], x[h], s[0][h]);
-                else if constexpr (S == 2)
-                    f(p[h], x[h], s[0][h], s[1][h]);
-                else
-                    f(p[h], x[h], s[0][h], s[1][h], s[2][h]);
-            }
+            step_halves<S>(f, p, x, s);
             param.store(at, p[0], p[1]);
             for (int k = 0; k < S; ++k) {
                 F32Lanes::store(cur[k] + i, s[k][0], s[k][1]);
@@ -326,26 +343,13 @@ std::size_t state_vector_loop(Param param, const typename Param::Grad::Elem* __r
                               F&& f) {
     const std::size_t end = n - n % kPairLanes;
     for (std::size_t i = 0; i < end; i += kPairLanes) {
-        if (i + kPrefetchElements < end) {
-            param.prefetch(i + kPrefetchElements);
-            prefetch_step<false>(g + i + kPrefetchElements);
-            state.prefetch(i + kPrefetchElements);
-        }
+        prefetch_ahead(param, g, state, i, end);
         VecF p[2], x[2];
         StateVecs s;
         param.load(i, p[0], p[1]);
         Param::Grad::load(g + i, x[0], x[1]);
         state.load(i, s);
-        for (int h = 0; h < 2; ++h) {
-            if constexpr (State::slots == 0)
-                f(p[h], x[h]);
-            else if constexpr (State::slots == 1)
-                f(p[h], x[h], s[0][h]);
-            else if constexpr (State::slots == 2)
-                f(p[h], x[h], s[0][h], s[1][h]);
-            else
-                f(p[h], x[h], s[0][h], s[1][h], s[2][h]);
-        }
+        step_halves<State::slots>(f, p, x, s);
         param.store(i, p[0], p[1]);
         state.store(i, s);
     }
