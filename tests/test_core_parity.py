@@ -294,6 +294,25 @@ def test_size_100003(name: str, dtype: Any, target: str) -> None:
     run_parity(name, RICH_CONFIGS[name], [(BIG,)], dtype, target, BIG_STEPS, seed=7)
 
 
+# Late in training a bias correction (1 - beta^t, or its square root) is exactly 1 in the working
+# precision, and the kernels skip the division by it (element_math.hpp, divides_by); the
+# reference still divides. Betas of 0.5 and 0.75 bring that step early: float32 at t = 25 (beta
+# 0.5) and 61 (0.75), float64 at 54 and 131; 140 steps cross each, RAdam rectified throughout
+# the second half (rho_inf = 7 with beta2 = 0.75).
+LATE_STEPS = 140
+LATE_CASES = [("Adam", {"betas": (0.5, 0.75)}), ("Adam", {"betas": (0.75, 0.5), "amsgrad": True}),
+              ("Adam", {"betas": (0.5, 0.75), "eps_mode": "hat"}), ("AdamW", {"betas": (0.75, 0.5), "weight_decay": 0.05}),
+              ("NAdam", {"betas": (0.5, 0.75)}), ("RAdam", {"betas": (0.5, 0.75)})]
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: np.dtype(d).name)
+@pytest.mark.parametrize("name, cfg", [pytest.param(n, c, id=case_id(n, c)) for n, c in LATE_CASES])
+def test_bias_corrections_that_reach_one(name: str, cfg: dict, dtype: Any, target: str) -> None:
+    """Before, at and after the step where a bias correction becomes exactly 1: the same values
+    as the reference, which divides by it throughout."""
+    run_parity(name, {"lr": 1e-3, **cfg}, MIXED_SHAPES, dtype, target, LATE_STEPS, seed=31)
+
+
 # ---------------------------------------------------------------------------------------------
 # Free running on the FMA targets
 # ---------------------------------------------------------------------------------------------

@@ -31,14 +31,20 @@ struct adam_rule : RuleBase {
     }
 
     // The parameter after its step, from the new moments (v: amsgrad's maximum where it applies);
-    // T: one element, or a vector of them (vector_element).
-    template <bool HAT, class T>
+    // T: one element, or a vector of them (vector_element). SCALED: the torch form's sqrt(v) /
+    // bc2_sqrt (scaled<T>).
+    template <bool SCALED, class T>
     static T stepped(T p, T m, T v, T bc2_sqrt, T eps, T neg_step) {
-        const T denom = HAT ? sqrt_(v) + eps : sqrt_(v) / bc2_sqrt + eps;
-        return p + (neg_step * m) / denom;
+        const T root = SCALED ? sqrt_(v) / bc2_sqrt : sqrt_(v);
+        return p + (neg_step * m) / (root + eps);
+    }
+    // Whether the denominator divides by bc2_sqrt: the torch form, until bc2_sqrt is 1 in T.
+    template <class T>
+    static bool scaled(const Scalars& s) {
+        return !s.hat && divides_by<T>(s.bc2_sqrt);
     }
 
-    template <class T, bool AMS, bool CWD, bool DEC, bool HAT>
+    template <class T, bool AMS, bool CWD, bool DEC, bool SCALED>
     static void loop(T* __restrict p, const T* __restrict g, T* __restrict m, T* __restrict v, T* __restrict vmax,
                      std::size_t n, DecayedGrad<T, CWD, DEC> grad, Moments<T> mom, T bc2_sqrt, T eps, T neg_step) {
         for (std::size_t i = 0; i < n; ++i) {
@@ -50,7 +56,7 @@ struct adam_rule : RuleBase {
                 vi = max_nan(vmax[i], vi);
                 vmax[i] = vi;
             }
-            p[i] = stepped<HAT>(pi, mi, vi, bc2_sqrt, eps, neg_step);
+            p[i] = stepped<SCALED>(pi, mi, vi, bc2_sqrt, eps, neg_step);
         }
     }
 
@@ -62,8 +68,8 @@ struct adam_rule : RuleBase {
     static void vector_element(const Scalars& s, const GradTransform& gt, Run&& run) {
         moments_vector_element<V, S>(s, gt, run, [&](auto&& run_step) {
             const V bc2_sqrt = splat<V>(s.bc2_sqrt), eps = splat<V>(s.eps), neg_step = splat<V>(-s.step_size);
-            with_flag(s.hat, [&](auto hat) {
-                run_step([&](V p, V, V m, V v) { return stepped<decltype(hat)::value>(p, m, v, bc2_sqrt, eps, neg_step); });
+            with_flag(scaled<V>(s), [&](auto sc) {
+                run_step([&](V p, V, V m, V v) { return stepped<decltype(sc)::value>(p, m, v, bc2_sqrt, eps, neg_step); });
             });
         });
     }
@@ -75,7 +81,7 @@ struct adam_rule : RuleBase {
         with_flag(s.amsgrad, [&](auto ams) {
             with_weight_decay(s.weight_decay, s.decoupled, [&](auto cwd, auto dec) {
                 constexpr bool A = decltype(ams)::value, C = decltype(cwd)::value, D = decltype(dec)::value;
-                const auto run = s.hat ? &loop<T, A, C, D, true> : &loop<T, A, C, D, false>;
+                const auto run = scaled<T>(s) ? &loop<T, A, C, D, true> : &loop<T, A, C, D, false>;
                 run(operand<T>(seg, 0) + lo, operand<T>(seg, 1) + lo, operand<T>(seg, 2) + lo, operand<T>(seg, 3) + lo,
                     A ? operand<T>(seg, 4) + lo : nullptr, hi - lo, DecayedGrad<T, C, D>(gt, s.weight_decay, s.decay),
                     mom, bc2_sqrt, eps, neg_step);

@@ -46,15 +46,16 @@ struct nadam_rule : RuleBase {
                 decoupled_decay(v[lr], v[weight_decay], dec), dec};
     }
 
-    // The parameter after the moments, T: an element, or a vector of them (vector_element).
-    template <class T>
+    // The parameter after the moments, T: an element, or a vector of them (vector_element);
+    // SCALED: v / bc2, until bc2 is 1 in T (divides_by).
+    template <bool SCALED, class T>
     static T stepped(T p, T d, T m, T v, T bc2, T eps, T grad_coef, T avg_coef) {
-        const T denom = sqrt_(v / bc2) + eps;
+        const T denom = sqrt_(SCALED ? v / bc2 : v) + eps;
         p = p + (grad_coef * d) / denom;
         return p + (avg_coef * m) / denom;
     }
 
-    template <class T, bool CWD, bool DEC>
+    template <class T, bool CWD, bool DEC, bool SCALED>
     static void loop(T* __restrict p, const T* __restrict g, T* __restrict m, T* __restrict v, std::size_t n,
                      DecayedGrad<T, CWD, DEC> grad, Moments<T> mom, T bc2, T eps, T grad_coef, T avg_coef) {
         for (std::size_t i = 0; i < n; ++i) {
@@ -62,7 +63,7 @@ struct nadam_rule : RuleBase {
             const T d = step_moments(pi, g[i], mi, vi, grad, mom);
             m[i] = mi;
             v[i] = vi;
-            p[i] = stepped(pi, d, mi, vi, bc2, eps, grad_coef, avg_coef);
+            p[i] = stepped<SCALED>(pi, d, mi, vi, bc2, eps, grad_coef, avg_coef);
         }
     }
 
@@ -74,7 +75,11 @@ struct nadam_rule : RuleBase {
         moments_vector_element<V, S>(s, gt, run, [&](auto&& run_step) {
             const V bc2 = splat<V>(s.bc2), eps = splat<V>(s.eps), grad_coef = splat<V>(s.grad_coef),
                     avg_coef = splat<V>(s.avg_coef);
-            run_step([&](V p, V d, V m, V v) { return stepped(p, d, m, v, bc2, eps, grad_coef, avg_coef); });
+            with_flag(divides_by<V>(s.bc2), [&](auto sc) {
+                run_step([&](V p, V d, V m, V v) {
+                    return stepped<decltype(sc)::value>(p, d, m, v, bc2, eps, grad_coef, avg_coef);
+                });
+            });
         });
     }
 
@@ -82,9 +87,10 @@ struct nadam_rule : RuleBase {
     static void kernel(const Segment& seg, std::size_t lo, std::size_t hi, const Scalars& s, const GradTransform& gt) {
         with_weight_decay(s.weight_decay, s.decoupled, [&](auto cwd, auto dec) {
             constexpr bool C = decltype(cwd)::value, D = decltype(dec)::value;
-            loop<T, C, D>(operand<T>(seg, 0) + lo, operand<T>(seg, 1) + lo, operand<T>(seg, 2) + lo, operand<T>(seg, 3) + lo,
-                          hi - lo, DecayedGrad<T, C, D>(gt, s.weight_decay, s.decay), Moments<T>(s.beta1, s.beta2),
-                          T(s.bc2), T(s.eps), T(s.grad_coef), T(s.avg_coef));
+            const auto run = divides_by<T>(s.bc2) ? &loop<T, C, D, true> : &loop<T, C, D, false>;
+            run(operand<T>(seg, 0) + lo, operand<T>(seg, 1) + lo, operand<T>(seg, 2) + lo, operand<T>(seg, 3) + lo, hi - lo,
+                DecayedGrad<T, C, D>(gt, s.weight_decay, s.decay), Moments<T>(s.beta1, s.beta2), T(s.bc2), T(s.eps),
+                T(s.grad_coef), T(s.avg_coef));
         });
     }
 };

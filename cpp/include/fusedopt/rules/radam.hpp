@@ -29,15 +29,16 @@ struct radam_rule : RuleBase {
                 decoupled_decay(v[lr], v[weight_decay], dec), rectified, dec};
     }
 
-    // The parameter after the moments, T: an element, or a vector of them (vector_element).
-    template <bool RECT, class T>
+    // The parameter after the moments, T: an element, or a vector of them (vector_element);
+    // SCALED: m / bc1, until bc1 is 1 in T (divides_by).
+    template <bool RECT, bool SCALED, class T>
     static T stepped(T p, T m, T v, T eps, T lr, T bc1, T bc2_sqrt, T rect) {
-        T x = (m / bc1) * lr;
+        T x = (SCALED ? m / bc1 : m) * lr;
         if (RECT) x = (x * ((splat<T>(1.0) / (sqrt_(v) + eps)) * bc2_sqrt)) * rect;
         return p - x;
     }
 
-    template <class T, bool RECT, bool CWD, bool DEC>
+    template <class T, bool RECT, bool SCALED, bool CWD, bool DEC>
     static void loop(T* __restrict p, const T* __restrict g, T* __restrict m, T* __restrict v, std::size_t n,
                      DecayedGrad<T, CWD, DEC> grad, Moments<T> mom, T eps, T lr, T bc1, T bc2_sqrt, T rect) {
         for (std::size_t i = 0; i < n; ++i) {
@@ -45,7 +46,7 @@ struct radam_rule : RuleBase {
             step_moments(pi, g[i], mi, vi, grad, mom);
             m[i] = mi;
             v[i] = vi;
-            p[i] = stepped<RECT>(pi, mi, vi, eps, lr, bc1, bc2_sqrt, rect);
+            p[i] = stepped<RECT, SCALED>(pi, mi, vi, eps, lr, bc1, bc2_sqrt, rect);
         }
     }
 
@@ -58,8 +59,11 @@ struct radam_rule : RuleBase {
             const V eps = splat<V>(s.eps), lr = splat<V>(s.lr), bc1 = splat<V>(s.bc1), bc2_sqrt = splat<V>(s.bc2_sqrt),
                     rect = splat<V>(s.rect);
             with_flag(s.rectified, [&](auto rectified) {
-                run_step([&](V p, V, V m, V v) {
-                    return stepped<decltype(rectified)::value>(p, m, v, eps, lr, bc1, bc2_sqrt, rect);
+                with_flag(divides_by<V>(s.bc1), [&](auto sc) {
+                    run_step([&](V p, V, V m, V v) {
+                        return stepped<decltype(rectified)::value, decltype(sc)::value>(p, m, v, eps, lr, bc1, bc2_sqrt,
+                                                                                        rect);
+                    });
                 });
             });
         });
@@ -70,9 +74,10 @@ struct radam_rule : RuleBase {
         with_flag(s.rectified, [&](auto rectified) {
             with_weight_decay(s.weight_decay, s.decoupled, [&](auto cwd, auto dec) {
                 constexpr bool R = decltype(rectified)::value, C = decltype(cwd)::value, D = decltype(dec)::value;
-                loop<T, R, C, D>(operand<T>(seg, 0) + lo, operand<T>(seg, 1) + lo, operand<T>(seg, 2) + lo,
-                                 operand<T>(seg, 3) + lo, hi - lo, DecayedGrad<T, C, D>(gt, s.weight_decay, s.decay),
-                                 Moments<T>(s.beta1, s.beta2), T(s.eps), T(s.lr), T(s.bc1), T(s.bc2_sqrt), T(s.rect));
+                const auto run = divides_by<T>(s.bc1) ? &loop<T, R, true, C, D> : &loop<T, R, false, C, D>;
+                run(operand<T>(seg, 0) + lo, operand<T>(seg, 1) + lo, operand<T>(seg, 2) + lo, operand<T>(seg, 3) + lo,
+                    hi - lo, DecayedGrad<T, C, D>(gt, s.weight_decay, s.decay), Moments<T>(s.beta1, s.beta2), T(s.eps),
+                    T(s.lr), T(s.bc1), T(s.bc2_sqrt), T(s.rect));
             });
         });
     }
