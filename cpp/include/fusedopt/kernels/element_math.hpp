@@ -85,9 +85,9 @@ inline void with_flag(bool flag, Body&& body) {
 
 // Whether a rule must divide by the scalar x (a bias correction 1 - beta^t, or its square root)
 // in the element type T (a vector: float32 lanes): not once x is exactly 1 there, after enough
-// steps (float32: beta2 = 0.999 from step 16,600 on, 0.99 from 1,660, beta1 = 0.9 from 165), since
-// y / 1 == y for every y. The same bits, one division fewer per element: the divider bounds Adam
-// in cache (docs/performance.md).
+// steps (float32: Adam's sqrt(1 - 0.999^t) from step 16,628 on, 0.95's from 325; RAdam's
+// 1 - 0.9^t from 165), since y / 1 == y for every y. The same bits, one division fewer per
+// element: the divider bounds Adam in cache (docs/performance.md).
 template <class T>
 inline bool divides_by(double x) {
     using Lane = std::conditional_t<std::is_floating_point_v<T>, T, float>;
