@@ -1,0 +1,104 @@
+"""Adam's sqrt(v) / sqrt(1 - beta2^t) is computed with multiply-adds on the FMA targets
+(``quotient_by_constant``, kernels/element_math.hpp), not the divider, and must still be the
+correctly rounded quotient. The parity suite compares FMA targets with the reference within an
+ulp bound, which would let a one-ulp error there through; here each step's parameter must equal,
+bit for bit, what one correctly rounded NumPy operation at a time gives from the step's own new
+moments (read back from the state): sqrt, the division, + eps, the step's product and quotient.
+Second moments span every magnitude float32 or float64 holds, with 0, infinity and (denormals
+kept) subnormal values among them."""
+
+from __future__ import annotations
+
+import os
+import platform
+import shutil
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import fusedopt
+import ml_dtypes
+import numpy as np
+import pytest
+from conftest import SUPPORTED_TARGETS, assert_same_bits, flushing
+
+ROOT = Path(__file__).resolve().parent.parent
+
+N = 1037  # vector steps and a tail on every target
+STEPS = 5
+LR, BETAS, EPS = 1e-3, (0.9, 0.999), 1e-8
+
+# (parameter dtype, arithmetic dtype, options): the compiled loops (float32, float64) and the
+# hand-written vector loops (16-bit parameters, their float32 master copy checked)
+STORAGES = [
+    pytest.param(np.float32, np.float32, {}, id="float32"),
+    pytest.param(np.float64, np.float64, {}, id="float64"),
+    pytest.param(ml_dtypes.bfloat16, np.float32, {"master_weights": True}, id="bfloat16-master"),
+    pytest.param(np.float16, np.float32, {"master_weights": True}, id="float16-master"),
+]
+
+
+def second_moments(rng: np.random.Generator, dtype: Any, denormals: bool) -> np.ndarray:
+    """Magnitudes from the smallest normal (or subnormal) value to near the largest."""
+    info = np.finfo(dtype)
+    low = np.log2(float(info.smallest_subnormal if denormals else info.smallest_normal))
+    v = np.exp2(rng.uniform(low, np.log2(float(info.max)) - 4, N)).astype(dtype)
+    v[:3] = (0.0, np.inf, info.smallest_subnormal if denormals else info.smallest_normal)
+    return v
+
+
+def expected_parameter(p: np.ndarray, m: np.ndarray, v: np.ndarray, t: int, dtype: Any) -> np.ndarray:
+    bc1 = 1 - BETAS[0] ** t  # (float64, as the rule derives them)
+    bc2_sqrt = (1 - BETAS[1] ** t) ** 0.5
+    with np.errstate(all="ignore"):
+        denom = np.sqrt(v) / dtype(bc2_sqrt) + dtype(EPS)
+        return p + (dtype(-(LR / bc1)) * m) / denom
+
+
+def assert_same_bits_or_both_nan(got: np.ndarray, expected: np.ndarray, what: str) -> None:
+    """Bitwise where the expected value is a number; NaN where it is NaN (a NaN's payload
+    depends on which operand an instruction picks)."""
+    nan = np.isnan(expected)
+    assert np.array_equal(np.isnan(got), nan), f"{what}: NaN at other places"
+    assert_same_bits(got[~nan], expected[~nan], what)
+
+
+@pytest.mark.parametrize("denormals", [False, True], ids=["flushed", "denormals-kept"])
+@pytest.mark.parametrize("amsgrad", [False, True], ids=["adam", "amsgrad"])
+@pytest.mark.parametrize("param_dtype, dtype, options", STORAGES)
+def test_the_quotient_is_the_division(param_dtype: Any, dtype: Any, options: dict[str, Any], amsgrad: bool,
+                                      denormals: bool, target: str) -> None:
+    rng = np.random.default_rng(5)
+    p = rng.uniform(0.5, 2.0, N).astype(param_dtype)
+    with flushing(not denormals):
+        opt = fusedopt.Adam([p], lr=LR, betas=BETAS, eps=EPS, amsgrad=amsgrad, **options)
+        opt.step([np.zeros(N, param_dtype)])
+        state = opt.state[0]
+        written = "max_exp_avg_sq" if amsgrad else "exp_avg_sq"
+        state["exp_avg_sq"][...] = second_moments(rng, dtype, denormals)
+        if amsgrad:
+            state["max_exp_avg_sq"][...] = second_moments(rng, dtype, denormals)
+        for t in range(2, STEPS + 2):
+            grad = (rng.standard_normal(N) * 10.0 ** rng.uniform(-3, 3, N)).astype(param_dtype)
+            grad[rng.random(N) < 0.05] = 0
+            before = (state["master"] if "master" in state else p).copy()
+            opt.step([grad])
+            after = state["master"] if "master" in state else p
+            assert state["step"] == t
+            expected = expected_parameter(before, state["exp_avg"], state[written], t, dtype)
+            assert_same_bits_or_both_nan(after, expected, f"[{target}] step {t}")
+
+
+@pytest.mark.skipif(platform.machine() != "x86_64" or "avx2" not in SUPPORTED_TARGETS, reason="an x86-64 CPU with FMA")
+def test_every_float32_quotient(tmp_path: Path) -> None:
+    """The function itself, every float32 x it is given (square roots of floats: 2^-75 to 2^64,
+    0, infinity, NaN), for 8 values of c (tools/check_quotient.cpp; its default, 40, takes a
+    minute): not one quotient differs from the division."""
+    compiler = os.environ.get("CXX") or shutil.which("g++") or shutil.which("c++")
+    if not compiler:
+        pytest.skip("no C++ compiler")
+    exe = tmp_path / "check_quotient"
+    subprocess.run([compiler, "-std=gnu++17", "-O3", "-march=x86-64-v3", "-ffp-contract=off", f"-I{ROOT / 'cpp' / 'include'}",
+                    str(ROOT / "tools" / "check_quotient.cpp"), "-o", str(exe)], check=True, timeout=300)
+    done = subprocess.run([str(exe), "8"], capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0 and "8 values of c, 0 mismatches in all" in done.stdout, done.stdout + done.stderr
