@@ -83,11 +83,10 @@ inline void with_flag(bool flag, Body&& body) {
     return body(Bool<false>{});
 }
 
-// Whether a rule must divide by the scalar x (a bias correction 1 - beta^t, or its square root)
-// in the element type T (a vector: float32 lanes): not once x is exactly 1 there, after enough
-// steps (float32: Adam's sqrt(1 - 0.999^t) from step 16,628 on, 0.95's from 325; RAdam's
-// 1 - 0.9^t from 165), since y / 1 == y for every y. The same bits, one division fewer per
-// element: the divider bounds Adam in cache (docs/performance.md).
+// The arithmetic type of T's elements: T, or float32 for a vector (simd.hpp's are float32).
+template <class T>
+using LaneOf = std::conditional_t<std::is_floating_point_v<T>, T, float>;
+
 // x / c, correctly rounded, by multiply-adds where the target fuses them (the divider, which
 // bounds Adam in cache, is left to the other divisions), given r = reciprocal_of<T>(c): for c in
 // [2^-27, 1] and x the square root of a float >= +0 (so 0, infinity, NaN, or at least 2^-75 in
@@ -95,7 +94,7 @@ inline void with_flag(bool flag, Body&& body) {
 // x - q * c, exact in one fused multiply-add, times r) brings it within 1 ulp, and a second one
 // makes it correctly rounded (Markstein's theorem: a faithful quotient and the nearest reciprocal).
 // Infinity and NaN divide to themselves. Checked against x / c for every float32 x in
-// [2^-75, 2^64] and 12 values of c (tools/check_quotient.cpp); the baseline target divides.
+// [2^-75, 2^64] and 40 values of c (tools/check_quotient.cpp); the baseline target divides.
 template <class T>
 inline T quotient_by_constant(T x, T c, T r) {
 #ifdef FUSEDOPT_USE_FMA
@@ -111,12 +110,15 @@ inline T quotient_by_constant(T x, T c, T r) {
 // 1 / c rounded to nearest in T (a vector: float32 lanes): quotient_by_constant's r.
 template <class T>
 inline T reciprocal_of(double c) {
-    using Lane = std::conditional_t<std::is_floating_point_v<T>, T, float>;
-    return splat<T>(double(Lane(1) / static_cast<Lane>(c)));
+    return splat<T>(double(LaneOf<T>(1) / static_cast<LaneOf<T>>(c)));
 }
 
+// Whether a rule must divide by the scalar x (a bias correction 1 - beta^t, or its square root)
+// in the element type T (a vector: float32 lanes): not once x is exactly 1 there, after enough
+// steps (float32: Adam's sqrt(1 - 0.999^t) from step 16,628 on, 0.95's from 325; RAdam's
+// 1 - 0.9^t from 165), since y / 1 == y for every y. The same bits, one division fewer per
+// element: the divider bounds Adam in cache (docs/performance.md).
 template <class T>
 inline bool divides_by(double x) {
-    using Lane = std::conditional_t<std::is_floating_point_v<T>, T, float>;
-    return static_cast<Lane>(x) != Lane(1);
+    return static_cast<LaneOf<T>>(x) != LaneOf<T>(1);
 }

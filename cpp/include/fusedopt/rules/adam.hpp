@@ -51,7 +51,8 @@ struct adam_rule : RuleBase {
 
     template <class T, bool AMS, bool CWD, bool DEC, Bc2 B>
     static void loop(T* __restrict p, const T* __restrict g, T* __restrict m, T* __restrict v, T* __restrict vmax,
-                     std::size_t n, DecayedGrad<T, CWD, DEC> grad, Moments<T> mom, T bc2_sqrt, T inv_bc2_sqrt, T eps, T neg_step) {
+                     std::size_t n, DecayedGrad<T, CWD, DEC> grad, Moments<T> mom, T bc2_sqrt, T inv_bc2_sqrt, T eps,
+                     T neg_step) {
         for (std::size_t i = 0; i < n; ++i) {
             T pi = p[i], mi = m[i], vi = v[i];
             step_moments(pi, g[i], mi, vi, grad, mom);

@@ -88,9 +88,9 @@ struct nadam_rule : RuleBase {
         with_weight_decay(s.weight_decay, s.decoupled, [&](auto cwd, auto dec) {
             constexpr bool C = decltype(cwd)::value, D = decltype(dec)::value;
             const auto run = divides_by<T>(s.bc2) ? &loop<T, C, D, true> : &loop<T, C, D, false>;
-            run(operand<T>(seg, 0) + lo, operand<T>(seg, 1) + lo, operand<T>(seg, 2) + lo, operand<T>(seg, 3) + lo, hi - lo,
-                DecayedGrad<T, C, D>(gt, s.weight_decay, s.decay), Moments<T>(s.beta1, s.beta2), T(s.bc2), T(s.eps),
-                T(s.grad_coef), T(s.avg_coef));
+            run(operand<T>(seg, 0) + lo, operand<T>(seg, 1) + lo, operand<T>(seg, 2) + lo, operand<T>(seg, 3) + lo,
+                hi - lo, DecayedGrad<T, C, D>(gt, s.weight_decay, s.decay), Moments<T>(s.beta1, s.beta2), T(s.bc2),
+                T(s.eps), T(s.grad_coef), T(s.avg_coef));
         });
     }
 };
