@@ -444,9 +444,7 @@ struct PicksSlotCount<R, std::void_t<decltype(R::vector_slot_count(std::declval<
     : std::true_type {};
 
 // A vector loop as a rule's vector_element sees it: run(f) runs it with the element function f;
-// SPARE: whether the loop leaves vector ports idle beside the divider, so that a rule may trade a
-// division for multiply-adds (quotient_by_constant): not int8 state's, whose decoding and encoding
-// keep them busy (Adam in cache, 1 core: 0.93 ns per element with the division, 0.98 without).
+// SPARE: whether the loop leaves vector ports idle beside the divider (KeepsPortsBusy).
 template <class Loop, bool SPARE>
 struct VectorRun {
     const Loop& loop;
@@ -456,11 +454,21 @@ struct VectorRun {
         loop(f);
     }
 };
-template <class State>
-struct HasSparePorts : std::true_type {};
+// Whether a storage's own work (a vector loop's Param or State) keeps the vector ports busy, so
+// that a rule should leave its divisions on the divider rather than trade them for multiply-adds
+// (quotient_by_constant). Adam in cache, 1 core, ns per element, division -> multiply-adds: int8
+// state 0.93 -> 0.98 (AVX-512); bfloat16 state 0.68 -> 0.77-0.88 on AVX2 (AVX-512: no change);
+// bfloat16 parameters 0.59 -> 0.64-0.65 on AVX2, their rounding on the ports the multiply-adds
+// need (AVX-512: 0.58 -> 0.44). Plain float32 and float16 storage: false.
+template <class Storage>
+struct KeepsPortsBusy : std::false_type {};
 #if FUSEDOPT_SIMD_LANES
 template <int S>
-struct HasSparePorts<Q8State<S>> : std::false_type {};
+struct KeepsPortsBusy<Q8State<S>> : std::true_type {};
+template <int S>
+struct KeepsPortsBusy<Bf16State<S>> : std::true_type {};
+template <bool MASTER, bool STOCHASTIC>
+struct KeepsPortsBusy<LowParam<Bf16Lanes, MASTER, STOCHASTIC>> : std::bool_constant<FUSEDOPT_SIMD_LANES == 8> {};
 #endif
 template <class Run>
 constexpr bool spare_ports() {
@@ -479,7 +487,8 @@ std::size_t rule_vector_chunk_with(const Segment& seg, std::size_t lo, std::size
         using V = typename decltype(param)::Vec;
         std::size_t done = 0;
         const auto loop = [&](auto&& f) { done = state_vector_loop(param, g, state, hi - lo, f); };
-        const VectorRun<decltype(loop), HasSparePorts<decltype(state)>::value> run{loop};
+        constexpr bool spare = !KeepsPortsBusy<decltype(param)>::value && !KeepsPortsBusy<decltype(state)>::value;
+        const VectorRun<decltype(loop), spare> run{loop};
         if constexpr (R::reduce_passes > 0)
             R::template vector_element<V, S>(s, seg, values, gt, run);
         else
