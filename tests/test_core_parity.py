@@ -296,9 +296,10 @@ def test_size_100003(name: str, dtype: Any, target: str) -> None:
 
 # Late in training a bias correction (1 - beta^t, or its square root) is exactly 1 in the working
 # precision, and the kernels skip the division by it (element_math.hpp, divides_by); the
-# reference still divides. Betas of 0.5 and 0.75 bring that step early: float32 at t = 25 (beta
-# 0.5) and 61 (0.75), float64 at 54 and 131; 140 steps cross each, RAdam rectified throughout
-# the second half (rho_inf = 7 with beta2 = 0.75).
+# reference still divides. Betas of 0.5 and 0.75 bring that step early: 1 - beta^t is 1 in float32
+# from t = 25 (beta 0.5) and 61 (0.75), in float64 from 54 and 131 (its square root, Adam's, a few
+# steps earlier); 140 steps cross each, RAdam rectified throughout the second half (rho_inf = 7
+# with beta2 = 0.75).
 LATE_STEPS = 140
 LATE_CASES = [("Adam", {"betas": (0.5, 0.75)}), ("Adam", {"betas": (0.75, 0.5), "amsgrad": True}),
               ("Adam", {"betas": (0.5, 0.75), "eps_mode": "hat"}), ("AdamW", {"betas": (0.75, 0.5), "weight_decay": 0.05}),

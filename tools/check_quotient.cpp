@@ -55,11 +55,11 @@ int main(int argc, char** argv) {
     const int count = argc > 1 ? std::atoi(argv[1]) : 40;
     std::mt19937 rng(1);
     std::uniform_real_distribution<double> exponent(-27.0, 0.0);
+    const float fixed[] = {from_bits(0x32000000u), from_bits(0x3f7fffffu), from_bits(0x3f000001u),
+                           from_bits(0x3effffffu), static_cast<float>(std::sqrt(1 - 0.999))};
+    const int nfixed = static_cast<int>(sizeof fixed / sizeof fixed[0]);
     std::uint64_t total = 0;
     for (int i = 0; i < count; ++i) {
-        const float fixed[] = {from_bits(0x32000000u), from_bits(0x3f7fffffu), from_bits(0x3f000001u),
-                               from_bits(0x3effffffu), static_cast<float>(std::sqrt(1 - 0.999))};
-        const int nfixed = static_cast<int>(sizeof fixed / sizeof fixed[0]);
         float c = i < nfixed ? fixed[i] : static_cast<float>(std::exp2(exponent(rng)));
         if (i >= nfixed && i % 4 == 0) c = from_bits(bits_of(c) | 0x7fffffu);  // every significand bit set
         if (!(c < 1.0f)) c = from_bits(0x3f7fffffu);
