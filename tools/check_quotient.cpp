@@ -1,11 +1,18 @@
-// Exhaustive check of quotient_by_constant (cpp/include/fusedopt/kernels/element_math.hpp):
-// for every float32 x in [2^-75, 2^64] (the square roots of positive floats), and 0, infinity
-// and NaN, its x / c against the division, for c = 2^-27 (the least Adam meets: sqrt(1 -
-// beta2) with beta2 < 1 in float64), just below 1, bit patterns around 0.5, sqrt(1 - 0.999) and
-// random values in between (a few with every significand bit set). Minutes on one core:
+// Exhaustive checks of the divisions by a constant of the step that avoid the divider
+// (cpp/include/fusedopt/kernels/element_math.hpp), against the division itself:
+//
+// - quotient_by_constant (Adam's multiply-adds): every float32 x in [2^-75, 2^64] (the square
+//   roots of positive floats), and 0, infinity and NaN, for c = 2^-27 (the least Adam meets:
+//   sqrt(1 - beta2) with beta2 < 1 in float64), just below 1, bit patterns around 0.5,
+//   sqrt(1 - 0.999) and random values in between (a few with every significand bit set).
+// - with --divide, DivideByConstant<float> and its vector form (vscale_f64: x * (1/c) in
+//   float64): every float32 bit pattern of either sign, for the same values of c, with denormals
+//   kept and flushed (FTZ and DAZ, as fusedopt's flush_denormals sets them).
+//
+// Minutes on one core:
 //
 //   g++ -O3 -march=x86-64-v3 -ffp-contract=off -Icpp/include tools/check_quotient.cpp \
-//       -o /tmp/check_quotient && /tmp/check_quotient [count of c values, default 40]
+//       -o /tmp/check_quotient && /tmp/check_quotient [--divide] [count of c values, default 40]
 #include <immintrin.h>
 
 #include <cmath>
@@ -51,7 +58,34 @@ static std::uint64_t mismatches(float c) {
     return bad;
 }
 
+// How many x give other bits than x / c through DivideByConstant<float>, in loops the compiler
+// vectorizes (as it does the kernels') and FUSEDOPT_SIMD_LANES at a time: every pattern but the
+// negative NaNs (both forms are symmetric in the sign; -0 and -infinity are among them).
+static std::uint64_t divide_mismatches(float c) {
+    const check::DivideByConstant<float> scalar(c);
+    const check::DivideByConstant<check::VecF> vector(c);
+    constexpr std::uint32_t block = 4096;
+    alignas(64) static std::uint32_t x[block], want[block], got[block], got_vector[block];
+    std::uint64_t bad = 0;
+    for (std::uint64_t u = 0; u < 0xff800001u; u += block) {
+        for (std::uint32_t k = 0; k < block; ++k) x[k] = static_cast<std::uint32_t>(u + k);
+        const float* xf = reinterpret_cast<const float*>(x);
+        float* wf = reinterpret_cast<float*>(want);
+        float* gf = reinterpret_cast<float*>(got);
+        for (std::uint32_t k = 0; k < block; ++k) wf[k] = xf[k] / c;
+        for (std::uint32_t k = 0; k < block; ++k) gf[k] = scalar(xf[k]);
+        for (std::uint32_t k = 0; k < block; k += FUSEDOPT_SIMD_LANES)
+            check::vstore(reinterpret_cast<float*>(got_vector) + k, vector(check::vload(xf + k)));
+        std::uint32_t n = 0;
+        for (std::uint32_t k = 0; k < block; ++k) n += (got[k] != want[k]) + (got_vector[k] != want[k]);
+        bad += n;
+    }
+    return bad;
+}
+
 int main(int argc, char** argv) {
+    const bool divide = argc > 1 && std::strcmp(argv[1], "--divide") == 0;
+    if (divide) --argc, ++argv;
     const int count = argc > 1 ? std::atoi(argv[1]) : 40;
     std::mt19937 rng(1);
     std::uniform_real_distribution<double> exponent(-27.0, 0.0);
@@ -63,9 +97,21 @@ int main(int argc, char** argv) {
         float c = i < nfixed ? fixed[i] : static_cast<float>(std::exp2(exponent(rng)));
         if (i >= nfixed && i % 4 == 0) c = from_bits(bits_of(c) | 0x7fffffu);  // every significand bit set
         if (!(c < 1.0f)) c = from_bits(0x3f7fffffu);
-        const std::uint64_t bad = mismatches(c);
-        total += bad;
-        std::printf("c = %a: %llu mismatches\n", static_cast<double>(c), static_cast<unsigned long long>(bad));
+        if (!divide) {
+            const std::uint64_t bad = mismatches(c);
+            total += bad;
+            std::printf("c = %a: %llu mismatches\n", static_cast<double>(c), static_cast<unsigned long long>(bad));
+            continue;
+        }
+        const unsigned csr = _mm_getcsr();
+        for (const unsigned flush : {0u, 0x8040u}) {  // FTZ and DAZ
+            _mm_setcsr(csr | flush);
+            const std::uint64_t bad = divide_mismatches(c);
+            _mm_setcsr(csr);
+            total += bad;
+            std::printf("c = %a%s: %llu mismatches\n", static_cast<double>(c), flush ? ", denormals flushed" : "",
+                        static_cast<unsigned long long>(bad));
+        }
     }
     std::printf("%d values of c, %llu mismatches in all\n", count, static_cast<unsigned long long>(total));
     return total == 0 ? 0 : 1;

@@ -113,6 +113,34 @@ inline T reciprocal_of(double c) {
     return splat<T>(double(LaneOf<T>(1) / static_cast<LaneOf<T>>(c)));
 }
 
+// x / c for c a constant of the step (NAdam's and Schedule-Free AdamW's 1 - beta2^t, RAdam's
+// 1 - beta1^t: they divide v or m itself, any float), correctly rounded. float32 (and its
+// vectors: vscale_f64) off the divider: x times 1/c in float64, rounded to float32. The product is
+// within 2^-52 of x / c, relatively, and a quotient of two float32 numbers is never closer than
+// 2^-49 to a float32 rounding boundary (a midpoint between neighbours, subnormal ones and the
+// overflow threshold included: its distance is a nonzero multiple of the operands' spacing), so
+// the one rounding to float32 is the division's for every x: 0, subnormal, infinity, NaN, and with
+// denormals flushed (the conversions flush as the division does). Checked for every float32 x
+// (tools/check_quotient.cpp). IN_F64 false, and float64: the division, for vector loops whose
+// storage keeps the ports busy (KeepsPortsBusy).
+template <class T, bool IN_F64 = true>
+struct DivideByConstant {
+    T c;
+    double inverse;  // 1 / c in float64, c rounded to T's lanes first
+    explicit DivideByConstant(double x)
+        : c(splat<T>(x)), inverse(1.0 / static_cast<double>(static_cast<LaneOf<T>>(x))) {}
+    T operator()(T x) const {
+        if constexpr (!IN_F64 || std::is_same_v<T, double>)
+            return x / c;
+        else if constexpr (std::is_same_v<T, float>)
+            return static_cast<float>(static_cast<double>(x) * inverse);
+#if FUSEDOPT_SIMD_LANES
+        else
+            return vscale_f64(x, inverse);
+#endif
+    }
+};
+
 // Whether a rule must divide by the scalar x (a bias correction 1 - beta^t, or its square root)
 // in the element type T (a vector: float32 lanes): not once x is exactly 1 there, after enough
 // steps (float32: Adam's sqrt(1 - 0.999^t) from step 16,628 on, 0.95's from 325; RAdam's

@@ -53,6 +53,14 @@ inline void vstore_top_halves(std::uint16_t* out, VecI lo, VecI hi) {
                                          25, 23, 21, 19, 17, 15, 13, 11, 9, 7, 5, 3, 1);
     _mm512_storeu_si512(out, _mm512_permutex2var_epi16(lo, odd, hi));
 }
+// Each lane times r in float64, rounded back to float32 (DivideByConstant).
+inline VecF vscale_f64(VecF x, double r) {
+    const __m512d k = _mm512_set1_pd(r);
+    const __m256 lo = _mm512_cvtpd_ps(_mm512_mul_pd(_mm512_cvtps_pd(_mm512_castps512_ps256(x)), k));
+    const __m256 hi = _mm512_cvtpd_ps(
+        _mm512_mul_pd(_mm512_cvtps_pd(_mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(x), 1))), k));
+    return _mm512_castpd_ps(_mm512_insertf64x4(_mm512_castps_pd(_mm512_castps256_ps512(lo)), _mm256_castps_pd(hi), 1));
+}
 inline VecF vload_f16(const std::uint16_t* a) {
     return _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(a)));
 }
@@ -104,6 +112,12 @@ inline void vstore_top_halves(std::uint16_t* out, VecI lo, VecI hi) {
     // (the pack interleaves 128-bit halves: lo 0-3, hi 0-3, lo 4-7, hi 4-7; the permute sorts them)
     const __m256i packed = _mm256_packus_epi32(_mm256_srli_epi32(lo, 16), _mm256_srli_epi32(hi, 16));
     _mm256_storeu_si256(reinterpret_cast<__m256i*>(out), _mm256_permute4x64_epi64(packed, 0xd8));
+}
+inline VecF vscale_f64(VecF x, double r) {
+    const __m256d k = _mm256_set1_pd(r);
+    const __m128 lo = _mm256_cvtpd_ps(_mm256_mul_pd(_mm256_cvtps_pd(_mm256_castps256_ps128(x)), k));
+    const __m128 hi = _mm256_cvtpd_ps(_mm256_mul_pd(_mm256_cvtps_pd(_mm256_extractf128_ps(x, 1)), k));
+    return _mm256_set_m128(hi, lo);
 }
 inline VecF vload_f16(const std::uint16_t* a) {
     return _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(a)));

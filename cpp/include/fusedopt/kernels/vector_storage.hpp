@@ -474,6 +474,9 @@ template <class Run>
 constexpr bool spare_ports() {
     return std::decay_t<Run>::spare_ports;
 }
+// x / c for a vector loop: in float64 where it has spare ports, else on the divider.
+template <class V, class Run>
+using ConstantDivisor = DivideByConstant<V, spare_ports<Run>()>;
 
 // Rule R's vector loop with S state operands over elements [lo, ...) of `seg` (with_vector_storage),
 // or 0: R::vector_element<Vec, S>(scalars, grad transform, run) makes the rule's constants as Vec

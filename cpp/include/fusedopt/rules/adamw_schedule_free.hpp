@@ -38,21 +38,21 @@ struct adamw_schedule_free_rule : RuleBase {
     }
 
     // One element's update, T: an element, or a vector of them (vector_element); FRESH: z is not
-    // read, it starts as y; SCALED: v / bc2, until bc2 is 1 in T (divides_by).
-    template <bool WD, bool FRESH, bool SCALED, class T>
-    static void element(T& y, T g, T& z, T& v, const GradIn<T>& gin, const Moments<T>& mom, T bc2, T eps, T wd,
-                        const ScheduleFreeStep<T>& sf) {
+    // read, it starts as y; SCALED: v / bc2 (DivideByConstant), until bc2 is 1 in T (divides_by).
+    template <bool WD, bool FRESH, bool SCALED, class T, class Div>
+    static void element(T& y, T g, T& z, T& v, const GradIn<T>& gin, const Moments<T>& mom, const Div& bc2, T eps,
+                        T wd, const ScheduleFreeStep<T>& sf) {
         if (FRESH) z = y;
         const T gi = gin(g);
         v = mom.second(v, gi);
-        T d = gi / (sqrt_(SCALED ? v / bc2 : v) + eps);
+        T d = gi / (sqrt_(SCALED ? bc2(v) : v) + eps);
         if (WD) d = fmadd(y, wd, d);
         sf(y, z, d);
     }
 
     template <class T, bool WD, bool FRESH, bool SCALED>
     static void loop(T* __restrict y, const T* __restrict g, T* __restrict z, T* __restrict v, std::size_t n,
-                     GradIn<T> gin, Moments<T> mom, T bc2, T eps, T wd, ScheduleFreeStep<T> sf) {
+                     GradIn<T> gin, Moments<T> mom, DivideByConstant<T> bc2, T eps, T wd, ScheduleFreeStep<T> sf) {
         for (std::size_t i = 0; i < n; ++i) {
             T yi = y[i], zi = z[i], vi = v[i];
             element<WD, FRESH, SCALED>(yi, g[i], zi, vi, gin, mom, bc2, eps, wd, sf);
@@ -69,7 +69,8 @@ struct adamw_schedule_free_rule : RuleBase {
         const GradIn<V> gin(gt);
         const ScheduleFreeStep<V> sf(s.ckp1, s.y_coef, s.lr);
         const Moments<V> mom(0.0, s.beta2);
-        const V bc2 = splat<V>(s.bc2), eps = splat<V>(s.eps), wd = splat<V>(s.weight_decay);
+        const ConstantDivisor<V, Run> bc2(s.bc2);
+        const V eps = splat<V>(s.eps), wd = splat<V>(s.weight_decay);
         with_flag(s.weight_decay != 0.0, [&](auto wd_on) {
             with_flag(s.fresh, [&](auto fresh) {
                 with_flag(divides_by<V>(s.bc2), [&](auto sc) {
@@ -89,7 +90,7 @@ struct adamw_schedule_free_rule : RuleBase {
                 constexpr bool W = decltype(wd)::value, F = decltype(fresh)::value;
                 const auto run = divides_by<T>(s.bc2) ? &loop<T, W, F, true> : &loop<T, W, F, false>;
                 run(operand<T>(seg, 0) + lo, operand<T>(seg, 1) + lo, operand<T>(seg, 2) + lo, operand<T>(seg, 3) + lo,
-                    hi - lo, GradIn<T>(gt), mom, T(s.bc2), T(s.eps), T(s.weight_decay), sf);
+                    hi - lo, GradIn<T>(gt), mom, DivideByConstant<T>(s.bc2), T(s.eps), T(s.weight_decay), sf);
             });
         });
     }

@@ -47,17 +47,18 @@ struct nadam_rule : RuleBase {
     }
 
     // The parameter after the moments, T: an element, or a vector of them (vector_element);
-    // SCALED: v / bc2, until bc2 is 1 in T (divides_by).
-    template <bool SCALED, class T>
-    static T stepped(T p, T d, T m, T v, T bc2, T eps, T grad_coef, T avg_coef) {
-        const T denom = sqrt_(SCALED ? v / bc2 : v) + eps;
+    // SCALED: v / bc2 (DivideByConstant), until bc2 is 1 in T (divides_by).
+    template <bool SCALED, class T, class Div>
+    static T stepped(T p, T d, T m, T v, const Div& bc2, T eps, T grad_coef, T avg_coef) {
+        const T denom = sqrt_(SCALED ? bc2(v) : v) + eps;
         p = p + (grad_coef * d) / denom;
         return p + (avg_coef * m) / denom;
     }
 
     template <class T, bool CWD, bool DEC, bool SCALED>
     static void loop(T* __restrict p, const T* __restrict g, T* __restrict m, T* __restrict v, std::size_t n,
-                     DecayedGrad<T, CWD, DEC> grad, Moments<T> mom, T bc2, T eps, T grad_coef, T avg_coef) {
+                     DecayedGrad<T, CWD, DEC> grad, Moments<T> mom, DivideByConstant<T> bc2, T eps, T grad_coef,
+                     T avg_coef) {
         for (std::size_t i = 0; i < n; ++i) {
             T pi = p[i], mi = m[i], vi = v[i];
             const T d = step_moments(pi, g[i], mi, vi, grad, mom);
@@ -73,7 +74,8 @@ struct nadam_rule : RuleBase {
     template <class V, int S, class Run>
     static void vector_element(const Scalars& s, const GradTransform& gt, Run&& run) {
         moments_vector_element<V, S>(s, gt, run, [&](auto&& run_step) {
-            const V bc2 = splat<V>(s.bc2), eps = splat<V>(s.eps), grad_coef = splat<V>(s.grad_coef),
+            const ConstantDivisor<V, Run> bc2(s.bc2);
+            const V eps = splat<V>(s.eps), grad_coef = splat<V>(s.grad_coef),
                     avg_coef = splat<V>(s.avg_coef);
             with_flag(divides_by<V>(s.bc2), [&](auto sc) {
                 run_step([&](V p, V d, V m, V v) {
@@ -89,8 +91,8 @@ struct nadam_rule : RuleBase {
             constexpr bool C = decltype(cwd)::value, D = decltype(dec)::value;
             const auto run = divides_by<T>(s.bc2) ? &loop<T, C, D, true> : &loop<T, C, D, false>;
             run(operand<T>(seg, 0) + lo, operand<T>(seg, 1) + lo, operand<T>(seg, 2) + lo, operand<T>(seg, 3) + lo,
-                hi - lo, DecayedGrad<T, C, D>(gt, s.weight_decay, s.decay), Moments<T>(s.beta1, s.beta2), T(s.bc2),
-                T(s.eps), T(s.grad_coef), T(s.avg_coef));
+                hi - lo, DecayedGrad<T, C, D>(gt, s.weight_decay, s.decay), Moments<T>(s.beta1, s.beta2),
+                DivideByConstant<T>(s.bc2), T(s.eps), T(s.grad_coef), T(s.avg_coef));
         });
     }
 };

@@ -30,17 +30,18 @@ struct radam_rule : RuleBase {
     }
 
     // The parameter after the moments, T: an element, or a vector of them (vector_element);
-    // SCALED: m / bc1, until bc1 is 1 in T (divides_by).
-    template <bool RECT, bool SCALED, class T>
-    static T stepped(T p, T m, T v, T eps, T lr, T bc1, T bc2_sqrt, T rect) {
-        T x = (SCALED ? m / bc1 : m) * lr;
+    // SCALED: m / bc1 (DivideByConstant), until bc1 is 1 in T (divides_by).
+    template <bool RECT, bool SCALED, class T, class Div>
+    static T stepped(T p, T m, T v, T eps, T lr, const Div& bc1, T bc2_sqrt, T rect) {
+        T x = (SCALED ? bc1(m) : m) * lr;
         if (RECT) x = (x * ((splat<T>(1.0) / (sqrt_(v) + eps)) * bc2_sqrt)) * rect;
         return p - x;
     }
 
     template <class T, bool RECT, bool SCALED, bool CWD, bool DEC>
     static void loop(T* __restrict p, const T* __restrict g, T* __restrict m, T* __restrict v, std::size_t n,
-                     DecayedGrad<T, CWD, DEC> grad, Moments<T> mom, T eps, T lr, T bc1, T bc2_sqrt, T rect) {
+                     DecayedGrad<T, CWD, DEC> grad, Moments<T> mom, T eps, T lr, DivideByConstant<T> bc1,
+                     T bc2_sqrt, T rect) {
         for (std::size_t i = 0; i < n; ++i) {
             T pi = p[i], mi = m[i], vi = v[i];
             step_moments(pi, g[i], mi, vi, grad, mom);
@@ -56,8 +57,8 @@ struct radam_rule : RuleBase {
     template <class V, int S, class Run>
     static void vector_element(const Scalars& s, const GradTransform& gt, Run&& run) {
         moments_vector_element<V, S>(s, gt, run, [&](auto&& run_step) {
-            const V eps = splat<V>(s.eps), lr = splat<V>(s.lr), bc1 = splat<V>(s.bc1), bc2_sqrt = splat<V>(s.bc2_sqrt),
-                    rect = splat<V>(s.rect);
+            const V eps = splat<V>(s.eps), lr = splat<V>(s.lr), bc2_sqrt = splat<V>(s.bc2_sqrt), rect = splat<V>(s.rect);
+            const ConstantDivisor<V, Run> bc1(s.bc1);
             with_flag(s.rectified, [&](auto rectified) {
                 with_flag(divides_by<V>(s.bc1), [&](auto sc) {
                     run_step([&](V p, V, V m, V v) {
@@ -77,7 +78,7 @@ struct radam_rule : RuleBase {
                 const auto run = divides_by<T>(s.bc1) ? &loop<T, R, true, C, D> : &loop<T, R, false, C, D>;
                 run(operand<T>(seg, 0) + lo, operand<T>(seg, 1) + lo, operand<T>(seg, 2) + lo, operand<T>(seg, 3) + lo,
                     hi - lo, DecayedGrad<T, C, D>(gt, s.weight_decay, s.decay), Moments<T>(s.beta1, s.beta2), T(s.eps),
-                    T(s.lr), T(s.bc1), T(s.bc2_sqrt), T(s.rect));
+                    T(s.lr), DivideByConstant<T>(s.bc1), T(s.bc2_sqrt), T(s.rect));
             });
         });
     }
