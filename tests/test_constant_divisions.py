@@ -20,7 +20,7 @@ import platform
 import shutil
 import subprocess
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import fusedopt
 import ml_dtypes
@@ -33,6 +33,7 @@ ROOT = Path(__file__).resolve().parent.parent
 N = 1037  # vector steps and a tail on every target
 STEPS = 5
 LR, BETAS, EPS = 1e-3, (0.9, 0.999), 1e-8
+MOMENTUM_DECAY = 4e-3  # NAdam's
 
 # (parameter dtype, arithmetic dtype, options): the compiled loops (float32, float64) and the
 # hand-written vector loops (16-bit parameters, their float32 master copy checked)
@@ -69,6 +70,21 @@ def assert_same_bits_or_both_nan(got: np.ndarray, expected: np.ndarray, what: st
     assert_same_bits(got[~nan], expected[~nan], what)
 
 
+def assert_each_step(opt: Any, p: np.ndarray, param_dtype: Any, rng: np.random.Generator, target: str,
+                     expected: Callable[[np.ndarray, np.ndarray, dict[str, Any], int], np.ndarray]) -> None:
+    """Steps 2.. of `opt` on gradients of every magnitude (and zeros): each step's parameter (a
+    16-bit one's float32 master copy) bit for bit `expected(before, grad, state, t)`."""
+    state = opt.state[0]
+    stepped = state["master"] if "master" in state else p
+    for t in range(2, STEPS + 2):
+        grad = (rng.standard_normal(N) * 10.0 ** rng.uniform(-3, 3, N)).astype(param_dtype)
+        grad[rng.random(N) < 0.05] = 0
+        before = stepped.copy()
+        opt.step([grad])
+        assert state["step"] == t
+        assert_same_bits_or_both_nan(stepped, expected(before, grad, state, t), f"[{target}] step {t}")
+
+
 @pytest.mark.parametrize("denormals", [False, True], ids=["flushed", "denormals-kept"])
 @pytest.mark.parametrize("amsgrad", [False, True], ids=["adam", "amsgrad"])
 @pytest.mark.parametrize("param_dtype, dtype, options", STORAGES)
@@ -84,15 +100,8 @@ def test_adam_quotient_is_the_division(param_dtype: Any, dtype: Any, options: di
         state["exp_avg_sq"][...] = second_moments(rng, dtype, denormals)
         if amsgrad:
             state["max_exp_avg_sq"][...] = second_moments(rng, dtype, denormals)
-        stepped = state["master"] if "master" in state else p  # (the float32 copy a 16-bit parameter is written from)
-        for t in range(2, STEPS + 2):
-            grad = (rng.standard_normal(N) * 10.0 ** rng.uniform(-3, 3, N)).astype(param_dtype)
-            grad[rng.random(N) < 0.05] = 0
-            before = stepped.copy()
-            opt.step([grad])
-            assert state["step"] == t
-            expected = expected_parameter(before, state["exp_avg"], state[written], t, dtype)
-            assert_same_bits_or_both_nan(stepped, expected, f"[{target}] step {t}")
+        assert_each_step(opt, p, param_dtype, rng, target,
+                         lambda before, grad, st, t: expected_parameter(before, st["exp_avg"], st[written], t, dtype))
 
 
 def expected_nadam_parameter(p: np.ndarray, g: np.ndarray, m: np.ndarray, v: np.ndarray, t: int,
@@ -108,9 +117,6 @@ def expected_nadam_parameter(p: np.ndarray, g: np.ndarray, m: np.ndarray, v: np.
         return p + (dtype(avg_coef) * m) / denom
 
 
-MOMENTUM_DECAY = 4e-3
-
-
 @pytest.mark.parametrize("denormals", [False, True], ids=["flushed", "denormals-kept"])
 @pytest.mark.parametrize("param_dtype, dtype, options", STORAGES)
 def test_nadam_quotient_is_the_division(param_dtype: Any, dtype: Any, options: dict[str, Any], denormals: bool,
@@ -122,16 +128,9 @@ def test_nadam_quotient_is_the_division(param_dtype: Any, dtype: Any, options: d
         opt.step([np.zeros(N, param_dtype)])
         state = opt.state[0]
         state["exp_avg_sq"][...] = second_moments(rng, dtype, denormals)
-        stepped = state["master"] if "master" in state else p
-        for t in range(2, STEPS + 2):
-            grad = (rng.standard_normal(N) * 10.0 ** rng.uniform(-3, 3, N)).astype(param_dtype)
-            grad[rng.random(N) < 0.05] = 0
-            before = stepped.copy()
-            opt.step([grad])
-            assert state["step"] == t
-            expected = expected_nadam_parameter(before, grad.astype(dtype), state["exp_avg"], state["exp_avg_sq"], t,
-                                                state["mu_product"], dtype)
-            assert_same_bits_or_both_nan(stepped, expected, f"[{target}] step {t}")
+        assert_each_step(opt, p, param_dtype, rng, target,
+                         lambda before, grad, st, t: expected_nadam_parameter(
+                             before, grad.astype(dtype), st["exp_avg"], st["exp_avg_sq"], t, st["mu_product"], dtype))
 
 
 def compile_check_quotient(tmp_path: Path, march: str) -> Path:
