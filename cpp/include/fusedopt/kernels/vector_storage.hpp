@@ -456,8 +456,9 @@ struct VectorRun {
 };
 // Whether a storage's own work (a vector loop's Param or State) keeps the vector ports busy, so
 // that a rule should leave its divisions on the divider rather than trade them for multiply-adds
-// (quotient_by_constant). Adam in cache, 1 core, ns per element, division -> multiply-adds: int8
-// state 0.93 -> 0.98 (AVX-512); bfloat16 state 0.68 -> 0.77-0.88 on AVX2 (AVX-512: no change);
+// (quotient_by_constant) or float64 products (DivideByConstant). Adam in cache, 1 core, ns per
+// element, division -> multiply-adds: int8 state 0.93 -> 0.98 (AVX-512); bfloat16 state 0.68 ->
+// 0.77-0.88 on AVX2 (AVX-512: no change; NAdam's products there 0.71-0.73 -> 0.73-0.77);
 // bfloat16 parameters 0.59 -> 0.64-0.65 on AVX2, their rounding on the ports the multiply-adds
 // need (AVX-512: 0.58 -> 0.44). Plain float32 and float16 storage: false.
 template <class Storage>

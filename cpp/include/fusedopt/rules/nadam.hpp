@@ -75,8 +75,7 @@ struct nadam_rule : RuleBase {
     static void vector_element(const Scalars& s, const GradTransform& gt, Run&& run) {
         moments_vector_element<V, S>(s, gt, run, [&](auto&& run_step) {
             const ConstantDivisor<V, Run> bc2(s.bc2);
-            const V eps = splat<V>(s.eps), grad_coef = splat<V>(s.grad_coef),
-                    avg_coef = splat<V>(s.avg_coef);
+            const V eps = splat<V>(s.eps), grad_coef = splat<V>(s.grad_coef), avg_coef = splat<V>(s.avg_coef);
             with_flag(divides_by<V>(s.bc2), [&](auto sc) {
                 run_step([&](V p, V d, V m, V v) {
                     return stepped<decltype(sc)::value>(p, d, m, v, bc2, eps, grad_coef, avg_coef);

@@ -57,7 +57,8 @@ struct radam_rule : RuleBase {
     template <class V, int S, class Run>
     static void vector_element(const Scalars& s, const GradTransform& gt, Run&& run) {
         moments_vector_element<V, S>(s, gt, run, [&](auto&& run_step) {
-            const V eps = splat<V>(s.eps), lr = splat<V>(s.lr), bc2_sqrt = splat<V>(s.bc2_sqrt), rect = splat<V>(s.rect);
+            const V eps = splat<V>(s.eps), lr = splat<V>(s.lr), bc2_sqrt = splat<V>(s.bc2_sqrt),
+                    rect = splat<V>(s.rect);
             const ConstantDivisor<V, Run> bc1(s.bc1);
             with_flag(s.rectified, [&](auto rectified) {
                 with_flag(divides_by<V>(s.bc1), [&](auto sc) {
