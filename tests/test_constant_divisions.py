@@ -2,7 +2,7 @@
 still give the correctly rounded quotient (kernels/element_math.hpp):
 
 - Adam's sqrt(v) / sqrt(1 - beta2^t), by multiply-adds on the FMA targets
-  (``quotient_by_constant``);
+  (``QuotientByConstant``);
 - NAdam's and Schedule-Free AdamW's v / (1 - beta2^t) and RAdam's m / (1 - beta1^t), for float32,
   as a float64 product rounded once (``DivideByConstant``).
 
@@ -150,7 +150,7 @@ def compile_check_quotient(tmp_path: Path, march: str) -> Path:
 
 @pytest.mark.skipif(platform.machine() != "x86_64" or "avx2" not in SUPPORTED_TARGETS, reason="an x86-64 CPU with FMA")
 def test_every_float32_quotient(tmp_path: Path) -> None:
-    """quotient_by_constant itself, every float32 x it is given (square roots of floats: 2^-75 to
+    """QuotientByConstant itself, every float32 x it is given (square roots of floats: 2^-75 to
     2^64, 0, infinity, NaN), for 8 values of c (tools/check_quotient.cpp; its default, 40, takes a
     minute): not one quotient differs from the division."""
     done = subprocess.run([str(compile_check_quotient(tmp_path, "x86-64-v3")), "8"], capture_output=True, text=True,

@@ -1,7 +1,7 @@
 // Exhaustive checks of the divisions by a constant of the step that avoid the divider
 // (cpp/include/fusedopt/kernels/element_math.hpp), against the division itself:
 //
-// - quotient_by_constant (Adam's multiply-adds): every float32 x in [2^-75, 2^64] (the square
+// - QuotientByConstant (Adam's multiply-adds): every float32 x in [2^-75, 2^64] (the square
 //   roots of positive floats), and 0, infinity and NaN, for c = 2^-27 (the least Adam meets:
 //   sqrt(1 - beta2) with beta2 < 1 in float64), just below 1, bit patterns around 0.5,
 //   sqrt(1 - 0.999) and random values in between (a few with every significand bit set).
@@ -48,9 +48,9 @@ static std::uint32_t bits_of(float f) {
 
 // How many x give other bits than x / c (0x1a000000: 2^-75, 0x5f800000: 2^64).
 static std::uint64_t mismatches(float c) {
-    const float r = check::reciprocal_of<float>(c);
+    const check::QuotientByConstant<float> quotient(c);
     std::uint64_t bad = 0;
-    const auto one = [&](float x) { bad += bits_of(check::quotient_by_constant(x, c, r)) != bits_of(x / c); };
+    const auto one = [&](float x) { bad += bits_of(quotient(x)) != bits_of(x / c); };
     for (std::uint32_t u = 0x1a000000u; u <= 0x5f800000u; ++u) one(from_bits(u));
     one(0.0f);
     one(from_bits(0x7f800000u));
@@ -59,19 +59,20 @@ static std::uint64_t mismatches(float c) {
 }
 
 // How many x give other bits than x / c through DivideByConstant<float>, in loops the compiler
-// vectorizes (as it does the kernels') and FUSEDOPT_SIMD_LANES at a time: every pattern but the
-// negative NaNs (both forms are symmetric in the sign; -0 and -infinity are among them).
+// vectorizes (as it does the kernels') and FUSEDOPT_SIMD_LANES at a time: every bit pattern from
+// +0 to -infinity (the negative NaNs after it but the last block's few left out: both forms are
+// symmetric in the sign).
 static std::uint64_t divide_mismatches(float c) {
     const check::DivideByConstant<float> scalar(c);
     const check::DivideByConstant<check::VecF> vector(c);
     constexpr std::uint32_t block = 4096;
-    alignas(64) static std::uint32_t x[block], want[block], got[block], got_vector[block];
+    alignas(64) static std::uint32_t x[block], want[block], got[block], got_vector[block];  // (bits: NaN == NaN)
+    const float* xf = reinterpret_cast<const float*>(x);
+    float* wf = reinterpret_cast<float*>(want);
+    float* gf = reinterpret_cast<float*>(got);
     std::uint64_t bad = 0;
     for (std::uint64_t u = 0; u < 0xff800001u; u += block) {
         for (std::uint32_t k = 0; k < block; ++k) x[k] = static_cast<std::uint32_t>(u + k);
-        const float* xf = reinterpret_cast<const float*>(x);
-        float* wf = reinterpret_cast<float*>(want);
-        float* gf = reinterpret_cast<float*>(got);
         for (std::uint32_t k = 0; k < block; ++k) wf[k] = xf[k] / c;
         for (std::uint32_t k = 0; k < block; ++k) gf[k] = scalar(xf[k]);
         for (std::uint32_t k = 0; k < block; k += FUSEDOPT_SIMD_LANES)

@@ -87,50 +87,52 @@ inline void with_flag(bool flag, Body&& body) {
 template <class T>
 using LaneOf = std::conditional_t<std::is_floating_point_v<T>, T, float>;
 
-// x / c, correctly rounded, by multiply-adds where the target fuses them (the divider, which
-// bounds Adam in cache, is left to the other divisions), given r = reciprocal_of<T>(c): for c in
-// [2^-27, 1] and x the square root of a float >= +0 (so 0, infinity, NaN, or at least 2^-75 in
-// float32, 2^-538 in float64). q = x * r is within 2 ulp of x / c; one correction (the residual
-// x - q * c, exact in one fused multiply-add, times r) brings it within 1 ulp, and a second one
-// makes it correctly rounded (Markstein's theorem: a faithful quotient and the nearest reciprocal).
-// Infinity and NaN divide to themselves. Checked against x / c for every float32 x in
-// [2^-75, 2^64] and 40 values of c (tools/check_quotient.cpp); the baseline target divides.
-template <class T>
-inline T quotient_by_constant(T x, T c, T r) {
-#ifdef FUSEDOPT_USE_FMA
-    T q = x * r;
-    q = fmadd(fmadd(-q, c, x), r, q);
-    q = fmadd(fmadd(-q, c, x), r, q);
-    return x - x == splat<T>(0.0) ? q : x;  // (x finite)
-#else
-    static_cast<void>(r);
-    return x / c;
-#endif
-}
-// 1 / c rounded to nearest in T (a vector: float32 lanes): quotient_by_constant's r.
-template <class T>
-inline T reciprocal_of(double c) {
-    return splat<T>(double(LaneOf<T>(1) / static_cast<LaneOf<T>>(c)));
-}
+// Two divisions by a constant c of the step (a bias correction), each correctly rounded with no
+// division where the target allows; OFF_DIVIDER false: the division, for vector loops whose
+// storage keeps the vector ports busy (spare_ports, KeepsPortsBusy). Checked against the division
+// for every float32 input by tools/check_quotient.cpp.
 
-// x / c for c a constant of the step (NAdam's and Schedule-Free AdamW's 1 - beta2^t, RAdam's
-// 1 - beta1^t: they divide v or m itself, any float), correctly rounded. float32 (and its
-// vectors: vscale_f64) off the divider: x times 1/c in float64, rounded to float32. The product is
-// within 2^-52 of x / c, relatively, and a quotient of two float32 numbers is never closer than
-// 2^-49 to a float32 rounding boundary (a midpoint between neighbours, subnormal ones and the
-// overflow threshold included: its distance is a nonzero multiple of the operands' spacing), so
-// the one rounding to float32 is the division's for every x: 0, subnormal, infinity, NaN, and with
-// denormals flushed (the conversions flush as the division does). Checked for every float32 x
-// (tools/check_quotient.cpp). IN_F64 false, and float64: the division, for vector loops whose
-// storage keeps the ports busy (KeepsPortsBusy).
-template <class T, bool IN_F64 = true>
+// Adam's sqrt(v) / sqrt(1 - beta2^t): by multiply-adds where the target fuses them (the divider,
+// which bounds Adam in cache, is left to the other divisions), for c in [2^-27, 1] and x the
+// square root of a float >= +0 (so 0, infinity, NaN, or at least 2^-75 in float32, 2^-538 in
+// float64). q = x * r (r: 1 / c rounded to nearest) is within 2 ulp of x / c; one correction (the
+// residual x - q * c, exact in one fused multiply-add, times r) brings it within 1 ulp, and a
+// second one makes it correctly rounded (Markstein's theorem: a faithful quotient and the nearest
+// reciprocal). Infinity and NaN divide to themselves. The baseline target divides.
+template <class T, bool OFF_DIVIDER = true>
+struct QuotientByConstant {
+    T c, r;
+    explicit QuotientByConstant(double x)
+        : c(splat<T>(x)), r(splat<T>(double(LaneOf<T>(1) / static_cast<LaneOf<T>>(x)))) {}
+    T operator()(T x) const {
+#ifdef FUSEDOPT_USE_FMA
+        if constexpr (OFF_DIVIDER) {
+            T q = x * r;
+            q = fmadd(fmadd(-q, c, x), r, q);
+            q = fmadd(fmadd(-q, c, x), r, q);
+            return x - x == splat<T>(0.0) ? q : x;  // (x finite)
+        }
+#endif
+        return x / c;
+    }
+};
+
+// NAdam's and Schedule-Free AdamW's v / (1 - beta2^t), RAdam's m / (1 - beta1^t): x is any
+// float. float32 (and its vectors: vscale_f64): x times 1/c in float64, rounded to float32. The
+// product is within 2^-52 of x / c, relatively, and a quotient of two float32 numbers is never
+// closer than 2^-49 to a float32 rounding boundary (a midpoint between neighbours, subnormal ones
+// and the overflow threshold included: its distance is a nonzero multiple of the operands'
+// spacing), so the one rounding to float32 is the division's for every x: 0, subnormal,
+// infinity, NaN, and with denormals flushed (the conversions flush as the division does).
+// float64 divides.
+template <class T, bool OFF_DIVIDER = true>
 struct DivideByConstant {
     T c;
     double inverse;  // 1 / c in float64, c rounded to T's lanes first
     explicit DivideByConstant(double x)
         : c(splat<T>(x)), inverse(1.0 / static_cast<double>(static_cast<LaneOf<T>>(x))) {}
     T operator()(T x) const {
-        if constexpr (!IN_F64 || std::is_same_v<T, double>)
+        if constexpr (!OFF_DIVIDER || std::is_same_v<T, double>)
             return x / c;
         else if constexpr (std::is_same_v<T, float>)
             return static_cast<float>(static_cast<double>(x) * inverse);

@@ -456,7 +456,7 @@ struct VectorRun {
 };
 // Whether a storage's own work (a vector loop's Param or State) keeps the vector ports busy, so
 // that a rule should leave its divisions on the divider rather than trade them for multiply-adds
-// (quotient_by_constant) or float64 products (DivideByConstant). Adam in cache, 1 core, ns per
+// (QuotientByConstant) or float64 products (DivideByConstant). Adam in cache, 1 core, ns per
 // element, division -> multiply-adds: int8 state 0.93 -> 0.98 (AVX-512); bfloat16 state 0.68 ->
 // 0.77-0.88 on AVX2 (AVX-512: no change; NAdam's products there 0.71-0.73 -> 0.73-0.77);
 // bfloat16 parameters 0.59 -> 0.64-0.65 on AVX2, their rounding on the ports the multiply-adds
@@ -475,9 +475,6 @@ template <class Run>
 constexpr bool spare_ports() {
     return std::decay_t<Run>::spare_ports;
 }
-// x / c for a vector loop: in float64 where it has spare ports, else on the divider.
-template <class V, class Run>
-using ConstantDivisor = DivideByConstant<V, spare_ports<Run>()>;
 
 // Rule R's vector loop with S state operands over elements [lo, ...) of `seg` (with_vector_storage),
 // or 0: R::vector_element<Vec, S>(scalars, grad transform, run) makes the rule's constants as Vec

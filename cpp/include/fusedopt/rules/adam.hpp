@@ -30,17 +30,12 @@ struct adam_rule : RuleBase {
                 decoupled_decay(v[lr], v[weight_decay], dec), v[amsgrad] != 0.0, dec, hat};
     }
 
-    // How the denominator takes bc2_sqrt: not at all (scaled<T> false), by quotient_by_constant
-    // (sqrt(v) >= +0 or NaN, as it asks), or by the divider where the vector ports are busy
-    // (spare_ports).
-    enum Bc2 { unscaled, bc2_quotient, bc2_divided };
     // The parameter after its step, from the new moments (v: amsgrad's maximum where it applies);
-    // T: one element, or a vector of them (vector_element).
-    template <Bc2 B, class T>
-    static T stepped(T p, T m, T v, T bc2_sqrt, T inv_bc2_sqrt, T eps, T neg_step) {
-        const T root = B == unscaled       ? sqrt_(v)
-                       : B == bc2_quotient ? quotient_by_constant(sqrt_(v), bc2_sqrt, inv_bc2_sqrt)
-                                           : sqrt_(v) / bc2_sqrt;
+    // T: one element, or a vector of them (vector_element). SCALED: the torch form's sqrt(v) /
+    // bc2_sqrt (QuotientByConstant: its x a square root, as it asks), until scaled<T> is false.
+    template <bool SCALED, class T, class Div>
+    static T stepped(T p, T m, T v, const Div& bc2_sqrt, T eps, T neg_step) {
+        const T root = SCALED ? bc2_sqrt(sqrt_(v)) : sqrt_(v);
         return p + (neg_step * m) / (root + eps);
     }
     // Whether the denominator divides by bc2_sqrt: the torch form, until bc2_sqrt is 1 in T.
@@ -49,10 +44,10 @@ struct adam_rule : RuleBase {
         return !s.hat && divides_by<T>(s.bc2_sqrt);
     }
 
-    template <class T, bool AMS, bool CWD, bool DEC, Bc2 B>
+    template <class T, bool AMS, bool CWD, bool DEC, bool SCALED>
     static void loop(T* __restrict p, const T* __restrict g, T* __restrict m, T* __restrict v, T* __restrict vmax,
-                     std::size_t n, DecayedGrad<T, CWD, DEC> grad, Moments<T> mom, T bc2_sqrt, T inv_bc2_sqrt, T eps,
-                     T neg_step) {
+                     std::size_t n, DecayedGrad<T, CWD, DEC> grad, Moments<T> mom, QuotientByConstant<T> bc2_sqrt,
+                     T eps, T neg_step) {
         for (std::size_t i = 0; i < n; ++i) {
             T pi = p[i], mi = m[i], vi = v[i];
             step_moments(pi, g[i], mi, vi, grad, mom);
@@ -62,7 +57,7 @@ struct adam_rule : RuleBase {
                 vi = max_nan(vmax[i], vi);
                 vmax[i] = vi;
             }
-            p[i] = stepped<B>(pi, mi, vi, bc2_sqrt, inv_bc2_sqrt, eps, neg_step);
+            p[i] = stepped<SCALED>(pi, mi, vi, bc2_sqrt, eps, neg_step);
         }
     }
 
@@ -73,11 +68,12 @@ struct adam_rule : RuleBase {
     template <class V, int S, class Run>
     static void vector_element(const Scalars& s, const GradTransform& gt, Run&& run) {
         moments_vector_element<V, S>(s, gt, run, [&](auto&& run_step) {
-            const V bc2_sqrt = splat<V>(s.bc2_sqrt), inv = reciprocal_of<V>(s.bc2_sqrt), eps = splat<V>(s.eps),
-                    neg_step = splat<V>(-s.step_size);
+            const QuotientByConstant<V, spare_ports<Run>()> bc2_sqrt(s.bc2_sqrt);
+            const V eps = splat<V>(s.eps), neg_step = splat<V>(-s.step_size);
             with_flag(scaled<V>(s), [&](auto sc) {
-                constexpr Bc2 b = !decltype(sc)::value ? unscaled : spare_ports<Run>() ? bc2_quotient : bc2_divided;
-                run_step([&](V p, V, V m, V v) { return stepped<b>(p, m, v, bc2_sqrt, inv, eps, neg_step); });
+                run_step([&](V p, V, V m, V v) {
+                    return stepped<decltype(sc)::value>(p, m, v, bc2_sqrt, eps, neg_step);
+                });
             });
         });
     }
@@ -85,15 +81,15 @@ struct adam_rule : RuleBase {
     template <class T>
     static void kernel(const Segment& seg, std::size_t lo, std::size_t hi, const Scalars& s, const GradTransform& gt) {
         const Moments<T> mom(s.beta1, s.beta2);
-        const T bc2_sqrt = T(s.bc2_sqrt), inv_bc2_sqrt = reciprocal_of<T>(s.bc2_sqrt), eps = T(s.eps),
-                neg_step = T(-s.step_size);
+        const QuotientByConstant<T> bc2_sqrt(s.bc2_sqrt);
+        const T eps = T(s.eps), neg_step = T(-s.step_size);
         with_flag(s.amsgrad, [&](auto ams) {
             with_weight_decay(s.weight_decay, s.decoupled, [&](auto cwd, auto dec) {
                 constexpr bool A = decltype(ams)::value, C = decltype(cwd)::value, D = decltype(dec)::value;
-                const auto run = scaled<T>(s) ? &loop<T, A, C, D, bc2_quotient> : &loop<T, A, C, D, unscaled>;
+                const auto run = scaled<T>(s) ? &loop<T, A, C, D, true> : &loop<T, A, C, D, false>;
                 run(operand<T>(seg, 0) + lo, operand<T>(seg, 1) + lo, operand<T>(seg, 2) + lo, operand<T>(seg, 3) + lo,
                     A ? operand<T>(seg, 4) + lo : nullptr, hi - lo, DecayedGrad<T, C, D>(gt, s.weight_decay, s.decay),
-                    mom, bc2_sqrt, inv_bc2_sqrt, eps, neg_step);
+                    mom, bc2_sqrt, eps, neg_step);
             });
         });
     }

@@ -69,7 +69,7 @@ struct adamw_schedule_free_rule : RuleBase {
         const GradIn<V> gin(gt);
         const ScheduleFreeStep<V> sf(s.ckp1, s.y_coef, s.lr);
         const Moments<V> mom(0.0, s.beta2);
-        const ConstantDivisor<V, Run> bc2(s.bc2);
+        const DivideByConstant<V, spare_ports<Run>()> bc2(s.bc2);
         const V eps = splat<V>(s.eps), wd = splat<V>(s.weight_decay);
         with_flag(s.weight_decay != 0.0, [&](auto wd_on) {
             with_flag(s.fresh, [&](auto fresh) {

@@ -74,7 +74,7 @@ struct nadam_rule : RuleBase {
     template <class V, int S, class Run>
     static void vector_element(const Scalars& s, const GradTransform& gt, Run&& run) {
         moments_vector_element<V, S>(s, gt, run, [&](auto&& run_step) {
-            const ConstantDivisor<V, Run> bc2(s.bc2);
+            const DivideByConstant<V, spare_ports<Run>()> bc2(s.bc2);
             const V eps = splat<V>(s.eps), grad_coef = splat<V>(s.grad_coef), avg_coef = splat<V>(s.avg_coef);
             with_flag(divides_by<V>(s.bc2), [&](auto sc) {
                 run_step([&](V p, V d, V m, V v) {

@@ -59,7 +59,7 @@ struct radam_rule : RuleBase {
         moments_vector_element<V, S>(s, gt, run, [&](auto&& run_step) {
             const V eps = splat<V>(s.eps), lr = splat<V>(s.lr), bc2_sqrt = splat<V>(s.bc2_sqrt),
                     rect = splat<V>(s.rect);
-            const ConstantDivisor<V, Run> bc1(s.bc1);
+            const DivideByConstant<V, spare_ports<Run>()> bc1(s.bc1);
             with_flag(s.rectified, [&](auto rectified) {
                 with_flag(divides_by<V>(s.bc1), [&](auto sc) {
                     run_step([&](V p, V, V m, V v) {
