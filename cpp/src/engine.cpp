@@ -266,6 +266,29 @@ StepResult run_kernels(const StepPlan& plan, const SegmentList& l, const StepOpt
     const unsigned char* done = reduces && layout.fused_elements ? layout.is_fused.data() : nullptr;
     if (done && layout.fused_elements == l.total) return result;
     const std::size_t* val_at = reduces ? layout.value_at.data() : nullptr;
+    if (!reduces) {  // element-wise: consecutive arrays of a unit with a run kernel in one call
+        parallel_ranges(l, e, [&plan, &grad, &l](std::size_t begin, std::size_t end) {
+            for (std::size_t s = segment_of(l, begin); s < l.count && l.starts[s] < end;) {
+                const std::uint32_t u = plan.unit_of[s];
+                const StepUnit& unit = plan.units[u];
+                std::size_t last = s + 1;  // the run: [s, last)
+                if (unit.run)
+                    while (last < l.count && l.starts[last] < end && plan.unit_of[last] == u) ++last;
+                const std::size_t lo = begin > l.starts[s] ? begin - l.starts[s] : 0;
+                const std::size_t hi = (end < l.starts[last] ? end : l.starts[last]) - l.starts[last - 1];
+                if (unit.run)
+                    unit.run(l.segments + s, last - s, lo, hi, unit.scalars, grad[u]);
+                else
+                    for (std::size_t a = lo; a < hi;) {  // (one array: [lo, hi) of segment s)
+                        const std::size_t cut = first_cut(l.segments[s], a, hi);
+                        update_range(unit, l.segments[s], a, cut, nullptr, grad[u]);
+                        a = cut;
+                    }
+                s = last;
+            }
+        });
+        return result;
+    }
     parallel_walk(l, e, [&plan, &grad, &l, vals, val_at, done](const Segment& seg, std::size_t lo, std::size_t hi) {
         const std::size_t s = static_cast<std::size_t>(&seg - l.segments);
         if (done && done[s]) return;

@@ -53,6 +53,22 @@ void update(const Segment& seg, std::size_t lo, std::size_t hi, const void* s, c
         R::template kernel<T>(seg, lo, hi, scalars, gt);
 }
 
+// The update loop over a run of arrays (rule.hpp, RunKernel): the rule's kernel inlined here.
+template <class R, class T>
+void update_run(const Segment* segs, std::size_t count, std::size_t lo, std::size_t hi, const void* s,
+                const GradTransform& gt) {
+    const auto& scalars = *static_cast<const typename R::Scalars*>(s);
+    for (std::size_t i = 0; i < count; ++i) {
+        const Segment& seg = segs[i];
+        const std::size_t end = i + 1 == count ? hi : seg.size;
+        for (std::size_t a = i == 0 ? lo : 0; a < end;) {
+            const std::size_t cut = first_cut(seg, a, end);
+            R::template kernel<T>(seg, a, cut, scalars, gt);
+            a = cut;
+        }
+    }
+}
+
 template <class R, class T>
 void reduce_chunk(int pass, const Segment& seg, std::size_t lo, std::size_t hi, const void* s, const double* values,
                   const GradTransform& gt, double* out) {
@@ -127,6 +143,10 @@ RuleInfo describe() {
     r.advance_extra2 = &R::advance_extra2;
     r.kernel[0] = &update<R, float>;
     r.kernel[1] = &update<R, double>;
+    if constexpr (R::reduce_passes == 0) {
+        r.run[0] = &update_run<R, float>;
+        r.run[1] = &update_run<R, double>;
+    }
     if constexpr (R::vector_slots::size > 0)
         r.scratch = &scratch_chunk_vector<R>;
     else

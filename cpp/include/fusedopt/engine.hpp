@@ -15,6 +15,7 @@ namespace fusedopt {
 // counters): the segments whose unit_of names it.
 struct StepUnit {
     ChunkKernel kernel = nullptr;  // with `scratch`: the float32 kernel, run on scratch
+    RunKernel run = nullptr;       // kernel over runs of arrays (none with scratch or reductions)
     DType dtype = DType::f32;
     ScratchKernel scratch = nullptr;  // 16-bit parameters or compressed state (`storage` says how):
                                       // the rule's kernel on them

@@ -45,15 +45,20 @@ inline void walk(const SegmentList& l, std::size_t begin, std::size_t end, Body&
 }
 
 // A piece from a segment's start, long enough, runs the segment's lead apart, so the rest
-// starts on a cache line of the parameter (Segment::lead; pieces start at 0 or after the lead).
+// starts on a cache line of the parameter (Segment::lead; pieces start at 0 or after the lead):
+// the first call for [lo, hi) ends at first_cut.
 constexpr std::size_t kPeelMinElements = 1024;
+inline std::size_t first_cut(const Segment& seg, std::size_t lo, std::size_t hi) {
+    return lo < seg.lead && hi - lo >= kPeelMinElements ? seg.lead : hi;
+}
 template <class Body>
 struct PeelLead {
     Body body;
     void operator()(const Segment& seg, std::size_t lo, std::size_t hi) {
-        if (lo < seg.lead && hi - lo >= kPeelMinElements) {
-            body(seg, lo, seg.lead);
-            lo = seg.lead;
+        const std::size_t cut = first_cut(seg, lo, hi);
+        if (cut < hi) {
+            body(seg, lo, cut);
+            lo = cut;
         }
         body(seg, lo, hi);
     }
@@ -101,16 +106,18 @@ inline void run_on_team(std::size_t n, int nt, Piece& piece) {
     run_pieces(n, nt, [](void* ctx, std::size_t i) { (*static_cast<Piece*>(ctx))(i); }, &piece);
 }
 
-template <class Body>
-inline void parallel_walk(const SegmentList& l, const Exec& e, Body body) {
+// ranges(begin, end) over pieces of the concatenated range that together cover it once, with
+// denormals flushed as e says.
+template <class Ranges>
+inline void parallel_ranges(const SegmentList& l, const Exec& e, Ranges ranges) {
     const int nt = team_size(l, e);
     if (nt == 1) {
         FlushDenormals flush(e.flush_denormals);
         // A local copy, as in the parallel branch: GCC then keeps the captured scalars in
-        // registers; walking `body` itself left the serial loops unvectorized (a store to the
-        // arrays might alias them).
-        PeelLead<Body> local{body};
-        walk(l, 0, l.total, local);
+        // registers; walking with the caller's own left the serial loops unvectorized (a store
+        // to the arrays might alias them).
+        Ranges local{ranges};
+        local(std::size_t(0), l.total);
         return;
     }
     std::size_t n = static_cast<std::size_t>(nt) * kPiecesPerThread;
@@ -118,11 +125,20 @@ inline void parallel_walk(const SegmentList& l, const Exec& e, Body body) {
     if (n < static_cast<std::size_t>(nt)) n = static_cast<std::size_t>(nt);
     auto piece = [&](std::size_t i) {
         FlushDenormals flush(e.flush_denormals);
-        PeelLead<Body> local{body};
-        walk(l, split_point(l, static_cast<int>(i), static_cast<int>(n)),
-             split_point(l, static_cast<int>(i) + 1, static_cast<int>(n)), local);
+        Ranges local{ranges};
+        local(split_point(l, static_cast<int>(i), static_cast<int>(n)),
+              split_point(l, static_cast<int>(i) + 1, static_cast<int>(n)));
     };
     run_on_team(n, nt, piece);
+}
+
+// body(segment, lo, hi) for every piece of every segment (parallel_ranges, walk, PeelLead).
+template <class Body>
+inline void parallel_walk(const SegmentList& l, const Exec& e, Body body) {
+    parallel_ranges(l, e, [&l, body](std::size_t begin, std::size_t end) {
+        PeelLead<Body> local{body};
+        walk(l, begin, end, local);
+    });
 }
 
 template <class T>
