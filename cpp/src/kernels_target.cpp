@@ -53,7 +53,7 @@ void update(const Segment& seg, std::size_t lo, std::size_t hi, const void* s, c
         R::template kernel<T>(seg, lo, hi, scalars, gt);
 }
 
-// The update loop over a run of arrays (rule.hpp, RunKernel): the rule's kernel inlined here.
+// The update loop over a run of arrays (rule.hpp, RunKernel): the rule's kernel called from here.
 template <class R, class T>
 void update_run(const Segment* segs, std::size_t count, std::size_t lo, std::size_t hi, const void* s,
                 const GradTransform& gt) {
