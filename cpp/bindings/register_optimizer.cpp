@@ -1374,6 +1374,19 @@ bool Engine::steady_checks(py::handle grads, py::tuple& aligned) {
 void Engine::advance_counters(const std::vector<double>& values, const Built& built) {
     const RuleInfo& r = rule_at(rule_);
     const std::vector<char>& grad_copied = built.grad_copied;
+    if (grad_copied.empty() && !r.extra_counter && !r.extra2_counter) {  // at most the step counts
+        const std::size_t n = r.has_step ? stepped_.size() : 0;
+        for (std::size_t s = 0; s < n; ++s) {
+            if (s + kPrefetchAhead < n) {
+                const Param& ahead = params_[stepped_[s + kPrefetchAhead].param];
+                __builtin_prefetch(&ahead.state);
+                __builtin_prefetch(&ahead.counters);
+            }
+            Param& p = params_[stepped_[s].param];
+            if (!p.state.is_none()) ++p.counters.step;
+        }
+        return;
+    }
     bool advanced = false;  // last, last_group and the advanced values hold a computation
     Counters last;
     std::size_t last_group = 0;
