@@ -276,14 +276,13 @@ StepResult run_kernels(const StepPlan& plan, const SegmentList& l, const StepOpt
                     while (last < l.count && l.starts[last] < end && plan.unit_of[last] == u) ++last;
                 const std::size_t lo = begin > l.starts[s] ? begin - l.starts[s] : 0;
                 const std::size_t hi = (end < l.starts[last] ? end : l.starts[last]) - l.starts[last - 1];
+                auto one = [&](const Segment& seg, std::size_t a, std::size_t b) {
+                    update_range(unit, seg, a, b, nullptr, grad[u]);
+                };
                 if (unit.run)
                     unit.run(l.segments + s, last - s, lo, hi, unit.scalars, grad[u]);
-                else
-                    for (std::size_t a = lo; a < hi;) {  // (one array: [lo, hi) of segment s)
-                        const std::size_t cut = first_cut(l.segments[s], a, hi);
-                        update_range(unit, l.segments[s], a, cut, nullptr, grad[u]);
-                        a = cut;
-                    }
+                else if (hi > lo)  // (one array: [lo, hi) of segment s)
+                    PeelLead<decltype(one)>{one}(l.segments[s], lo, hi);
                 s = last;
             }
         });

@@ -58,14 +58,11 @@ template <class R, class T>
 void update_run(const Segment* segs, std::size_t count, std::size_t lo, std::size_t hi, const void* s,
                 const GradTransform& gt) {
     const auto& scalars = *static_cast<const typename R::Scalars*>(s);
+    auto one = [&](const Segment& seg, std::size_t a, std::size_t b) { R::template kernel<T>(seg, a, b, scalars, gt); };
+    PeelLead<decltype(one)> peeled{one};
     for (std::size_t i = 0; i < count; ++i) {
-        const Segment& seg = segs[i];
-        const std::size_t end = i + 1 == count ? hi : seg.size;
-        for (std::size_t a = i == 0 ? lo : 0; a < end;) {
-            const std::size_t cut = first_cut(seg, a, end);
-            R::template kernel<T>(seg, a, cut, scalars, gt);
-            a = cut;
-        }
+        const std::size_t start = i == 0 ? lo : 0, end = i + 1 == count ? hi : segs[i].size;
+        if (end > start) peeled(segs[i], start, end);
     }
 }
 

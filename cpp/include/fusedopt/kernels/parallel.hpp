@@ -45,20 +45,15 @@ inline void walk(const SegmentList& l, std::size_t begin, std::size_t end, Body&
 }
 
 // A piece from a segment's start, long enough, runs the segment's lead apart, so the rest
-// starts on a cache line of the parameter (Segment::lead; pieces start at 0 or after the lead):
-// the first call for [lo, hi) ends at first_cut.
+// starts on a cache line of the parameter (Segment::lead; pieces start at 0 or after the lead).
 constexpr std::size_t kPeelMinElements = 1024;
-inline std::size_t first_cut(const Segment& seg, std::size_t lo, std::size_t hi) {
-    return lo < seg.lead && hi - lo >= kPeelMinElements ? seg.lead : hi;
-}
 template <class Body>
 struct PeelLead {
     Body body;
     void operator()(const Segment& seg, std::size_t lo, std::size_t hi) {
-        const std::size_t cut = first_cut(seg, lo, hi);
-        if (cut < hi) {
-            body(seg, lo, cut);
-            lo = cut;
+        if (lo < seg.lead && hi - lo >= kPeelMinElements) {
+            body(seg, lo, seg.lead);
+            lo = seg.lead;
         }
         body(seg, lo, hi);
     }
