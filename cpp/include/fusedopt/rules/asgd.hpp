@@ -51,11 +51,16 @@ struct asgd_rule : RuleBase {
     template <class T, bool WD, bool AVERAGE>
     static void loop(T* __restrict p, const T* __restrict g, T* __restrict ax, std::size_t n, GradIn<T> gin, T wd,
                      T decay, T neg_eta, T mu) {
-        for (std::size_t i = 0; i < n; ++i) {
+        const auto one = [&](std::size_t i) {
             T pi = p[i], ai = ax[i];
             element<WD, AVERAGE>(pi, g[i], ai, gin, wd, decay, neg_eta, mu);
             p[i] = pi;
             ax[i] = ai;
+        };
+        if constexpr (AVERAGE) {
+            for (std::size_t i = 0; i < n; ++i) one(i);
+        } else {
+            loop_writing_only(ax, n, one);  // ax = p
         }
     }
 

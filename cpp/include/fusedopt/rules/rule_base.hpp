@@ -42,6 +42,23 @@ inline double decoupled_decay(double lr, double weight_decay, bool decoupled) {
     return decoupled ? 1.0 - lr * weight_decay : 1.0;
 }
 
+// Calls body(i) for i in [0, n) in order, for a loop that writes `out` without reading it
+// (ASGD's ax while mu is 1). Stores train no prefetcher before their misses reach L2, so such a
+// stream started cold on every small array: 1000 arrays of 1K, 2 threads, ~30 ns more per array
+// than the same loop reading it. So its lines are asked for, for write, 8 lines ahead (never past
+// its end: a line there may be another thread's). GCC vectorizes the line-long inner loop.
+template <class T, class Body>
+[[gnu::always_inline]] inline void loop_writing_only(T* out, std::size_t n, Body&& body) {
+    constexpr std::size_t line = 64 / sizeof(T), ahead = 8 * line;
+    for (std::size_t b = 0; b < ahead && b < n; b += line) __builtin_prefetch(out + b, 1);
+    std::size_t i = 0;
+    for (; i + ahead + line <= n; i += line) {
+        __builtin_prefetch(out + i + ahead, 1);
+        for (std::size_t j = i; j < i + line; ++j) body(j);
+    }
+    for (; i < n; ++i) body(i);
+}
+
 constexpr HyperSpec number(const char* name) { return {name, HyperKind::number, HyperCheck::nonnegative}; }
 constexpr HyperSpec learning_rate() { return {"lr", HyperKind::number, HyperCheck::initially_nonnegative}; }
 constexpr HyperSpec flag(const char* name) { return {name, HyperKind::flag}; }
