@@ -409,6 +409,27 @@ std::int64_t whole_step(py::handle v, py::handle key, const char* arg) {
 
 // ---- the engine ---------------------------------------------------------------------------------
 
+// A parameter's state arrays as validated (array null where absent), with their data, elements
+// (SlotShape) and stamps (read in exposed mode only: opt.state handed out).
+struct ParamSlots {
+    py::object array[kMaxSlots];
+    void* data[kMaxSlots] = {};
+    std::size_t size[kMaxSlots] = {};
+    ArrayStamp stamp[kMaxSlots];
+
+    void set(int k, py::object a, void* d, std::size_t n) {
+        stamp[k] = ArrayStamp::of(a);
+        array[k] = std::move(a);
+        data[k] = d;
+        size[k] = n;
+    }
+    void clear(int k) {
+        array[k] = py::object();
+        data[k] = nullptr;
+        stamp[k] = ArrayStamp{};
+    }
+};
+
 // The fields every step reads come first, together: a step over many arrays finds each
 // parameter's evicted from the cache by the previous step's data.
 struct Param {
@@ -420,15 +441,11 @@ struct Param {
     const void* last_grad = nullptr;  // checked against the written buffers already
     py::object key;
     std::vector<Py_ssize_t> more_dims;  // its shape as validated, when it has no stamp
-    // Its state arrays as validated (null where absent), their data, elements (SlotShape) and
-    // stamps (read in exposed mode only: opt.state handed out). Out of line, as a steady step's
-    // loops over every parameter read none of them: those loops find the parameters evicted by
-    // the last step's data stream and pay per line and page they span (1000 arrays of 1000, SGD
-    // momentum, the checks: 1240 -> 240 bytes per parameter, 23 -> 18 us at 1 thread).
-    std::unique_ptr<py::object[]> slots{new py::object[kMaxSlots]};
-    std::unique_ptr<void*[]> slot_data{new void*[kMaxSlots]()};
-    std::unique_ptr<std::size_t[]> slot_size{new std::size_t[kMaxSlots]()};
-    std::unique_ptr<ArrayStamp[]> slot_stamps{new ArrayStamp[kMaxSlots]};
+    // Its state arrays, out of line (one allocation), as a steady step's loops over every
+    // parameter read none of them: those loops find the parameters evicted by the last step's
+    // data stream and pay per line and page they span (1000 arrays of 1000, SGD momentum, the
+    // checks: 1240 -> 240 bytes per parameter, 23 -> 18 us at 1 thread).
+    std::unique_ptr<ParamSlots> slot{new ParamSlots};
 
     const Py_ssize_t* shape() const { return stamp.valid() ? stamp.shape : more_dims.data(); }
 };
@@ -762,12 +779,12 @@ bool Engine::state_dicts_current() const {
         for (int k = 0; k < slot_count_; ++k) {
             if (!layout_.applies(k, p.checked.dtype)) continue;
             PyObject* a = dict_get(st, names_of_rule_.slots[static_cast<std::size_t>(k)].ptr());
-            if (a != p.slots[k].ptr()) return false;
+            if (a != p.slot->array[k].ptr()) return false;
             if (!a) continue;
-            if (py::detail::array_proxy(a)->data != p.slot_data[k]) return false;  // reallocated
+            if (py::detail::array_proxy(a)->data != p.slot->data[k]) return false;  // reallocated
             // its dtype, shape, strides or flags set in place (no stamp: more than 4 dimensions,
             // checked in full by the rebuild)
-            if (!p.slot_stamps[k].valid() || !p.slot_stamps[k].matches(a)) return false;
+            if (!p.slot->stamp[k].valid() || !p.slot->stamp[k].matches(a)) return false;
         }
         if (r.has_step) {
             PyObject* s = dict_get(st, common_keys().step.ptr());
@@ -785,9 +802,7 @@ bool Engine::state_dicts_current() const {
 // A state dict's arrays and counters, checked against the parameter.
 void Engine::read_state(Param& p, const RuleInfo& r, const char* arg) const {
     for (int k = 0; k < slot_count_; ++k) {
-        p.slots[k] = py::object();
-        p.slot_data[k] = nullptr;
-        p.slot_stamps[k] = ArrayStamp{};
+        p.slot->clear(k);
         if (!layout_.applies(k, p.checked.dtype)) continue;
         PyObject* a = dict_get(p.state.ptr(), names_of_rule_.slots[static_cast<std::size_t>(k)].ptr());
         if (!a) continue;
@@ -803,10 +818,7 @@ void Engine::read_state(Param& p, const RuleInfo& r, const char* arg) const {
             !same_layout(c, Py_ssize_t(dtype_size(c.dtype)), p.checked, Py_ssize_t(dtype_size(p.checked.dtype))))
             throw py::value_error(who() + ": its memory layout (strides) is not the parameter's; state arrays take the "
                                           "parameter's layout (numpy.empty_like(param, dtype=...))");
-        p.slots[k] = py::reinterpret_borrow<py::object>(a);
-        p.slot_data[k] = c.data;
-        p.slot_size[k] = c.size;
-        p.slot_stamps[k] = ArrayStamp::of(a);
+        p.slot->set(k, py::reinterpret_borrow<py::object>(a), c.data, c.size);
     }
     p.counters = Counters{};
     if (r.has_step) {
@@ -877,9 +889,9 @@ void Engine::rebuild_from(const py::list& groups_list, const py::dict& state, co
             }
             const std::size_t index = params.size();
             for (int slot = 0; slot < slot_count_ + 2; ++slot) {  // the parameter, then its state
-                void* data = slot == 0 ? p.checked.data : slot == 1 ? nullptr : p.slot_data[slot - 2];
+                void* data = slot == 0 ? p.checked.data : slot == 1 ? nullptr : p.slot->data[slot - 2];
                 const DType t = slot == 0 ? p.checked.dtype : layout_.dtype(slot - 2, p.checked.dtype);
-                const std::size_t size = slot < 2 ? p.checked.size : p.slot_size[slot - 2];
+                const std::size_t size = slot < 2 ? p.checked.size : p.slot->size[slot - 2];
                 if (data) spans.push_back(make_span(data, size, t, true, index, slot));
             }
             params.push_back(std::move(p));
@@ -1025,7 +1037,7 @@ py::list reference_units(const RuleInfo& r, int slot_count, const StepPlan& plan
                 }
                 const bool made = has && new_of[i] && new_of[i]->arrays[k];
                 slots[k].cast<py::list>().append(!has ? py::object(py::none())
-                                                 : made ? new_of[i]->arrays[k] : params[i].slots[k]);
+                                                 : made ? new_of[i]->arrays[k] : params[i].slot->array[k]);
             }
             ++count;
         }
@@ -1090,7 +1102,7 @@ void Engine::build_plan(std::vector<double>& values, PyObject* const* g, Built& 
         const unsigned used = layout_.used(r.slots_used(&values[p.group * kMaxHyperValues]), p.checked.dtype);
         const std::size_t lead = lead_of(p);
         for (int k = 0; k < slot_count_; ++k)
-            if ((used & (1u << k)) && k != layout_.master_slot() && !p.slot_data[k] && layout_.shape(k, p.checked, shape)) {
+            if ((used & (1u << k)) && k != layout_.master_slot() && !p.slot->data[k] && layout_.shape(k, p.checked, shape)) {
                 const std::size_t item = dtype_size(layout_.dtype(k, p.checked.dtype));
                 arena.reserve(i, k, p.group, layout_.dtype(k, p.checked.dtype), element_count(shape) * item,
                               layout_.param_shaped(k) ? phase_for_lead(lead, item) : 0);
@@ -1153,8 +1165,8 @@ void Engine::build_plan(std::vector<double>& values, PyObject* const* g, Built& 
         bool creates = first && (used != 0 || r.has_step);
         for (int k = 0; k < slot_count_; ++k) {
             if (!(used & (1u << k)) || !layout_.shape(k, p.checked, shape)) continue;
-            if (p.slot_data[k]) {
-                seg.data[2 + k] = p.slot_data[k];
+            if (p.slot->data[k]) {
+                seg.data[2 + k] = p.slot->data[k];
                 continue;
             }
             const DType t = layout_.dtype(k, p.checked.dtype);
@@ -1507,12 +1519,9 @@ void Engine::step(py::handle grads, py::handle grad_norm) {
                 if (n.arrays[k]) p.state[names_of_rule_.slots[static_cast<std::size_t>(k)]] = n.arrays[k];
         }
         for (int k = 0; k < slot_count_; ++k)
-            if (n.arrays[k]) {
-                p.slots[k] = n.arrays[k];
-                p.slot_data[k] = py::detail::array_proxy(n.arrays[k].ptr())->data;
-                p.slot_size[k] = n.arrays[k].attr("size").cast<std::size_t>();
-                p.slot_stamps[k] = ArrayStamp::of(n.arrays[k]);
-            }
+            if (n.arrays[k])
+                p.slot->set(k, n.arrays[k], py::detail::array_proxy(n.arrays[k].ptr())->data,
+                            n.arrays[k].attr("size").cast<std::size_t>());
         valid_ = false;  // the new arrays join the written buffers at the next step's rebuild
     }
     if (!counters_advanced) advance_counters(values, built);
