@@ -130,6 +130,11 @@ def _(a: Armed, grads: list) -> Any:
     return _replace(grads, _last_index(), grads[-1].tolist())
 
 
+@grad_case("numpy-scalar-for-a-1d-param", TypeError, r"grads for parameter 4: expected a numpy.ndarray")
+def _(a: Armed, grads: list) -> Any:
+    return _replace(grads, _last_index(), grads[-1][0])  # (only a 0-d parameter takes one)
+
+
 @grad_case("too-few", ValueError, r"grads: expected 5 gradients \(one per parameter\), got 4")
 def _(a: Armed, grads: list) -> Any:
     return grads[:-1]
@@ -659,3 +664,27 @@ def test_rule_refusal_at_a_step_shows_resolved_callables() -> None:
     with pytest.raises(ValueError, match=r"^etas \(param group 0\): must satisfy .*, got \(2\.0, 1\.2\)$"):
         opt.step([np.ones(4, np.float32)])
     assert (p == 1).all() and opt.step_count == 0
+
+
+@pytest.mark.parametrize("backend", ["native", "numpy"])
+@pytest.mark.parametrize("name", NAMES)
+def test_numpy_scalar_is_a_0d_parameters_gradient(name: str, backend: str) -> None:
+    """What np.sum returns (a NumPy scalar) steps a 0-d parameter as a 0-d array does, on the
+    steady path too (a new scalar every step); one of another dtype is refused, nothing written."""
+    def make() -> tuple[Any, np.ndarray, np.ndarray]:
+        b, w = np.array(1.5, np.float32), np.full(5, 1.5, np.float32)
+        return OPTIMIZERS[name]({"b": b, "w": w}, lr=1e-2, backend=backend), b, w
+    (by_scalar, b1, w1), (by_array, b2, w2) = make(), make()
+    for t in range(4):
+        g = np.float32(0.25 * (t + 1))
+        by_scalar.step({"b": g, "w": np.full(5, g)})
+        by_array.step({"b": np.array(g), "w": np.full(5, g)})
+    for (label, got), (_, expected) in zip([("b", b1), ("w", w1), *state_arrays(by_scalar)],
+                                           [("b", b2), ("w", w2), *state_arrays(by_array)], strict=True):
+        assert_same_bits(got, expected, label)
+    before = copies([b1, w1])
+    with pytest.raises(TypeError, match=r"grads for parameter 'b': dtype float64 does not match the parameter's float32"):
+        by_scalar.step({"b": np.float64(0.5), "w": np.ones(5, np.float32)})
+    assert_same_bits(b1, before[0], "b")
+    assert_same_bits(w1, before[1], "w")
+    assert by_scalar.step_count == 4

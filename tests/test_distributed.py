@@ -111,6 +111,19 @@ def test_world_of_one_is_the_plain_optimizer(no_mpi, cls, kw, wrapper):
     assert w.step_count == plain.step_count and w.skipped_steps == plain.skipped_steps
 
 
+@pytest.mark.parametrize("wrapper", [DataParallel, ShardedOptimizer])
+def test_numpy_scalar_gradient_of_a_0d_parameter(no_mpi, wrapper):
+    """As in a plain step: np.sum's NumPy scalar is a 0-d parameter's gradient."""
+    def run(as_array):
+        b, w = np.array(1.0, np.float32), np.ones(3, np.float32)
+        opt = wrapper(fo.Adam({"b": b, "w": w}, lr=0.1))
+        for t in range(3):
+            gb = np.float32(0.5 * (t + 1))
+            opt.step({"b": np.asarray(gb) if as_array else gb, "w": np.full(3, gb)})
+        return np.concatenate([b[None], w])
+    assert (run(as_array=False) == run(as_array=True)).all()
+
+
 @pytest.mark.parametrize("dtype_name", ["bfloat16", "float16"])
 @pytest.mark.parametrize("wrapper, kw", [
     (functools.partial(DataParallel, average="ordered"), dict(master_weights=True, stochastic_rounding=True)),

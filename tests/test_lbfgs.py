@@ -170,6 +170,20 @@ def test_named_params_and_none_gradient() -> None:
     assert list(opt.state) == ["w"] and opt.state_dict()["param_groups"][0]["params"] == ["w", "b"]
 
 
+def test_numpy_scalar_gradient_of_a_0d_parameter() -> None:
+    """The closure may return np.sum(...) (a NumPy scalar) for a 0-d parameter, as for the others."""
+    def run(as_array: bool) -> np.ndarray:
+        w, b = np.array([1.0, -2.0]), np.array(0.5)
+        opt = fusedopt.LBFGS({"w": w, "b": b}, max_iter=5)
+        def closure() -> tuple[float, dict[str, Any]]:
+            r = w + b - 3
+            gb = np.sum(2 * r)
+            return float(np.sum(r**2)), {"w": 2 * r, "b": np.asarray(gb) if as_array else gb}
+        opt.step(closure)
+        return np.concatenate([w, b[None]])
+    assert (run(as_array=False) == run(as_array=True)).all()
+
+
 def test_returns_the_first_loss_and_stops_at_an_optimum() -> None:
     x = np.zeros(3)
     opt = fusedopt.LBFGS([x])

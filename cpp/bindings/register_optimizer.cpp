@@ -935,11 +935,21 @@ void Engine::sync_counters_to_dicts() {
 py::tuple Engine::aligned_grads(py::handle grads) const {
     const std::size_t n = params_.size();
     py::tuple out(n);
+    auto& api = py::detail::npy_api::get();
+    static const py::handle numpy_scalar = forever(py::module_::import("numpy").attr("generic"));
     auto put = [&](std::size_t i, PyObject* g) {
-        Py_INCREF(g);
+        // A NumPy scalar (what np.sum returns) is a 0-d parameter's gradient as a 0-d array.
+        const int scalar = params_[i].checked.ndim == 0 && g != Py_None && !api.PyArray_Check_(g)
+                               ? PyObject_IsInstance(g, numpy_scalar.ptr()) : 0;
+        if (scalar < 0) throw py::error_already_set();
+        if (scalar) {
+            g = api.PyArray_FromAny_(g, nullptr, 0, 0, 0, nullptr);
+            if (!g) throw py::error_already_set();
+        } else {
+            Py_INCREF(g);
+        }
         PyTuple_SET_ITEM(out.ptr(), static_cast<Py_ssize_t>(i), g);
     };
-    auto& api = py::detail::npy_api::get();
     static const py::handle mapping = forever(py::module_::import("collections.abc").attr("Mapping"));
     static const py::handle sequence = forever(py::module_::import("collections.abc").attr("Sequence"));
     if (PyDict_Check(grads.ptr()) || (!PyList_Check(grads.ptr()) && !PyTuple_Check(grads.ptr()) &&

@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 
 from .. import _core
+from ..optim._grads import scalar_as_array
 from ..optim.optimizer import Optimizer
 
 
@@ -87,6 +88,7 @@ class FlatLayout:
             raise TypeError(f"grads: expected a list or dict of arrays, got {type(grads).__name__}")
         if len(items) != len(self.params):
             raise ValueError(f"grads: expected {len(self.params)} gradients, got {len(items)}")
+        items = [scalar_as_array(g, p) for g, p in zip(items, self.params)]
         for k, g, p in zip(self.keys, items, self.params):
             if g is None:
                 raise ValueError(f"grads for parameter {k!r}: a distributed step needs every gradient (not None)")

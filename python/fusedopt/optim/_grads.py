@@ -9,10 +9,16 @@ from typing import Any
 import numpy as np
 
 
+def scalar_as_array(g: Any, p: np.ndarray) -> Any:
+    """A NumPy scalar given for a 0-d parameter (what np.sum returns) as a 0-d array; anything
+    else as it is (the engine's step does the same natively)."""
+    return np.asarray(g) if isinstance(g, np.generic) and p.ndim == 0 else g
+
+
 def align_grads(grads: Any, params: Sequence[np.ndarray], names: Sequence[str] | None,
                 where: str = "grads") -> list[np.ndarray | None]:
     """One gradient (or None) per parameter, checked: a numpy.ndarray of the parameter's dtype
-    and shape. A list in the params' order, a dict by name (a missing name is None), or one
+    and shape (for a 0-d parameter also a NumPy scalar, as np.sum returns). A list in the params' order, a dict by name (a missing name is None), or one
     array for a single parameter."""
     if isinstance(grads, np.ndarray) and len(params) == 1:
         items: list[Any] = [grads]
@@ -33,6 +39,7 @@ def align_grads(grads: Any, params: Sequence[np.ndarray], names: Sequence[str] |
         if g is None:
             continue
         label = repr(names[i]) if names else i
+        g = items[i] = scalar_as_array(g, p)
         if not isinstance(g, np.ndarray) or isinstance(g, np.ma.MaskedArray):
             raise TypeError(f"{where}: gradient for parameter {label} is {type(g).__name__}, not a numpy.ndarray")
         if g.dtype != p.dtype:

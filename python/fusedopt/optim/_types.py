@@ -29,9 +29,10 @@ def at_step(value: Any, count: int) -> Any:
 
 
 ParamsLike = Union[Sequence[np.ndarray], Mapping[str, np.ndarray], Sequence[Mapping[str, Any]], np.ndarray]
-# A gradient: a dense array, or the rows it touches (fusedopt.RowSparse, for the optimizers that take it).
+# A gradient: a dense array, or the rows it touches (fusedopt.RowSparse, for the optimizers that
+# take it); in a list or dict also a NumPy scalar for a 0-d parameter (what np.sum returns).
 Grad = Union[np.ndarray, RowSparse]
-GradsLike = Union[Sequence[Union[Grad, None]], Mapping[str, Union[Grad, None]], Grad]
+GradsLike = Union[Sequence[Union[Grad, np.generic, None]], Mapping[str, Union[Grad, np.generic, None]], Grad]
 
 
 class StepOptions(TypedDict, total=False):

@@ -120,7 +120,8 @@ class Optimizer:
     # ---- the step ---------------------------------------------------------------------------
 
     def step(self, grads: GradsLike) -> None:
-        """Update every parameter in place from `grads` (same structure as the params; a None
+        """Update every parameter in place from `grads` (same structure as the params; each an
+        array of its parameter's dtype and shape, for a 0-d parameter also a NumPy scalar; a None
         gradient skips its parameter: no state, no step count, no weight decay)."""
         self._engine.step(grads)
 
