@@ -18,7 +18,8 @@ as keywords too.
 Per step, per parameter: its gradient is viewed afresh (torch's default ``zero_grad`` frees it),
 a ``None`` gradient skips the parameter as torch does (no state, no step count), and
 ``p.data = ...`` (new storage) is noticed and stepped in place of the old buffer. Parameters
-must be dense, contiguous CPU float32/float64 tensors.
+must be dense CPU tensors of float32, float64, bfloat16 or float16, in any order of their axes
+(``channels_last`` too).
 
 Importing this module imports torch; ``import fusedopt`` does not.
 """
@@ -33,7 +34,7 @@ from typing import Any, ClassVar
 import numpy as np
 import torch
 
-from . import interop
+from . import _core, interop
 from . import optim as _optim
 from .sparse import RowSparse
 
@@ -80,9 +81,9 @@ def _view(p: torch.Tensor, where: str) -> np.ndarray:
         raise TypeError(f"{where}: {p.layout} tensors are not supported; fusedopt steps dense tensors")
     if p.dtype not in _DTYPES:
         raise TypeError(f"{where}: dtype {p.dtype} is not supported; use torch.float32, float64, bfloat16 or float16")
-    if not p.is_contiguous():
-        raise ValueError(f"{where}: must be contiguous (an in-place update cannot go through a copy)")
-    return _numpy(p.detach())
+    a = _numpy(p.detach())
+    _core.check_array(a, where, written=True, low_precision=True, dense=True)  # (channels_last: dense, permuted)
+    return a
 
 
 def _grad_view(p: torch.Tensor, where: str) -> np.ndarray | RowSparse | None:
@@ -150,9 +151,19 @@ class Optimizer(torch.optim.Optimizer):
 
     # ---- param groups: torch's dicts, each with a fusedopt twin ---------------------------------
 
+    def _param_view(self, group: dict[str, Any], g: int, j: int) -> np.ndarray:
+        """Parameter j of group g as an array, checked as the optimizer checks its parameters (any
+        dense layout, channels_last too, unless the rule needs C order), named as torch names it."""
+        where = _label(group, g, j)
+        a = _view(group["params"][j], where)
+        engine = getattr(self._fo, "_engine", None)  # (Muon steps in Python: no rule with layout needs)
+        if engine is not None:
+            engine.check_param(a, where)  # the rule's own needs (Adafactor: C order)
+        return a
+
     def _twin(self, group: dict[str, Any], g: int) -> dict[str, Any]:
         twin = {k: group[k] for k in self._hyper_keys}
-        twin["params"] = [_view(p, _label(group, g, j)) for j, p in enumerate(group["params"])]
+        twin["params"] = [self._param_view(group, g, j) for j in range(len(group["params"]))]
         return twin
 
     def add_param_group(self, param_group: dict[str, Any]) -> None:
@@ -210,7 +221,7 @@ class Optimizer(torch.optim.Optimizer):
         arrays = link.twin["params"]
         for j, p in enumerate(tensors):
             if p.data_ptr() != link.ptrs[j] or arrays[j].shape != tuple(p.shape):
-                arrays[j] = _view(p, _label(group, g, j))
+                arrays[j] = self._param_view(group, g, j)
                 link.ptrs[j] = p.data_ptr()
 
     def _sync(self, keys: Iterable[str]) -> None:
@@ -244,16 +255,8 @@ class Optimizer(torch.optim.Optimizer):
         if closure is not None:
             with torch.enable_grad():
                 loss = closure()
-        grads = self._grads()
-        try:
-            self._fo.step(grads)
-        except ValueError:
-            # torch allows a non-contiguous gradient (assigned by hand); its copy is read only
-            fixed = [a if not isinstance(a, np.ndarray) or a.flags.c_contiguous else np.ascontiguousarray(a)
-                     for a in grads]
-            if all(a is b for a, b in zip(fixed, grads)):
-                raise
-            self._fo.step(fixed)
+        grads = self._grads()  # (first: it may relink, replacing self._fo)
+        self._fo.step(grads)  # (a non-contiguous gradient, as torch allows, is read through a copy)
         return loss
 
     # ---- state ------------------------------------------------------------------------------
