@@ -794,6 +794,33 @@ def test_dense_permuted_parameters_step_in_place_as_contiguous_ones(name):
     assert [p.data_ptr() for p in permuted] == addresses and permuted[0].is_contiguous(memory_format=torch.channels_last)
 
 
+def test_tensor_hyperparameters_as_torch_takes_them():
+    """torch takes lr and betas' items as one-element tensors (fused=True); so do we, at their
+    value, in the constructor and in a loaded state_dict's groups."""
+    def run(make):
+        torch.manual_seed(0)
+        w = torch.nn.Parameter(torch.randn(7))
+        opt = make([w])
+        for t in range(4):
+            w.grad = torch.full((7,), 0.1 * (t + 1))
+            opt.step()
+        return w.detach().clone(), opt
+    tensors = dict(lr=torch.tensor(1e-2), betas=(torch.tensor(0.8), torch.tensor(0.99)))
+    floats = dict(lr=tensors["lr"].item(), betas=tuple(b.item() for b in tensors["betas"]))  # (float32 values)
+    by_tensor, opt = run(lambda ps: ft.Adam(ps, fused=True, **tensors))
+    by_float, _ = run(lambda ps: ft.Adam(ps, **floats))
+    assert torch.equal(by_tensor, by_float)
+    reference, _ = run(lambda ps: torch.optim.Adam(ps, fused=TORCH_FUSES or None, **tensors))
+    torch.testing.assert_close(by_tensor, reference, rtol=1e-6, atol=1e-7)
+    _, from_torch = run(lambda ps: torch.optim.Adam(ps, **tensors))
+    loaded = ft.Adam([torch.nn.Parameter(torch.zeros(7))])
+    assert isinstance(from_torch.state_dict()["param_groups"][0]["lr"], torch.Tensor)
+    loaded.load_state_dict(from_torch.state_dict())
+    assert loaded.param_groups[0]["lr"] == floats["lr"]
+    loaded.param_groups[0]["params"][0].grad = torch.ones(7)
+    loaded.step()
+
+
 # ---- errors ---------------------------------------------------------------------------------
 
 

@@ -68,6 +68,16 @@ def _tensor(a: np.ndarray) -> torch.Tensor:
     return torch.from_numpy(a)
 
 
+def _number(value: Any) -> Any:
+    """A hyperparameter as fusedopt takes it: torch also takes a one-element tensor (lr, betas'
+    items: ``lr=torch.tensor(1e-3)``), read here at its current value; anything else as it is."""
+    if isinstance(value, torch.Tensor) and value.numel() == 1:
+        return value.item()
+    if isinstance(value, tuple) and any(isinstance(x, torch.Tensor) for x in value):
+        return tuple(_number(x) for x in value)
+    return value
+
+
 def _label(group: dict[str, Any], g: int, j: int) -> str:
     names = group.get("param_names")
     return f"parameter {names[j]!r}" if names else f"param_groups[{g}]['params'][{j}]"
@@ -140,6 +150,8 @@ class Optimizer(torch.optim.Optimizer):
                     f"{type(self).__name__}: {name}={value!r} is not available; fusedopt is always fused "
                     f"(one native step over every parameter); leave {name} at its default"
                 )
+        args = tuple(_number(a) for a in args)
+        kwargs = {k: _number(v) for k, v in kwargs.items()}
         self._fo_args = (args, kwargs)
         self._fo = self._fusedopt_class(None, *args, **kwargs)  # checks the hyperparameters
         self._hyper_keys = tuple(self._fo.defaults)
@@ -162,7 +174,7 @@ class Optimizer(torch.optim.Optimizer):
         return a
 
     def _twin(self, group: dict[str, Any], g: int) -> dict[str, Any]:
-        twin = {k: group[k] for k in self._hyper_keys}
+        twin = {k: _number(group[k]) for k in self._hyper_keys}
         twin["params"] = [self._param_view(group, g, j) for j in range(len(group["params"]))]
         return twin
 
@@ -233,7 +245,7 @@ class Optimizer(torch.optim.Optimizer):
                 self._repoint(g, link)
             twin = link.twin
             for k in keys:
-                twin[k] = group[k]
+                twin[k] = _number(group[k])
 
     # ---- the step ---------------------------------------------------------------------------
 
