@@ -185,6 +185,25 @@ def test_newton_schulz_matches_torch(shape: tuple[int, int], steps: int, max_ulp
 
 
 @pytest.mark.torch
+@pytest.mark.parametrize("param_order, grad_order", [("F", "C"), ("C", "F"), ("F", "F")])
+def test_any_dense_layout_steps_as_c_order(param_order: str, grad_order: str) -> None:
+    """A Fortran-ordered parameter is stepped in place in its layout, and a gradient in another
+    layout than C is read through a C copy: the same bits as all in C order."""
+    rng = np.random.default_rng(3)
+    start = rng.standard_normal((6, 4)).astype(np.float32)
+    grads = [rng.standard_normal((6, 4)).astype(np.float32) for _ in range(3)]
+
+    def run(p_order: str, g_order: str) -> np.ndarray:
+        p = np.array(start, order=p_order)
+        opt = fusedopt.Muon([p], lr=0.05, momentum=0.9, nesterov=True, weight_decay=0.01)
+        for g in grads:
+            opt.step([np.array(g, order=g_order)])
+        assert p.flags.f_contiguous == (p_order == "F")
+        return p
+
+    assert np.array_equal(run(param_order, grad_order), run("C", "C"))
+
+
 def test_float32_option_is_torchs_iteration_without_bfloat16() -> None:
     torch = pytest.importorskip("torch")
     from torch.optim._muon import _zeropower_via_newtonschulz

@@ -199,7 +199,8 @@ class Muon:
             _check_group(group, f" (param group {gi})")
         params = self.params
         names = self.param_groups[0].get("param_names") and [n for g in self.param_groups for n in g["param_names"]]
-        items = align_grads(grads, params, names)
+        # (the work arrays are C-ordered: a gradient in another layout is read through a C copy)
+        items = [None if g is None else np.ascontiguousarray(g) for g in align_grads(grads, params, names)]
         hypers = [r for r, g in zip(resolved, self.param_groups) for _ in g["params"]]
         olds: list[np.ndarray | None] = []
         for key, p, g in zip(self._keys, params, items):
