@@ -107,3 +107,25 @@ def test_layout_errors_change_nothing() -> None:
         fusedopt.SGD([np.ones(8, np.float32)[::-1]], lr=0.1)
     with pytest.raises(ValueError, match=r"params\[0\]: must be dense"):
         fusedopt.SGD([np.ones((4, 6), np.float32)[:, :3]], lr=0.1)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("layout", list(LAYOUTS))
+def test_clip_functions_take_any_dense_layout(layout: str, dtype: type) -> None:
+    """The standalone clip functions run over a dense array in memory order: the same bits as on
+    its elements laid out flat in that order (C order is the case of a flat array)."""
+    rng = np.random.default_rng(5)
+    values = [rng.standard_normal(SHAPE).astype(dtype) * 3, rng.standard_normal((4, 6)).astype(dtype)]
+    laid = [LAYOUTS[layout](values[0]), fortran(values[1])]
+    flat = [np.ravel(a, order="K").copy() for a in laid]  # the same elements, in memory order
+    assert fusedopt.get_total_norm(laid, 3.0) == fusedopt.get_total_norm(flat, 3.0)
+    assert fusedopt.get_total_norm(laid, 0) == fusedopt.get_total_norm(flat, 0)
+    assert fusedopt.clip_grad_norm_(laid, 1.0) == fusedopt.clip_grad_norm_(flat, 1.0)
+    fusedopt.clip_grad_value_(laid, 0.05)
+    fusedopt.clip_grad_value_(flat, 0.05)
+    for a, f in zip(laid, flat):
+        assert_same_bits(np.ravel(a, order="K"), f, layout)
+    assert not laid[0].flags.c_contiguous and laid[1].flags.f_contiguous  # (in place, in their layout)
+    strided = np.repeat(values[0], 2, axis=3)[..., ::2]
+    with pytest.raises(ValueError, match=r"grads\[0\]: must be dense"):
+        fusedopt.clip_grad_norm_([strided], 1.0)

@@ -22,9 +22,10 @@ namespace fusedopt::bind {
 
 namespace {
 
-// Arrays of a list, split by dtype (float32, float64; bfloat16 and float16 where `low`). Slot 0
-// holds the data (and slot 1 the same pointer, so the norm kernels, which read slot 1 in a step,
-// can read either).
+// Arrays of a list, split by dtype (float32, float64; bfloat16 and float16 where `low`), each in
+// any dense layout, read and written in memory order (a norm sums in that order, as a step's norm
+// pass does for its gradients). Slot 0 holds the data (and slot 1 the same pointer, so the norm
+// kernels, which read slot 1 in a step, can read either).
 struct SplitArrays {
     ArraySet sets[kDTypeCount];
     std::vector<const ArraySet*> nonempty() const {
@@ -40,7 +41,8 @@ SplitArrays split(const py::list& arrays, bool written, const char* name, bool l
     for (int t = 0; t < kDTypeCount; ++t) out.sets[t].dtype = static_cast<DType>(t);
     for (std::size_t i = 0; i < arrays.size(); ++i) {
         const CheckedArray a =
-            check_array(arrays[i], written, [&] { return std::string(name) + "[" + std::to_string(i) + "]"; }, low);
+            check_array(arrays[i], written, [&] { return std::string(name) + "[" + std::to_string(i) + "]"; }, low,
+                        /*any_dense=*/true);
         Segment seg{};
         seg.size = a.size;
         seg.data[0] = a.data;

@@ -61,7 +61,7 @@ def get_total_norm(grads: GradList, norm_type: float = 2.0, error_if_nonfinite: 
     arrays = _as_list(grads)
     if p == 0:
         for i, a in enumerate(arrays):
-            _core.check_array(a, f"grads[{i}]", written=False, low_precision=True)
+            _core.check_array(a, f"grads[{i}]", written=False, low_precision=True, dense=True)
         norm = float(sum(1 for a in arrays if np.any(a != 0)))
     else:
         norm, _ = _core.total_norm(arrays, p)
