@@ -161,6 +161,30 @@ def test_state_dict_loads_by_position_across_names() -> None:
         assert a.state[key]["step"] == b.state[key]["step"] == 1
 
 
+def test_state_dict_with_the_same_names_in_another_order_loads_by_name() -> None:
+    """A dict of params built in another order gets each parameter's own state (by position
+    the two equal-shaped parameters' states would swap); other names load by position, as torch."""
+    rng = np.random.default_rng(2)
+    start = {"a": rng.standard_normal(5), "b": rng.standard_normal(5)}
+    grads = [{"a": rng.standard_normal(5), "b": rng.standard_normal(5)} for _ in range(3)]
+    ref = fusedopt.Adam({k: v.copy() for k, v in start.items()}, lr=0.1)
+    ref.step(grads[0])
+    saved, params_then = ref.state_dict(), {k: v.copy() for k, v in zip("ab", ref.params)}
+    for g in grads[1:]:
+        ref.step(g)
+    swapped = {k: params_then[k].copy() for k in ("b", "a")}
+    opt = fusedopt.Adam(swapped, lr=0.1)
+    opt.load_state_dict(saved)
+    for g in grads[1:]:
+        opt.step(g)
+    for k, p in zip("ab", ref.params):
+        assert_same_bits(swapped[k], p, k)
+        assert_same_bits(opt.state[k]["exp_avg"], ref.state[k]["exp_avg"], k)
+    other = fusedopt.Adam({"x": start["a"].copy(), "y": start["b"].copy()}, lr=0.1)
+    other.load_state_dict(saved)  # other names: by position
+    assert_same_bits(other.state["x"]["exp_avg_sq"], saved["state"]["a"]["exp_avg_sq"], "x")
+
+
 # ---------------------------------------------------------------------------------------------
 # None gradients
 # ---------------------------------------------------------------------------------------------

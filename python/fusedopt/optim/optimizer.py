@@ -263,6 +263,8 @@ class Optimizer:
     def load_state_dict(self, state_dict: Mapping[str, Any], *, convert_state: bool = False) -> None:
         """Restore from state_dict(). All or nothing: the structure, every group's hyperparameters,
         every array and counter are checked before anything changes (TypeError or ValueError).
+        Parameters are matched by position in their group, as in torch, except that a group saved
+        with the same parameter names in another order is matched by name.
         State saved in another storage (``state_dtype``: float, bfloat16, int8) loads only with
         ``convert_state=True``, which converts it (docs/compressed_state.md)."""
         convert_state = _checks.flag(convert_state, "convert_state")
@@ -296,9 +298,14 @@ class Optimizer:
                 raise ValueError(f"{where} has {len(saved_keys)} params, the optimizer's has {n}")
             merged = {k: v for k, v in saved.items() if k != "params"}
             merged["params"] = group["params"]
-            if "param_names" in group:
-                merged["param_names"] = group["param_names"]
-            for j, sk in enumerate(saved_keys):
+            names = group.get("param_names")
+            if names is not None:
+                merged["param_names"] = names
+            # By position, as torch; but the same names in another order are matched by name (a
+            # dict of params built in another order would otherwise swap states of equal shapes).
+            by_name = names is not None and saved_keys != names and _same_names(saved_keys, names)
+            for i, sk in enumerate(saved_keys):
+                j = names.index(sk) if by_name else i
                 try:
                     if sk in key_map:
                         raise ValueError(f"state_dict: parameter key {sk!r} is listed twice in param_groups")
@@ -371,6 +378,14 @@ class Optimizer:
                     lines.append(f"    {k}: {g[k]}")
         lines.append(")")
         return "\n".join(lines)
+
+
+def _same_names(saved: list[Any], names: list[str]) -> bool:
+    """Whether a saved group's parameter keys are exactly these names, in any order."""
+    try:
+        return len(saved) == len(names) and set(saved) == set(names)
+    except TypeError:  # (an unhashable key: load_state_dict names it)
+        return False
 
 
 def _pool_state(state: dict[Key, State], where: Mapping[Key, tuple[int, int, np.ndarray]]) -> None:
