@@ -298,14 +298,11 @@ class Optimizer:
                 raise ValueError(f"{where} has {len(saved_keys)} params, the optimizer's has {n}")
             merged = {k: v for k, v in saved.items() if k != "params"}
             merged["params"] = group["params"]
-            names = group.get("param_names")
-            if names is not None:
-                merged["param_names"] = names
-            # By position, as torch; but the same names in another order are matched by name (a
-            # dict of params built in another order would otherwise swap states of equal shapes).
-            by_name = names is not None and saved_keys != names and _same_names(saved_keys, names)
+            if "param_names" in group:
+                merged["param_names"] = group["param_names"]
+            order = _name_order(saved_keys, group.get("param_names"))
             for i, sk in enumerate(saved_keys):
-                j = names.index(sk) if by_name else i
+                j = order[i] if order else i
                 try:
                     if sk in key_map:
                         raise ValueError(f"state_dict: parameter key {sk!r} is listed twice in param_groups")
@@ -380,12 +377,17 @@ class Optimizer:
         return "\n".join(lines)
 
 
-def _same_names(saved: list[Any], names: list[str]) -> bool:
-    """Whether a saved group's parameter keys are exactly these names, in any order."""
+def _name_order(saved: list[Any], names: list[str] | None) -> list[int] | None:
+    """Where each saved key goes when a group was saved with the same parameter names in another
+    order (a dict of params built in another order: by position, as torch maps, the states of
+    equal-shaped parameters would swap); None: by position."""
+    if names is None or saved == names:
+        return None
     try:
-        return len(saved) == len(names) and set(saved) == set(names)
+        same = len(saved) == len(names) and set(saved) == set(names)
     except TypeError:  # (an unhashable key: load_state_dict names it)
-        return False
+        return None
+    return [names.index(k) for k in saved] if same else None
 
 
 def _pool_state(state: dict[Key, State], where: Mapping[Key, tuple[int, int, np.ndarray]]) -> None:
