@@ -25,7 +25,7 @@ PY
 python -m venv "$work/venv"
 "$work/venv/bin/pip" install --quiet --upgrade pip
 "$work/venv/bin/pip" install --quiet "${wheel}[test]" "torch==2.13.0"
-cp -r "$repo/tests" "$repo/examples" "$repo/docs" "$repo/pyproject.toml" "$work/"
+cp -r "$repo/tests" "$repo/examples" "$repo/docs" "$repo/README.md" "$repo/pyproject.toml" "$work/"
 cd "$work"
 "$work/venv/bin/python" -c "import fusedopt, sys; assert fusedopt.__file__.startswith(sys.prefix), fusedopt.__file__; fusedopt.show_runtime()"
 "$work/venv/bin/python" -m pytest -q -p no:cacheprovider tests
