@@ -429,7 +429,7 @@ def test_clip_bad_argument(call: Callable[[list], Any], exc: type[Exception], ma
     ([("a", 2)], {}, TypeError, r"^shapes: expected a dict"),
     ({}, {}, ValueError, r"^shapes: expected a non-empty dict"),
     ({"a": (2,)}, {"dtype": "abc"}, TypeError, r"^dtype: not a NumPy dtype: 'abc'"),
-    ({"a": (2,)}, {"dtype": np.int32}, TypeError, r"^dtype: must be float32 or float64, got int32"),
+    ({"a": (2,)}, {"dtype": np.int32}, TypeError, r"^dtype: must be float32, float64, float16 or bfloat16, got int32"),
 ])
 def test_flat_params_bad_argument(shapes: Any, kwargs: dict, exc: type[Exception], match: str) -> None:
     with pytest.raises(exc, match=match):

@@ -469,3 +469,26 @@ def test_options_checked_and_ignored_for_float32() -> None:
     opt = fusedopt.Adam([p], master_weights=True, stochastic_rounding=True)
     opt.step([np.ones(3, np.float32)])
     assert "master" not in opt.state[0]
+
+
+@pytest.mark.parametrize("dtype_name", ["bfloat16", "float16"])
+@pytest.mark.parametrize("name", ["SGD", "Adam", "Lion"])
+def test_flat_arena_of_16bit_params_steps_as_separate_arrays(name: str, dtype_name: str) -> None:
+    """FlatParams in bfloat16 (by name or ml_dtypes' type) or float16: one flat step over the
+    arena, with master weights, has the bits of separate arrays."""
+    arena = fusedopt.FlatParams({"W": (5, 7), "b": (7,), "c": 3}, dtype=dtype_name)
+    assert arena.dtype == np.dtype(LOW[dtype_name]) and arena.flat_params.dtype == arena.dtype
+    rng = np.random.default_rng(4)
+    for v in arena.params.values():
+        v[...] = rng.standard_normal(v.shape).astype(np.float32).astype(v.dtype)
+    separate = {k: v.copy() for k, v in arena.params.items()}
+    kw = dict(RICH_CONFIGS[name], master_weights=True)
+    flat_opt = OPTIMIZERS[name]([arena.flat_params], **kw)
+    opt = OPTIMIZERS[name](separate, **kw)
+    for _ in range(5):
+        for v in arena.grads.values():
+            v[...] = rng.standard_normal(v.shape).astype(np.float32).astype(v.dtype)
+        flat_opt.step([arena.flat_grads])
+        opt.step({k: v.copy() for k, v in arena.grads.items()})
+    for k, v in separate.items():
+        assert_same_bits(arena.params[k], v, k)

@@ -20,12 +20,15 @@ def _aligned_zeros(n: int, dtype: np.dtype) -> np.ndarray:
 
 
 def _float_dtype(dtype: Any) -> np.dtype[Any]:
+    """A parameter dtype: float32, float64, float16 or bfloat16 (ml_dtypes'; also by its name)."""
+    if isinstance(dtype, str) and dtype == "bfloat16":
+        import ml_dtypes  # (registers the name with NumPy)
     try:
         dt: np.dtype[Any] = np.dtype(dtype)
     except TypeError:
         raise TypeError(f"dtype: not a NumPy dtype: {dtype!r}") from None
-    if dt not in (np.float32, np.float64):
-        raise TypeError(f"dtype: must be float32 or float64, got {dt}")
+    if dt not in (np.float32, np.float64, np.float16) and dt.name != "bfloat16":
+        raise TypeError(f"dtype: must be float32, float64, float16 or bfloat16, got {dt}")
     return dt
 
 
@@ -57,7 +60,8 @@ class FlatParams:
         opt.step([arena.flat_grads])          # one loop over every layer
 
     Views start on 64-byte boundaries; the few padding elements between them have zero
-    gradients. Options that differ per layer (no weight decay on biases) need one arena per
+    gradients. ``dtype``: float32 (default), float64, float16 or bfloat16 (``"bfloat16"`` or
+    ``ml_dtypes.bfloat16``; with ``master_weights=True`` the optimizer keeps float32 copies). Options that differ per layer (no weight decay on biases) need one arena per
     param group.
     """
 
