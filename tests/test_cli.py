@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 from fusedopt.__main__ import COMMANDS, main
@@ -46,3 +47,29 @@ def test_module_entry_points_answer_help(module: str) -> None:
     done = subprocess.run([sys.executable, "-m", module, "--help"], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     assert "usage:" in done.stdout
+
+
+@pytest.mark.parametrize("argv, match", [
+    (["--threads", "0"], "argument --threads: must be > 0, got 0"),
+    (["--repeats", "-2"], "argument --repeats: must be > 0, got -2"),
+    (["--min-time", "0"], "argument --min-time: must be > 0, got 0"),
+    (["--tries", "0"], "argument --tries: must be > 0, got 0"),
+    (["--threads", "two"], "argument --threads: invalid"),
+])
+def test_bench_refuses_bad_numbers_by_name(argv: list[str], match: str, capsys: pytest.CaptureFixture[str]) -> None:
+    from fusedopt.bench.cli import main as bench_main
+
+    with pytest.raises(SystemExit) as exc:
+        bench_main(argv)
+    assert exc.value.code == 2
+    assert match in capsys.readouterr().err
+
+
+def test_bench_from_a_missing_or_bad_json_says_so(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from fusedopt.bench.cli import main as bench_main
+
+    bad = tmp_path / "bad.json"
+    bad.write_text("{not json")
+    for path in (tmp_path / "missing.json", bad):
+        assert bench_main(["--from-json", str(path)]) == 2
+        assert capsys.readouterr().err.startswith("error: --from-json: ")

@@ -341,6 +341,16 @@ def memory_check(steps: int = 1000) -> dict[str, Any]:
 
 # ---- main -----------------------------------------------------------------------------------
 
+def _positive(kind: Callable[[str], Any]) -> Callable[[str], Any]:
+    """An argparse type: a number of `kind` > 0 (argparse names the option in its error)."""
+    def parse(text: str) -> Any:
+        value = kind(text)
+        if not value > 0:
+            raise argparse.ArgumentTypeError(f"must be > 0, got {text}")
+        return value
+    return parse
+
+
 def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="python -m fusedopt bench", description=__doc__.split("\n\n")[0],
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -349,9 +359,9 @@ def build_parser() -> argparse.ArgumentParser:
                     ", ".join(c.key for c in CASES))
     ap.add_argument("--layouts", metavar="A,B", help="layouts to run (default all; --quick: a subset): " +
                     ", ".join(lay.key for lay in LAYOUTS))
-    ap.add_argument("--threads", type=int, default=None, help="threads for native and torch (default: fusedopt's)")
-    ap.add_argument("--repeats", type=int, default=None, help="samples per contender (median taken)")
-    ap.add_argument("--min-time", type=float, default=None, help="seconds per sample (steps are looped)")
+    ap.add_argument("--threads", type=_positive(int), default=None, help="threads for native and torch (default: fusedopt's)")
+    ap.add_argument("--repeats", type=_positive(int), default=None, help="samples per contender (median taken)")
+    ap.add_argument("--min-time", type=_positive(float), default=None, help="seconds per sample (steps are looped)")
     ap.add_argument("--no-torch", action="store_true", help="skip torch even if installed")
     ap.add_argument("--no-numpy", action="store_true", help="skip the NumPy reference")
     ap.add_argument("--threshold-sweep", action="store_true", help="also sweep the serial/parallel threshold")
@@ -379,7 +389,7 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--from-json", metavar="FILE", help="no run: render the report of a run saved with --json")
     ap.add_argument("--plot", metavar="FILE.png", help="log-log ns/parameter vs size (needs matplotlib)")
     ap.add_argument("--markdown", metavar="FILE.md", help="write the tables as Markdown")
-    ap.add_argument("--tries", type=int, default=None,
+    ap.add_argument("--tries", type=_positive(int), default=None,
                     help="re-measure a block up to this many times while other processes keep the CPUs busy "
                          "(default: 2 quick, 4 full)")
     ap.add_argument("--wait-quiet", type=float, default=0.0, metavar="SECONDS",
@@ -410,8 +420,13 @@ def main(argv: list[str] | None = None) -> int:
     if args.from_json:
         import json
 
-        with open(args.from_json) as f:
-            _outputs(report.rebuild(json.load(f)), args)
+        try:
+            with open(args.from_json) as f:
+                doc = json.load(f)
+        except (OSError, ValueError) as e:  # (JSONDecodeError is a ValueError)
+            print(f"error: --from-json: {e}", file=sys.stderr)
+            return 2
+        _outputs(report.rebuild(doc), args)
         return 0
     try:
         cases = select_cases(args.optimizers)
@@ -427,7 +442,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.min_time:
         cfg["min_time"] = args.min_time
     if args.tries:
-        cfg["tries"] = max(1, args.tries)
+        cfg["tries"] = args.tries
     if args.all:
         args.threshold_sweep = args.simd_compare = args.memory = args.denormals = args.beside_blas = True
     if args.loaded:
@@ -436,9 +451,6 @@ def main(argv: list[str] | None = None) -> int:
 
     saved_threads = fusedopt.get_num_threads()
     threads = args.threads or saved_threads
-    if threads < 1:
-        print("error: --threads must be >= 1", file=sys.stderr)
-        return 2
     fusedopt.set_num_threads(threads)
     notes: list[str] = []
     note = set_malloc_mode(args.malloc)
