@@ -236,3 +236,12 @@ def test_cli_writes_the_pngs(capsys, tmp_path):
         assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
         assert 5_000 < path.stat().st_size < 200_000
         assert str(path) in out  # tells the user where each plot went
+
+
+def test_cli_refuses_an_out_that_is_a_file_before_running(capsys, tmp_path):
+    taken = tmp_path / "plots"
+    taken.write_text("")
+    assert cli.main(["--quick", "--out", str(taken)]) == 2
+    captured = capsys.readouterr()
+    assert captured.err == f"error: --out: {taken} exists and is not a directory\n"
+    assert captured.out == ""  # (nothing was run)

@@ -78,6 +78,10 @@ def main(argv: list[str] | None = None) -> int:
     if argv[:1] == ["demo"]:  # tolerate being handed the sub-command name too
         argv = argv[1:]
     args = _parser().parse_args(argv)
+    out = Path(args.out)
+    if not args.no_plot and out.exists() and not out.is_dir():  # (before the runs, not after)
+        print(f"error: --out: {out} exists and is not a directory", file=sys.stderr)
+        return 2
     scale = 0.25 if args.quick else 1.0
     t0 = time.perf_counter()
 
@@ -128,7 +132,6 @@ def main(argv: list[str] | None = None) -> int:
         print("\n" + INSTALL_HINT)
         return 0
 
-    out = Path(args.out)
     written = [
         P.plot_paths(results["rosenbrock"], out / PLOT_FILES["rosenbrock"]),
         P.plot_paths(results["beale"], out / PLOT_FILES["beale"]),
