@@ -780,9 +780,73 @@ def total_norm(arrays: Sequence[np.ndarray], norm_type: float = 2.0) -> float:
         return float(np.ldexp(np.float64(s) ** (1.0 / p), e))
 
 
-def combined_norm(norms: Sequence[float]) -> float:
-    """The 2-norm of several norms (a step's global norm from per-group ones), without overflow."""
-    return math.hypot(*norms) if norms else 0.0
+_NORM_CHUNK, _MAX_NORM_CHUNKS = 4096, 1024  # norm.cpp's norm_chunk_size, kernel_table.hpp's kMaxNormChunks
+_PLAIN_SUM = (2.0**-900, 2.0**900)  # norm.cpp: a sum of squares between them needs no rescaling
+
+
+def _norm_sum_squares(pieces: Sequence[np.ndarray]) -> float:
+    """The sum of squares of 1-D float64 pieces (one dtype's, in order) as a step's norm pass adds
+    them: chunks of a fixed grid over their concatenation, each a Lanes run whose lanes restart at
+    every piece (a piece is one array, or one row of a row-sparse gradient, cut at chunk ends),
+    the chunks' sums added in order."""
+    total = sum(len(x) for x in pieces)
+    chunk = _NORM_CHUNK
+    while chunk * _MAX_NORM_CHUNKS < total:
+        chunk *= 2
+    runs: list[list[np.ndarray]] = [[] for _ in range(-(-total // chunk))]
+    at = 0
+    for x in pieces:
+        i = 0
+        while i < len(x):
+            c = (at + i) // chunk
+            part = x[i : i + (c + 1) * chunk - (at + i)]
+            runs[c].append(np.concatenate([part * part, np.zeros((-len(part)) % _LANES)]))  # (lanes from 0)
+            i += len(part)
+        at += len(x)
+    out = 0.0
+    for run in runs:
+        out += _lane_sum(np.concatenate(run))
+    return out
+
+
+def step_norm(grads: Sequence[np.ndarray | RowSparse], params: Sequence[np.ndarray]) -> tuple[float, float]:
+    """(norm, its square as summed) of a step's gradients in one clipping scope, with the bits of
+    the native norm pass: per dtype (float32, float64, bfloat16, float16), the gradients in
+    parameter order, each in its parameter's memory order (row-sparse: its summed rows). A sum of
+    squares past 2^+-900 is rescaled as total_norm does (the native pass's rescaled order is its
+    compiler's: equal to about an ulp)."""
+    by_dtype: dict[str, list[np.ndarray]] = {}
+    for g, p in zip(grads, params):
+        if isinstance(g, RowSparse):
+            rows = coalesce(g)[1].astype(np.float64)
+            pieces = list(rows.reshape(len(rows), math.prod(rows.shape[1:])))
+        else:
+            laid = np.empty_like(p, dtype=g.dtype)  # (a gradient in another layout: read as the step's copy)
+            laid[...] = g
+            pieces = [np.ravel(laid, order="K").astype(np.float64)]
+        by_dtype.setdefault(np.dtype(g.dtype if not isinstance(g, RowSparse) else g.rows.dtype).name, []).extend(pieces)
+    squares = 0.0
+    with np.errstate(over="ignore", invalid="ignore"):
+        for name in ("float32", "float64", "bfloat16", "float16"):
+            if name in by_dtype:
+                squares += _norm_sum_squares(by_dtype[name])
+    if _PLAIN_SUM[0] < squares < _PLAIN_SUM[1]:
+        return math.sqrt(squares), squares
+    dense = [g.rows if isinstance(g, RowSparse) else g for g in grads]
+    norm = total_norm(dense)
+    return norm, norm * norm
+
+
+def combined_norm(norms: Sequence[tuple[float, float]]) -> float:
+    """The 2-norm of several scopes' (norm, square) pairs as norm.cpp's combined_norm: the squares
+    added in order, rescaled by the largest norm where they under- or overflow."""
+    squares = 0.0
+    for _, sq in norms:
+        squares += sq
+    top = max((n for n, _ in norms), default=0.0)
+    if squares != squares or top == 0.0 or math.isinf(top) or _PLAIN_SUM[0] < squares < _PLAIN_SUM[1]:
+        return math.sqrt(squares)
+    return math.sqrt(sum((n / top) * (n / top) for n, _ in norms)) * top
 
 
 def coalesce(g: RowSparse) -> tuple[np.ndarray, np.ndarray]:
@@ -829,13 +893,17 @@ def run_step(
     # Row-sparse gradients: the update runs on their distinct rows, gathered and scattered back.
     rows_of = {id(g): coalesce(g) for unit in units for g in unit[4] if isinstance(g, RowSparse)}
     if max_norm is not None or check_finite:
-        scopes: dict[int, list[np.ndarray]] = {}
-        for group, _, _, _, grads, *_ in units:
-            dense = [rows_of[id(g)][1] if isinstance(g, RowSparse) else g for g in grads]
-            scopes.setdefault(group if per_group else 0, []).extend(dense)
+        scopes: dict[int, list[tuple[int, Any, np.ndarray]]] = {}  # (parameter index, grad, param)
+        for group, _, _, params, grads, _, tags in units:
+            scopes.setdefault(group if per_group else 0, []).extend(zip(tags, grads, params))
         count = group_count if per_group else 1
-        norms = [grad_norm[0] if grad_norm else total_norm(scopes.get(i, [])) for i in range(count)]
-        result["grad_norm"] = norms[0] if count == 1 else combined_norm(norms)
+        pairs = []
+        for i in range(count):
+            scope = sorted(scopes.get(i, []), key=lambda item: item[0])  # (units group by counters)
+            pairs.append((grad_norm[0], grad_norm[0] * grad_norm[0]) if grad_norm else
+                         step_norm([g for _, g, _ in scope], [p for _, _, p in scope]))
+        norms = [n for n, _ in pairs]
+        result["grad_norm"] = norms[0] if count == 1 else combined_norm(pairs)
         if per_group:
             result["group_norms"] = norms
         if check_finite and any(not math.isfinite(n) for n in norms):
