@@ -1,7 +1,8 @@
 """The native step against the NumPy reference on randomly drawn combinations of what the other
 tests take one at a time: an optimizer with its defaults or every option, norm clipping in
-either scope, value clipping, a non-finite policy, two param groups, float32 or float64
-arrays of assorted shapes, None gradients and NaNs. On the baseline target the two must leave
+either scope, value clipping, a non-finite policy, two param groups, float32, float64,
+bfloat16 or float16 arrays of assorted shapes (16-bit: master weights, stochastic rounding),
+compressed state, None gradients and NaNs. On the baseline target the two must leave
 the same bits, report the same norms and counters, and refuse the same inputs.
 
 (Such a run found the reference's clipping norm an ulp off the native one on float64 data:
@@ -18,6 +19,7 @@ import pytest
 from conftest import OPTIMIZERS, RICH_CONFIGS, using_target
 
 hypothesis = pytest.importorskip("hypothesis")
+ml_dtypes = pytest.importorskip("ml_dtypes")
 from hypothesis import HealthCheck, given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 
@@ -37,8 +39,14 @@ def configurations(draw: st.DrawFn) -> dict[str, Any]:
     elif clip == "value":
         cfg["clip_value"] = 0.2
     cfg["nonfinite"] = draw(st.sampled_from(["propagate", "skip"]))
+    dtype = draw(st.sampled_from([np.float32, np.float64, ml_dtypes.bfloat16, np.float16]))
+    if np.dtype(dtype).itemsize == 2:
+        cfg["master_weights"] = draw(st.booleans())
+        cfg["stochastic_rounding"] = draw(st.booleans())
+    if draw(st.booleans()):  # (refused alike where the rule keeps no compressible state)
+        cfg["state_dtype"] = draw(st.sampled_from(["bfloat16", "int8"]))
     shapes = draw(st.lists(shape, min_size=1, max_size=4))
-    return {"name": name, "cfg": cfg, "dtype": draw(st.sampled_from([np.float32, np.float64])), "shapes": shapes,
+    return {"name": name, "cfg": cfg, "dtype": dtype, "shapes": shapes,
             "split": draw(st.integers(1, len(shapes))), "seed": draw(st.integers(0, 2**32 - 1))}
 
 
