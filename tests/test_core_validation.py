@@ -200,10 +200,19 @@ def test_named_bad_grad_message_names_the_parameter(name: str) -> None:
     a.assert_rejected(bad, TypeError, r"grads for parameter 'w4': dtype float64 does not match")
 
 
-def test_overlapping_params_rejected_at_step() -> None:
+def test_overlapping_params_rejected_at_construction_and_at_step() -> None:
     buf = np.linspace(1, 2, 15)
     p1, p2 = buf[:10], buf[5:]  # both C-contiguous views, overlapping in buf[5:10]
-    opt = fusedopt.Adam([p1, p2], lr=0.1)
+    with pytest.raises(ValueError, match=r"^params\[1\]: shares memory with params\[0\]; every updated array"):
+        fusedopt.Adam([p1, p2], lr=0.1)
+    with pytest.raises(ValueError, match=r"^params\[0\]: shares memory with a parameter of another param group"):
+        fusedopt.Adam([{"params": [p1]}, {"params": [buf[9:12]]}], lr=0.1)
+    for make in (lambda: fusedopt.LBFGS([p1, p2]), lambda: fusedopt.Muon([buf[:9].reshape(3, 3), buf[6:].reshape(3, 3)])):
+        with pytest.raises(ValueError, match=r"^params\[1\]: shares memory with params\[0\]"):
+            make()
+    # put into a group's list after construction: the step refuses it, nothing written
+    opt = fusedopt.Adam([p1, np.ones(10)], lr=0.1)
+    opt.param_groups[0]["params"][1] = p2
     before = buf.copy()
     with pytest.raises(ValueError, match=r"parameter [01] and parameter [01] share memory"):
         opt.step([np.ones(10), np.ones(10)])

@@ -14,7 +14,7 @@ from ._axpy import Axpy
 from ._dot import dot_for
 from ._grads import align_grads
 from ._line_search import Scalar, strong_wolfe
-from ._params import as_groups, split_params
+from ._params import as_groups, refuse_overlap, split_params
 from ._types import GradsLike, Hyper, ParamsLike, at_step
 
 Closure = Callable[[], tuple[Any, GradsLike]]
@@ -111,6 +111,7 @@ class LBFGS:
             raise ValueError("params: the optimizer got an empty parameter list")
         if len({id(p) for p in arrays}) != len(arrays):
             raise ValueError("params: the same array is listed twice")
+        refuse_overlap(arrays, names)
         dtypes = {p.dtype for p in arrays}
         if len(dtypes) != 1:
             raise TypeError(f"params: LBFGS needs one dtype for every parameter, got {sorted(map(str, dtypes))}")

@@ -14,7 +14,7 @@ from .. import _checks, _core, reference
 from ._axpy import Axpy
 from ._grads import align_grads
 from ._newton_schulz import NS_DTYPES, orthogonalize
-from ._params import as_groups, split_params
+from ._params import as_groups, refuse_overlap, split_params
 from ._types import GradsLike, Hyper, ParamsLike, at_step
 
 NS_COEFFICIENTS = (3.4445, -4.7750, 2.0315)
@@ -147,6 +147,7 @@ class Muon:
             if id(p) in known:
                 raise ValueError(f"params[{label!r}]: this array is listed twice")
             known.add(id(p))
+        refuse_overlap(arrays, names, self.params)
         if names and set(names) & set(k for k in self._keys if isinstance(k, str)):
             raise ValueError("params: a name is already used by another param group")
         for key, value in self.defaults.items():

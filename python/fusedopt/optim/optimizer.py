@@ -18,7 +18,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from .. import _checks, _core, compressed_state, reference
-from ._params import as_groups, split_params
+from ._params import as_groups, refuse_overlap, split_params
 from ._types import GradsLike, ParamsLike
 
 Key = int | str
@@ -210,6 +210,7 @@ class Optimizer:
                 raise ValueError(f"params[{label!r}]: the same array is listed twice")
             seen.add(id(p))
             self._engine.check_param(p, f"params[{label!r}]")  # the rule's own layout needs (Adafactor: C order)
+        refuse_overlap(params, names, self.params)
         if names:
             taken = {k for k in self._engine.keys() if isinstance(k, str)}
             for n in names:
