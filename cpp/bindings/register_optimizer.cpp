@@ -1666,6 +1666,22 @@ void register_optimizer(py::module_& m) {
         "The boundary's check of one array (TypeError/ValueError naming it), as a step makes it "
         "(low_precision: bfloat16 and float16 accepted; dense: any dense layout, not only C order; both as for "
         "optimizer parameters).");
+    m.def(
+        "first_overlap",
+        [](const py::list& arrays) -> py::object {
+            std::vector<Span> spans;
+            spans.reserve(arrays.size());
+            for (std::size_t i = 0; i < arrays.size(); ++i) {
+                const CheckedArray c = check_array(arrays[i], false, [&] { return "arrays[" + std::to_string(i) + "]"; },
+                                                   true, true);
+                if (c.size) spans.push_back(make_span(c.data, c.size, c.dtype, true, i, 0));
+            }
+            const Overlap o = first_overlap(spans);
+            if (!o.found) return py::none();
+            return py::make_tuple(std::min(o.a.owner, o.b.owner), std::max(o.a.owner, o.b.owner));
+        },
+        py::arg("arrays"),
+        "(i, j), i < j: two of these dense arrays (parameters, checked) that share memory; None if none do.");
     m.def("rule_info", &rule_info, py::arg("name"),
           "A rule's declaration: its hyperparameters (as param groups name them), state slots, counters.");
     py::class_<Engine>(m, "Engine",

@@ -17,24 +17,11 @@ def _check_param(p: Any, where: str) -> np.ndarray:
     return p  # type: ignore[no-any-return]
 
 
-def first_overlap(arrays: Sequence[np.ndarray]) -> tuple[int, int] | None:
-    """Two of these (dense, checked) arrays that share memory, (i, j) with i < j, or None: their
-    byte ranges sorted, each compared with the furthest-reaching range before it."""
-    spans = sorted((a.ctypes.data, a.ctypes.data + a.nbytes, i) for i, a in enumerate(arrays) if a.nbytes)
-    reach, owner = -1, -1
-    for lo, hi, i in spans:
-        if lo < reach:
-            return (min(i, owner), max(i, owner))
-        if hi > reach:
-            reach, owner = hi, i
-    return None
-
-
 def refuse_overlap(new: Sequence[np.ndarray], names: Sequence[str] | None,
                    earlier: Sequence[np.ndarray] = ()) -> None:
     """ValueError naming a parameter of `new` that shares memory with another of them or with
     one of `earlier` (other groups'). (A step refuses it too; this names it at construction.)"""
-    clash = first_overlap([*earlier, *new])
+    clash = _core.first_overlap([*earlier, *new])  # (natively: many groups made this quadratic in Python)
     if clash is None or clash[1] < len(earlier):  # (earlier arrays re-pointed since: the step's to refuse)
         return
     i, j = clash[0] - len(earlier), clash[1] - len(earlier)
