@@ -800,7 +800,7 @@ def _norm_sum_squares(pieces: Sequence[np.ndarray]) -> float:
         while i < len(x):
             c = (at + i) // chunk
             part = x[i : i + (c + 1) * chunk - (at + i)]
-            runs[c].append(np.concatenate([part * part, np.zeros((-len(part)) % _LANES)]))  # (lanes from 0)
+            runs[c].append(np.concatenate([part * part, np.zeros((-len(part)) % _LANES)]))  # (next piece: lane 0)
             i += len(part)
         at += len(x)
     out = 0.0
@@ -819,12 +819,12 @@ def step_norm(grads: Sequence[np.ndarray | RowSparse], params: Sequence[np.ndarr
     for g, p in zip(grads, params):
         if isinstance(g, RowSparse):
             rows = coalesce(g)[1].astype(np.float64)
-            pieces = list(rows.reshape(len(rows), math.prod(rows.shape[1:])))
+            pieces, dtype = list(rows.reshape(len(rows), math.prod(rows.shape[1:]))), g.rows.dtype
         else:
             laid = np.empty_like(p, dtype=g.dtype)  # (a gradient in another layout: read as the step's copy)
             laid[...] = g
-            pieces = [np.ravel(laid, order="K").astype(np.float64)]
-        by_dtype.setdefault(np.dtype(g.dtype if not isinstance(g, RowSparse) else g.rows.dtype).name, []).extend(pieces)
+            pieces, dtype = [np.ravel(laid, order="K").astype(np.float64)], g.dtype
+        by_dtype.setdefault(np.dtype(dtype).name, []).extend(pieces)
     squares = 0.0
     with np.errstate(over="ignore", invalid="ignore"):
         for name in ("float32", "float64", "bfloat16", "float16"):
