@@ -61,7 +61,8 @@ class FlatParams:
 
     Views start on 64-byte boundaries; the few padding elements between them have zero
     gradients. ``dtype``: float32 (default), float64, float16 or bfloat16 (``"bfloat16"`` or
-    ``ml_dtypes.bfloat16``; with ``master_weights=True`` the optimizer keeps float32 copies). Options that differ per layer (no weight decay on biases) need one arena per
+    ``ml_dtypes.bfloat16``; with ``master_weights=True`` the optimizer keeps float32 copies).
+    Options that differ per layer (no weight decay on biases) need one arena per
     param group.
     """
 

@@ -18,8 +18,8 @@ def scalar_as_array(g: Any, p: np.ndarray) -> Any:
 def align_grads(grads: Any, params: Sequence[np.ndarray], names: Sequence[str] | None,
                 where: str = "grads") -> list[np.ndarray | None]:
     """One gradient (or None) per parameter, checked: a numpy.ndarray of the parameter's dtype
-    and shape (for a 0-d parameter also a NumPy scalar, as np.sum returns). A list in the params' order, a dict by name (a missing name is None), or one
-    array for a single parameter."""
+    and shape (for a 0-d parameter also a NumPy scalar, as np.sum returns). A list in the
+    params' order, a dict by name (a missing name is None), or one array for a single parameter."""
     if isinstance(grads, np.ndarray) and len(params) == 1:
         items: list[Any] = [grads]
     elif isinstance(grads, Mapping):
