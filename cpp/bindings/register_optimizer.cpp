@@ -939,7 +939,8 @@ py::tuple Engine::aligned_grads(py::handle grads) const {
     static const py::handle numpy_scalar = forever(py::module_::import("numpy").attr("generic"));
     auto put = [&](std::size_t i, PyObject* g) {
         // A NumPy scalar (what np.sum returns) is a 0-d parameter's gradient as a 0-d array.
-        const int scalar = params_[i].checked.ndim == 0 && g != Py_None && !api.PyArray_Check_(g)
+        // (g's type first: its header is read here anyway, the parameter's fields are not)
+        const int scalar = g != Py_None && !api.PyArray_Check_(g) && params_[i].checked.ndim == 0
                                ? PyObject_IsInstance(g, numpy_scalar.ptr()) : 0;
         if (scalar < 0) throw py::error_already_set();
         if (scalar) {
