@@ -198,6 +198,15 @@ def test_native_equals_reference_on_generic_data(scope: str, baseline_target: st
             assert_same_bits(p, q, f"step {t}, param {i}")
 
 
+def test_rescaled_norm_of_row_sparse_gradients_sums_repeated_rows_first() -> None:
+    """A sum of squares below 2^-900 takes the rescaled path; there too the norm is of the
+    gradient's summed rows (a row given twice counts once, as their sum), native and reference."""
+    for backend in ("native", "numpy"):
+        opt = fusedopt.Adam([np.ones((4, 3))], lr=0.1, max_grad_norm=1.0, backend=backend)
+        opt.step([fusedopt.RowSparse(np.array([1, 1]), np.full((2, 3), 1e-200))])
+        assert math.isclose(opt.last_grad_norm, 2e-200 * math.sqrt(3), rel_tol=1e-12, abs_tol=0.0), backend
+
+
 def test_group_norms_aligned_with_param_groups() -> None:
     opt = fusedopt.Adam([{"params": [np.ones(3)]}, {"params": [np.ones(2)]}], max_grad_norm=1.0)
     opt.step([np.ones(3), None])

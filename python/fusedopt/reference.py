@@ -17,7 +17,7 @@ kernels do.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -780,7 +780,6 @@ def total_norm(arrays: Sequence[np.ndarray], norm_type: float = 2.0) -> float:
         return float(np.ldexp(np.float64(s) ** (1.0 / p), e))
 
 
-_NORM_CHUNK, _MAX_NORM_CHUNKS = 4096, 1024  # norm.cpp's norm_chunk_size, kernel_table.hpp's kMaxNormChunks
 _PLAIN_SUM = (2.0**-900, 2.0**900)  # norm.cpp: a sum of squares between them needs no rescaling
 
 
@@ -789,10 +788,10 @@ def _norm_sum_squares(pieces: Sequence[np.ndarray]) -> float:
     them: chunks of a fixed grid over their concatenation, each a Lanes run whose lanes restart at
     every piece (a piece is one array, or one row of a row-sparse gradient, cut at chunk ends),
     the chunks' sums added in order."""
+    from . import _core  # (the grid is the native pass's: norm.cpp)
+
     total = sum(len(x) for x in pieces)
-    chunk = _NORM_CHUNK
-    while chunk * _MAX_NORM_CHUNKS < total:
-        chunk *= 2
+    chunk = _core.norm_chunk_size(total)
     runs: list[list[np.ndarray]] = [[] for _ in range(-(-total // chunk))]
     at = 0
     for x in pieces:
@@ -809,21 +808,26 @@ def _norm_sum_squares(pieces: Sequence[np.ndarray]) -> float:
     return out
 
 
-def step_norm(grads: Sequence[np.ndarray | RowSparse], params: Sequence[np.ndarray]) -> tuple[float, float]:
+def step_norm(grads: Sequence[np.ndarray | RowSparse], params: Sequence[np.ndarray],
+              coalesced: Mapping[int, tuple[np.ndarray, np.ndarray]] | None = None) -> tuple[float, float]:
     """(norm, its square as summed) of a step's gradients in one clipping scope, with the bits of
     the native norm pass: per dtype (float32, float64, bfloat16, float16), the gradients in
-    parameter order, each in its parameter's memory order (row-sparse: its summed rows). A sum of
-    squares past 2^+-900 is rescaled as total_norm does (the native pass's rescaled order is its
-    compiler's: equal to about an ulp)."""
+    parameter order, each in its parameter's memory order (row-sparse: its summed rows, from
+    `coalesced` by id where given). A sum of squares past 2^+-900 is rescaled as total_norm does
+    (the native pass's rescaled order is its compiler's: equal to about an ulp)."""
     by_dtype: dict[str, list[np.ndarray]] = {}
+    dense: list[np.ndarray] = []  # (for the rescaled path)
     for g, p in zip(grads, params):
         if isinstance(g, RowSparse):
-            rows = coalesce(g)[1].astype(np.float64)
-            pieces, dtype = list(rows.reshape(len(rows), math.prod(rows.shape[1:]))), g.rows.dtype
+            summed = (coalesced[id(g)] if coalesced is not None else coalesce(g))[1]
+            rows = summed.astype(np.float64)
+            pieces, dtype = list(rows.reshape(len(rows), math.prod(rows.shape[1:]))), summed.dtype
+            dense.append(summed)
         else:
             laid = np.empty_like(p, dtype=g.dtype)  # (a gradient in another layout: read as the step's copy)
             laid[...] = g
             pieces, dtype = [np.ravel(laid, order="K").astype(np.float64)], g.dtype
+            dense.append(g)
         by_dtype.setdefault(np.dtype(dtype).name, []).extend(pieces)
     squares = 0.0
     with np.errstate(over="ignore", invalid="ignore"):
@@ -832,7 +836,6 @@ def step_norm(grads: Sequence[np.ndarray | RowSparse], params: Sequence[np.ndarr
                 squares += _norm_sum_squares(by_dtype[name])
     if _PLAIN_SUM[0] < squares < _PLAIN_SUM[1]:
         return math.sqrt(squares), squares
-    dense = [g.rows if isinstance(g, RowSparse) else g for g in grads]
     norm = total_norm(dense)
     return norm, norm * norm
 
@@ -901,7 +904,7 @@ def run_step(
         for i in range(count):
             scope = sorted(scopes.get(i, []), key=lambda item: item[0])  # (units group by counters)
             pairs.append((grad_norm[0], grad_norm[0] * grad_norm[0]) if grad_norm else
-                         step_norm([g for _, g, _ in scope], [p for _, _, p in scope]))
+                         step_norm([g for _, g, _ in scope], [p for _, _, p in scope], rows_of))
         norms = [n for n, _ in pairs]
         result["grad_norm"] = norms[0] if count == 1 else combined_norm(pairs)
         if per_group:
