@@ -91,9 +91,7 @@ def _view(p: torch.Tensor, where: str) -> np.ndarray:
         raise TypeError(f"{where}: {p.layout} tensors are not supported; fusedopt steps dense tensors")
     if p.dtype not in _DTYPES:
         raise TypeError(f"{where}: dtype {p.dtype} is not supported; use torch.float32, float64, bfloat16 or float16")
-    a = _numpy(p.detach())
-    _core.check_array(a, where, written=True, low_precision=True, dense=True)  # (channels_last: dense, permuted)
-    return a
+    return _numpy(p.detach())  # (its layout: Optimizer._param_view checks it)
 
 
 def _grad_view(p: torch.Tensor, where: str) -> np.ndarray | RowSparse | None:
@@ -170,7 +168,9 @@ class Optimizer(torch.optim.Optimizer):
         a = _view(group["params"][j], where)
         engine = getattr(self._fo, "_engine", None)  # (Muon steps in Python: no rule with layout needs)
         if engine is not None:
-            engine.check_param(a, where)  # the rule's own needs (Adafactor: C order)
+            engine.check_param(a, where)  # dense, any order, and the rule's own needs (Adafactor: C order)
+        else:
+            _core.check_array(a, where, written=True, low_precision=True, dense=True)
         return a
 
     def _twin(self, group: dict[str, Any], g: int) -> dict[str, Any]:
