@@ -358,6 +358,31 @@ def test_duplicate_name_across_groups() -> None:
     opt = fusedopt.Adam({"a": np.ones(2)})
     with pytest.raises(ValueError, match=r"the name 'a' is already used"):
         opt.add_param_group({"params": {"a": np.ones(2)}})
+    # within one construction: a later group's name, or a name given twice in one group (the
+    # state is kept under the name: two parameters would share it)
+    with pytest.raises(ValueError, match=r"the name 'a' is already used"):
+        fusedopt.Adam([{"params": {"a": np.ones(2)}}, {"params": {"b": np.ones(2), "a": np.ones(2)}}])
+    for make in (fusedopt.Adam, fusedopt.LBFGS, fusedopt.Muon):
+        with pytest.raises(ValueError, match=r"^params: the name 'a' is given twice"):
+            make([("a", np.ones((2, 2))), ("b", np.ones((2, 2))), ("a", np.ones((2, 2)))])
+
+
+def test_many_groups_checked_against_each_other_at_construction() -> None:
+    """The constructor checks all its groups in one pass: each is still checked against every
+    earlier one, and an error names the group and parameter it is in."""
+    buf = np.zeros(40)
+    groups = [{"params": [buf[4 * k : 4 * k + 4]]} for k in range(10)]
+    fusedopt.SGD(groups, lr=0.1)  # disjoint
+    with pytest.raises(ValueError, match=r"^params\[1\]: shares memory with a parameter of another param group"):
+        fusedopt.SGD([*groups[:7], {"params": [np.ones(1), buf[2:6]]}], lr=0.1)
+    with pytest.raises(ValueError, match=r"^params\['y'\]: shares memory with params\['x'\]"):
+        fusedopt.SGD([{"params": {"a": np.ones(2)}}, {"params": {"x": buf[:8], "y": buf[7:9]}}], lr=0.1)
+    with pytest.raises(ValueError, match=r"^momentum \(param group 5\): must be >= 0"):
+        fusedopt.SGD([*groups[:5], {"params": [np.ones(1)], "momentum": -1.0}], lr=0.1)
+    with pytest.raises(ValueError, match=r"^params\[0\]: this array is already in another param group"):
+        fusedopt.SGD([*groups, {"params": [groups[3]["params"][0]]}], lr=0.1)
+    opt = fusedopt.Adagrad(groups[:3], lr=0.1)  # (Adagrad makes each group's state as it is added)
+    assert [len(g["params"]) for g in opt.param_groups] == [1, 1, 1] and len(opt.state) == 3
 
 
 def test_empty_params() -> None:

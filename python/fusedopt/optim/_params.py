@@ -3,7 +3,9 @@ dicts) into param groups."""
 
 from __future__ import annotations
 
+from bisect import bisect_right
 from collections.abc import Iterable, Mapping, Sequence
+from itertools import accumulate
 from typing import Any
 
 import numpy as np
@@ -17,17 +19,25 @@ def _check_param(p: Any, where: str) -> np.ndarray:
     return p  # type: ignore[no-any-return]
 
 
-def refuse_overlap(new: Sequence[np.ndarray], names: Sequence[str] | None,
+def refuse_overlap(groups: Sequence[tuple[Sequence[np.ndarray], Sequence[str] | None]],
                    earlier: Sequence[np.ndarray] = ()) -> None:
-    """ValueError naming a parameter of `new` that shares memory with another of them or with
-    one of `earlier` (other groups'). (A step refuses it too; this names it at construction.)"""
-    clash = _core.first_overlap([*earlier, *new])  # (natively: many groups made this quadratic in Python)
+    """ValueError naming a parameter of the new `groups` (each its arrays and their names or
+    None) that shares memory with another of them or with one of `earlier` (other groups').
+    One native pass over all of them, however many groups. (A step refuses it too; this names
+    it at construction.)"""
+    new = [p for arrays, _ in groups for p in arrays]
+    clash = _core.first_overlap([*earlier, *new])
     if clash is None or clash[1] < len(earlier):  # (earlier arrays re-pointed since: the step's to refuse)
         return
-    i, j = clash[0] - len(earlier), clash[1] - len(earlier)
-    label = (lambda k: repr(names[k])) if names else repr
-    other = f"params[{label(i)}]" if i >= 0 else "a parameter of another param group"
-    raise ValueError(f"params[{label(j)}]: shares memory with {other}; every updated array must have its own buffer")
+    starts = list(accumulate((len(arrays) for arrays, _ in groups), initial=len(earlier)))
+    at = bisect_right(starts, clash[1]) - 1  # the group of the later array
+    names = groups[at][1]
+
+    def label(k: int) -> str:
+        return f"params[{names[k - starts[at]]!r}]" if names else f"params[{k - starts[at]}]"
+
+    other = label(clash[0]) if clash[0] >= starts[at] else "a parameter of another param group"
+    raise ValueError(f"{label(clash[1])}: shares memory with {other}; every updated array must have its own buffer")
 
 
 def split_params(params: Any) -> tuple[list[np.ndarray], list[str] | None]:
@@ -49,7 +59,11 @@ def split_params(params: Any) -> tuple[list[np.ndarray], list[str] | None]:
             for i, x in enumerate(items):
                 if len(x) != 2 or not isinstance(x[0], str):
                     raise TypeError(f"params[{i}]: expected a (name, array) pair with a str name, got {x!r:.80}")
-            return [_check_param(a, f"params[{n!r}]") for n, a in items], [n for n, _ in items]
+            names = [n for n, _ in items]
+            if len(set(names)) != len(names):
+                twice = next(n for i, n in enumerate(names) if n in names[:i])
+                raise ValueError(f"params: the name {twice!r} is given twice (a parameter's state is kept under its name)")
+            return [_check_param(a, f"params[{n!r}]") for n, a in items], names
         if any(named):
             raise ValueError("params: all params must be given with names, or none (some names are missing)")
         return [_check_param(a, f"params[{i}]") for i, a in enumerate(items)], None

@@ -111,7 +111,7 @@ class LBFGS:
             raise ValueError("params: the optimizer got an empty parameter list")
         if len({id(p) for p in arrays}) != len(arrays):
             raise ValueError("params: the same array is listed twice")
-        refuse_overlap(arrays, names)
+        refuse_overlap([(arrays, names)])
         dtypes = {p.dtype for p in arrays}
         if len(dtypes) != 1:
             raise TypeError(f"params: LBFGS needs one dtype for every parameter, got {sorted(map(str, dtypes))}")

@@ -147,7 +147,7 @@ class Muon:
             if id(p) in known:
                 raise ValueError(f"params[{label!r}]: this array is listed twice")
             known.add(id(p))
-        refuse_overlap(arrays, names, self.params)
+        refuse_overlap([(arrays, names)], self.params)
         if names and set(names) & set(k for k in self._keys if isinstance(k, str)):
             raise ValueError("params: a name is already used by another param group")
         for key, value in self.defaults.items():

@@ -12,7 +12,7 @@ hyperparameters, state slots, scalars and loop) is declared once, in
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar
 
 import numpy as np
@@ -95,8 +95,7 @@ class Optimizer:
             groups = as_groups(params)
             if not groups or not any(True for _ in groups):
                 raise ValueError("params: the optimizer got an empty parameter list")
-            for group in groups:
-                self.add_param_group(group)
+            self._add_param_groups(groups)
             if not self.params:
                 raise ValueError("params: the optimizer got an empty parameter list")
 
@@ -193,39 +192,53 @@ class Optimizer:
 
     def add_param_group(self, param_group: Mapping[str, Any]) -> None:
         """Add a group: {'params': list or dict of arrays, **hyperparameters}."""
-        if not isinstance(param_group, Mapping) or "params" not in param_group:
-            raise TypeError("param_group: expected a dict with a 'params' entry")
-        group = dict(param_group)
-        params, names = split_params(group["params"])
-        named = names is not None
-        if self._names_given is not None and named != self._names_given:
-            raise ValueError("params: all param groups must be given by name, or none")
-        known = {id(p) for p in self.params}
-        seen: set[int] = set()
-        for i, p in enumerate(params):
-            label = names[i] if names else i
-            if id(p) in known:
-                raise ValueError(f"params[{label!r}]: this array is already in another param group")
-            if id(p) in seen:
-                raise ValueError(f"params[{label!r}]: the same array is listed twice")
-            seen.add(id(p))
-            self._engine.check_param(p, f"params[{label!r}]")  # the rule's own layout needs (Adafactor: C order)
-        refuse_overlap(params, names, self.params)
-        if names:
-            taken = {k for k in self._engine.keys() if isinstance(k, str)}
-            for n in names:
-                if n in taken:
-                    raise ValueError(f"params: the name {n!r} is already used by another param group")
-        for key, value in self.defaults.items():
-            group.setdefault(key, value)
-        where = f" (param group {len(self.param_groups)})"
-        self._engine.check_hyperparameters(group, self.step_count, where)
-        group["params"] = params
-        if names:
-            group["param_names"] = names
-        self._names_given = named
-        self.param_groups.append(group)
-        self._on_group_added(group)
+        self._add_param_groups([param_group])
+
+    def _add_param_groups(self, new: Sequence[Any]) -> None:
+        """Check the `new` groups against each other and this optimizer's, then add them all (or
+        none). The earlier parameters are gathered once for all of them, so an optimizer built
+        from thousands of groups (a learning rate per layer) is built in linear time."""
+        earlier = self.params
+        other_groups = {id(p) for p in earlier}  # the arrays of the groups before the one checked
+        taken = {k for k in self._engine.keys() if isinstance(k, str)}
+        names_given = self._names_given
+        checked: list[dict[str, Any]] = []
+        for param_group in new:
+            if not isinstance(param_group, Mapping) or "params" not in param_group:
+                raise TypeError("param_group: expected a dict with a 'params' entry")
+            group = dict(param_group)
+            params, names = split_params(group["params"])
+            if names_given is not None and (names is not None) != names_given:
+                raise ValueError("params: all param groups must be given by name, or none")
+            names_given = names is not None
+            seen: set[int] = set()
+            for i, p in enumerate(params):
+                label = names[i] if names else i
+                if id(p) in other_groups:
+                    raise ValueError(f"params[{label!r}]: this array is already in another param group")
+                if id(p) in seen:
+                    raise ValueError(f"params[{label!r}]: the same array is listed twice")
+                seen.add(id(p))
+                self._engine.check_param(p, f"params[{label!r}]")  # the rule's own layout needs (Adafactor: C order)
+            other_groups |= seen
+            if names:
+                for n in names:
+                    if n in taken:
+                        raise ValueError(f"params: the name {n!r} is already used by another param group")
+                taken.update(names)
+            for key, value in self.defaults.items():
+                group.setdefault(key, value)
+            where = f" (param group {len(self.param_groups) + len(checked)})"
+            self._engine.check_hyperparameters(group, self.step_count, where)
+            group["params"] = params
+            if names:
+                group["param_names"] = names
+            checked.append(group)
+        refuse_overlap([(g["params"], g.get("param_names")) for g in checked], earlier)
+        self._names_given = names_given
+        for group in checked:
+            self.param_groups.append(group)
+            self._on_group_added(group)
 
     def _on_group_added(self, group: dict[str, Any]) -> None:
         """Optimizers that create state eagerly (Adagrad) do it here."""
