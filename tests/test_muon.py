@@ -294,6 +294,31 @@ def test_adjusted_lr() -> None:
 # ---------------------------------------------------------------------------------------------
 
 
+@pytest.mark.torch
+def test_torch_checkpoint_loads_directly() -> None:
+    """torch.optim.Muon's state_dict given to load_state_dict (tensors, torch's keys, no
+    ns_dtype): converted as interop does; the run goes on as from the converter."""
+    torch = pytest.importorskip("torch")
+    init, grads = stream(np.float32)
+    tparams = [torch.from_numpy(p.copy()) for p in init]
+    topt = torch.optim.Muon(tparams, lr=0.02, momentum=0.9)
+    for gs in grads[:5]:
+        for tp, g in zip(tparams, gs):
+            tp.grad = None if g is None else torch.from_numpy(g.copy())
+        topt.step()
+    tsd = copy.deepcopy(topt.state_dict())
+    runs = []
+    for load in (lambda o: o.load_state_dict(tsd), lambda o: fusedopt.interop.from_torch_state_dict(o, tsd)):
+        params = [tp.numpy().copy() for tp in tparams]
+        opt = fusedopt.Muon(params, lr=0.5)
+        load(opt)
+        assert opt.param_groups[0]["lr"] == 0.02 and opt.param_groups[0]["momentum"] == 0.9
+        for gs in grads[5:]:
+            opt.step(gs)
+        runs.append(params)
+    assert all(_bits(x) == _bits(y) for x, y in zip(*runs))
+
+
 @pytest.mark.parametrize("dtype_name", ["float32", "bfloat16"])
 def test_state_dict_resume_is_bitwise(dtype_name: str) -> None:
     init, grads = stream(low_dtype(dtype_name) if dtype_name in LOW else np.float32)

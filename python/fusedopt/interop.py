@@ -28,7 +28,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["TORCH_GROUP_DEFAULTS", "from_torch_state_dict", "to_torch_state_dict"]
+__all__ = ["TORCH_GROUP_DEFAULTS", "from_torch_state_dict", "is_torch_state_dict", "to_torch_state_dict"]
 
 # torch 2.13's param-group keys and defaults per optimizer, in torch's order
 # (what ``torch.optim.<Name>(params).state_dict()["param_groups"][0]`` holds).
@@ -131,6 +131,20 @@ def _plain(value: Any) -> Any:
 
 def _flat_keys(groups: list[Mapping[str, Any]]) -> list[Any]:
     return [k for g in groups for k in g["params"]]
+
+
+def is_torch_state_dict(state_dict: Any) -> bool:
+    """Whether `state_dict` is in torch.optim's layout: a param group holds one of torch's
+    implementation flags (foreach, fused, ...), or the state holds torch tensors. (fusedopt's own
+    never does either.)"""
+    if not isinstance(state_dict, Mapping):
+        return False
+    groups, state = state_dict.get("param_groups"), state_dict.get("state")
+    if isinstance(groups, list) and any(isinstance(g, Mapping) and not _TORCH_FLAGS.isdisjoint(g) for g in groups):
+        return True
+    return isinstance(state, Mapping) and any(
+        isinstance(st, Mapping) and any(type(v).__module__.startswith("torch") for v in st.values())
+        for st in state.values())
 
 
 def from_torch_state_dict(optimizer: Any, torch_state_dict: Mapping[str, Any]) -> None:

@@ -62,12 +62,21 @@ def _torch_layout_from_snapshot(case: cases.OptCase, snap: dict) -> dict:
     return {"state": state, "param_groups": copy.deepcopy(groups)}
 
 
+# Two ways in: the converter, or the optimizer's own load_state_dict, which recognises torch's
+# layout (its implementation flags in the groups, tensors in the state) and converts it alike.
+LOADERS = {
+    "interop": interop.from_torch_state_dict,
+    "load_state_dict": lambda opt, tsd: opt.load_state_dict(tsd),
+}
+
+
+@pytest.mark.parametrize("load", LOADERS.values(), ids=LOADERS.keys())
 @pytest.mark.parametrize("case", _PARAMS)
-def test_from_torch_layout_resumes_golden_trajectory(case, impl):
+def test_from_torch_layout_resumes_golden_trajectory(case, impl, load):
     _, grads, ref = _golden_case(case)
     tsd = _torch_layout_from_snapshot(case, ref[SWITCH])
     opt, params = cases.make_fusedopt_case(fusedopt, case, ref[SWITCH]["params"], impl.backend)
-    interop.from_torch_state_dict(opt, tsd)
+    load(opt, tsd)
     got = [cases.fusedopt_snapshot(opt, params)] + cases.fusedopt_steps(opt, params, grads[SWITCH:])
     label = f"{case.id} [golden state at step {SWITCH} -> fusedopt {impl.id}]"
     compare_trajectory(got, ref[SWITCH:], case.dtype, label, "interop", first_step=SWITCH)
@@ -136,15 +145,16 @@ def test_mismatched_structure_is_refused():
 
 
 @live
+@pytest.mark.parametrize("load", LOADERS.values(), ids=LOADERS.keys())
 @pytest.mark.parametrize("case", _PARAMS)
-def test_switch_torch_to_fusedopt_at_step_10(case, impl):
+def test_switch_torch_to_fusedopt_at_step_10(case, impl, load):
     init, grads = case.stream()
     ref = cases.run_torch_case(case, init, grads)  # uninterrupted torch run
     t_opt, t_params = cases.make_torch_case(case, init)
     cases.torch_steps(case, t_opt, t_params, grads[:SWITCH])
     tsd = copy.deepcopy(t_opt.state_dict())  # torch's state_dict holds live tensors
     opt, params = cases.make_fusedopt_case(fusedopt, case, [p.detach().numpy() for p in t_params], impl.backend)
-    interop.from_torch_state_dict(opt, tsd)
+    load(opt, tsd)
     got = [cases.fusedopt_snapshot(opt, params)] + cases.fusedopt_steps(opt, params, grads[SWITCH:])
     label = f"{case.id} [torch -> fusedopt {impl.id} at step {SWITCH}]"
     compare_trajectory(got, ref[SWITCH:], case.dtype, label, "interop", first_step=SWITCH)

@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 
-from .. import _checks, _core, reference
+from .. import _checks, _core, interop, reference
 from ._axpy import Axpy
 from ._grads import align_grads
 from ._newton_schulz import NS_DTYPES, orthogonalize
@@ -263,7 +263,11 @@ class Muon:
         return {"state": copy.deepcopy(self._state), "param_groups": groups, "step_count": self.step_count}
 
     def load_state_dict(self, state_dict: Mapping[str, Any]) -> None:
-        """Restore from state_dict(); all or nothing (TypeError or ValueError before any change)."""
+        """Restore from state_dict(); all or nothing (TypeError or ValueError before any change).
+        A torch.optim.Muon state_dict is converted as ``interop.from_torch_state_dict`` does."""
+        if interop.is_torch_state_dict(state_dict):
+            interop.from_torch_state_dict(self, state_dict)
+            return
         if not isinstance(state_dict, Mapping):
             raise TypeError(f"state_dict: expected a dict, got {type(state_dict).__name__}")
         if "param_groups" not in state_dict or "state" not in state_dict:

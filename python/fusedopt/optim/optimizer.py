@@ -17,7 +17,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from .. import _checks, _core, compressed_state, reference
+from .. import _checks, _core, compressed_state, interop, reference
 from ._params import as_groups, refuse_overlap, split_params
 from ._types import GradsLike, ParamsLike
 
@@ -280,8 +280,12 @@ class Optimizer:
         Parameters are matched by position in their group, as in torch, except that a group saved
         with the same parameter names in another order is matched by name.
         State saved in another storage (``state_dtype``: float, bfloat16, int8) loads only with
-        ``convert_state=True``, which converts it (docs/compressed_state.md)."""
+        ``convert_state=True``, which converts it (docs/compressed_state.md). A torch.optim
+        state_dict (tensors, torch's keys) is converted as ``interop.from_torch_state_dict`` does."""
         convert_state = _checks.flag(convert_state, "convert_state")
+        if interop.is_torch_state_dict(state_dict):
+            interop.from_torch_state_dict(self, state_dict)
+            return
         if not isinstance(state_dict, Mapping):
             raise TypeError(f"state_dict: expected a dict, got {type(state_dict).__name__}")
         if "param_groups" not in state_dict or "state" not in state_dict:
