@@ -65,6 +65,20 @@ def test_bench_refuses_bad_numbers_by_name(argv: list[str], match: str, capsys: 
     assert match in capsys.readouterr().err
 
 
+def test_bench_refuses_an_output_it_could_not_write_before_running(tmp_path: Path,
+                                                                  capsys: pytest.CaptureFixture[str]) -> None:
+    """A bench run takes minutes: a file it could not write is an error at once, not a
+    traceback at the end (no measurement runs: a whole --quick run would print its tables)."""
+    from fusedopt.bench.cli import main as bench_main
+
+    quick = ["--quick", "--layouts", "1", "--optimizers", "SGD", "--no-torch", "--no-progress"]
+    for flag in ("--json", "--markdown", "--plot"):
+        for path, why in ((tmp_path / "no" / "out", "no directory"), (tmp_path, "is a directory")):
+            assert bench_main([*quick, flag, str(path)]) == 2
+            out = capsys.readouterr()
+            assert out.err.startswith(f"error: {flag}: ") and why in out.err and out.out == ""
+
+
 def test_bench_from_a_missing_or_bad_json_says_so(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     from fusedopt.bench.cli import main as bench_main
 

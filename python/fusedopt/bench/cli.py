@@ -402,21 +402,52 @@ def build_parser() -> argparse.ArgumentParser:
     return ap
 
 
-def _outputs(doc: dict[str, Any], args: argparse.Namespace) -> None:
+_OUTPUT_FLAGS = ("json", "markdown", "plot")
+
+
+def _output_problem(args: argparse.Namespace) -> str | None:
+    """Why an output file could not be written, found before a run that may take many minutes."""
+    for flag in _OUTPUT_FLAGS:
+        path = getattr(args, flag)
+        if not path:
+            continue
+        folder = os.path.dirname(os.path.abspath(path))
+        if os.path.isdir(path):
+            return f"--{flag}: {path} is a directory"
+        if not os.path.isdir(folder):
+            return f"--{flag}: no directory {folder}"
+        if not os.access(folder, os.W_OK) or (os.path.exists(path) and not os.access(path, os.W_OK)):
+            return f"--{flag}: {path} is not writable"
+    if args.plot and importlib.util.find_spec("matplotlib") is None:
+        return "--plot: matplotlib is not installed (pip install matplotlib)"
+    return None
+
+
+def _outputs(doc: dict[str, Any], args: argparse.Namespace) -> int:
+    """Prints the report and writes the files asked for; 1 if one could not be written."""
     print(report.text(doc))
-    if args.json:
-        report.write_json(doc, args.json)
-    if args.markdown:
-        with open(args.markdown, "w") as f:
-            f.write(report.markdown(doc))
+    try:
+        if args.json:
+            report.write_json(doc, args.json)
+        if args.markdown:
+            with open(args.markdown, "w") as f:
+                f.write(report.markdown(doc))
+    except OSError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
     if args.plot:
         msg = report.plot(doc, args.plot)
         if msg:
             print(msg, file=sys.stderr)
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    problem = _output_problem(args)
+    if problem:
+        print(f"error: {problem}", file=sys.stderr)
+        return 2
     if args.from_json:
         import json
 
@@ -426,8 +457,7 @@ def main(argv: list[str] | None = None) -> int:
         except (OSError, ValueError) as e:  # (JSONDecodeError is a ValueError)
             print(f"error: --from-json: {e}", file=sys.stderr)
             return 2
-        _outputs(report.rebuild(doc), args)
-        return 0
+        return _outputs(report.rebuild(doc), args)
     try:
         cases = select_cases(args.optimizers)
         layouts = select_layouts(args.layouts, args.quick)
@@ -557,8 +587,7 @@ def main(argv: list[str] | None = None) -> int:
         "date": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
         "notes": notes,
     }
-    _outputs(report.build(meta, results, extras), args)
-    return 0
+    return _outputs(report.build(meta, results, extras), args)
 
 
 def wait_quiet(limit: float, need: float = 3.0) -> tuple[float, bool]:
