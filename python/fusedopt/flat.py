@@ -63,7 +63,8 @@ class FlatParams:
     gradients. ``dtype``: float32 (default), float64, float16 or bfloat16 (``"bfloat16"`` or
     ``ml_dtypes.bfloat16``; with ``master_weights=True`` the optimizer keeps float32 copies).
     Options that differ per layer (no weight decay on biases) need one arena per
-    param group.
+    param group. A pickled or deep-copied arena's views are views of its new buffers (pickle it
+    together with its optimizer, and the optimizer's parameter is the new flat buffer).
     """
 
     def __init__(self, shapes: Mapping[str, Sequence[int] | int], dtype: type | np.dtype = np.float32) -> None:
@@ -95,6 +96,17 @@ class FlatParams:
             size = int(np.prod(shape, dtype=np.int64))
             out[name] = buffer[offset : offset + size].reshape(shape)
         return out
+
+    def __getstate__(self) -> dict[str, Any]:
+        # The views are made again on load: pickled as arrays they would come back as copies,
+        # which a step over the flat buffers no longer updates.
+        return {"dtype": self.dtype, "layout": self.layout, "flat_params": self.flat_params,
+                "flat_grads": self.flat_grads}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self.params = self._views(self.flat_params)
+        self.grads = self._views(self.flat_grads)
 
     def zero_grad(self) -> None:
         """Set every gradient to zero (one memset over the flat buffer)."""
