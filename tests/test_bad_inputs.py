@@ -460,15 +460,17 @@ def test_scheduler_bad_argument_is_value_error_naming_it(make: Callable[[Any], A
 
 
 @pytest.mark.parametrize("call, exc, match", [
-    (lambda: fusedopt.set_num_threads("x"), ValueError, r"^n must be an int >= 1"),
+    (lambda: fusedopt.set_num_threads("x"), TypeError, r"^n must be an int >= 1, got str"),
+    (lambda: fusedopt.set_num_threads(1.5), TypeError, r"^n must be an int >= 1, got float"),
     (lambda: fusedopt.set_num_threads(0), ValueError, r"^n must be an int >= 1"),
-    (lambda: fusedopt.set_num_threads(True), ValueError, r"^n must be an int >= 1"),
+    (lambda: fusedopt.set_num_threads(np.int64(-2)), ValueError, r"^n must be an int >= 1 \(and below 2\*\*31\), got -2"),
+    (lambda: fusedopt.set_num_threads(True), TypeError, r"^n must be an int >= 1, got bool"),
     (lambda: fusedopt.set_num_threads(10**400), ValueError, r"^n must be an int >= 1 \(and below 2\*\*31\)"),
     (lambda: fusedopt.set_target("nope"), ValueError, r"^target must be one of"),
-    (lambda: fusedopt.set_target(None), ValueError, r"^target must be one of"),
+    (lambda: fusedopt.set_target(None), TypeError, r"^target must be one of .*; got NoneType"),
     (lambda: fusedopt.set_flush_denormal("no"), TypeError, r"^on must be a bool, got str"),
     (lambda: fusedopt.set_flush_denormal(0), TypeError, r"^on must be a bool, got int"),
-], ids=["threads-str", "threads-zero", "threads-bool", "threads-huge", "target-unknown", "target-none", "flush-str", "flush-int"])
+], ids=["threads-str", "threads-float", "threads-zero", "threads-numpy-negative", "threads-bool", "threads-huge", "target-unknown", "target-none", "flush-str", "flush-int"])
 def test_runtime_bad_setting_changes_nothing(call: Callable[[], Any], exc: type[Exception], match: str) -> None:
     before = (fusedopt.get_num_threads(), fusedopt.get_target(), fusedopt.get_flush_denormal())
     with pytest.raises(exc, match=match):

@@ -126,9 +126,18 @@ def test_thread_settings_are_restored() -> None:
 
 
 def test_set_num_threads_rejects_bad_values() -> None:
-    for bad in (0, -1, 1.5, True, "2"):
-        with pytest.raises(ValueError, match="n must be an int >= 1"):
+    for bad, exc in ((0, ValueError), (-1, ValueError), (1.5, TypeError), (True, TypeError), ("2", TypeError)):
+        with pytest.raises(exc, match="n must be an int >= 1"):
             fusedopt.set_num_threads(bad)  # type: ignore[arg-type]
+
+
+def test_set_num_threads_takes_a_numpy_integer() -> None:
+    before = fusedopt.get_num_threads()
+    try:
+        fusedopt.set_num_threads(np.int64(1))
+        assert fusedopt.get_num_threads() == 1
+    finally:
+        fusedopt.set_num_threads(before)
 
 
 # ---------------------------------------------------------------------------------------------

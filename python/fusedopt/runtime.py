@@ -51,6 +51,8 @@ def set_target(name: str) -> str:
     An unknown name raises ValueError. A known target that this build or CPU cannot run warns
     and falls back to the best supported one: never run instructions the CPU lacks.
     """
+    if not isinstance(name, str):
+        raise TypeError(f"target must be one of {', '.join(KNOWN_TARGETS)}; got {type(name).__name__}")
     if name not in KNOWN_TARGETS:
         raise ValueError(f"target must be one of {', '.join(KNOWN_TARGETS)}; got {name!r}")
     info = runtime_info()
@@ -76,9 +78,11 @@ def set_num_threads(n: int) -> None:
     one thread and uses the faster (mostly), so on a machine where another process holds a core
     the default is never much slower than one thread.
     """
-    if isinstance(n, bool) or not isinstance(n, int) or not 1 <= n < 2**31:
-        raise ValueError(f"n must be an int >= 1 (and below 2**31), got {n!r:.80}")
-    _core.set_num_threads(n)
+    if isinstance(n, (bool, np.bool_)) or not isinstance(n, (int, np.integer)):  # (a NumPy integer too)
+        raise TypeError(f"n must be an int >= 1, got {type(n).__name__}")
+    if not 1 <= n < 2**31:
+        raise ValueError(f"n must be an int >= 1 (and below 2**31), got {int(n)!r:.80}")
+    _core.set_num_threads(int(n))
 
 
 def get_num_threads() -> int:
