@@ -689,6 +689,13 @@ def _factored_sums(terms: np.ndarray, rows: int, cols: int) -> tuple[float, np.n
     return total, _row_sums(m), col_sums
 
 
+def _machine_epsilon(dtype: Any) -> float:
+    """finfo(dtype).eps, bfloat16's too (2**-7: 8 significand bits; NumPy's finfo knows bfloat16
+    only with recent ml_dtypes, 0.5 raises)."""
+    dt = np.dtype(dtype)
+    return 2.0**-7 if dt.name == "bfloat16" else float(np.finfo(dt).eps)
+
+
 def adafactor(
     p: np.ndarray,
     g: np.ndarray,
@@ -711,7 +718,7 @@ def adafactor(
     t = p.dtype.type
     tt = float(step + 1)
     lr, eps2, d = float(lr), float(eps[1]), float(d)
-    eps1 = float(np.finfo(group_dtype or p.dtype).eps) if eps[0] is None else float(eps[0])
+    eps1 = _machine_epsilon(group_dtype or p.dtype) if eps[0] is None else float(eps[0])
     weight = tt ** float(beta2_decay)
     rho = min(lr, 1 / (tt**0.5))
     grad = transform.apply(g)

@@ -1,12 +1,14 @@
 // Element-wise primitives that follow torch's CPU rounding model (docs/architecture.md, Numerics).
 // Included inside a per-target anonymous namespace.
 
-#if defined(__FMA__) || defined(__aarch64__)
+// (Only the x86 FMA targets: a "baseline" target, aarch64's too, is the NumPy reference's
+// arithmetic, whatever instructions the CPU has.)
+#if defined(__FMA__)
 #define FUSEDOPT_USE_FMA 1
 #endif
 
 // a*b + c. One rounding where the target has FMA (as torch's vectorised add(alpha)/lerp/addcmul);
-// two roundings on the x86-64 baseline, which is what makes it bitwise equal to the NumPy reference.
+// two roundings on a baseline target, which is what makes it bitwise equal to the NumPy reference.
 inline float fmadd(float a, float b, float c) {
 #ifdef FUSEDOPT_USE_FMA
     return __builtin_fmaf(a, b, c);
