@@ -63,31 +63,38 @@ inline int team_size(const SegmentList& l, const Exec& e) {
     return splits_work(l.total, e) ? e.threads : 1;
 }
 
-// Denormal numbers flushed to zero (MXCSR's FTZ and DAZ bits) while it lives, on this thread;
-// the caller's setting comes back after. A denormal operand or result costs a microcode assist
-// of ~100 cycles per vector; an optimizer state decaying towards zero meets them every step.
+// Denormal numbers flushed to zero (x86: MXCSR's FTZ and DAZ bits; aarch64: FPCR's FZ bit,
+// which does both) while it lives, on this thread; the caller's setting comes back after. A
+// denormal operand or result costs a microcode assist of ~100 cycles per vector on x86; an
+// optimizer state decaying towards zero meets them every step.
 class FlushDenormals {
 public:
     explicit FlushDenormals(bool on) : on_(on) {
+        if (!on_) return;
 #if defined(__x86_64__) || defined(__i386__)
-        if (on_) {
-            saved_ = __builtin_ia32_stmxcsr();
-            __builtin_ia32_ldmxcsr(saved_ | kFtzDaz);
-        }
+        saved_ = __builtin_ia32_stmxcsr();
+        __builtin_ia32_ldmxcsr(static_cast<unsigned>(saved_) | kFtzDaz);
+#elif defined(__aarch64__)
+        __asm__ volatile("mrs %0, fpcr" : "=r"(saved_));
+        __asm__ volatile("msr fpcr, %0" : : "r"(saved_ | kFz));
 #endif
     }
     ~FlushDenormals() {
+        if (!on_) return;
 #if defined(__x86_64__) || defined(__i386__)
-        if (on_) __builtin_ia32_ldmxcsr(saved_);
+        __builtin_ia32_ldmxcsr(static_cast<unsigned>(saved_));
+#elif defined(__aarch64__)
+        __asm__ volatile("msr fpcr, %0" : : "r"(saved_));
 #endif
     }
     FlushDenormals(const FlushDenormals&) = delete;
     FlushDenormals& operator=(const FlushDenormals&) = delete;
 
 private:
-    static constexpr unsigned kFtzDaz = 0x8040;  // flush-to-zero (bit 15), denormals-are-zero (bit 6)
+    static constexpr unsigned kFtzDaz = 0x8040;                  // x86: flush-to-zero (bit 15), denormals-are-zero (bit 6)
+    static constexpr std::uint64_t kFz = std::uint64_t(1) << 24;  // aarch64: flush-to-zero, inputs and results
     bool on_;
-    unsigned saved_ = 0;
+    std::uint64_t saved_ = 0;
 };
 
 // About this many pieces per thread: enough for the calling thread to take over a late helper's
