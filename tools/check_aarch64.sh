@@ -6,7 +6,8 @@
 # installed: they would displace the host's python3), NumPy and the test tools from PyPI's
 # aarch64 wheels. qemu emulates the FPU exactly, so bitwise tests mean what they say; it is
 # 10-30x slower than native, so the default is the numeric core of the suite (a few minutes).
-# Tests that start a subprocess of sys.executable need binfmt_misc, which a container lacks.
+# The interpreter is a script that starts qemu and names itself as argv[0], so sys.executable
+# is that script and the tests' subprocesses of it run too (no binfmt_misc needed).
 #   Usage: tools/check_aarch64.sh [pytest arguments]   (default: the files in DEFAULT_TESTS)
 set -euo pipefail
 repo="$(cd "$(dirname "$0")/.." && pwd)"
@@ -61,7 +62,9 @@ rm -rf "$work/pkg" && mkdir -p "$work/pkg"
 cp -r "$repo/python/fusedopt" "$work/pkg/"
 find "$work/pkg" \( -name '*.so' -o -name __pycache__ \) -prune -exec rm -rf {} +
 cp "$work/build/_core.$suffix.so" "$work/pkg/fusedopt/"
+python="$root/usr/bin/python3-qemu"
+printf '#!/bin/sh\nexec qemu-aarch64-static -0 %s -L %s %s "$@"\n' "$python" "$root" "$root/usr/bin/python3.11" > "$python"
+chmod +x "$python"
 [ $# -gt 0 ] || set -- "${DEFAULT_TESTS[@]}"
 cd "$repo/tests"
-PYTHONPATH="$work/pkg:$site" qemu-aarch64-static -L "$root" "$root/usr/bin/python3.11" \
-    -m pytest -q -p no:cacheprovider "$@"
+PYTHONPATH="$work/pkg:$site" "$python" -m pytest -q -p no:cacheprovider "$@"
