@@ -476,13 +476,15 @@ def test_bad_runtime_setting(data: st.DataObject, setting: str) -> None:
         call: Callable[[], Any] = lambda: fusedopt.set_flush_denormal(value)  # noqa: E731
         names: tuple[str, ...] = ("on must be",)
     elif setting == "threads":
-        value = data.draw(st.one_of(st.integers(max_value=0), st.integers(min_value=2**31), st.floats(),
-                                    st.text(max_size=3), st.none(), st.booleans()))
+        value, exc = data.draw(st.one_of(
+            raising(st.integers(max_value=0) | st.integers(min_value=2**31), ValueError),
+            raising(st.one_of(st.floats(), st.text(max_size=3), st.none(), st.booleans()), TypeError)))
         call = lambda: fusedopt.set_num_threads(value)  # noqa: E731
         names = ("n must be",)
     else:
-        value = data.draw(st.one_of(st.text(max_size=8).filter(lambda s: s not in ("baseline", "avx2", "avx512")),
-                                    st.none(), st.integers()))
+        value, exc = data.draw(st.one_of(
+            raising(st.text(max_size=8).filter(lambda s: s not in ("baseline", "avx2", "avx512")), ValueError),
+            raising(st.none() | st.integers(), TypeError)))
         call = lambda: fusedopt.set_target(value)  # noqa: E731
         names = ("target",)
     assert_contract(call, exc, names,
