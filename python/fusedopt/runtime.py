@@ -48,8 +48,9 @@ def _numpy_blas() -> str:
 def set_target(name: str) -> str:
     """Force a SIMD target for every later step; returns the target now active.
 
-    An unknown name raises ValueError. A known target that this build or CPU cannot run warns
-    and falls back to the best supported one: never run instructions the CPU lacks.
+    An unknown name raises ValueError (anything but a str: TypeError). A known target that this
+    build or CPU cannot run warns and falls back to the best supported one: never run
+    instructions the CPU lacks.
     """
     if not isinstance(name, str):
         raise TypeError(f"target must be one of {', '.join(KNOWN_TARGETS)}; got {type(name).__name__}")
