@@ -98,10 +98,9 @@ class FlatParams:
         return out
 
     def __getstate__(self) -> dict[str, Any]:
-        # The views are made again on load: pickled as arrays they would come back as copies,
-        # which a step over the flat buffers no longer updates.
-        return {"dtype": self.dtype, "layout": self.layout, "flat_params": self.flat_params,
-                "flat_grads": self.flat_grads}
+        # Everything but the views, which are made again on load: pickled as arrays they would
+        # come back as copies, which a step over the flat buffers no longer updates.
+        return {k: v for k, v in self.__dict__.items() if k not in ("params", "grads")}
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__dict__.update(state)
