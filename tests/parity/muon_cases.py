@@ -20,6 +20,7 @@ import zlib
 from collections.abc import Iterator
 from typing import Any
 
+import ml_dtypes
 import numpy as np
 
 from .cases import DATA_DIR
@@ -83,7 +84,7 @@ def param_bounds(config: dict[str, Any], grads: list[list[np.ndarray | None]], s
     from fusedopt.optim.muon import adjusted_lr
 
     per_step = NS_STEP_ERROR[config.get("ns_dtype", "bfloat16")]
-    ulp = 4 * float(np.finfo(dtype).eps)
+    ulp = 4 * float(ml_dtypes.finfo(dtype).eps)  # (NumPy's finfo knows bfloat16 only with some ml_dtypes)
     lr = config.get("lr", 1e-3)
     return [sum(per_step * adjusted_lr(lr, config.get("adjust_lr_fn"), shape) + ulp
                 for row in grads[:steps] if row[i] is not None)
