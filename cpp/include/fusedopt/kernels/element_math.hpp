@@ -24,6 +24,16 @@ inline double fmadd(double a, double b, double c) {
 #endif
 }
 
+// x ** y as Python computes it, the C library's pow: torch's scalars (bias corrections and the
+// like) and the NumPy reference's are. A compiler may rewrite pow(x, 0.5) as sqrt(x) (clang does,
+// without -ffast-math), which differs where the library's pow is not correctly rounded: glibc's
+// pow(1 - 0.75^127, 0.5) is 1.0, the square root 1 - 2^-53 (Adam at step 127, beta2 = 0.75). y
+// passes through memory the optimizer cannot see into, so the call stays a call to pow.
+inline double python_pow(double x, double y) {
+    asm("" : "+m"(y));
+    return __builtin_pow(x, y);
+}
+
 inline float sqrt_(float x) { return __builtin_sqrtf(x); }
 inline double sqrt_(double x) { return __builtin_sqrt(x); }
 

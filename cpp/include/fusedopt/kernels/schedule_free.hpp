@@ -20,7 +20,7 @@ inline ScheduleFreeWeights schedule_free_weights(double lr_, double warmup_steps
     ScheduleFreeWeights w{};
     w.lr = lr_ * sched;
     w.lr_max = w.lr >= c.extra ? w.lr : c.extra;  // Python's max(lr, lr_max)
-    w.weight = __builtin_pow(k + 1, r) * __builtin_pow(w.lr_max, weight_lr_power);
+    w.weight = python_pow(k + 1, r) * python_pow(w.lr_max, weight_lr_power);
     const double weight_sum = c.extra2 + w.weight;
     w.ckp1 = weight_sum != 0.0 ? w.weight / weight_sum : 0.0;
     return w;

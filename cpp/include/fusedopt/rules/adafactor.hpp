@@ -38,8 +38,8 @@ struct adafactor_rule : RuleBase {
     };
     static Scalars derive(const double* v, const Counters& c) {
         const double t = double(c.step + 1);
-        const double inv = 1.0 / __builtin_pow(t, 0.5);
-        return {__builtin_pow(t, v[beta2_decay]), inv < v[lr] ? inv : v[lr], v[eps1], v[eps2], v[d],  // min(lr, inv)
+        const double inv = 1.0 / python_pow(t, 0.5);
+        return {python_pow(t, v[beta2_decay]), inv < v[lr] ? inv : v[lr], v[eps1], v[eps2], v[d],  // min(lr, inv)
                 1.0 - v[lr] * v[weight_decay], v[weight_decay] != 0.0};
     }
 
@@ -137,7 +137,7 @@ struct adafactor_rule : RuleBase {
         thread_local std::size_t last_n = 0;
         thread_local double last = 0.0;  // (pow(0, 0.5))
         if (n != last_n) {
-            last = __builtin_pow(double(n), 0.5);
+            last = python_pow(double(n), 0.5);
             last_n = n;
         }
         return last;

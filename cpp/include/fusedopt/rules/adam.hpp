@@ -25,7 +25,7 @@ struct adam_rule : RuleBase {
     static Scalars derive(const double* v, const Counters& c) {
         const double t = double(c.step + 1);
         const bool dec = v[decoupled] != 0.0, hat = v[eps_mode] == 1.0;
-        const double bc1 = 1 - __builtin_pow(v[beta1], t), bc2_sqrt = __builtin_pow(1 - __builtin_pow(v[beta2], t), 0.5);
+        const double bc1 = 1 - python_pow(v[beta1], t), bc2_sqrt = python_pow(1 - python_pow(v[beta2], t), 0.5);
         return {v[beta1], v[beta2], v[eps], v[weight_decay], hat ? v[lr] * bc2_sqrt / bc1 : v[lr] / bc1, bc2_sqrt,
                 decoupled_decay(v[lr], v[weight_decay], dec), v[amsgrad] != 0.0, dec, hat};
     }

@@ -14,7 +14,7 @@ struct adamax_rule : RuleBase {
     };
     static Scalars derive(const double* v, const Counters& c) {
         const double t = double(c.step + 1);
-        return {v[beta1], v[beta2], v[eps], v[weight_decay], v[lr] / (1 - __builtin_pow(v[beta1], t))};
+        return {v[beta1], v[beta2], v[eps], v[weight_decay], v[lr] / (1 - python_pow(v[beta1], t))};
     }
 
     // One element's update, T: an element, or a vector of them (vector_element).

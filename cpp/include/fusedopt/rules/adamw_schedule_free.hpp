@@ -27,7 +27,7 @@ struct adamw_schedule_free_rule : RuleBase {
     };
     static Scalars derive(const double* v, const Counters& c) {
         const ScheduleFreeWeights w = schedule_free_weights(v[lr], v[warmup_steps], v[r], v[weight_lr_power], c);
-        const double bc2 = 1 - __builtin_pow(v[beta2], double(c.step + 1));
+        const double bc2 = 1 - python_pow(v[beta2], double(c.step + 1));
         return {w.ckp1, w.lr * (v[beta1] * (1 - w.ckp1) - 1), w.lr, v[weight_decay], v[beta2], bc2, v[eps], c.fresh};
     }
     static double advance_extra(const double* v, const Counters& c) {

@@ -19,7 +19,7 @@ struct asgd_rule : RuleBase {
 
     static double advance_extra(const double* v, const Counters& c) {
         const double t = double(c.step + 1);
-        return double(float(v[lr] / __builtin_pow(1 + v[lambd] * v[lr] * t, v[alpha])));
+        return double(float(v[lr] / python_pow(1 + v[lambd] * v[lr] * t, v[alpha])));
     }
     static double advance_extra2(const double* v, const Counters& c) {
         const double excess = double(c.step + 1) - v[t0];

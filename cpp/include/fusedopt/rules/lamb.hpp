@@ -24,7 +24,7 @@ struct lamb_rule : RuleBase {
     static Scalars derive(const double* v, const Counters& c) {
         const bool dec = v[weight_decouple] != 0.0 && v[weight_decay] != 0.0;
         const double step_size =
-            v[adam_debias] != 0.0 ? v[lr] : v[lr] / (1.0 - __builtin_pow(v[beta1], double(c.step + 1)));
+            v[adam_debias] != 0.0 ? v[lr] : v[lr] / (1.0 - python_pow(v[beta1], double(c.step + 1)));
         return {v[beta1],
                 v[beta2],
                 v[grad_averaging] != 0.0 ? 1.0 - v[beta1] : 1.0,

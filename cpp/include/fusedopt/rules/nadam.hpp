@@ -22,7 +22,7 @@ struct nadam_rule : RuleBase {
 
     // mu_t = beta1 * (1 - 0.5 * 0.96^(t * momentum_decay))
     static double mu(const double* v, double t) {
-        return v[beta1] * (1.0 - 0.5 * __builtin_pow(0.96, t * v[momentum_decay]));
+        return v[beta1] * (1.0 - 0.5 * python_pow(0.96, t * v[momentum_decay]));
     }
     static double next_mu_product(const double* v, const Counters& c) {
         return double(float(c.extra) * float(mu(v, double(c.step + 1))));
@@ -41,7 +41,7 @@ struct nadam_rule : RuleBase {
         const double t = double(c.step + 1);
         const double mu_t = mu(v, t), mu_next = mu(v, t + 1), mu_product = next_mu_product(v, c);
         const bool dec = v[decoupled] != 0.0;
-        return {v[beta1], v[beta2], v[eps], v[weight_decay], 1 - __builtin_pow(v[beta2], t),
+        return {v[beta1], v[beta2], v[eps], v[weight_decay], 1 - python_pow(v[beta2], t),
                 -v[lr] * (1.0 - mu_t) / (1.0 - mu_product), (-v[lr] * mu_next) / (1.0 - mu_product * mu_next),
                 decoupled_decay(v[lr], v[weight_decay], dec), dec};
     }

@@ -17,15 +17,15 @@ struct radam_rule : RuleBase {
     };
     static Scalars derive(const double* v, const Counters& c) {
         const double t = double(c.step + 1);
-        const double bc1 = 1 - __builtin_pow(v[beta1], t), bc2 = 1 - __builtin_pow(v[beta2], t);
+        const double bc1 = 1 - python_pow(v[beta1], t), bc2 = 1 - python_pow(v[beta2], t);
         const double rho_inf = 2 / (1 - v[beta2]) - 1;
-        const double rho_t = rho_inf - 2 * t * __builtin_pow(v[beta2], t) / bc2;
+        const double rho_t = rho_inf - 2 * t * python_pow(v[beta2], t) / bc2;
         const bool rectified = rho_t > 5.0;
         const double rect =
-            rectified ? __builtin_pow((rho_t - 4) * (rho_t - 2) * rho_inf / ((rho_inf - 4) * (rho_inf - 2) * rho_t), 0.5)
+            rectified ? python_pow((rho_t - 4) * (rho_t - 2) * rho_inf / ((rho_inf - 4) * (rho_inf - 2) * rho_t), 0.5)
                       : __builtin_nan("");
         const bool dec = v[decoupled] != 0.0;
-        return {v[beta1], v[beta2], v[eps], v[weight_decay], v[lr], bc1, __builtin_pow(bc2, 0.5), rect,
+        return {v[beta1], v[beta2], v[eps], v[weight_decay], v[lr], bc1, python_pow(bc2, 0.5), rect,
                 decoupled_decay(v[lr], v[weight_decay], dec), rectified, dec};
     }
 

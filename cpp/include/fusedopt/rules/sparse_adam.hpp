@@ -17,7 +17,7 @@ struct sparse_adam_rule : RuleBase {
     static Scalars derive(const double* v, const Counters& c) {
         const double t = double(c.step + 1);
         return {1 - v[beta1], 1 - v[beta2], v[eps],
-                v[lr] * __builtin_sqrt(1 - __builtin_pow(v[beta2], t)) / (1 - __builtin_pow(v[beta1], t))};
+                v[lr] * __builtin_sqrt(1 - python_pow(v[beta2], t)) / (1 - python_pow(v[beta1], t))};
     }
 
     // torch/optim/_functional.py sparse_adam, operation for operation (its sparse adds have
