@@ -339,14 +339,17 @@ def test_vector_loop_equals_the_scratch_path(config: tuple[str, dict[str, Any]],
     dtype = low_dtype(param_dtype) if param_dtype != "float32" else np.float32
     shapes = [(15,), (16,), (32,), (1037,), (3, 300), (70_000,)]
     results, taken = [], []
+    # Non-finite gradients, but never where two NaNs meet in one operation afterwards: which one's
+    # sign survives is the compiler's choice of operand order (GCC and clang differ). So not
+    # where a NaN norm makes the whole array NaN, and with int8 state only at the last step (a
+    # NaN makes its block's scale NaN, so the next step adds a NaN update to a NaN parameter).
+    nonfinite_at = 11 if state_dtype == "int8" else 4
     for allowed, threads in ((False, 1), (True, 1), (True, 2)):
         with vector_loops(allowed) as count, using_threads(threads, 1024):
             params = make_params(shapes, dtype, seed=31)
             opt = getattr(fusedopt, name)(params, lr=3e-2, state_dtype=state_dtype, **config_options, **options)
             for t, g in enumerate(make_grad_stream(shapes, dtype, 12, seed=32)):
-                # (not where a NaN norm makes the whole array NaN: there two NaNs meet in one FMA,
-                # and which sign survives depends on the instruction form the compiler picks)
-                if t == 4 and not config_options.get("max_grad_norm") and name != "Lamb":
+                if t == nonfinite_at and not config_options.get("max_grad_norm") and name != "Lamb":
                     g[3][[5, 700]] = [np.nan, np.inf]
                 opt.step(g)
             results.append(snapshot(opt))
