@@ -112,7 +112,7 @@ private:
         DType dtype;
         bool alone;  // over kMaxPooledBytes: shared with nothing
         std::size_t bytes = 0, count = 0;
-        py::object buffer;  // a uint8 ndarray: the views' base
+        py::object buffer{};  // a uint8 ndarray: the views' base
         char* data = nullptr;
     };
     struct Entry {

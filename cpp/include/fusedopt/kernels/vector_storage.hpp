@@ -278,7 +278,7 @@ std::size_t state_vector_loop(Param param, const float* __restrict g, Q8State<S>
     static_assert(B % kPairLanes == 0 && (S * B) % kRun == 0, "steps and runs tile a block");
     const std::size_t blocks = n / B;
     alignas(64) float values[2][S][B];  // the block being updated and the one being encoded
-    float inv[S];                       // the latter's inverse scales
+    float inv[S] = {};                  // the latter's inverse scales
     const QuantMap& signed_map = quant_map(true);
     const QuantMap& unsigned_map = quant_map(false);
     const QuantRegs signed_regs(signed_map), unsigned_regs(unsigned_map);
