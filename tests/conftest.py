@@ -170,6 +170,16 @@ def make_grad_stream(shapes: Sequence[Any], dtype: Any, steps: int, seed: int) -
     return stream
 
 
+def at_phase(a: np.ndarray, phase: int) -> np.ndarray:
+    """A copy of `a` starting `phase` bytes past a 64-byte boundary."""
+    buf = np.empty(a.nbytes + 128, np.uint8)
+    start = (phase - buf.ctypes.data) % 64
+    out = buf[start:start + a.nbytes].view(a.dtype).reshape(a.shape)
+    out[...] = a
+    assert out.ctypes.data % 64 == phase
+    return out
+
+
 def copies(arrays: Sequence[np.ndarray]) -> list[np.ndarray]:
     return [a.copy() for a in arrays]
 

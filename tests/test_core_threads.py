@@ -20,6 +20,7 @@ from conftest import (
     OPTIMIZERS,
     RICH_CONFIGS,
     assert_snapshot_equal,
+    at_phase,
     copies,
     make_grad_stream,
     make_params,
@@ -67,19 +68,9 @@ def test_large_arrays_default_threshold_bitwise_across_thread_counts(name: str, 
         assert_snapshot_equal(runs[n], runs[1], f"{name} [{target}] at {n} threads vs 1: ")
 
 
-def _at_phase(a: np.ndarray, phase: int) -> np.ndarray:
-    """A copy of `a` starting `phase` bytes past a 64-byte boundary."""
-    buf = np.empty(a.nbytes + 128, np.uint8)
-    start = (phase - buf.ctypes.data) % 64
-    out = buf[start:start + a.nbytes].view(a.dtype).reshape(a.shape)
-    out[...] = a
-    assert out.ctypes.data % 64 == phase
-    return out
-
-
-# Long enough for the first piece to be cut at the parameter's first cache line (parallel.hpp,
-# kPeelMinElements), with vector tails; a small one that never is.
-PHASE_SHAPES = [(5003,), (3,), (1500,), (4097,)]
+# Long enough for the first piece to be cut at the parameter's first cache line (segments.hpp,
+# kPeelMinElements), with vector tails; shorter ones that never are (their state starts a line).
+PHASE_SHAPES = [(5003,), (3,), (1500,), (1000,), (4097,)]
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["float32", "float64"])
@@ -96,9 +87,9 @@ def test_where_arrays_start_on_their_cache_lines_changes_nothing(name: str, dtyp
     for phase in (0, item, 16, 36 // item * item, 64 - item):
         for threads in (1, 3):
             with using_threads(threads, 0):
-                opt = OPTIMIZERS[name]([_at_phase(p, phase) for p in params], **RICH_CONFIGS[name])
+                opt = OPTIMIZERS[name]([at_phase(p, phase) for p in params], **RICH_CONFIGS[name])
                 for row in grads:
-                    opt.step([_at_phase(g, (phase + 16) % 64) for g in row])
+                    opt.step([at_phase(g, (phase + 16) % 64) for g in row])
             runs[(phase, threads)] = snapshot(opt)
     for key, run in runs.items():
         assert_snapshot_equal(run, runs[(0, 1)], f"{name} [{target}] parameters at byte {key[0]}, {key[1]} threads: ")

@@ -1104,14 +1104,14 @@ void Engine::build_plan(std::vector<double>& values, PyObject* const* g, Built& 
     std::vector<std::size_t> summed;      // plan segments whose gradient row is a sum in scratch
     bool any_sparse = false;              // (its segments are rows: never replayed as dense)
     // A parameter updated element by element with float32/64 state may be cut anywhere: at its
-    // first cache line (Segment::lead), with its new state placed to match.
+    // first cache line (Segment::lead), with its new state placed to match (state_lead).
     const auto lead_of = [this](const Param& p) -> std::uint8_t { return plan_.align == 16 ? param_lead(p.checked) : 0; };
     StateArena arena;  // the zeroed state the loop below creates, reserved in its order
     for (std::size_t i = 0; i < params_.size(); ++i) {
         if (g[i] == Py_None) continue;
         const Param& p = params_[i];
         const unsigned used = layout_.used(r.slots_used(&values[p.group * kMaxHyperValues]), p.checked.dtype);
-        const std::size_t lead = lead_of(p);
+        const std::size_t lead = state_lead(p.checked.size, lead_of(p));
         for (int k = 0; k < slot_count_; ++k)
             if ((used & (1u << k)) && k != layout_.master_slot() && !p.slot->data[k] && layout_.shape(k, p.checked, shape)) {
                 const std::size_t item = dtype_size(layout_.dtype(k, p.checked.dtype));

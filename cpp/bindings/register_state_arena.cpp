@@ -32,7 +32,7 @@ void register_state_arena(py::module_& m) {
                 if (i < likes.size()) {
                     try {
                         const CheckedArray p = check_array(likes[i], false, [] { return std::string("like"); }, true, true);
-                        if (p.size == checked[i].size) lead = param_lead(p);
+                        if (p.size == checked[i].size) lead = state_lead(p.size, param_lead(p));
                     } catch (const std::exception&) {  // (no parameter to follow)
                     }
                 }

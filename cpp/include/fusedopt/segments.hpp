@@ -31,6 +31,10 @@ struct Segment {
     std::size_t offset = 0;
 };
 
+// A piece from a segment's start this long or longer runs the segment's lead apart
+// (kernels/parallel.hpp, PeelLead); a shorter one takes its lead in its vector loop.
+constexpr std::size_t kPeelMinElements = 1024;
+
 struct SegmentList {
     const Segment* segments;
     const std::size_t* starts;  // starts[i] = first element of segment i; starts[count] = total

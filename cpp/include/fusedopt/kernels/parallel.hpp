@@ -44,9 +44,9 @@ inline void walk(const SegmentList& l, std::size_t begin, std::size_t end, Body&
     }
 }
 
-// A piece from a segment's start, long enough, runs the segment's lead apart, so the rest
-// starts on a cache line of the parameter (Segment::lead; pieces start at 0 or after the lead).
-constexpr std::size_t kPeelMinElements = 1024;
+// A piece from a segment's start, long enough (kPeelMinElements: segments.hpp), runs the
+// segment's lead apart, so the rest starts on a cache line of the parameter (Segment::lead;
+// pieces start at 0 or after the lead).
 template <class Body>
 struct PeelLead {
     Body body;
