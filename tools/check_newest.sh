@@ -2,8 +2,9 @@
 # Build and test fusedopt with the newest CPython and GCC Debian has (sid), in a chroot made by
 # debootstrap: wheels for a new Python are built and tested by cibuildwheel with whatever
 # compiler and pybind11 are newest, and a new compiler takes its own freedoms (tools/check_clang.sh).
-# The suite runs without torch (PyPI has only multi-GB CUDA builds for a new Python), so its live
-# torch comparisons skip; the stored torch results (tests/data, tests/parity) still run.
+# The suite runs without torch (PyPI's Linux torch is a multi-GB CUDA build; the CPU build CI
+# installs is for the CI Python), so its live torch comparisons skip; the stored torch results
+# (tests/data, tests/parity) still run.
 # Linux, root, Debian's archive reachable. Not in CI (debootstrap takes minutes); run it when a
 # new Python or compiler is out.
 # Usage: tools/check_newest.sh [pytest args]   (PYTHON_VERSION: default 3.14; FUSEDOPT_SID_ROOT:
