@@ -23,25 +23,37 @@ from fusedopt import _core, reference
 REDUCING = [n for n in OPTIMIZERS if _core.rule_info(OPTIMIZERS[n].rule)["reduce_passes"]]
 
 
+def square_sums(a: np.ndarray) -> list[float]:
+    """The sums of squares of the norm's chunks of `a` (what its 2-norm is the square root of)."""
+    parts: list[np.ndarray] = []
+    _core.shard_norm([a], a.size, 0, lambda p: parts.append(p[0].copy()))
+    return parts[0].tolist()
+
+
 @pytest.mark.parametrize("dtype", [np.float32, np.float64, ml_dtypes.bfloat16, np.float16], ids=lambda d: np.dtype(d).name)
 def test_sums_of_squares_have_the_same_bits_on_every_target(dtype: type) -> None:
-    """Sums of squares (kernels/lane_sum.hpp, Lanes: element i of a run to lane i % 32, products
-    and sums without FMA; gradient norms, LARS', LAMB's and Adafactor's reductions) are one float64
-    on every target, whatever its vector code (AVX2: pairs of four lanes). Widely spread
-    magnitudes, so the order of the additions shows in the last bits; whole blocks of 32, tails.
-    16-bit arrays (widened 8 at a time) sum to the bits of their float32 copies'."""
+    """Sums of squares (kernels/lane_sum.hpp, Lanes: element i of a run to lane i % 32, each
+    square added with one rounding; gradient norms, LARS', LAMB's and Adafactor's reductions) are
+    one float64 on every target, whatever its vector code (AVX2: pairs of four lanes; a fused
+    multiply-add only where the square is exact). Widely spread magnitudes, so the order of the
+    additions shows in the last bits, and values near 1, where a float64 square's rounding does;
+    whole blocks of 32, tails. The sums are compared before their square root (which can hide a
+    last bit). 16-bit arrays (widened 8 at a time) sum to the bits of their float32 copies'."""
     rng = np.random.default_rng(5)
     sizes = (31, 32, 33, 100, 1037, 70_000)
     spread = 4 if np.dtype(dtype).itemsize >= 4 else 2  # (float16 overflows past 65504)
     arrays = [(rng.standard_normal(n) * 10.0 ** rng.uniform(-spread, spread, n)).astype(dtype) for n in sizes]
+    arrays += [rng.uniform(0.5, 2.0, n).astype(dtype) for n in (1037, 70_000)]
+
+    def figures(arrays: list[np.ndarray]) -> list[object]:
+        return [fusedopt.get_total_norm(arrays, 2.0)] + [(fusedopt.get_total_norm([a], 2.0), square_sums(a)) for a in arrays]
+
     norms = {}
     for target in SUPPORTED_TARGETS:
         with using_target(target):
-            norms[target] = [fusedopt.get_total_norm([a], 2.0) for a in arrays]
-            norms[target].append(fusedopt.get_total_norm(arrays, 2.0))
+            norms[target] = figures(arrays)
             if np.dtype(dtype).itemsize == 2:
-                wide = [a.astype(np.float32) for a in arrays]
-                assert norms[target] == [fusedopt.get_total_norm([w], 2.0) for w in wide] + [fusedopt.get_total_norm(wide, 2.0)], target
+                assert norms[target] == figures([a.astype(np.float32) for a in arrays]), target
     for target in SUPPORTED_TARGETS:
         assert norms[target] == norms["baseline"], target
 

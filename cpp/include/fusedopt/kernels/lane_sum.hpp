@@ -50,6 +50,21 @@ struct Lanes {
         load8(f, y);
     }
 
+    // s + y * y. Widened from float32 or narrower, y * y is exact in float64 (at most 48
+    // significant bits), so one fused multiply-add rounds where the sum does: the same bits in
+    // one instruction instead of two (a float32 norm pass took 1.8x its memory time on Zen 5).
+    template <class T>
+    static void add_square(F64x8& s, const F64x8& y) {
+#if defined(__AVX512F__)
+        if constexpr (sizeof(T) < sizeof(double)) {
+            s = reinterpret_cast<F64x8>(_mm512_fmadd_pd(reinterpret_cast<__m512d>(y), reinterpret_cast<__m512d>(y),
+                                                        reinterpret_cast<__m512d>(s)));
+            return;
+        }
+#endif
+        s += y * y;
+    }
+
     // Adds x[k]^2 for k < the largest multiple of 32 <= n; returns it.
     template <class T>
     std::size_t add_whole_blocks(const T* __restrict x, std::size_t n) {
@@ -60,10 +75,10 @@ struct Lanes {
             load8(x + i + 8, y1);
             load8(x + i + 16, y2);
             load8(x + i + 24, y3);
-            s0 += y0 * y0;
-            s1 += y1 * y1;
-            s2 += y2 * y2;
-            s3 += y3 * y3;
+            add_square<T>(s0, y0);
+            add_square<T>(s1, y1);
+            add_square<T>(s2, y2);
+            add_square<T>(s3, y3);
         }
         acc[0] = s0;
         acc[1] = s1;
@@ -92,8 +107,8 @@ struct Lanes {
         std::size_t i = 0;
         for (; i + 32 <= n; i += 32) {
             for (int k = 0; k < 8; ++k) {
-                const __m256d y = quad(x + i + 4 * k);
-                s[k] = _mm256_add_pd(s[k], _mm256_mul_pd(y, y));
+                const __m256d y = quad(x + i + 4 * k);  // (exact squares as above: x86-64-v3 has FMA)
+                s[k] = sizeof(T) < sizeof(double) ? _mm256_fmadd_pd(y, y, s[k]) : _mm256_add_pd(s[k], _mm256_mul_pd(y, y));
             }
         }
         __builtin_memcpy(acc, s, sizeof s);
