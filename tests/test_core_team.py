@@ -158,6 +158,15 @@ def test_team_choice_is_not_misled_by_the_first_team_steps() -> None:
     assert sum(used[:2_000]) > 1_800, "one thread chosen from the helpers' start-up"
 
 
+def test_team_choice_is_not_misled_by_a_disturbed_first_figure() -> None:
+    """Another process on a core while the team is first timed (70 us a step instead of 30; one
+    thread 58, NAdam at 256K): once the load is gone, the win of one thread is checked against a
+    fresh figure of the team, not kept for the next 400 ms."""
+    quiet, disturbed = (58_000, 30_000), (58_000, 70_000)
+    used = _core._simulate_team_choice([disturbed] * 600 + [quiet] * 10_000)
+    assert sum(used[1_500:8_000]) > 0.95 * 6_500, "one thread kept after a disturbed first figure"
+
+
 def test_team_choice_leaves_a_team_that_stalls() -> None:
     """A helper that a busy neighbour keeps off the CPU: each team step waits a 10 ms slice."""
     share, cost = _share_and_cost([(300_000, 10_000_000)] * 20_000)

@@ -1,6 +1,10 @@
 // TeamChoice (team.hpp): exploration by time. Steps run in epochs of one mode: long ones in the
 // mode that was faster (exploit), short ones in the other (explore). An epoch's mean step time,
 // stalls included, is that mode's figure, and the next exploit epoch goes to the faster mode.
+// An explored mode that wins is compared with a fresh figure of the other before it takes over:
+// the other's last one may come from a few disturbed milliseconds (another process on a core
+// while the team was timed at start: 20 ms of figures then handed 400 ms to one thread, 1.9x
+// slower steps; the bench's rows at 256K showed it once or twice a run).
 // A rare stall (a helper preempted inside its piece: milliseconds) can outweigh thousands of
 // microsecond gains, so figures are means over whole epochs, never a best sample.
 #include <algorithm>
@@ -78,9 +82,14 @@ void TeamChoice::record(bool team, std::int64_t ns) {
         start_epoch(!mode_, true, kExploreNs);
     } else if (!explore_) {  // exploited long enough, or lost its lead: look at the other
         start_epoch(!mode_, !losing, losing ? kMinExploitNs : kExploreNs);
-    } else if (mean < kExploreWins * other) {  // the explored mode won
-        exploit_ns_ = kMinExploitNs;
-        start_epoch(mode_, false, exploit_ns_);
+    } else if (confirming_) {  // this mode measured again after the other won against it
+        confirming_ = false;
+        const bool other_won = other < kExploreWins * mean;
+        exploit_ns_ = other_won ? kMinExploitNs : std::min(2 * exploit_ns_, kMaxExploitNs);
+        start_epoch(other_won ? !mode_ : mode_, false, exploit_ns_);
+    } else if (mean < kExploreWins * other) {  // the explored mode won: against a figure of the
+        confirming_ = true;                     // other that may be old, so measure that again
+        start_epoch(!mode_, true, kExploreNs);
     } else {
         exploit_ns_ = std::min(2 * exploit_ns_, kMaxExploitNs);
         start_epoch(!mode_, false, exploit_ns_);

@@ -45,6 +45,7 @@ private:
     bool explore_ = true;
     bool first_ = true;
     bool warm_ = false;            // the first epoch is over (its figure is not kept)
+    bool confirming_ = false;      // this epoch re-measures the mode the explored one beat
     std::int64_t length_ns_ = 20'000'000;
     std::int64_t exploit_ns_ = 400'000'000;
     std::int64_t time_ns_ = 0;     // this epoch's measured steps
