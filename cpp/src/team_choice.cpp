@@ -85,15 +85,18 @@ void TeamChoice::record(bool team, std::int64_t ns) {
     } else if (confirming_) {  // this mode measured again after the other won against it
         confirming_ = false;
         const bool other_won = other < kExploreWins * mean;
-        exploit_ns_ = other_won ? kMinExploitNs : std::min(2 * exploit_ns_, kMaxExploitNs);
-        start_epoch(other_won ? !mode_ : mode_, false, exploit_ns_);
+        exploit(other_won ? !mode_ : mode_, other_won);
     } else if (mean < kExploreWins * other) {  // the explored mode won: against a figure of the
         confirming_ = true;                     // other that may be old, so measure that again
         start_epoch(!mode_, true, kExploreNs);
     } else {
-        exploit_ns_ = std::min(2 * exploit_ns_, kMaxExploitNs);
-        start_epoch(!mode_, false, exploit_ns_);
+        exploit(!mode_, false);
     }
+}
+
+void TeamChoice::exploit(bool mode, bool took_over) {
+    exploit_ns_ = took_over ? kMinExploitNs : std::min(2 * exploit_ns_, kMaxExploitNs);
+    start_epoch(mode, false, exploit_ns_);
 }
 
 }  // namespace fusedopt

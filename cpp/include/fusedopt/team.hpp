@@ -39,6 +39,9 @@ public:
 
 private:
     void start_epoch(bool mode, bool explore, std::int64_t length_ns);
+    // An exploit epoch of `mode`: the shortest if it just took over, else twice the last (the
+    // other keeps losing), up to the longest.
+    void exploit(bool mode, bool took_over);
 
     double mean_[2] = {0.0, 0.0};  // ns per step of the last epoch in each mode (0: none yet)
     bool mode_ = true;             // this epoch's: the team first
